@@ -1,0 +1,43 @@
+"""Errors users see: one line that says what is wrong and how to fix it, plus the documented exit code.
+
+Exit codes (the CLI contract, also in README): 0 passed, 2 usage or input error, 3 an accuracy gate failed,
+4 a latency or size gate failed, 5 the target's toolchain is unavailable.
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_ACCURACY_GATE = 3
+EXIT_BUDGET_GATE = 4
+EXIT_TOOLCHAIN = 5
+
+
+class EdgekitError(Exception):
+    """Base of all user-facing errors; `str()` is the one-line message."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+
+
+class CheckpointError(EdgekitError):
+    """A checkpoint is missing, unreadable, unsafe or does not match its architecture."""
+
+
+class RecipeError(EdgekitError):
+    """A recipe or target file is invalid."""
+
+
+class InputError(EdgekitError):
+    """Data given to a model or runtime has the wrong shape, dtype or values."""
+
+
+class ExportError(EdgekitError):
+    """ONNX export failed; the message names the module or op at fault."""
+
+
+class ToolchainUnavailable(EdgekitError):
+    exit_code = EXIT_TOOLCHAIN

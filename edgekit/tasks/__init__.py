@@ -1,0 +1,1 @@
+"""Tasks: data generators and metrics for the demo models (Sudoku, Maze, digits for DEQ)."""

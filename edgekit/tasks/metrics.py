@@ -1,0 +1,66 @@
+"""Task metrics over per-step rollouts: exact-sequence and cell accuracy, at every budget and with halting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def exact_and_cell(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """Exact accuracy (all supervised positions right) and mean per-sequence cell accuracy.
+    `mask` marks supervised positions (all by default, as in Sudoku where every cell is labelled)."""
+    if mask is None:
+        mask = np.ones_like(labels, dtype=bool)
+    ok = (pred == labels) & mask
+    n = mask.sum(-1).clip(min=1)
+    exact = float(np.mean(ok.sum(-1) == mask.sum(-1)))
+    cell = float(np.mean(ok.sum(-1) / n))
+    return exact, cell
+
+
+@dataclass
+class StepMetrics:
+    """Accuracy after each step budget plus what early halting does."""
+
+    exact_per_step: list[float]
+    cell_per_step: list[float]
+    halting_steps: np.ndarray | None  # 1-based step where each sample halts (budget where it never does)
+    exact_halted: float | None
+    cell_halted: float | None
+
+    @property
+    def halted_before_cap(self) -> float | None:
+        if self.halting_steps is None:
+            return None
+        return float(np.mean(self.halting_steps < len(self.exact_per_step)))
+
+    @property
+    def mean_steps(self) -> float | None:
+        return None if self.halting_steps is None else float(np.mean(self.halting_steps))
+
+    def summary(self) -> dict:
+        out = {"exact_1": self.exact_per_step[0], "cell_1": self.cell_per_step[0],
+               "exact_full": self.exact_per_step[-1], "cell_full": self.cell_per_step[-1],
+               "steps": len(self.exact_per_step)}
+        if self.halting_steps is not None:
+            out.update(exact_halted=self.exact_halted, cell_halted=self.cell_halted,
+                       halted_before_cap=self.halted_before_cap, mean_steps=self.mean_steps)
+        return out
+
+
+def step_metrics(preds: list[np.ndarray], labels: np.ndarray, halt_logits: list[np.ndarray] | None = None,
+                 mask: np.ndarray | None = None, threshold: float = 0.0) -> StepMetrics:
+    """`preds[t]` are argmax predictions after step t+1; `halt_logits[t]` the halting logits then."""
+    ex, ce = zip(*(exact_and_cell(p, labels, mask) for p in preds))
+    if not halt_logits:
+        return StepMetrics(list(ex), list(ce), None, None, None)
+    hs = halting_steps(np.stack(halt_logits), threshold)
+    chosen = np.stack(preds)[hs - 1, np.arange(labels.shape[0])]
+    eh, chh = exact_and_cell(chosen, labels, mask)
+    return StepMetrics(list(ex), list(ce), hs, eh, chh)
+
+
+def halting_steps(q: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """q: [T, B] halting logits -> first 1-based step with q > threshold, T where none."""
+    halted = q > threshold
+    return np.where(halted.any(0), halted.argmax(0) + 1, q.shape[0])
