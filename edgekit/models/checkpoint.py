@@ -207,7 +207,7 @@ def load_act(path: str | Path, seq_len: int | None = None, forward_dtype: str | 
     config = infer_act_config(arch, sd, seq_len, raw.get("edgekit"))
     model = build_act_model(config)
     load_into(model, sd, str(weights))
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 def save_act(model: ACTModel, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -268,7 +268,7 @@ def load_deq(path: str | Path):
     model = build_deq(config)
     weights = Path(path) if Path(path).is_file() else folder / "model.safetensors"
     load_into(model, read_state_dict(weights), str(weights))
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 def load_model(path: str | Path, seq_len: int | None = None, forward_dtype: str | None = None):

@@ -79,7 +79,11 @@ def anderson(fn, z0: torch.Tensor, s: SolverConfig) -> SolveResult:
             z_new = s.anderson_beta * fz + (1 - s.anderson_beta) * z
         else:
             G = torch.stack(F, 1) - torch.stack(X, 1)  # [B, n, D]
-            A = G @ G.transpose(1, 2) + s.anderson_lam * torch.eye(n)
+            GG = G @ G.transpose(1, 2)
+            # Tikhonov term relative to the Gram scale: an absolute lam dominates near convergence and
+            # degrades Anderson to plain averaging (shared/research/deq.md §6.3).
+            scale = GG.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)[:, None, None]
+            A = GG + s.anderson_lam * scale * torch.eye(n)
             w = torch.linalg.solve(A, torch.ones(b, n, 1))
             alpha = w / w.sum(1, keepdim=True)  # [B, n, 1]
             fx = (alpha * torch.stack(F, 1)).sum(1)

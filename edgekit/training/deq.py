@@ -49,7 +49,7 @@ def train_deq(model: DEQModel, x: np.ndarray, y: np.ndarray, s: DEQTrainSettings
                 sigma = torch.linalg.matrix_norm(W, ord=2)
                 if sigma > s.max_spectral_norm:
                     W.mul_(s.max_spectral_norm / sigma)
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         if epoch % 10 == 0 or epoch == s.epochs:
             log(f"epoch {epoch} loss {total / len(x):.4f} ({time.time() - t0:.0f}s)")
     model.eval()

@@ -1,0 +1,52 @@
+"""The three graphs every recursive model is exported as: encode, step, readout.
+
+They are the unit the host-loop runtime, quantization and TensorRT step engines use (issue #3 builds unrolled
+and ONNX-Loop forms on top of the step graph). Names of inputs/outputs are fixed so the runtime needs no
+model-specific code:
+
+  encode:  inputs [B, S] (int64 tokens, or float features for DEQ)      -> x
+  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT) | residual (DEQ)
+  readout: <state names...>                                             -> logits[, halt]
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models.base import RecursiveModel, relative_residual
+
+
+class EncodeGraph(nn.Module):
+    def __init__(self, model: RecursiveModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(inputs).float()
+
+
+class StepGraph(nn.Module):
+    def __init__(self, model: RecursiveModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        *state, x = args
+        new = self.model.step(tuple(state), x)
+        if self.model.family == "deq":
+            extra = relative_residual(new[0], state[0])
+        else:
+            extra = self.model.readout(new).halt_logit
+        return (*new, extra)
+
+
+class ReadoutGraph(nn.Module):
+    def __init__(self, model: RecursiveModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        r = self.model.readout(tuple(state))
+        if r.halt_logit is None:
+            return (r.logits.float(),)
+        return r.logits.float(), r.halt_logit.float()

@@ -1,0 +1,76 @@
+"""Export a RecursiveModel's encode / step / readout graphs to ONNX (fp32, dynamic batch).
+
+Uses the TorchScript-based exporter: it exports these static graphs in well under a second each, where the
+dynamo exporter takes ~10 s and cannot make batch dynamic from a batch-1 example (shared/research/probe.md §2a).
+"""
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+
+from ..errors import ExportError
+from ..models.base import RecursiveModel
+from .graphs import EncodeGraph, ReadoutGraph, StepGraph
+
+
+@dataclass
+class ExportedGraph:
+    name: str
+    path: Path
+    inputs: list[str]
+    outputs: list[str]
+    seconds: float
+    bytes: int
+
+
+def example_inputs(model: RecursiveModel, batch: int = 2) -> torch.Tensor:
+    if model.family == "deq":
+        return torch.rand(batch, model.encoder.in_features)
+    return torch.randint(1, model.config.vocab_size, (batch, model.config.seq_len), dtype=torch.long)
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int) -> ExportedGraph:
+    t0 = time.time()
+    dyn = {n: {0: "batch"} for n in inputs + outputs}
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=dyn,
+                              opset_version=opset, dynamo=False, do_constant_folding=True)
+    except Exception as e:  # the exporter raises many types; name the graph and the op it reports
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"exporting the {path.stem} graph of {type(module.model).__name__} failed: {first[:240]}",
+                          "check the op named above against the opset, or lower export.opset") from None
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.producer_name = "edgekit"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{path.name} fails onnx.checker: {str(e).splitlines()[0][:240]}", "report this as an edgekit bug") from None
+    data = proto.SerializeToString()
+    path.write_bytes(data)
+    return ExportedGraph(path.stem, path, inputs, outputs, time.time() - t0, len(data))
+
+
+@torch.no_grad()
+def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17) -> list[ExportedGraph]:
+    """Write encode.onnx, step.onnx, readout.onnx into `folder` and return what was written."""
+    model = model.eval()
+    inp = example_inputs(model)
+    x = model.encode(inp)
+    state = model.initial_state(x)
+    names = list(model.state_names)
+    extra = "residual" if model.family == "deq" else "halt"
+    head_out = ["logits"] if model.family == "deq" else ["logits", "halt"]
+    return [
+        _export(EncodeGraph(model), (inp,), folder / "encode.onnx", ["inputs"], ["x"], opset),
+        _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra], opset),
+        _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset),
+    ]

@@ -1,0 +1,162 @@
+"""Recipes and targets: versioned YAML schemas, validated before any heavy work.
+
+Recipes are data, never code: they are parsed with `yaml.safe_load`, every key is checked against the schema
+(an unknown key gets the closest valid name), and nothing in them is imported or evaluated.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import RecipeError
+
+RECIPE_SCHEMA_VERSION = 1
+TARGET_SCHEMA_VERSION = 1
+TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    path: str = Field(description="checkpoint folder or file, relative to the recipe file")
+    seq_len: int | None = Field(default=None, gt=0, description="only for RoPE checkpoints whose shapes cannot tell")
+
+
+class TaskSection(_Strict):
+    name: Literal["sudoku", "digits"]
+    n: int = Field(default=256, gt=0, description="held-out samples to evaluate on")
+    givens: tuple[int, int] | None = Field(default=None, description="sudoku: range of givens (default 28-40)")
+    seed: int = 123
+
+
+class ExportSection(_Strict):
+    opset: int = Field(default=17, ge=13, le=23)
+    form: Literal["step"] = "step"
+    dtype: Literal["float32"] = "float32"
+
+
+class ValidateSection(_Strict):
+    halt_threshold: float = 0.0
+    batch_size: int = Field(default=64, gt=0)
+
+
+class GatesSection(_Strict):
+    max_exact_drop: float | None = Field(default=0.01, ge=0, le=1, description="fraction, e.g. 0.01 = 1 point")
+    min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
+
+
+class Recipe(_Strict):
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: ModelSection
+    task: TaskSection
+    target: str = "x86-cpu"
+    export: ExportSection = ExportSection()
+    validate_: ValidateSection = Field(default=ValidateSection(), alias="validate")
+    gates: GatesSection = GatesSection()
+    output: str | None = Field(default=None, description="artefact folder (default artefacts/<name>), relative to the recipe")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, v: str) -> str:
+        names = target_names()
+        if v not in names:
+            raise ValueError(f"unknown target {v!r}{_suggest(v, names)}; `edgekit targets` lists them")
+        return v
+
+
+class Target(_Strict):
+    schema_version: Literal[1] = 1
+    name: str
+    description: str
+    backend: Literal["onnxruntime", "tensorrt"]
+    precisions: list[Literal["fp32", "fp16", "bf16", "int8", "fp8"]]
+    max_opset: int = 20
+    tensorrt: str | None = Field(default=None, description="TensorRT version range, e.g. '>=10.3,<10.4'")
+    compute_capability: str | None = None
+    memory_gb: float | None = None
+    workspace_mb: int | None = None
+    batch_sizes: list[int] = [1, 64]
+
+
+def _suggest(word: str, options: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def target_names() -> list[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.yaml"))
+
+
+def load_target(name: str) -> Target:
+    path = TARGETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise RecipeError(f"unknown target {name!r}{_suggest(name, target_names())}", "`edgekit targets` lists the valid ones")
+    return Target(**_read_yaml(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path} does not exist", "check the path") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path} is a folder, not a recipe file", "pass a .yaml recipe") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path} is not a text file", "pass a YAML recipe") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path} is not valid YAML{where}", "fix the syntax (indentation, colons, quotes)") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path} must be a YAML mapping of recipe keys", "see recipes/trm-sudoku.yaml for the layout")
+    return data
+
+
+def _model_fields(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    out: dict[str, type[BaseModel] | None] = {}
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        out[f.alias or name] = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return out
+
+
+def _explain(e: ValidationError, schema: type[BaseModel], data: dict[str, Any]) -> str:
+    err = e.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    where = ".".join(loc) or "recipe"
+    if err["type"] == "extra_forbidden":
+        # Walk the schema to the parent of the bad key and suggest the closest valid sibling.
+        model: type[BaseModel] | None = schema
+        for part in loc[:-1]:
+            model = _model_fields(model).get(part) if model else None
+        valid = list(_model_fields(model)) if model else []
+        return f"unknown key {where!r}{_suggest(loc[-1], valid)}"
+    if err["type"] == "missing":
+        return f"missing required key {where!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg} (got {err.get('input')!r})" if "unknown target" not in msg else msg
+
+
+def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    version = data.get("schema_version", RECIPE_SCHEMA_VERSION)
+    if version != RECIPE_SCHEMA_VERSION:
+        raise RecipeError(f"{source}: schema_version {version!r} is not supported", f"this edgekit reads schema_version {RECIPE_SCHEMA_VERSION}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(f"{source}: {_explain(e, Recipe, data)}", "see recipes/trm-sudoku.yaml and README 'Recipes'") from None
+
+
+def load_recipe(path: str | Path) -> tuple[Recipe, Path]:
+    """(recipe, folder that relative paths in it are resolved against)."""
+    path = Path(path)
+    return parse_recipe(_read_yaml(path), str(path)), path.resolve().parent
