@@ -29,8 +29,6 @@ from edgekit.models.checkpoint import load_model, save_act
 from edgekit.models.config import ACTConfig
 from edgekit.tasks import sudoku
 
-REF_CLASSES = {"trm": ("models.recursive_reasoning.trm", "TinyRecursiveReasoningModel_ACTV1"),
-               "hrm": ("models.hrm.hrm_act_v1", "HierarchicalReasoningModel_ACTV1")}
 
 
 def _flash_attn_stub() -> types.ModuleType:
@@ -44,15 +42,16 @@ def _flash_attn_stub() -> types.ModuleType:
     return mod
 
 
-def import_reference(repo: Path, family: str):
-    """Import the reference model class from a checked-out repo (both repos use the top-level name `models`)."""
+def import_reference(repo: Path, arch_name: str):
+    """Import the class an arch name points at (`hrm.hrm_act_v1@Cls` -> models.hrm.hrm_act_v1.Cls), as the
+    reference training code does, from a checked-out repo (both repos use the top-level name `models`)."""
     for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
         del sys.modules[name]
     sys.modules.setdefault("flash_attn", _flash_attn_stub())
     sys.path.insert(0, str(repo))
     try:
-        module_name, cls = REF_CLASSES[family]
-        module = __import__(module_name, fromlist=[cls])
+        module_name, cls = arch_name.split("@")
+        module = __import__("models." + module_name, fromlist=[cls])
         return getattr(module, cls)
     finally:
         sys.path.remove(str(repo))
@@ -79,7 +78,7 @@ def reference_rollout(ref_cls, arch: dict, sd: dict, inputs: torch.Tensor, steps
     return logits, qs
 
 
-def compare(name: str, model_dir: Path | None, family_preset: dict | None, repo: Path, dtype: str, inputs: torch.Tensor, steps: int) -> list[dict]:
+def compare(name: str, model_dir: Path | None, family_preset: dict | None, repos: dict[str, Path], dtype: str, inputs: torch.Tensor, steps: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if model_dir is None:  # random init (per-step parity only: random recursive models are chaotic)
@@ -89,8 +88,9 @@ def compare(name: str, model_dir: Path | None, family_preset: dict | None, repo:
             model_dir = Path(tmp) / "src"
         raw = yaml.safe_load((model_dir / "all_config.yaml").read_text())
         base = load_model(model_dir)
-        family = base.family
-        ref_cls = import_reference(repo, family)
+        # sapientinc/HRM for `hrm.hrm_act_v1`; the TRM repository for `recursive_reasoning.*` (its TRM and HRM copy)
+        repo = repos["hrm"] if raw["arch"]["name"].startswith("hrm.") else repos["trm"]
+        ref_cls = import_reference(repo, raw["arch"]["name"])
         arch = {**raw["arch"], "forward_dtype": dtype}
         plain = base.state_dict()
         for prefix in ("_orig_mod.model.inner.", "model.inner."):
@@ -136,22 +136,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--extra", type=Path, nargs="*", default=[], help="more checkpoint folders to compare")
     args = ap.parse_args(argv)
     pool = sudoku.SudokuPool.generate(args.n, seed=7)
     inputs = torch.from_numpy(pool.sample(args.n, (28, 40), np.random.default_rng(7))[0])
     models = Path(__file__).parent / "models"
     att = dict(family="trm", seq_len=81, vocab_size=11, puzzle_emb_ndim=128, H_cycles=2, L_cycles=3, L_layers=2, hidden_size=128,
                expansion=4, num_heads=4, pos_encodings="rope", halt_max_steps=16, forward_dtype="float32")
-    cases = [("trm-mlp (trained demo)", models / "trm-sudoku", None, args.trm_repo),
-             ("hrm (trained demo)", models / "hrm-sudoku", None, args.hrm_repo),
-             ("trm-att (random init)", None, att, args.trm_repo)]
+    hrm_att = {**att, "family": "hrm", "H_layers": 2, "H_cycles": 2, "L_cycles": 2}
+    cases = [(f"{d.name} (demo)", d, None) for d in sorted(models.iterdir()) if (d / "all_config.yaml").is_file()]
+    cases += [(f"{d.name} (extra)", d, None) for d in args.extra]
+    cases += [("trm-att (random init)", None, att), ("hrm-att (random init)", None, hrm_att)]
+    repos = {"hrm": args.hrm_repo, "trm": args.trm_repo}
     rows = []
     for dtype in ("float32", "bfloat16"):
-        for name, d, preset, repo in cases:
-            rows += compare(name, d, preset, repo, dtype, inputs, args.steps)
-    print(f"{'model':24} {'dtype':9} {'prefix':24} {'step':>4} {'max|dlogits|':>12} {'max|dq|':>10} {'argmax':>7} bitwise")
+        for name, d, preset in cases:
+            rows += compare(name, d, preset, repos, dtype, inputs, args.steps)
+    print(f"{'model':26} {'dtype':9} {'prefix':24} {'step':>4} {'max|dlogits|':>12} {'max|dq|':>10} {'argmax':>7} bitwise")
     for r in rows:
-        print(f"{r['model']:24} {r['dtype']:9} {r['prefix']:24} {r['step']:>4} {r['max_abs_dlogits']:12.3e} {r['max_abs_dq']:10.3e} {r['argmax_agreement']:7.4f} {r['bitwise_equal']}")
+        print(f"{r['model']:26} {r['dtype']:9} {r['prefix']:24} {r['step']:>4} {r['max_abs_dlogits']:12.3e} {r['max_abs_dq']:10.3e} {r['argmax_agreement']:7.4f} {r['bitwise_equal']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -35,6 +35,9 @@ PRESETS = {
     # HRM: two 2-layer stacks, 2x2 cycles, RoPE as the reference; and with learned positions (also reference).
     "hrm": dict(family="hrm", H_cycles=2, L_cycles=2, H_layers=2, L_layers=2, hidden_size=128, expansion=4,
                 num_heads=4, pos_encodings="rope"),
+    # HRM with the token-mixing MLP of the TRM repository's HRM copy: learns Sudoku within a CPU budget.
+    "hrm-mlp": dict(family="hrm", H_cycles=2, L_cycles=2, H_layers=2, L_layers=2, hidden_size=128, expansion=4,
+                    num_heads=4, pos_encodings="none", mlp_t=True),
     "hrm-learned": dict(family="hrm", H_cycles=2, L_cycles=2, H_layers=2, L_layers=2, hidden_size=128, expansion=4,
                         num_heads=4, pos_encodings="learned"),
 }
@@ -43,6 +46,10 @@ RECIPES = {
     "trm": dict(steps=3400, batch_size=128, lr=1.5e-3, givens=(28, 40)),
     "trm-att": dict(steps=3400, batch_size=128, lr=1.5e-3, givens=(28, 40)),
     "hrm": dict(steps=3600, batch_size=128, lr=1e-3, givens=(34, 40)),
+    # HRM with the token-mixing MLP of the TRM repository's HRM copy: learns Sudoku within a CPU budget.
+    "hrm-mlp": dict(family="hrm", H_cycles=2, L_cycles=2, H_layers=2, L_layers=2, hidden_size=128, expansion=4,
+                    num_heads=4, pos_encodings="none", mlp_t=True),
+    "hrm-mlp": dict(steps=4400, batch_size=128, lr=1.5e-3, givens=(28, 40)),
     "hrm-learned": dict(steps=3600, batch_size=128, lr=1e-3, givens=(34, 40)),
 }
 EVAL_GIVENS = {"40": 40, "34": 34, "28": 28, "minimal": 0}

@@ -19,7 +19,7 @@ def small_trm_recipe(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("recipe")
     text = (ROOT / "recipes" / "trm-sudoku.yaml").read_text()
     text = text.replace("path: ../examples/models/trm-sudoku", f"path: {MODELS / 'trm-sudoku'}")
-    text = text.replace("n: 256", "n: 48").replace("output: ../artefacts/trm-sudoku", f"output: {d / 'artefact'}")
+    text = text.replace("n: 256", "n: 32").replace("output: ../artefacts/trm-sudoku", f"output: {d / 'artefact'}")
     p = d / "trm.yaml"
     p.write_text(text)
     return p

@@ -121,8 +121,7 @@ def infer_act_config(arch: dict[str, Any], sd: dict[str, torch.Tensor], seq_len:
     cfg = {k: v for k, v in arch.items() if k in fields}
     cfg["family"] = family
     if family == "hrm":
-        cfg.pop("mlp_t", None)
-        cfg.pop("puzzle_emb_len", None)
+        cfg.pop("puzzle_emb_len", None)  # HRM always uses ceil(puzzle_emb_ndim / hidden) prefix rows
     if isinstance(cfg.get("puzzle_emb_ndim"), str):  # "${.hidden_size}" left unresolved by a hand-written config
         cfg["puzzle_emb_ndim"] = cfg.get("hidden_size")
     emb = sd.get("embed_tokens.embedding_weight")
@@ -219,13 +218,17 @@ def save_act(model: ACTModel, folder: str | Path, metadata: dict[str, Any] | Non
     c = model.config
     arch = c.model_dump()
     family = arch.pop("family")
-    arch = {"name": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1" if family == "trm" else "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
+    # HRM with mlp_t exists only in the TRM repository's copy of HRM (models/recursive_reasoning/hrm.py).
+    names = {"trm": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
+             "hrm": "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1" if c.mlp_t else "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"}
+    arch = {"name": names[family],
             "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"}, **arch}
     arch.pop("seq_len")
     arch.pop("vocab_size")
     arch.pop("num_puzzle_identifiers")
     if family == "hrm":
-        arch.pop("mlp_t")
+        if not c.mlp_t:
+            arch.pop("mlp_t")
         arch.pop("puzzle_emb_len")
         arch.pop("no_ACT_continue")
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}

@@ -41,10 +41,8 @@ class ACTConfig(BaseModel):
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.family == "hrm" and self.H_layers == 0:
             raise ValueError("HRM needs H_layers > 0")
-        if self.family == "hrm" and self.mlp_t:
-            raise ValueError("mlp_t is a TRM option; set family: trm")
-        if self.family == "hrm" and self.pos_encodings == "none":
-            raise ValueError("HRM supports pos_encodings rope or learned (the reference raises on anything else)")
+        if self.family == "hrm" and self.pos_encodings == "none" and not self.mlp_t:
+            raise ValueError("an attention HRM needs pos_encodings rope or learned (sapientinc/HRM raises on anything else)")
         if self.prefix_len and self.puzzle_emb_ndim == 0:
             raise ValueError("puzzle_emb_len > 0 needs puzzle_emb_ndim > 0 (the reference would mis-shape its carry)")
         return self

@@ -42,6 +42,8 @@ class Runner:
         self.sessions = {name: ort.InferenceSession(str(self.folder / rel), opts, providers=["CPUExecutionProvider"])
                          for name, rel in self.manifest["files"].items() if rel.endswith(".onnx")}
         self.state_names: list[str] = self.graph["state_names"]
+        # Exporters drop unused inputs (TRM's readout reads z_H only), so feed each graph just what it declares.
+        self.input_names = {name: {i.name for i in sess.get_inputs()} for name, sess in self.sessions.items()}
         self.family: str = self.manifest["model"]["family"]
 
     # -- input contract -----------------------------------------------------------------------------------------
@@ -76,17 +78,20 @@ class Runner:
         x = self.sessions["encode"].run(None, {"inputs": x_in})[0]
         state = self._initial_state(x)
         res = RunResult()
-        step_sess, head = self.sessions["step"], self.sessions["readout"]
         for _ in range(steps):
-            out = step_sess.run(None, {**dict(zip(self.state_names, state)), "x": x})
+            out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
             state, extra = out[:-1], out[-1]
             (res.residual if self.family == "deq" else res.halt).append(extra)
             if record:
-                logits = head.run(None, dict(zip(self.state_names, state)))[0]
+                logits = self._call("readout", dict(zip(self.state_names, state)))[0]
                 res.preds.append(logits.argmax(-1))
                 res.logits = logits
         res.steps = np.full(x_in.shape[0], steps)
         return res
+
+    def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        wanted = self.input_names[graph]
+        return self.sessions[graph].run(None, {k: v for k, v in feeds.items() if k in wanted})
 
     def _initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         init = self.graph["initial_state"]
