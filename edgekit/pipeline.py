@@ -113,7 +113,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
     else:
         fp32 = load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype="float32")
     data = load_task(recipe)
-    weights_file = find_files(model_path)[0] if model_path.is_dir() or model_path.is_file() else model_path
+    weights_file = find_files(model_path)[0]
     with atomic_folder(final) as tmp:
         log(f"exporting ONNX graphs (opset {recipe.export.opset})")
         from .export.onnx_export import export_step_graphs
@@ -146,7 +146,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         from .validate.compare import agreement, variant_metrics
 
         bs = recipe.validate_.batch_size
-        ref = _torch_variant(native, data, f"pytorch ({getattr(native, 'config', None) and native.config.forward_dtype or 'float32'})", bs)
+        native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
+        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
         variants = [ref]
         if fp32 is not native:
             variants.append(_torch_variant(fp32, data, "pytorch (float32)", bs))

@@ -32,15 +32,6 @@ class Rollout:
     states: list[State] = field(default_factory=list)
     residuals: list[torch.Tensor] = field(default_factory=list)
 
-    def halting_step(self, threshold: float = 0.0) -> torch.Tensor:
-        """First step (1-based) whose halting logit exceeds the threshold; the step budget where none does."""
-        if not self.halt_logits:
-            raise ValueError("this rollout has no halting logits (DEQ models halt on the residual instead)")
-        q = torch.stack(self.halt_logits)  # [T, B]
-        halted = q > threshold
-        first = torch.where(halted.any(0), halted.float().argmax(0) + 1, torch.full_like(halted[0], len(q), dtype=torch.long))
-        return first.long()
-
 
 class RecursiveModel(nn.Module):
     """Base class; subclasses fill in the four pieces and declare their step budget."""
