@@ -54,22 +54,12 @@ class ExportOutcome:
 
 
 def _torch_variant(model, data: TaskData, name: str, batch: int):
-    import torch
-
+    from .tasks.evaluate import rollout_predictions
     from .validate.compare import Variant
 
     t0 = time.time()
-    preds, halts, last = [], [], []
-    with torch.no_grad():
-        for i in range(0, len(data.inputs), batch):
-            r = model.rollout(torch.from_numpy(data.inputs[i:i + batch]))
-            preds.append([lg.float().argmax(-1).numpy() for lg in r.logits])
-            halts.append([h.float().numpy() for h in r.halt_logits])
-            last.append(r.logits[-1].float().numpy())
-    steps = len(preds[0])
-    return Variant(name, [np.concatenate([c[s] for c in preds]) for s in range(steps)],
-                   [np.concatenate([c[s] for c in halts]) for s in range(steps)] if halts[0] else [],
-                   np.concatenate(last), time.time() - t0)
+    preds, halts, last = rollout_predictions(model, data.inputs, batch_size=batch)
+    return Variant(name, preds, halts, last, time.time() - t0)
 
 
 def _onnx_variant(folder: Path, data: TaskData, name: str, batch: int):
