@@ -38,13 +38,14 @@ def test_trm_demo_recursion_and_halting_matter(root, puzzles):
     assert s["exact_full"] >= s["exact_1"] + 0.3      # recursion matters on harder puzzles
 
 
-def test_hrm_demo_recursion_matters(root, puzzles):
+def test_hrm_demo_recursion_and_halting_matter(root, puzzles):
     m = load_model(root / "examples" / "models" / "hrm-sudoku")
-    assert m.family == "hrm"
+    assert m.family == "hrm" and m.prefix_len == 1
     x, y = puzzles["34-40"]
     s = evaluate(m, x, y).summary()
-    assert s["cell_full"] >= s["cell_1"] + 0.05
-    assert s["exact_full"] > s["exact_1"]
+    assert s["exact_full"] >= 0.75
+    assert s["exact_full"] >= s["exact_1"] + 0.5       # one ACT step solves almost nothing
+    assert s["halted_before_cap"] >= 0.3
 
 
 def test_deq_demo_converges_and_classifies(root):
