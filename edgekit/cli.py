@@ -53,14 +53,15 @@ def export(recipe: Path = typer.Argument(..., help="recipe YAML, e.g. recipes/tr
 
 def _print_results(res: dict, folder: Path) -> None:
     t = Table(title=f"{res['recipe']} → {res['target']}  ({res['data']})")
-    for col in ("variant", "exact@1", "exact@budget", "cell@budget", "exact (halting)", "halted<cap", "argmax vs ref", "max|Δlogits|", "time s"):
+    for col in ("variant", "exact@1", "exact@budget", "cell@budget", "exact (halting)", "halted<cap", "argmax vs ref",
+                "argmax vs torch fp32", "max|Δlogits| vs torch fp32", "time s"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for e in res["variants"]:
-        m, v = e["metrics"], e.get("vs_reference", {})
-        f = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+        m, v, p = e["metrics"], e.get("vs_reference", {}), e.get("vs_pytorch_float32", {})
+        f = lambda x, fmt=".3f": "–" if x is None else format(x, fmt)  # noqa: E731
         t.add_row(e["name"], f(m.get("exact_1")), f(m.get("exact_full")), f(m.get("cell_full")), f(m.get("exact_halted")),
-                  f(m.get("halted_before_cap")), "–" if "argmax_agreement_last" not in v else f"{v['argmax_agreement_last']:.4f}",
-                  "–" if "max_abs_dlogits_last" not in v else f"{v['max_abs_dlogits_last']:.2e}", f(e.get("seconds")))
+                  f(m.get("halted_before_cap")), f(v.get("argmax_agreement_last"), ".4f"), f(p.get("argmax_agreement_last"), ".4f"),
+                  f(p.get("max_abs_dlogits_last"), ".2e"), f(e.get("seconds"), ".1f"))
     console.print(t)
     for g in res["gates"]:
         mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"

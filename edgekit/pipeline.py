@@ -144,11 +144,15 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         variants.append(onnx_v)
         thr = recipe.validate_.halt_threshold
         entries = []
+        fp32_v = variants[1] if fp32 is not native else ref
         for v in variants:
             m = variant_metrics(v, data.labels, thr).summary()
             entry = {"name": v.name, "metrics": m, "seconds": round(v.seconds or 0.0, 3)}
             if v is not ref:
                 entry["vs_reference"] = agreement(v, ref)
+            if v is onnx_v:
+                # export parity: the same precision on both sides, so differences are the exporter's alone
+                entry["vs_pytorch_float32"] = agreement(v, fp32_v)
             entries.append(entry)
         if native.family == "deq":
             import torch
