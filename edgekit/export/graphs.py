@@ -50,3 +50,23 @@ class ReadoutGraph(nn.Module):
         if r.halt_logit is None:
             return (r.logits.float(),)
         return r.logits.float(), r.halt_logit.float()
+
+
+class UnrolledGraph(nn.Module):
+    """inputs -> logits (and halting logit / residual) after a fixed budget of K steps: the static form every
+    ONNX consumer accepts. The references evaluate ACT models with K = 16."""
+
+    def __init__(self, model: RecursiveModel, steps: int) -> None:
+        super().__init__()
+        self.model = model
+        self.steps = steps
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.model.encode(inputs)
+        state = self.model.initial_state(x)
+        for _ in range(self.steps):
+            state = self.model.step(state, x)
+        r = self.model.readout(state)
+        if r.halt_logit is None:
+            return (r.logits.float(),)
+        return r.logits.float(), r.halt_logit.float()

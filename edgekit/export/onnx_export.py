@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ExportError
 from ..models.base import RecursiveModel
-from .graphs import EncodeGraph, ReadoutGraph, StepGraph
+from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
 
 
 @dataclass
@@ -74,3 +74,12 @@ def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17) -> 
         _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra], opset),
         _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset),
     ]
+
+
+@torch.no_grad()
+def export_unrolled(model: RecursiveModel, path: Path, steps: int | None = None, opset: int = 17) -> ExportedGraph:
+    """Write one graph running encode, `steps` recursion steps (default: the budget) and readout."""
+    model = model.eval()
+    steps = model.step_budget if steps is None else steps
+    outs = ["logits"] if model.family == "deq" else ["logits", "halt"]
+    return _export(UnrolledGraph(model, steps), (example_inputs(model),), Path(path), ["inputs"], outs, opset)
