@@ -41,3 +41,9 @@ class ExportError(EdgekitError):
 
 class ToolchainUnavailable(EdgekitError):
     exit_code = EXIT_TOOLCHAIN
+
+
+def first_line(e: BaseException, limit: int = 160, default: str | None = None) -> str:
+    """First line of an exception's message, cut to `limit`, for one-line user errors (default: its type name)."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else (default or type(e).__name__)

@@ -100,15 +100,10 @@ def compare(name: str, model_dir: Path | None, family_preset: dict | None, repos
             torch.save(sd, ckpt_dir / "step_1000")
             (ckpt_dir / "all_config.yaml").write_text(yaml.safe_dump({"arch": arch, "edgekit": raw.get("edgekit", {})}))
             ours = load_model(ckpt_dir)  # through the reference-format loader
-            r = ours.rollout(inputs, steps)
+            r = ours.rollout(inputs, steps, keep_states=True)
             # both q logits per step (the rollout keeps only the combined halting logit)
-            x = ours.encode(inputs)
-            state = ours.initial_state(x)
-            q_steps = []
             with torch.no_grad():
-                for _ in range(steps):
-                    state = ours.step(state, x)
-                    q_steps.append(ours.q_logits(state))
+                q_steps = [ours.q_logits(state) for state in r.states]
             ref_logits, ref_q = reference_rollout(ref_cls, arch, sd, inputs, steps, "_orig_mod.model.inner." if prefix.startswith("_orig") else "model.inner.")
             for t in (0, steps - 1):
                 a, b = r.logits[t].float(), ref_logits[t]

@@ -13,7 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.base import RecursiveModel, relative_residual
+from ..models.base import Readout, RecursiveModel, relative_residual
+
+
+def _outputs(r: Readout) -> tuple[torch.Tensor, ...]:
+    """Graph outputs of a readout: logits, plus the halting logit for ACT models."""
+    return (r.logits.float(),) if r.halt_logit is None else (r.logits.float(), r.halt_logit.float())
 
 
 class EncodeGraph(nn.Module):
@@ -46,10 +51,7 @@ class ReadoutGraph(nn.Module):
         self.model = model
 
     def forward(self, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        r = self.model.readout(tuple(state))
-        if r.halt_logit is None:
-            return (r.logits.float(),)
-        return r.logits.float(), r.halt_logit.float()
+        return _outputs(self.model.readout(tuple(state)))
 
 
 class UnrolledGraph(nn.Module):
@@ -66,7 +68,4 @@ class UnrolledGraph(nn.Module):
         state = self.model.initial_state(x)
         for _ in range(self.steps):
             state = self.model.step(state, x)
-        r = self.model.readout(state)
-        if r.halt_logit is None:
-            return (r.logits.float(),)
-        return r.logits.float(), r.halt_logit.float()
+        return _outputs(self.model.readout(state))

@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 from ..models.base import RecursiveModel
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
 
@@ -45,15 +45,14 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
             torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=dyn,
                               opset_version=opset, dynamo=False, do_constant_folding=True)
     except Exception as e:  # the exporter raises many types; name the graph and the op it reports
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"exporting the {path.stem} graph of {type(module.model).__name__} failed: {first[:240]}",
+        raise ExportError(f"exporting the {path.stem} graph of {type(module.model).__name__} failed: {first_line(e, 240)}",
                           "check the op named above against the opset, or lower export.opset") from None
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgekit"
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"{path.name} fails onnx.checker: {str(e).splitlines()[0][:240]}", "report this as an edgekit bug") from None
+        raise ExportError(f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug") from None
     data = proto.SerializeToString()
     path.write_bytes(data)
     return ExportedGraph(path.stem, path, inputs, outputs, time.time() - t0, len(data))

@@ -18,7 +18,7 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from .act import ACTModel, build_act_model
 from .config import ACTConfig
 
@@ -42,17 +42,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
         raise CheckpointError(
-            f"checkpoint {path} contains objects that safe loading refuses ({first[:160]})",
+            f"checkpoint {path} contains objects that safe loading refuses ({first_line(e, default='unsupported content')})",
             "save only the state_dict (torch.save(model.state_dict(), ...)) or convert to safetensors; edgekit never unpickles code",
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({msg[:160]})", "re-copy or re-save the checkpoint") from None
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({first_line(e)})", "re-copy or re-save the checkpoint") from None
     except Exception as e:  # safetensors raises its own error type
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {msg[:160]})", "re-copy or re-save the checkpoint") from None
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(e).__name__}: {first_line(e)})", "re-copy or re-save the checkpoint") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
@@ -95,7 +92,7 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise CheckpointError(f"{path} is not valid YAML ({str(e).splitlines()[0]})", "fix the file or re-export it from training") from None
+        raise CheckpointError(f"{path} is not valid YAML ({first_line(e)})", "fix the file or re-export it from training") from None
     if not isinstance(data, dict) or not isinstance(data.get("arch"), dict):
         raise CheckpointError(f"{path} has no 'arch' section", "use the all_config.yaml written by the reference training run")
     return data
@@ -267,7 +264,7 @@ def load_deq(path: str | Path):
         raw = yaml.safe_load(cfg_path.read_text()) or {}
         config = DEQConfig(**raw.get("deq", {}))
     except (yaml.YAMLError, _VE, TypeError) as e:
-        raise CheckpointError(f"{cfg_path} is invalid ({str(e).splitlines()[0][:160]})", "re-save the model with examples/train_digits_deq.py") from None
+        raise CheckpointError(f"{cfg_path} is invalid ({first_line(e)})", "re-save the model with examples/train_digits_deq.py") from None
     model = build_deq(config)
     weights = Path(path) if Path(path).is_file() else folder / "model.safetensors"
     load_into(model, read_state_dict(weights), str(weights))
