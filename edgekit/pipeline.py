@@ -62,11 +62,21 @@ def _torch_variant(model, data: TaskData, name: str, batch: int):
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
-def _onnx_variant(folder: Path, data: TaskData, name: str, batch: int):
-    from .runtime import Runner
+def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
+    from .validate.compare import agreement, variant_metrics
+
+    e = {"name": v.name, "metrics": variant_metrics(v, data.labels, thr).summary(), "seconds": round(v.seconds or 0.0, 3)}
+    if ref is not None:
+        e["vs_reference"] = agreement(v, ref)
+    if parity_with is not None:
+        # export parity: the same precision on both sides, so differences are the exporter's alone
+        e["vs_pytorch_float32"] = agreement(v, parity_with)
+    return e
+
+
+def _onnx_variant(runner, data: TaskData, name: str, batch: int):
     from .validate.compare import Variant
 
-    runner = Runner(folder)
     t0 = time.time()
     chunks = [runner.run(data.inputs[i:i + batch]) for i in range(0, len(data.inputs), batch)]
     steps = len(chunks[0].preds)
@@ -104,11 +114,17 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
     data = load_task(recipe)
     weights_file = find_files(model_path)[0]
     with atomic_folder(final) as tmp:
-        log(f"exporting ONNX graphs (opset {recipe.export.opset})")
-        from .export.onnx_export import export_step_graphs
+        from .export import ExportPlan, export_forms
 
-        graphs = export_step_graphs(fp32, tmp, recipe.export.opset)
-        files = {g.name: g.path.name for g in graphs}
+        ex = recipe.export
+        thr = recipe.validate_.halt_threshold
+        log(f"exporting ONNX ({', '.join(ex.forms)}; {', '.join(ex.precisions)}; opset {ex.opset})")
+
+        def load(precision: str):
+            return fp32 if precision == "float32" else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision)
+
+        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), list(ex.precisions), ex.opset, thr))
+        files = dict(exported.files)
         if native.family == "deq":
             init = {"kind": "zeros", "shape": [native.hidden_size]}
         else:
@@ -123,47 +139,54 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             "target": target.name,
             "model": {"family": native.family, "checkpoint": str(weights_file.name), "checkpoint_sha256": sha256_file(weights_file),
                       "config": native.config.model_dump() if hasattr(native, "config") else {"hidden_size": native.hidden_size, "solver": native.solver.model_dump()}},
-            "graph": {"form": "step", "opset": recipe.export.opset, "dtype": "float32", "state_names": list(native.state_names),
-                      "step_budget": native.step_budget, "initial_state": init, "input": _input_spec(native),
-                      "halting": "halt > 0 (TRM: q_halt; HRM: q_halt - q_continue)" if native.family != "deq" else "residual = |f(z) - z| / |f(z)|"},
+            "graph": {"forms": list(ex.forms), "opset": ex.opset, "state_names": list(native.state_names),
+                      "step_budget": native.step_budget, "unrolled_steps": native.step_budget, "halt_threshold": thr,
+                      "initial_state": init, "input": _input_spec(native),
+                      "halting": "halt > halt_threshold (TRM: q_halt; HRM: q_halt - q_continue)" if native.family != "deq"
+                      else f"residual = |f(z) - z| / |f(z)| <= tol ({native.solver.name} solver)"},
             "files": files,
+            "variants": exported.variants,
             "sha256": {},
-            "export_seconds": {g.name: round(g.seconds, 3) for g in graphs},
+            "export_seconds": {k: round(g.seconds, 3) for k, g in zip(exported.files, exported.graphs)},
+            "bytes": {k: g.bytes for k, g in zip(exported.files, exported.graphs)},
         }
         write_json(tmp / "manifest.json", manifest)
         log(f"validating on {data.description}")
         from .validate.compare import agreement, variant_metrics
+        from .validate.forms import loop_parity, unrolled_parity
         from .validate.gates import evaluate_gates
 
         bs = recipe.validate_.batch_size
         ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
-        variants = [ref]
-        if fp32 is not native:
-            variants.append(_torch_variant(fp32, data, "pytorch (float32)", bs))
-        onnx_v = _onnx_variant(tmp, data, "onnx (float32, step graph)", bs)
-        variants.append(onnx_v)
-        thr = recipe.validate_.halt_threshold
-        entries = []
-        fp32_v = variants[1] if fp32 is not native else ref
-        for v in variants:
-            m = variant_metrics(v, data.labels, thr).summary()
-            entry = {"name": v.name, "metrics": m, "seconds": round(v.seconds or 0.0, 3)}
-            if v is not ref:
-                entry["vs_reference"] = agreement(v, ref)
-            if v is onnx_v:
-                # export parity: the same precision on both sides, so differences are the exporter's alone
-                entry["vs_pytorch_float32"] = agreement(v, fp32_v)
-            entries.append(entry)
+        fp32_v = ref if fp32 is native else _torch_variant(fp32, data, "pytorch (float32)", bs)
+        entries = [_entry(ref, data, thr, None, None)]
+        if fp32_v is not ref:
+            entries.append(_entry(fp32_v, data, thr, ref, None))
+        solver_its = None
         if native.family == "deq":
             import torch
 
             sol = native.solve(torch.from_numpy(data.inputs))
+            solver_its = sol.iterations.numpy()
             acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
             entries.append({"name": f"pytorch ({native.solver.name} solve)", "metrics": {
                 "exact_full": acc, "cell_full": acc, "mean_iterations": float(sol.iterations.float().mean()),
                 "converged": float(sol.converged.float().mean())}})
-        onnx_entry = next(e for e in entries if e["name"] == onnx_v.name)
-        gates = evaluate_gates(recipe.gates, entries[0], onnx_entry)
+        onnx_entries = []
+        from .runtime import Runner
+
+        for precision in exported.variants:
+            runner = Runner(tmp, variant=precision)
+            v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
+            # export parity against the same precision in PyTorch where there is one
+            e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
+            if "loop" in ex.forms:
+                e["loop"] = loop_parity(runner, data.inputs, data.labels, v, bs, thr if native.family != "deq" else native.solver.tol, solver_its)
+            if "unrolled" in ex.forms:
+                e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
+            entries.append(e)
+            onnx_entries.append(e)
+        gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
         passed = all(x["passed"] for x in gates)
         results = {"schema_version": RESULTS_SCHEMA_VERSION, "recipe": recipe.name, "target": target.name,
                    "data": data.description, "reference": ref.name, "variants": entries, "gates": gates, "passed": passed,

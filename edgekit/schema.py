@@ -36,9 +36,18 @@ class TaskSection(_Strict):
 
 
 class ExportSection(_Strict):
-    opset: int = Field(default=17, ge=13, le=23)
-    form: Literal["step"] = "step"
-    dtype: Literal["float32"] = "float32"
+    opset: int = Field(default=17, ge=13, le=23, description="17 by default; TensorRT 10.3 (JetPack 6) parses up to 20")
+    forms: list[Literal["step", "loop", "unrolled"]] = Field(
+        default=["step", "loop", "unrolled"], min_length=1,
+        description="step graphs are always written (every other form and the host-loop runtime build on them)")
+    precisions: list[Literal["float32", "float16"]] = Field(default=["float32"], min_length=1)
+
+    @field_validator("precisions")
+    @classmethod
+    def _fp32_first(cls, v: list[str]) -> list[str]:
+        if "float32" not in v:
+            raise ValueError("must include float32 (the export-parity baseline and the quantizer's input)")
+        return sorted(set(v), key=["float32", "float16"].index)
 
 
 class ValidateSection(_Strict):
@@ -73,6 +82,22 @@ class Recipe(_Strict):
         return v
 
 
+class BatchProfile(_Strict):
+    """TensorRT optimization profile for the dynamic batch axis: engines accept min..max, tuned for opt."""
+
+    min: int = Field(ge=1)
+    opt: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, v: int, info) -> int:
+        lo, opt = info.data.get("min", 1), info.data.get("opt", 1)
+        if not lo <= opt <= v:
+            raise ValueError(f"needs min <= opt <= max, got {lo}, {opt}, {v}")
+        return v
+
+
 class Target(_Strict):
     schema_version: Literal[1] = 1
     name: str
@@ -85,6 +110,14 @@ class Target(_Strict):
     memory_gb: float | None = None
     workspace_mb: int | None = None
     batch_sizes: list[int] = [1, 64]
+    batch_profile: BatchProfile | None = Field(default=None, description="min/opt/max batch (default: from batch_sizes)")
+    device_model: str | None = Field(default=None, description="Jetson: text in /proc/device-tree/model, checked before a build")
+
+    def profile(self) -> BatchProfile:
+        """The batch profile engines are built for: explicit, or smallest / largest of batch_sizes (opt = largest)."""
+        if self.batch_profile:
+            return self.batch_profile
+        return BatchProfile(min=min(self.batch_sizes), opt=max(self.batch_sizes), max=max(self.batch_sizes))
 
 
 def _suggest(word: str, options: list[str] | set[str]) -> str:

@@ -33,7 +33,7 @@ def test_runtime_imports_and_runs_without_torch(trm_artefact, root):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (np.ones((2, 80), dtype=np.int64), "expected [batch, 81]"),
+    (np.ones((2, 80), dtype=np.int64), "expected [batch >= 1, 81]"),
     (np.ones((2, 81), dtype=np.float32), "expected integer token ids"),
     (np.full((1, 81), 11, dtype=np.int64), "token ids must lie in [0, 10]"),
     (np.full((1, 81), -1, dtype=np.int64), "token ids must lie in [0, 10]"),

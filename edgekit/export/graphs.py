@@ -5,7 +5,8 @@ and ONNX-Loop forms on top of the step graph). Names of inputs/outputs are fixed
 model-specific code:
 
   encode:  inputs [B, S] (int64 tokens, or float features for DEQ)      -> x
-  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT) | residual (DEQ)
+  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT) | residual (DEQ,
+           the solver's stop measure of f(z) against z)
   readout: <state names...>                                             -> logits[, halt]
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.base import Readout, RecursiveModel, relative_residual
+from ..models.base import Readout, RecursiveModel
 
 
 def _outputs(r: Readout) -> tuple[torch.Tensor, ...]:
@@ -27,7 +28,7 @@ class EncodeGraph(nn.Module):
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(inputs).float()
+        return self.model.encode(inputs)   # in the model's compute dtype, like the state
 
 
 class StepGraph(nn.Module):
@@ -37,10 +38,10 @@ class StepGraph(nn.Module):
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         *state, x = args
-        new = self.model.step(tuple(state), x)
         if self.model.family == "deq":
-            extra = relative_residual(new[0], state[0])
+            new, extra = self.model.step_with_residual(tuple(state), x)
         else:
+            new = self.model.step(tuple(state), x)
             extra = self.model.readout(new).halt_logit
         return (*new, extra)
 
@@ -69,3 +70,49 @@ class UnrolledGraph(nn.Module):
         for _ in range(self.steps):
             state = self.model.step(state, x)
         return _outputs(self.model.readout(state))
+
+
+def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve A w = b for a batch of small symmetric positive-definite systems by Gauss-Jordan elimination
+    without pivoting (safe for SPD matrices), unrolled over the static size so it exports to plain ONNX ops."""
+    m = A.shape[-1]
+    eye = torch.eye(m, dtype=A.dtype)
+    for i in range(m):
+        e = eye[i]                                     # [m] one-hot of the pivot row
+        piv = A[:, i, i : i + 1]                       # [B, 1]
+        row = A[:, i, :] / piv                         # normalised pivot row [B, m]
+        bi = b[:, i : i + 1] / piv                     # [B, 1]
+        col = A[:, :, i] * (1 - e)                     # multipliers for every other row [B, m]
+        A = A - col[:, :, None] * row[:, None, :]
+        b = b - col * bi
+        A = A * (1 - e)[None, :, None] + e[None, :, None] * row[:, None, :]
+        b = b * (1 - e) + e * bi
+    return b
+
+
+class AndersonUpdate(nn.Module):
+    """One Anderson-acceleration update on a fixed m-slot history, the math of `models.deq.anderson` in
+    plain ops: push (z, f(z)), solve alpha = A^-1 1 / (1^T A^-1 1) over the valid slots with
+    A = G G^T + lam * mean(diag) * I, then mix. Unused slots are masked to identity rows with zero right-hand
+    side, so they get alpha = 0 and the first iteration reduces to plain damped iteration."""
+
+    def __init__(self, m: int, lam: float, beta: float) -> None:
+        super().__init__()
+        self.m, self.lam, self.beta = m, lam, beta
+
+    def forward(self, X: torch.Tensor, F: torch.Tensor, z: torch.Tensor, fz: torch.Tensor, k: torch.Tensor):
+        m = self.m
+        X = torch.cat([X[:, 1:], z[:, None]], 1)
+        F = torch.cat([F[:, 1:], fz[:, None]], 1)
+        n = torch.minimum(k + 1, torch.tensor(m, dtype=k.dtype))
+        mask = (torch.arange(m) >= (m - n)).to(z.dtype)              # valid (most recent n) slots
+        G = (F - X) * mask[None, :, None]
+        GG = G @ G.transpose(1, 2)
+        eye = torch.eye(m, dtype=z.dtype)
+        scale = ((GG * eye).sum((1, 2)) / n.to(z.dtype)).clamp_min(1e-30)   # mean of the valid diagonal
+        A = (GG + self.lam * scale[:, None, None] * eye) * (mask[:, None] * mask[None, :]) + eye * (1 - mask)
+        w = solve_spd(A, mask.expand(z.shape[0], m))
+        alpha = (w / w.sum(-1, keepdim=True))[..., None]
+        fx = (alpha * F).sum(1)
+        xx = (alpha * X).sum(1)
+        return X, F, self.beta * fx + (1 - self.beta) * xx

@@ -11,12 +11,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
 from ..errors import ExportError, first_line
 from ..models.base import RecursiveModel
+from ..models.config import SolverConfig
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
+from .loop import build_loop
 
 
 @dataclass
@@ -73,6 +76,28 @@ def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17) -> 
         _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra], opset),
         _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset),
     ]
+
+
+def initial_vectors(model: RecursiveModel) -> dict[str, np.ndarray]:
+    """The vector each state starts from, broadcast over batch (and positions): learned for ACT, zeros for DEQ."""
+    if model.family == "deq":
+        return {"z": np.zeros(model.hidden_size, np.float32)}
+    return {"z_H": model.H_init.float().numpy(), "z_L": model.L_init.float().numpy()}
+
+
+def export_loop(model: RecursiveModel, folder: Path, path: Path, halt_threshold: float = 0.0,
+                solver: SolverConfig | None = None, step_file: str = "step.onnx") -> ExportedGraph:
+    """Wrap the encode / step / readout graphs already in `folder` into one ONNX Loop model at `path`.
+    `step_file` picks the step graph (e.g. a quantized one); see export/loop.py for the semantics."""
+    t0 = time.time()
+    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
+    proto = build_loop(*parts, family=model.family, state_names=list(model.state_names), initial=initial_vectors(model),
+                       budget=model.step_budget, halt_threshold=halt_threshold,
+                       solver=(solver or model.solver) if model.family == "deq" else None)
+    data = proto.SerializeToString()
+    Path(path).write_bytes(data)
+    outs = [o.name for o in proto.graph.output]
+    return ExportedGraph(Path(path).stem, Path(path), [i.name for i in proto.graph.input], outs, time.time() - t0, len(data))
 
 
 @torch.no_grad()

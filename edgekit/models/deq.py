@@ -126,10 +126,15 @@ class DEQModel(RecursiveModel):
         return (torch.zeros(x.shape[0], self.hidden_size, dtype=x.dtype),)
 
     def step(self, state: State, x: torch.Tensor) -> State:
+        return self.step_with_residual(state, x)[0]
+
+    def step_with_residual(self, state: State, x: torch.Tensor) -> tuple[State, torch.Tensor]:
+        """One damped application of f and the solver's own convergence measure of f(z) against z, so every
+        exported form stops on exactly the quantity `solve` stops on."""
         z = state[0]
         fz = self.f(z, x)
         tau = self.solver.damping
-        return (fz if tau == 1.0 else tau * fz + (1 - tau) * z,)
+        return (fz if tau == 1.0 else tau * fz + (1 - tau) * z,), residual(fz, z, self.solver.stop_mode)
 
     def readout(self, state: State) -> Readout:
         return Readout(logits=self.head(state[0]))

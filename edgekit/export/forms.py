@@ -1,0 +1,59 @@
+"""Write every requested form x precision of a model into an artefact folder and describe it for the manifest.
+
+Layout: float32 graphs at the top level (encode.onnx, step.onnx, readout.onnx, loop.onnx, unrolled.onnx),
+other precisions in a sub-folder named after them (float16/step.onnx, ...). The manifest's `files` maps a key
+("step", "float16/step", ...) to each file and `variants` maps a precision to its graph keys, so the runtime and
+later stages (quantize, build, validate) find graphs by name, never by path conventions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ExportError
+from ..models.base import RecursiveModel
+from .onnx_export import ExportedGraph, export_loop, export_step_graphs, export_unrolled
+
+FORMS = ("step", "loop", "unrolled")
+PRECISIONS = ("float32", "float16")
+
+
+@dataclass
+class ExportPlan:
+    forms: list[str]
+    precisions: list[str]
+    opset: int = 17
+    halt_threshold: float = 0.0
+
+
+@dataclass
+class Exported:
+    files: dict[str, str] = field(default_factory=dict)                 # key -> path relative to the folder
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)   # precision -> graph -> file key
+    graphs: list[ExportedGraph] = field(default_factory=list)
+
+    def add(self, precision: str, folder: Path, g: ExportedGraph, graph: str | None = None) -> None:
+        graph = graph or g.name
+        key = graph if precision == "float32" else f"{precision}/{graph}"
+        self.files[key] = str(g.path.relative_to(folder))
+        self.variants.setdefault(precision, {})[graph] = key
+        self.graphs.append(g)
+
+
+def export_forms(load: "callable[[str], RecursiveModel]", folder: Path, plan: ExportPlan) -> Exported:
+    """`load(precision)` gives the model computing in that precision (fp16 graphs come from a model running
+    in fp16, with the references' own fp32 islands such as RMSNorm, not from a blind cast of the fp32 graph)."""
+    out = Exported()
+    for precision in plan.precisions:
+        model = load(precision)
+        if precision != "float32" and model.family == "deq":
+            raise ExportError(f"DEQ models export in float32 only (asked for {precision})", "set export.precisions: [float32]")
+        sub = folder if precision == "float32" else folder / precision
+        sub.mkdir(exist_ok=True)
+        for g in export_step_graphs(model, sub, plan.opset):
+            out.add(precision, folder, g)
+        if "loop" in plan.forms:
+            out.add(precision, folder, export_loop(model, sub, sub / "loop.onnx", plan.halt_threshold))
+        if "unrolled" in plan.forms:
+            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset), "unrolled")
+    return out
