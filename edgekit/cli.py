@@ -83,6 +83,221 @@ def targets() -> None:
     console.print(t)
 
 
+# -- TensorRT targets: check, plan, build (issue #5) ------------------------------------------------------------------
+_TARGET_HELP = "target name (`edgekit targets`); default: the target the artefact was exported for"
+_GRAPHS_HELP = "comma-separated graph names from the manifest (e.g. encode,step,readout); default: all"
+
+
+def _graph_list(graphs: Optional[str]) -> Optional[list[str]]:
+    return [g.strip() for g in graphs.split(",") if g.strip()] if graphs else None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _artefact_target(artefact: Path, target: Optional[str]) -> str:
+    """--target, or the artefact's own target from its manifest."""
+    if target:
+        return target
+    from .build.graphs import load_manifest
+
+    return load_manifest(artefact).get("target") or "x86-cpu"
+
+
+def _print_check(report) -> None:
+    for name, g in report.graphs.items():
+        quant = ", ".join(g["quantization"]) or "none"
+        console.print(f"[dim]{g['file']}: opset {g['opset']}, {g['nodes']} nodes, Q/DQ {quant}[/]", highlight=False)
+    if report.findings:
+        t = Table(title=f"{report.artefact} → {report.target}")
+        for col in ("severity", "file", "node", "message"):
+            t.add_column(col, overflow="fold")
+        colour = {"error": "bold red", "warning": "yellow", "note": "dim"}
+        for f in report.findings:
+            t.add_row(f"[{colour[f.severity]}]{f.severity}[/]", f.file, f.node or "–", f.message)
+        console.print(t)
+    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning", "note")}
+    verdict = "[green]COMPATIBLE[/]" if report.compatible else "[bold red]INCOMPATIBLE[/]"
+    trt = f", TensorRT {report.tensorrt}" if report.tensorrt else ""
+    console.print(f"{report.artefact} → {report.target} ({report.backend}{trt}): {verdict}  "
+                  f"({_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+                  f"{_count(counts['note'], 'note')})", highlight=False)
+
+
+@app.command()
+def check(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+          target: Optional[str] = typer.Option(None, "--target", "-t", help=_TARGET_HELP),
+          json_out: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """Check an artefact's ONNX graphs against a target (ops, opset, types, Q/DQ, Loop rules); no GPU. Exit 0 / 6."""
+    from .build.check import check_artefact
+    from .errors import EXIT_INCOMPATIBLE
+
+    try:
+        report = check_artefact(artefact, _artefact_target(artefact, target))
+    except EdgekitError as e:
+        _fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        _print_check(report)
+    raise typer.Exit(0 if report.compatible else EXIT_INCOMPATIBLE)
+
+
+def _require_compatible(artefact: Path, target: str) -> None:
+    """Plans and builds start only from an artefact `check` passes; otherwise print why and exit 6."""
+    from .build.check import check_artefact
+    from .errors import EXIT_INCOMPATIBLE
+
+    report = check_artefact(artefact, target)
+    if not report.compatible:
+        _print_check(report)
+        err_console.print(f"[bold red]error:[/] {artefact} is incompatible with {target}; fix the errors above "
+                          "(`edgekit check` lists them)", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INCOMPATIBLE)
+
+
+@app.command()
+def plan(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+         target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
+         out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the script (default: the artefact)"),
+         precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, bf16, int8 (Q/DQ graphs), fp8; "
+                                                 "default int8/fp8 for quantized graphs, else fp16 where the target has it"),
+         strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
+         graphs: Optional[str] = typer.Option(None, "--graphs", help=_GRAPHS_HELP)) -> None:
+    """Write build_<target>.sh, the trtexec engine build to run on the device itself (Jetson engines are built there)."""
+    from .build.plan import write_plan
+    from .build.recipe import make_recipe, tensorrt_target
+
+    try:
+        tg = tensorrt_target(target)
+        _require_compatible(artefact, tg.name)
+        recipe = make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))
+        path = write_plan(artefact, tg, out, precision, strongly_typed, _graph_list(graphs))
+    except EdgekitError as e:
+        _fail(e)
+    t = Table(title=f"{artefact} → {tg.name}: {recipe.precision}, batch {recipe.batch['min']}/{recipe.batch['opt']}/"
+                    f"{recipe.batch['max']}, workspace {recipe.workspace_mb} MiB")
+    for col in ("engine", "onnx", "Q/DQ", "TensorRT 10 flags", "dynamic inputs"):
+        t.add_column(col)
+    for g in recipe.graphs:
+        t.add_row(g.engine, g.onnx, ",".join(g.quantization) or "–", " ".join(g.trtexec_weak_flags()) or "–",
+                  ", ".join(g.shapes) or "–")
+    console.print(t)
+    for n in recipe.notes:
+        console.print(f"[dim]note: {n}[/]", highlight=False)
+    console.print(f"plan: {path}  (copy the artefact to the device, then: bash {path.name})", highlight=False)
+
+
+@app.command()
+def build(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+          target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
+          out: Optional[Path] = typer.Option(None, "--out", "-o", help="engine folder (default: ARTEFACT/engines/TARGET)"),
+          precision: Optional[str] = typer.Option(None, "--precision", help="as for `edgekit plan`"),
+          strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
+          cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="timing caches (default ~/.cache/edgekit)"),
+          graphs: Optional[str] = typer.Option(None, "--graphs", help=_GRAPHS_HELP)) -> None:
+    """Build TensorRT engines on this machine's GPU (Python API). Exit 5 without TensorRT: use `edgekit plan`."""
+    from .build.recipe import make_recipe, tensorrt_target
+
+    try:
+        tg = tensorrt_target(target)
+        make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))  # usage errors before anything slow
+        _require_compatible(artefact, tg.name)
+        from .build.tensorrt_builder import build_engines
+
+        folder = build_engines(artefact, tg, out, precision, strongly_typed, cache_dir, _graph_list(graphs),
+                               log=lambda s: console.print(f"[dim]• {s}[/]", highlight=False))
+    except EdgekitError as e:
+        _fail(e)
+    console.print(f"engines: {folder}", highlight=False)
+
+
+# -- bench: latency / throughput of an artefact through the runtime --------------------------------------------------
+def _bench_inputs(runner, inputs: Optional[Path], n: int, seed: int):
+    """(inputs, labels or None, description): --inputs FILE.npy, else held-out task data the artefact's input
+    contract identifies (Sudoku for [batch, 81] token ids, scikit-learn digits for a DEQ on [batch, 64])."""
+    import numpy as np
+
+    from .errors import InputError
+
+    if inputs is not None:
+        try:
+            x = np.load(inputs, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            from .errors import first_line
+
+            raise InputError(f"cannot read --inputs {inputs}: {first_line(e)}", "pass a .npy array saved with numpy.save") from None
+        return x, None, f"{len(x)} inputs from {inputs}"
+    spec = runner.graph["input"]
+    if spec.get("dtype") == "int64" and list(spec.get("shape", []))[1:] == [81] and runner.family in ("trm", "hrm"):
+        from .tasks import sudoku
+
+        lo, hi = 28, 40
+        pool = sudoku.SudokuPool.generate(min(n, 64), seed=seed)
+        x, y = pool.sample(n, (lo, hi), np.random.default_rng(seed), augment=False)
+        return x, y, f"{n} held-out Sudoku puzzles, {lo}-{hi} givens, seed {seed}"
+    if runner.family == "deq" and list(spec.get("shape", []))[1:] == [64]:
+        from .tasks import digits
+
+        x, y = digits.load("test")
+        return x[:n], y[:n], f"{min(n, len(x))} held-out digits (scikit-learn test split)"
+    raise InputError(f"no built-in inputs for an input of shape {spec.get('shape')} ({runner.family})",
+                     "pass --inputs FILE.npy with an array of that shape")
+
+
+@app.command()
+def bench(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+          variant: list[str] = typer.Option(["float32"], "--variant", "-v", help="precision variant (repeatable, or 'all')"),
+          mode: str = typer.Option("host", "--mode", "-m", help="host, loop, unrolled, or all (the forms the artefact has)"),
+          batch: list[int] = typer.Option([1, 64], "--batch", "-b", help="batch size (repeatable)"),
+          n: int = typer.Option(128, "--n", min=1, help="number of inputs (generated held-out task data)"),
+          repeats: int = typer.Option(5, "--repeats", min=1, help="timed passes over all batches"),
+          warmup: int = typer.Option(1, "--warmup", min=0, help="untimed calls per batch size"),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads (default: its own)"),
+          inputs: Optional[Path] = typer.Option(None, "--inputs", help="a .npy array of inputs instead of generated data"),
+          seed: int = typer.Option(123, "--seed", help="seed of the generated puzzles"),
+          json_out: bool = typer.Option(False, "--json", help="print the results as JSON")) -> None:
+    """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
+    runtime, per variant x mode x batch size."""
+    from .errors import InputError
+    from .runtime import MODES, ArtefactError, Runner, RuntimeInputError
+    from .runtime.bench import available_modes, benchmark
+
+    rows = []
+    try:
+        if mode != "all" and mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
+        first = Runner(artefact, variant=next((v for v in variant if v != "all"), "float32"), threads=threads)
+        names = list(first.manifest.get("variants") or {"float32": {}}) if "all" in variant else variant
+        x, y, described = _bench_inputs(first, inputs, n, seed)
+        for v in names:
+            runner = Runner(artefact, variant=v, threads=threads)
+            modes = available_modes(runner) if mode == "all" else [mode]
+            for m in modes:
+                for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y):
+                    rows.append({"variant": v, **s.to_dict()})
+    except (ArtefactError, RuntimeInputError) as e:
+        _fail(InputError(str(e)))
+    except EdgekitError as e:
+        _fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps({"artefact": str(artefact), "inputs": described, "threads": threads, "results": rows}, indent=1))
+        return
+    t = Table(title=f"edgekit bench {artefact}  ({described}; {repeats} repeats)")
+    for col in ("variant", "mode", "batch", "p50 ms", "p90 ms", "p99 ms", "samples/s", "ms/sample", "mean steps", "exact"):
+        t.add_column(col, justify="left" if col in ("variant", "mode") else "right")
+    for r in rows:
+        t.add_row(r["variant"], r["mode"], str(r["batch"]), f"{r['p50_ms']:.2f}", f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                  f"{r['samples_per_s']:.1f}", f"{r['per_sample_ms']:.2f}", f"{r['mean_steps']:.2f}",
+                  "–" if r["exact"] is None else f"{r['exact']:.3f}")
+    console.print(t)
+
+
 def main() -> None:
     try:
         app()

@@ -1,7 +1,8 @@
 """Errors users see: one line that says what is wrong and how to fix it, plus the documented exit code.
 
 Exit codes (the CLI contract, also in README): 0 passed, 2 usage or input error, 3 an accuracy gate failed,
-4 a latency or size gate failed, 5 the target's toolchain is unavailable.
+4 a latency or size gate failed, 5 the target's toolchain is unavailable, 6 the artefact (or a built engine) is
+incompatible with the target or the device present (`edgekit check`, engine manifest mismatch).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ EXIT_USAGE = 2
 EXIT_ACCURACY_GATE = 3
 EXIT_BUDGET_GATE = 4
 EXIT_TOOLCHAIN = 5
+EXIT_INCOMPATIBLE = 6
 
 
 class EdgekitError(Exception):
@@ -41,6 +43,12 @@ class ExportError(EdgekitError):
 
 class ToolchainUnavailable(EdgekitError):
     exit_code = EXIT_TOOLCHAIN
+
+
+class IncompatibleError(EdgekitError):
+    """The artefact cannot run on the target, or an engine was built for another GPU / TensorRT version."""
+
+    exit_code = EXIT_INCOMPATIBLE
 
 
 def first_line(e: BaseException, limit: int = 160, default: str | None = None) -> str:

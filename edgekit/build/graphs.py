@@ -1,0 +1,143 @@
+"""The ONNX graphs an artefact holds, read from the files themselves: inputs, the batch axis, quantization.
+
+Plans and engine builds take input names and non-batch dims from the ONNX file, not from the manifest, so a
+script can never disagree with the graph it builds.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..artefact import sha256_file
+from ..errors import InputError
+
+QUANT_NAMES = {"INT8": "int8", "UINT8": "uint8", "FLOAT8E4M3FN": "fp8", "INT4": "int4", "UINT4": "uint4"}
+
+
+@dataclass
+class GraphInput:
+    name: str
+    dtype: str                 # ONNX type name, e.g. FLOAT, INT64
+    dims: list[int | str]      # ints for static dims, names for symbolic ones
+    batch_axis: int | None     # 0 when the first dim is symbolic (edgekit exports name it "batch")
+
+
+@dataclass
+class GraphInfo:
+    name: str                  # key in manifest["files"], e.g. "step"
+    path: Path
+    sha256: str
+    opset: int
+    inputs: list[GraphInput] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    quantization: set[str] = field(default_factory=set)  # {"int8", "fp8", ...} from Q/DQ zero points / output_dtype
+
+
+def load_manifest(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{folder} has no manifest.json", "pass an artefact folder written by `edgekit export`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path} is not valid JSON", "re-run `edgekit export` to rewrite the artefact") from None
+    if not isinstance(manifest.get("files"), dict):
+        raise InputError(f"{path} lists no files", "re-run `edgekit export` to rewrite the artefact")
+    return manifest
+
+
+def onnx_files(folder: str | Path, manifest: dict | None = None) -> dict[str, Path]:
+    """name -> path of every .onnx file the manifest lists (in manifest order)."""
+    folder = Path(folder)
+    manifest = manifest or load_manifest(folder)
+    out = {name: folder / rel for name, rel in manifest["files"].items() if str(rel).endswith(".onnx")}
+    if not out:
+        raise InputError(f"{folder}/manifest.json lists no .onnx file", "re-run `edgekit export` to rewrite the artefact")
+    for name, path in out.items():
+        if not path.is_file():
+            raise InputError(f"{path} (graph {name!r} in manifest.json) is missing", "copy the whole artefact folder")
+    return out
+
+
+def _dims(value_info) -> list[int | str]:
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim]
+
+
+def describe(path: Path, name: str | None = None) -> GraphInfo:
+    """Inputs (without initializers), outputs, opset and quantization types of one ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    info = GraphInfo(name or path.stem, path, sha256_file(path), opset)
+    inits = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        dims = _dims(vi)
+        batch = 0 if dims and isinstance(dims[0], str) else None
+        info.inputs.append(GraphInput(vi.name, onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type), dims, batch))
+    info.outputs = [o.name for o in model.graph.output]
+    info.quantization = quantization_types(model)
+    return info
+
+
+def quantization_types(model) -> set[str]:
+    """Quantized types the model's Q/DQ nodes use ("int8", "uint8", "fp8", ...); empty for a float graph."""
+    import onnx
+
+    types: dict[str, int] = {t.name: t.data_type for t in _all_initializers(model.graph)}
+    found: set[str] = set()
+    for node in _all_nodes(model.graph):
+        if node.op_type in ("Constant",) and node.output:
+            for a in node.attribute:
+                if a.name == "value":
+                    types[node.output[0]] = a.t.data_type
+    for node in _all_nodes(model.graph):
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        dtype = None
+        if len(node.input) > 2 and node.input[2]:
+            dtype = types.get(node.input[2])
+        for a in node.attribute:
+            if a.name == "output_dtype" and a.i:
+                dtype = a.i
+        if node.op_type == "DequantizeLinear" and dtype is None:
+            dtype = types.get(node.input[0])
+        name = onnx.TensorProto.DataType.Name(dtype) if dtype else "UINT8"  # ONNX's default without a zero point
+        found.add(QUANT_NAMES.get(name, name.lower()))
+    return found
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for a in node.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                yield from _all_nodes(g)
+
+
+def _all_initializers(graph):
+    yield from graph.initializer
+    for node in graph.node:
+        for a in node.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                yield from _all_initializers(g)
+
+
+def profile_shapes(info: GraphInfo, batch: tuple[int, int, int]) -> dict[str, tuple[list[int], list[int], list[int]]]:
+    """input -> (min, opt, max) shapes for every input with a dynamic batch axis; other dims must be static."""
+    shapes = {}
+    for inp in info.inputs:
+        rest = inp.dims[1:] if inp.batch_axis == 0 else inp.dims
+        symbolic = [d for d in rest if not isinstance(d, int) or d <= 0]
+        if symbolic:
+            raise InputError(f"input {inp.name!r} of {info.path.name} has symbolic dim {symbolic[0]!r} besides the batch axis",
+                             "TensorRT profiles here cover the batch only: re-export with that dim fixed")
+        if inp.batch_axis == 0:
+            shapes[inp.name] = tuple([b, *rest] for b in batch)  # type: ignore[assignment]
+    return shapes
+

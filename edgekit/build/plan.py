@@ -1,0 +1,173 @@
+"""`edgekit plan`: write the bash script that builds an artefact's TensorRT engines on the device itself.
+
+Jetson engines must be built on the Jetson (engines are not portable across GPUs or TensorRT versions), and the
+device may not have Python packages beyond JetPack's. So the plan is plain bash + trtexec: it checks the artefact's
+hashes, the TensorRT version and the GPU, runs one trtexec per graph with the recipe's precision, shapes, workspace
+and a timing cache named by content hash, and writes the engine manifest the runtime verifies.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shlex
+from pathlib import Path
+
+from .. import __version__
+from ..schema import Target, load_target
+from . import versions
+from .engine_manifest import ENGINE_MANIFEST, ENGINE_SCHEMA_VERSION
+from .recipe import BuildRecipe, make_recipe
+
+# Compute capability of a Jetson by the SoC named in /proc/device-tree/model.
+_JETSON_CC = {"Orin": "8.7", "Xavier": "7.2"}
+
+
+def script_name(target: str) -> str:
+    return f"build_{target}.sh"
+
+
+def write_plan(artefact: str | Path, target: Target | str, out: str | Path | None = None, precision: str | None = None,
+               strongly_typed: bool = False, graphs: list[str] | None = None) -> Path:
+    """Write build_<target>.sh into `out` (default: the artefact folder) and return its path. `graphs` limits the
+    engines to those manifest names (default: every ONNX graph in the artefact)."""
+    target = load_target(target) if isinstance(target, str) else target
+    artefact = Path(artefact).resolve()
+    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs)
+    out_dir = Path(out).resolve() if out else artefact
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / script_name(target.name)
+    path.write_text(render(recipe, target, artefact, inside_artefact=out_dir == artefact))
+    path.chmod(0o755)
+    return path
+
+
+def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact: bool = True) -> str:
+    q = shlex.quote
+    art_default = '$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)' if inside_artefact else q(str(artefact))
+    prof = recipe.batch
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# edgekit on-device engine build: {artefact.name} -> {target.name} ({target.description})",
+        f"# Written by edgekit {__version__} on {_dt.date.today().isoformat()} (`edgekit plan --target {target.name}`).",
+        f"# Run on the device: bash {script_name(target.name)} [ARTEFACT_DIR]",
+        f"# Precision {recipe.precision}; batch min/opt/max {prof['min']}/{prof['opt']}/{prof['max']}; "
+        f"workspace {recipe.workspace_mb} MiB; TensorRT {recipe.tensorrt or 'any'}.",
+        *[f"# Note: {n}" for n in recipe.notes],
+        "# Environment: TRTEXEC (path to trtexec), ENGINE_DIR, EDGEKIT_CACHE_DIR (timing caches),",
+        "#   EDGEKIT_STRONGLY_TYPED=1 (strongly typed build on TensorRT 10.x), EDGEKIT_FORCE=1 (build despite a",
+        "#   TensorRT version or GPU mismatch; the engine manifest still records what was present).",
+        "set -euo pipefail",
+        "",
+        f"ART=\"${{1:-{art_default}}}\"",
+        f"ENGINE_DIR=\"${{ENGINE_DIR:-$ART/engines/{target.name}}}\"",
+        'CACHE_DIR="${EDGEKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/edgekit/timing-cache}"',
+        f'STRONGLY_TYPED="${{EDGEKIT_STRONGLY_TYPED:-{1 if recipe.strongly_typed else 0}}}"',
+        'FORCE="${EDGEKIT_FORCE:-0}"',
+        'die() { echo "error: $*" >&2; exit 1; }',
+        'mismatch() { if [ "$FORCE" = 1 ]; then echo "warning: $* (EDGEKIT_FORCE=1: building anyway)" >&2; '
+        'else die "$*; set EDGEKIT_FORCE=1 to build anyway"; fi; }',
+        'json_str() { printf \'%s\' "$1" | sed \'s/\\\\/\\\\\\\\/g; s/"/\\\\"/g\'; }',
+        "sha() { sha256sum \"$1\" | cut -d' ' -f1; }",
+        "",
+        "# 1. The artefact is the one this plan was written for (sha256 from its manifest.json).",
+        'check_sha() { [ -f "$ART/$1" ] || die "$ART/$1 is missing; copy the whole artefact folder"; '
+        'local got; got=$(sha "$ART/$1"); [ "$got" = "$2" ] || die "$1 has sha256 $got, the manifest says $2; '
+        're-run edgekit plan for this artefact"; }',
+        *[f"check_sha {q(g.onnx)} {g.onnx_sha256}" for g in recipe.graphs],
+        "",
+        "# 2. TensorRT: trtexec prints 'TensorRT v100300' for 10.3.0.",
+        'TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"',
+        '[ -x "$TRTEXEC" ] || die "trtexec not found; install TensorRT (JetPack: sudo apt install tensorrt) or set TRTEXEC"',
+        'TRT_NUM=$("$TRTEXEC" --help 2>&1 | sed -n \'s/.*TensorRT v\\([0-9][0-9]*\\).*/\\1/p\' | head -n1 || true)',
+        'if [ -z "$TRT_NUM" ] && command -v python3 >/dev/null; then',
+        '  TRT_NUM=$(python3 -c "import tensorrt as t; a=(t.__version__.split(\'.\')+[\'0\',\'0\'])[:3]; '
+        'print(int(a[0])*10000+int(a[1])*100+int(a[2]))" 2>/dev/null || true)',
+        "fi",
+        '[ -n "$TRT_NUM" ] || die "cannot read the TensorRT version from $TRTEXEC"',
+        'if [ "$TRT_NUM" -lt 100000 ]; then  # TensorRT 8/9 numbered major*1000 + minor*100 + patch',
+        '  TRT_NUM=$(( TRT_NUM / 1000 * 10000 + TRT_NUM / 100 % 10 * 100 + TRT_NUM % 100 ))',
+        "fi",
+        'TRT_MAJOR=$(( TRT_NUM / 10000 )); TRT_VERSION="$TRT_MAJOR.$(( TRT_NUM / 100 % 100 )).$(( TRT_NUM % 100 ))"',
+    ]
+    if recipe.tensorrt:
+        lines.append(f'if ! {{ {versions.bash_test(recipe.tensorrt)}; }}; then mismatch "TensorRT $TRT_VERSION is outside '
+                     f'target {target.name}\'s range {recipe.tensorrt}"; fi')
+    lines += [
+        'echo "TensorRT $TRT_VERSION ($TRTEXEC)"',
+        "",
+        "# 3. The GPU: Jetson by /proc/device-tree/model (and its L4T release), other GPUs by nvidia-smi.",
+        'GPU_NAME=unknown; GPU_CC=unknown; L4T=$(head -n1 /etc/nv_tegra_release 2>/dev/null || true)',
+        "if [ -r /proc/device-tree/model ] && grep -qai jetson /proc/device-tree/model; then",
+        "  GPU_NAME=$(tr -d '\\0' < /proc/device-tree/model)",
+        '  case "$GPU_NAME" in ' + " ".join(f'*{soc}*) GPU_CC={cc};;' for soc, cc in _JETSON_CC.items()) + " esac",
+    ]
+    if target.device_model:
+        lines.append(f'  case "$GPU_NAME" in *{q(target.device_model)}*) ;; *) mismatch "this is $GPU_NAME, the plan is '
+                     f'for {target.device_model} (memory and workspace differ)";; esac')
+    lines += [
+        "elif command -v nvidia-smi >/dev/null; then",
+        '  GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)',
+        '  GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1)',
+        "fi",
+    ]
+    if target.compute_capability:
+        lines.append(f'[ "$GPU_CC" = {q(target.compute_capability)} ] || mismatch "GPU $GPU_NAME has compute capability '
+                     f'$GPU_CC, target {target.name} is {target.compute_capability}"')
+    lines += [
+        'echo "GPU $GPU_NAME (compute capability $GPU_CC)"',
+        "",
+        "# 4. One engine per graph. TensorRT 11 is strongly typed (precision comes from the graph); 10.x takes flags.",
+        'if [ "$TRT_MAJOR" -ge 11 ] || [ "$STRONGLY_TYPED" = 1 ]; then TYPED=strong; else TYPED=weak; fi',
+        'mkdir -p "$ENGINE_DIR" "$CACHE_DIR"',
+        'cache_file() { echo "$CACHE_DIR/$(printf \'%s|%s|%s|%s\' "$1" "$TRT_VERSION" "$GPU_NAME" "$GPU_CC" '
+        '| sha256sum | cut -c1-32).cache"; }',
+    ]
+    for g in recipe.graphs:
+        weak = " ".join(g.trtexec_weak_flags())
+        shape_flags = " ".join(q(f) for f in g.trtexec_shape_flags())
+        lines += [
+            "",
+            f'echo "building {g.engine} from {g.onnx}"',
+            f'if [ "$TYPED" = strong ]; then PREC=(--stronglyTyped); else PREC=({weak}); fi',
+            f'FLAGS_{_ident(g.name)}="${{PREC[*]-}}"',
+            f'"$TRTEXEC" --onnx="$ART/{g.onnx}" --saveEngine="$ENGINE_DIR/{g.engine}" \\',
+            *([f"  {shape_flags} \\"] if shape_flags else []),
+            '  ${PREC[@]+"${PREC[@]}"} '
+            f'--memPoolSize=workspace:{recipe.workspace_mb}M --timingCacheFile="$(cache_file {g.onnx_sha256})" \\',
+            f'  --skipInference > "$ENGINE_DIR/{_ident(g.name)}.build.log" 2>&1 '
+            f'|| die "trtexec failed on {g.onnx}; see $ENGINE_DIR/{_ident(g.name)}.build.log"',
+        ]
+    recipe_json = json.dumps(recipe.to_dict(), sort_keys=True)
+    lines += [
+        "",
+        "# 5. The engine manifest the runtime checks before loading (TensorRT version, GPU, hashes).",
+        f'TMP="$ENGINE_DIR/{ENGINE_MANIFEST}.tmp"',
+        "{",
+        f"  printf '{{\\n \"schema_version\": {ENGINE_SCHEMA_VERSION},\\n \"target\": \"{target.name}\",\\n "
+        "\"built_with\": \"trtexec\",\\n'",
+        '  printf \' "tensorrt_version": "%s",\\n "gpu": {"name": "%s", "compute_capability": "%s"},\\n\' '
+        '"$TRT_VERSION" "$(json_str "$GPU_NAME")" "$GPU_CC"',
+        '  printf \' "l4t": "%s",\\n "strongly_typed": %s,\\n\' "$(json_str "$L4T")" '
+        '"$([ "$TYPED" = strong ] && echo true || echo false)"',
+        f"  printf ' \"build_recipe_sha256\": \"{recipe.sha256()}\",\\n \"build_recipe\": '",
+        "  cat <<'EDGEKIT_RECIPE'",
+        recipe_json,
+        "EDGEKIT_RECIPE",
+        "  printf ' ,\"engines\": {\\n'",
+    ]
+    for i, g in enumerate(recipe.graphs):
+        sep = "," if i < len(recipe.graphs) - 1 else ""
+        lines.append(f'  printf \'  "{g.name}": {{"file": "{g.engine}", "onnx": "{g.onnx}", "onnx_sha256": "{g.onnx_sha256}", '
+                     f'"engine_sha256": "%s", "flags": "%s"}}{sep}\\n\' "$(sha "$ENGINE_DIR/{g.engine}")" '
+                     f'"$(json_str "$FLAGS_{_ident(g.name)}")"')
+    lines += [
+        "  printf ' }\\n}\\n'",
+        f'}} > "$TMP" && mv "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"',
+        f'echo "engines and {ENGINE_MANIFEST} written to $ENGINE_DIR"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)

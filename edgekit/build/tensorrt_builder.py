@@ -1,0 +1,96 @@
+"""`edgekit build`: TensorRT engines from an artefact's ONNX graphs through the TensorRT Python API, on the machine
+that will run them.
+
+Same recipe as the on-device plan (edgekit.build.recipe): precision by builder flags on TensorRT 10.x, by the
+strongly typed graph on 11.x; one optimization profile over the batch axis; a timing cache per graph, named by the
+content hash of (ONNX, TensorRT version, GPU) and reused across builds; the engines and an engine manifest written
+atomically into <artefact>/engines/<target>/. TensorRT is imported only when a build starts.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..artefact import atomic_folder, write_json
+from ..errors import IncompatibleError
+from ..schema import Target, load_target
+from . import versions
+from .engine_manifest import ENGINE_MANIFEST, engine_dir, l4t_release, make_manifest, sha256_file, timing_cache_key
+from .recipe import BuildRecipe, GraphBuild, make_recipe
+from .toolchain import gpu_info, require_tensorrt, tensorrt_version
+
+
+def default_cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("EDGEKIT_CACHE_DIR", base / "edgekit" / "timing-cache"))
+
+
+def build_engines(artefact: str | Path, target: Target | str, out: str | Path | None = None,
+                  precision: str | None = None, strongly_typed: bool = False, cache_dir: str | Path | None = None,
+                  graphs: list[str] | None = None, log: Callable[[str], None] = print) -> Path:
+    """Build every graph's engine for `target` here; return the engine folder. Raises ToolchainUnavailable (exit 5)
+    without TensorRT, IncompatibleError (exit 6) on the wrong TensorRT / GPU or a graph TensorRT rejects."""
+    target = load_target(target) if isinstance(target, str) else target
+    artefact = Path(artefact)
+    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs)  # usage errors before the toolchain
+    trt = require_tensorrt(target.name, str(artefact))
+    trt_ver = tensorrt_version(trt)
+    gpu, cc = gpu_info()
+    if not versions.in_range(trt_ver, target.tensorrt):
+        raise IncompatibleError(f"TensorRT {trt_ver} here is outside target {target.name}'s range {target.tensorrt}",
+                                f"build on the device: `edgekit plan --target {target.name} {artefact}`")
+    if target.compute_capability and cc != target.compute_capability:
+        raise IncompatibleError(f"this GPU ({gpu}) has compute capability {cc}, target {target.name} needs "
+                                f"{target.compute_capability}", f"build on the device: `edgekit plan --target {target.name} {artefact}`")
+    strong = int(trt_ver.split(".")[0]) >= 11 or recipe.strongly_typed
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = Path(out) if out else engine_dir(artefact, target.name)
+    engines: dict[str, dict] = {}
+    with atomic_folder(final) as tmp:
+        for g in recipe.graphs:
+            log(f"building {g.engine} from {g.onnx} (TensorRT {trt_ver}, {'strongly typed' if strong else ', '.join(g.weak_precisions) or 'fp32'})")
+            cache = cache_dir / f"{timing_cache_key(g.onnx_sha256, trt_ver, gpu, cc)}.cache"
+            plan = _build_one(trt, artefact / g.onnx, g, recipe, strong, cache)
+            (tmp / g.engine).write_bytes(plan)
+            engines[g.name] = {"file": g.engine, "onnx": g.onnx, "onnx_sha256": g.onnx_sha256,
+                               "engine_sha256": sha256_file(tmp / g.engine),
+                               "flags": "strongly_typed" if strong else " ".join(g.weak_precisions)}
+        write_json(tmp / ENGINE_MANIFEST, make_manifest(target.name, "tensorrt-python", trt_ver, gpu, cc, strong,
+                                                        recipe.to_dict(), recipe.sha256(), engines, l4t_release()))
+    return final
+
+
+def _build_one(trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong: bool, cache_path: Path) -> bytes:
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if strong and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):  # from a file, so external data resolves next to it
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["no detail"]
+        raise IncompatibleError(f"TensorRT cannot parse {onnx_path.name}: {errors[0].splitlines()[0][:200]}",
+                                f"run `edgekit check --target {recipe.target}` on the artefact and fix what it reports")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe.workspace_mb << 20)
+    if not strong:
+        for p in g.weak_precisions:
+            config.set_flag(getattr(trt.BuilderFlag, p.upper()))
+    if not g.tf32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if g.shapes:
+        profile = builder.create_optimization_profile()
+        for name, s in g.shapes.items():
+            profile.set_shape(name, s["min"], s["opt"], s["max"])
+        config.add_optimization_profile(profile)
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise IncompatibleError(f"TensorRT could not build an engine from {onnx_path.name} (its log above says why)",
+                                "try --precision fp32, or a larger workspace_mb in the target")
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(plan)
