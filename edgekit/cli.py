@@ -48,24 +48,34 @@ def export(recipe: Path = typer.Argument(..., help="recipe YAML, e.g. recipes/tr
         print(json.dumps(res, indent=1))
     else:
         _print_results(res, outcome.folder)
+    tgt = res.get("target_build")
+    if tgt and tgt.get("exit_code"):
+        why = tgt.get("engine_error") or "the artefact is not compatible with the target (see results.json target.check)"
+        err_console.print(f"[bold red]error:[/] {why}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
 
 
 def _print_results(res: dict, folder: Path) -> None:
     t = Table(title=f"{res['recipe']} → {res['target']}  ({res['data']})")
-    for col in ("variant", "exact@1", "exact@budget", "cell@budget", "exact (halting)", "halted<cap", "argmax vs ref",
-                "argmax vs torch fp32", "max|Δlogits| vs torch fp32", "time s"):
+    for col in ("variant", "exact@1", "exact@budget", "exact@halt", "halted<cap", "mean steps", "argmax vs ref",
+                "same halt step vs ref", "Loop form = host", "MB", "time s"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for e in res["variants"]:
-        m, v, p = e["metrics"], e.get("vs_reference", {}), e.get("vs_pytorch_float32", {})
+        m, v, lp = e["metrics"], e.get("vs_reference", {}), e.get("loop", {})
         f = lambda x, fmt=".3f": "–" if x is None else format(x, fmt)  # noqa: E731
-        t.add_row(e["name"], f(m.get("exact_1")), f(m.get("exact_full")), f(m.get("cell_full")), f(m.get("exact_halted")),
-                  f(m.get("halted_before_cap")), f(v.get("argmax_agreement_last"), ".4f"), f(p.get("argmax_agreement_last"), ".4f"),
-                  f(p.get("max_abs_dlogits_last"), ".2e"), f(e.get("seconds"), ".1f"))
+        loop_ok = lp.get("same_answer_as_host", lp.get("same_iterations_as_pytorch_solver"))
+        t.add_row(e["name"], f(m.get("exact_1")), f(m.get("exact_full")), f(m.get("exact_halted")), f(m.get("halted_before_cap")),
+                  f(m.get("mean_steps", m.get("mean_iterations")), ".2f"), f(v.get("argmax_agreement_last"), ".4f"),
+                  f(v.get("halting_step_agreement")), f(loop_ok), f(e["bytes"] / 1e6 if "bytes" in e else None, ".2f"),
+                  f(e.get("seconds"), ".1f"))
     console.print(t)
     for g in res["gates"]:
         mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"
         console.print(f"gate {g['name']} on {g['variant']}: {g['value']:.4g} (limit {g['limit']}) {mark}")
+    tgt = res.get("target_build")
+    if tgt:
+        console.print(f"target {res['target']}: {'compatible' if tgt['compatible'] else '[bold red]NOT compatible[/]'}"
+                      + (f"; build script {tgt['plan']}" if tgt.get("plan") else "") + (f"; engine: {tgt['engine']}" if tgt.get("engine") else ""))
     console.print(f"artefact: {folder}  —  {'[green]PASSED[/]' if res['passed'] else '[bold red]FAILED[/]'}")
 
 

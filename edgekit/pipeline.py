@@ -31,19 +31,26 @@ class TaskData:
     description: str
 
 
-def load_task(recipe: Recipe) -> TaskData:
+def load_task(recipe: Recipe, n: int | None = None, seed: int | None = None, split: str = "test") -> TaskData:
+    """Task data: the recipe's validation set by default; calibration and search sets pass their own n and
+    seed (Sudoku: freshly generated, disjoint by seed; digits: the training split)."""
     t = recipe.task
+    n = t.n if n is None else n
+    seed = t.seed if seed is None else seed
     if t.name == "sudoku":
         from .tasks import sudoku
 
         lo, hi = t.givens or (28, 40)
-        pool = sudoku.SudokuPool.generate(t.n, seed=t.seed)
-        x, y = pool.sample(t.n, (lo, hi), np.random.default_rng(t.seed), augment=False)
-        return TaskData(x, y, f"{t.n} held-out Sudoku puzzles, {lo}-{hi} givens, seed {t.seed}")
+        pool = sudoku.SudokuPool.generate(n, seed=seed)
+        x, y = pool.sample(n, (lo, hi), np.random.default_rng(seed), augment=False)
+        return TaskData(x, y, f"{n} held-out Sudoku puzzles, {lo}-{hi} givens, seed {seed}")
     from .tasks import digits
 
-    x, y = digits.load("test")
-    return TaskData(x[: t.n], y[: t.n, None], f"{min(t.n, len(x))} held-out digits (scikit-learn test split)")
+    x, y = digits.load(split)
+    if split != "test":
+        pick = np.random.default_rng(seed).permutation(len(x))[:n]
+        x, y = x[pick], y[pick]
+    return TaskData(x[:n].astype(np.float32), y[:n, None], f"{min(n, len(x))} digits (scikit-learn {split} split)")
 
 
 @dataclass
@@ -95,11 +102,6 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
     """The whole pipeline; returns the artefact folder, results and the exit code the gates decide."""
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
-    if target.backend != "onnxruntime":
-        from .errors import ToolchainUnavailable
-
-        raise ToolchainUnavailable(f"target {target.name!r} needs TensorRT engines, which this version cannot build yet",
-                                   "use target: x86-cpu (engine builds for Jetson/RTX arrive with `edgekit build`/`plan`)")
     model_path = (base / recipe.model.path).resolve()
     final = Path(out) if out else (base / (recipe.output or f"../artefacts/{recipe.name}")).resolve()
     from .models.checkpoint import find_files, load_model  # heavy imports only after the recipe is valid
@@ -123,8 +125,22 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         def load(precision: str):
             return fp32 if precision == "float32" else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision)
 
-        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), list(ex.precisions), ex.opset, thr))
+        precisions = list(ex.precisions) + (["float16"] if "float16" in recipe.quantize.modes and "float16" not in ex.precisions else [])
+        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), precisions, ex.opset, thr))
         files = dict(exported.files)
+        variants = dict(exported.variants)
+        quant_info: dict = {}
+        if any(m != "float16" for m in recipe.quantize.modes):
+            from .quantize import QuantizeJob, run_quantize
+
+            q = recipe.quantize
+            calib = load_task(recipe, q.calibration.n, q.calibration.seed, split="train")
+            search_set = load_task(recipe, q.search.n, q.search.seed, split="train")
+            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}"
+            qfiles, qvariants, quant_info = run_quantize(QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels,
+                                                                     fingerprint, log))
+            files.update(qfiles)
+            variants.update(qvariants)
         if native.family == "deq":
             init = {"kind": "zeros", "shape": [native.hidden_size]}
         else:
@@ -145,14 +161,16 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
                       "halting": "halt > halt_threshold (TRM: q_halt; HRM: q_halt - q_continue)" if native.family != "deq"
                       else f"residual = |f(z) - z| / |f(z)| <= tol ({native.solver.name} solver)"},
             "files": files,
-            "variants": exported.variants,
+            "variants": variants,
             "sha256": {},
             "export_seconds": {k: round(g.seconds, 3) for k, g in zip(exported.files, exported.graphs)},
-            "bytes": {k: g.bytes for k, g in zip(exported.files, exported.graphs)},
+            "bytes": {k: (tmp / rel).stat().st_size for k, rel in files.items()},
+            "quantization": quant_info,
         }
         write_json(tmp / "manifest.json", manifest)
         log(f"validating on {data.description}")
         from .validate.compare import agreement, variant_metrics
+        from .validate.drift import state_drift
         from .validate.forms import loop_parity, unrolled_parity
         from .validate.gates import evaluate_gates
 
@@ -175,14 +193,23 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         onnx_entries = []
         from .runtime import Runner
 
-        for precision in exported.variants:
+        onnx_fp32 = None
+        for precision in variants:
             runner = Runner(tmp, variant=precision)
             v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
             # export parity against the same precision in PyTorch where there is one
             e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
-            if "loop" in ex.forms:
+            if precision == "float32":
+                onnx_fp32 = (runner, v)
+            else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
+                e["vs_onnx_float32"] = agreement(v, onnx_fp32[1])
+                e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
+            if precision in quant_info:
+                e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
+            e["bytes"] = sum((tmp / files[key]).stat().st_size for g, key in variants[precision].items() if g in ("encode", "step", "readout"))
+            if "loop" in variants[precision]:
                 e["loop"] = loop_parity(runner, data.inputs, data.labels, v, bs, thr if native.family != "deq" else native.solver.tol, solver_its)
-            if "unrolled" in ex.forms:
+            if "unrolled" in variants[precision]:
                 e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
             entries.append(e)
             onnx_entries.append(e)
@@ -195,7 +222,43 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         (tmp / "report.md").write_text(_report(results, manifest))
         manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
         write_json(tmp / "manifest.json", manifest)
-    return ExportOutcome(final, results, EXIT_OK if passed else EXIT_ACCURACY_GATE)
+        build = _target_stage(tmp, target, log)
+        if build:
+            results["target_build"] = build
+            write_json(tmp / "results.json", results)
+    code = EXIT_OK if passed else EXIT_ACCURACY_GATE
+    if passed and build and build["exit_code"]:
+        code = build["exit_code"]
+    return ExportOutcome(final, results, code)
+
+
+def _target_stage(folder: Path, target, log: Callable[[str], None]) -> dict | None:
+    """TensorRT targets: static compatibility check, then an on-device build script, then an engine build where
+    TensorRT is installed. Returns what happened, with the exit code it implies (0, 5 no TensorRT, 6 incompatible)."""
+    if target.backend != "tensorrt":
+        return None
+    from .build.check import check_artefact
+    from .build.plan import write_plan
+    from .errors import EXIT_INCOMPATIBLE, EXIT_TOOLCHAIN, EdgekitError
+
+    report = check_artefact(folder, target)
+    out = {"check": report.to_dict(), "compatible": report.compatible}
+    if not report.compatible:
+        log(f"not compatible with {target.name}: {report.errors()[0].message if report.errors() else report.verdict}")
+        return {**out, "exit_code": EXIT_INCOMPATIBLE}
+    script = write_plan(folder, target)
+    out["plan"] = script.name
+    log(f"wrote {script.name}: builds the engines on the device with trtexec")
+    if target.device_model:  # Jetson: engines are built on the device itself, the script is the deliverable
+        return {**out, "engine": "build on the device with " + script.name, "exit_code": 0}
+    try:
+        from .build.tensorrt_builder import build_engines
+
+        engines = build_engines(folder, target, log=log)
+        return {**out, "engine": str(engines.relative_to(folder)), "exit_code": 0}
+    except EdgekitError as e:
+        log(f"no engine built here: {e}")
+        return {**out, "engine": None, "engine_error": str(e), "exit_code": e.exit_code if e.exit_code != 2 else EXIT_TOOLCHAIN}
 
 
 def _report(results: dict, manifest: dict) -> str:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RecipeError
+from .quantize.config import QuantizeSection
 
 RECIPE_SCHEMA_VERSION = 1
 TARGET_SCHEMA_VERSION = 1
@@ -58,6 +59,8 @@ class ValidateSection(_Strict):
 class GatesSection(_Strict):
     max_exact_drop: float | None = Field(default=0.01, ge=0, le=1, description="fraction, e.g. 0.01 = 1 point")
     min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
+    max_exact_halted_drop: float | None = Field(default=None, ge=0, le=1, description="exact accuracy at each sample's halting step")
+    min_halting_agreement: float | None = Field(default=None, ge=0, le=1, description="share halting at the reference's step")
 
 
 class Recipe(_Strict):
@@ -69,6 +72,7 @@ class Recipe(_Strict):
     export: ExportSection = ExportSection()
     validate_: ValidateSection = Field(default=ValidateSection(), alias="validate")
     gates: GatesSection = GatesSection()
+    quantize: QuantizeSection = QuantizeSection()
     output: str | None = Field(default=None, description="artefact folder (default artefacts/<name>), relative to the recipe")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -61,7 +61,9 @@ def test_export_deq_recipe_end_to_end(root, tmp_path):
     assert onnx["vs_reference"]["argmax_agreement_last"] == 1.0
     assert onnx["vs_reference"]["max_abs_dlogits_last"] < 1e-4
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"encode", "step", "readout"}
+    assert set(manifest["files"]) == {"encode", "step", "readout", "loop", "unrolled"}
+    assert onnx["loop"]["same_iterations_as_pytorch_solver"] == 1.0   # Anderson in the Loop graph
+    assert onnx["unrolled"]["argmax_agreement_with_host_last"] == 1.0
     assert not list(tmp_path.glob(".deq.tmp-*"))
 
 
@@ -90,7 +92,7 @@ def test_accuracy_gate_failure_gives_exit_3_and_names_the_gate(root, tmp_path, m
 def test_trm_export_results_match_pytorch(trm_artefact):
     res = json.loads((trm_artefact / "results.json").read_text())
     names = [v["name"] for v in res["variants"]]
-    assert names == ["pytorch (bfloat16)", "pytorch (float32)", "onnx (float32, step graph)"]
+    assert names == ["pytorch (bfloat16)", "pytorch (float32)", "onnx (float32, step graph, host loop)"]
     fp32, onnx = res["variants"][1], res["variants"][2]
     parity = onnx["vs_pytorch_float32"]
     assert parity["argmax_agreement_per_step"][0] == 1.0   # step 1 exact: export error alone, no chaos yet
@@ -98,5 +100,7 @@ def test_trm_export_results_match_pytorch(trm_artefact):
     assert parity["halting_step_agreement"] >= 0.95
     assert onnx["vs_reference"]["argmax_agreement_min"] > 0.95
     assert abs(onnx["metrics"]["exact_full"] - fp32["metrics"]["exact_full"]) <= 1 / 32 + 1e-9
+    assert onnx["loop"]["same_halting_step_as_host"] == 1.0 and onnx["loop"]["same_answer_as_host"] == 1.0
+    assert onnx["loop"]["mean_steps"] < 16
     assert res["passed"] is True
     assert (trm_artefact / "report.md").read_text().startswith("# edgekit report")

@@ -1,0 +1,147 @@
+"""Quantize stage: compressed step graphs (and their Loop forms) as extra artefact variants.
+
+Configs are data (`config.QuantizeSection`), handlers are registered per mode in `MODES`. Every handler works
+on the standalone float32 step graph and re-wraps the result into the Loop form, so quantized weights live in
+the Loop body itself (onnxruntime's integer kernels need that — shared/research/probe.md §3).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from ..models.base import RecursiveModel
+from .calibration import cache_dir, cache_key, cached_items, trajectory_items
+from .config import QuantizeSection
+from .lint import count_qdq, qdq_violations
+from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
+
+
+@dataclass
+class QuantizeJob:
+    """Everything a handler needs: the float32 model and artefact folder, the data, the settings."""
+
+    model: RecursiveModel
+    folder: Path
+    section: QuantizeSection
+    calib_inputs: np.ndarray
+    search_inputs: np.ndarray
+    search_labels: np.ndarray
+    fingerprint: str                       # checkpoint hash + task description: part of every cache key
+    log: Callable[[str], None] = print
+    _items: list | None = field(default=None, repr=False)
+
+    def items(self) -> list[dict]:
+        if self._items is None:
+            c = self.section.calibration
+            key = cache_key("calib", self.fingerprint, c.model_dump(), self.model.step_budget)
+            self._items, hit = cached_items(key, lambda: trajectory_items(self.model, self.calib_inputs, c.batch))
+            self.log(f"calibration: {len(self._items)} step inputs from {len(self.calib_inputs)} trajectories"
+                     f" x {self.model.step_budget} steps{' (cached)' if hit else ''}")
+        return self._items
+
+    def step(self) -> onnx.ModelProto:
+        return onnx.load(str(self.folder / "step.onnx"))
+
+    def wrap(self, step: onnx.ModelProto) -> onnx.ModelProto:
+        from ..export.loop import build_loop
+        from ..export.onnx_export import initial_vectors
+
+        m = self.model
+        return build_loop(onnx.load(str(self.folder / "encode.onnx")), step, onnx.load(str(self.folder / "readout.onnx")),
+                          family=m.family, state_names=list(m.state_names), initial=initial_vectors(m),
+                          budget=m.step_budget, solver=getattr(m, "solver", None))
+
+
+@dataclass
+class Quantized:
+    step: onnx.ModelProto
+    info: dict
+
+
+def _int8(job: QuantizeJob) -> Quantized:
+    kf = job.section.keep_float
+    q = quantize_int8(job.step(), job.items(), kf.patterns, kf.types)
+    return Quantized(q, {"method": "nncf.quantize (PTQ, PERFORMANCE preset, transformer op set, SmoothQuant off)",
+                         "keep_float": {"patterns": kf.patterns, "types": kf.types}})
+
+
+def _mixed(job: QuantizeJob) -> Quantized:
+    from .search import Score, loop_scorer, search
+
+    kf, s = job.section.keep_float, job.section.search
+    step = job.step()
+    import re
+
+    groups = {k: v for k, v in layer_groups(step).items()
+              if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)}   # already float by keep_float
+    key = cache_key("search", job.fingerprint, job.section.model_dump())
+    cached = cache_dir() / "search" / f"{key}.json"
+    base_names = lambda extra: extra  # noqa: E731
+
+    def quantize(names: list[str]) -> onnx.ModelProto:
+        return quantize_int8(step, job.items(), kf.patterns, kf.types, base_names(names))
+
+    if cached.is_file():
+        hit = json.loads(cached.read_text())
+        job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
+        q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
+        return Quantized(q, {**hit, "cached": True})
+    ref_score = loop_scorer(job.wrap, job.search_inputs, job.search_labels)
+    ref, ref_steps = ref_score(step)
+    scorer = loop_scorer(job.wrap, job.search_inputs, job.search_labels, ref_steps)
+    t0 = time.time()
+    res, q = search(quantize, groups, scorer, Score(ref.exact, 1.0), s.max_exact_drop, s.min_halting_agreement, job.log)
+    info = {"method": "accuracy-aware search over NNCF INT8 step graphs, scored by Loop-form rollouts with early halting",
+            "keep_float": res.keep_float, "passed": res.passed, "candidates": len(res.trials),
+            "score": {"exact": res.score.exact, "halting_agreement": res.score.halting_agreement},
+            "float32": {"exact": ref.exact}, "trials": res.trials, "seconds": round(time.time() - t0, 1),
+            "search_samples": len(job.search_inputs), "always_float": {"patterns": kf.patterns, "types": kf.types}}
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(info))
+    return Quantized(q, info)
+
+
+def _weight_only(job: QuantizeJob) -> Quantized:
+    kf = job.section.keep_float
+    return Quantized(compress_weights_int8(job.step(), kf.patterns, kf.types),
+                     {"method": "nncf.compress_weights INT8_SYM (weights int8, compute float)"})
+
+
+MODES: dict[str, Callable[[QuantizeJob], Quantized]] = {"int8": _int8, "mixed": _mixed, "int8_weight_only": _weight_only}
+
+
+def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict]]:
+    """Run every requested mode (except float16, which is an export precision). Returns manifest `files`
+    entries, `variants` entries and per-mode info for results.json."""
+    files: dict[str, str] = {}
+    variants: dict[str, dict[str, str]] = {}
+    infos: dict[str, dict] = {}
+    for mode in job.section.modes:
+        if mode == "float16":
+            continue
+        t0 = time.time()
+        job.log(f"quantizing the step graph: {mode}")
+        out = MODES[mode](job)
+        bad = qdq_violations(out.step)
+        if bad:
+            raise QuantizeError(f"{mode} step graph has Q/DQ TensorRT cannot take: {bad[0]} ({len(bad)} in all)",
+                                "report this: edgekit asks NNCF for symmetric signed int8 only")
+        sub = job.folder / mode
+        sub.mkdir(exist_ok=True)
+        onnx.save(out.step, str(sub / "step.onnx"))
+        onnx.save(job.wrap(out.step), str(sub / "loop.onnx"))
+        files[f"{mode}/step"] = f"{mode}/step.onnx"
+        files[f"{mode}/loop"] = f"{mode}/loop.onnx"
+        variants[mode] = {"encode": "encode", "step": f"{mode}/step", "readout": "readout", "loop": f"{mode}/loop"}
+        infos[mode] = {**out.info, "quantize_linear_nodes": count_qdq(out.step), "seconds": round(time.time() - t0, 1),
+                       "step_bytes": (sub / "step.onnx").stat().st_size}
+    return files, variants, infos
+
+
+__all__ = ["MODES", "QuantizeJob", "QuantizeSection", "run_quantize", "QuantizeError"]

@@ -1,16 +1,26 @@
-"""Gates declared in a recipe, evaluated on results: each a (name, value, limit, passed) record."""
+"""Gates declared in a recipe, evaluated on results: each a (name, variant, value, limit, passed) record."""
 from __future__ import annotations
+
+
+def _gate(name: str, variant: str, value: float, limit: float, passed: bool) -> dict:
+    return {"name": name, "variant": variant, "value": round(float(value), 6), "limit": limit, "passed": bool(passed)}
 
 
 def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
     """Compare a candidate variant's entry with the reference entry (both as written to results.json)."""
     out = []
+    ref, cand, name = reference["metrics"], candidate["metrics"], candidate["name"]
+    vs = candidate.get("vs_reference", {})
     if gates.max_exact_drop is not None:
-        drop = reference["metrics"]["exact_full"] - candidate["metrics"]["exact_full"]
-        out.append({"name": "max_exact_drop", "variant": candidate["name"], "value": round(drop, 6),
-                    "limit": gates.max_exact_drop, "passed": drop <= gates.max_exact_drop})
+        drop = ref["exact_full"] - cand["exact_full"]
+        out.append(_gate("max_exact_drop", name, drop, gates.max_exact_drop, drop <= gates.max_exact_drop + 1e-12))
+    if gates.max_exact_halted_drop is not None and ref.get("exact_halted") is not None:
+        drop = ref["exact_halted"] - cand["exact_halted"]
+        out.append(_gate("max_exact_halted_drop", name, drop, gates.max_exact_halted_drop, drop <= gates.max_exact_halted_drop + 1e-12))
     if gates.min_argmax_agreement is not None:
-        agr = candidate["vs_reference"]["argmax_agreement_last"]
-        out.append({"name": "min_argmax_agreement", "variant": candidate["name"], "value": agr,
-                    "limit": gates.min_argmax_agreement, "passed": agr >= gates.min_argmax_agreement})
+        agr = vs["argmax_agreement_last"]
+        out.append(_gate("min_argmax_agreement", name, agr, gates.min_argmax_agreement, agr >= gates.min_argmax_agreement))
+    if gates.min_halting_agreement is not None and "halting_step_agreement" in vs:
+        agr = vs["halting_step_agreement"]
+        out.append(_gate("min_halting_agreement", name, agr, gates.min_halting_agreement, agr >= gates.min_halting_agreement))
     return out

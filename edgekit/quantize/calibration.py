@@ -1,0 +1,64 @@
+"""Calibration data from full recursion trajectories, cached by content hash.
+
+A step graph sees very different states at step 1 (the fixed initial state) and step 16 (near a fixed point),
+so calibrating on first steps only mis-sizes the ranges the later steps need. Each item is one step's graph
+inputs for a small batch, gathered from PyTorch float32 rollouts over every step.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.base import RecursiveModel
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGEKIT_CACHE", Path.home() / ".cache" / "edgekit"))
+
+
+def cache_key(*parts: object) -> str:
+    """Content hash over everything that changes the result (model hash, data, settings, versions)."""
+    import nncf
+    import onnx
+
+    blob = json.dumps([*map(str, parts), torch.__version__, onnx.__version__, nncf.__version__], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@torch.no_grad()
+def trajectory_items(model: RecursiveModel, inputs: np.ndarray, batch: int) -> list[dict[str, np.ndarray]]:
+    """Step-graph feeds {state..., x} at every recursion step of every sample (float32)."""
+    items: list[dict[str, np.ndarray]] = []
+    names = list(model.state_names)
+    for i in range(0, len(inputs), batch):
+        x = model.encode(torch.from_numpy(inputs[i:i + batch]))
+        state = model.initial_state(x)
+        for _ in range(model.step_budget):
+            items.append({**{n: s.float().numpy() for n, s in zip(names, state)}, "x": x.float().numpy()})
+            state = model.step(state, x)
+    return items
+
+
+def cached_items(key: str, make) -> tuple[list[dict[str, np.ndarray]], bool]:
+    """Load calibration items for `key` from the cache, or make and store them. Returns (items, was_cached)."""
+    path = cache_dir() / "calibration" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                n = int(z["count"])
+                names = [str(s) for s in z["names"]]
+                return [{k: z[f"{j}/{k}"] for k in names} for j in range(n)], True
+        except (OSError, KeyError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    items = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}.npz")
+    arrays = {f"{j}/{k}": v for j, it in enumerate(items) for k, v in it.items()}
+    np.savez(tmp, count=len(items), names=np.array(list(items[0])), **arrays)
+    os.replace(tmp, path)
+    return items, False

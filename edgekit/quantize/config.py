@@ -1,0 +1,48 @@
+"""Quantization settings as data (the recipe's `quantize` section), versioned with the recipe schema.
+
+Each entry of `modes` becomes one artefact variant, built by the handler registered for it in
+`edgekit.quantize.MODES`: int8 (NNCF PTQ of the step graph, sensitive parts kept float), mixed (int8 plus an
+accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
+compression), float16 (the float16 export of the model).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QuantMode = Literal["int8", "mixed", "int8_weight_only", "float16"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CalibrationSection(_Strict):
+    n: int = Field(default=32, gt=0, description="calibration samples; every recursion step of each is used")
+    seed: int = Field(default=1000, description="kept apart from the validation seed")
+    batch: int = Field(default=8, gt=0, description="samples per calibration item")
+
+
+class KeepFloatSection(_Strict):
+    """Layers NNCF must not quantize, by ONNX node-name regex or op type. Default: the halting head, whose
+    error compounds over steps into different halting decisions (shared/research/probe.md §3)."""
+
+    patterns: list[str] = Field(default_factory=lambda: [".*q_head.*"])
+    types: list[str] = Field(default_factory=list)
+
+
+class SearchSection(_Strict):
+    """Budget of the accuracy-aware (`mixed`) mode, scored by full rollouts with early halting."""
+
+    max_exact_drop: float = Field(default=0.01, ge=0, le=1)
+    min_halting_agreement: float = Field(default=0.95, ge=0, le=1)
+    n: int = Field(default=128, gt=0, description="held-out samples scoring each candidate")
+    seed: int = 2000
+
+
+class QuantizeSection(_Strict):
+    modes: list[QuantMode] = Field(default_factory=list)
+    calibration: CalibrationSection = CalibrationSection()
+    keep_float: KeepFloatSection = KeepFloatSection()
+    search: SearchSection = SearchSection()

@@ -1,0 +1,124 @@
+"""Quantization of the step graph with NNCF: TensorRT-style Q/DQ, quantized weights inside the Loop body,
+calibration from whole trajectories with a content-hash cache, and the accuracy-aware search logic."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.export.onnx_export import export_step_graphs
+from edgekit.models.checkpoint import load_model
+from edgekit.quantize import QuantizeJob, QuantizeSection
+from edgekit.quantize.calibration import cached_items, trajectory_items
+from edgekit.quantize.lint import qdq_violations
+from edgekit.quantize.nncf_backend import compress_weights_int8, layer_groups, quantize_int8
+from edgekit.quantize.search import Score, search
+from edgekit.tasks import sudoku
+
+
+@pytest.fixture(scope="module")
+def trm_job(root, tmp_path_factory):
+    d = tmp_path_factory.mktemp("q")
+    m = load_model(root / "examples" / "models" / "trm-sudoku", forward_dtype="float32")
+    export_step_graphs(m, d)
+    x, _ = sudoku.SudokuPool.generate(8, seed=1000).sample(8, (28, 40), np.random.default_rng(1000), augment=False)
+    vx, vy = sudoku.SudokuPool.generate(48, seed=5).sample(48, (30, 40), np.random.default_rng(5), augment=False)
+    job = QuantizeJob(m, d, QuantizeSection(), x, vx, vy, "test", log=lambda s: None)
+    job._items = trajectory_items(m, x, 8)
+    return job
+
+
+def test_calibration_covers_every_step(trm_job):
+    items = trm_job.items()
+    assert len(items) == 16                                    # 8 samples in one batch x 16 steps
+    assert set(items[0]) == {"z_H", "z_L", "x"}
+    assert not np.allclose(items[0]["z_H"], items[-1]["z_H"])  # step 1 and step 16 states differ
+
+
+def test_int8_step_is_tensorrt_style_and_wraps_into_loop_body(trm_job):
+    q = quantize_int8(trm_job.step(), trm_job.items(), [".*q_head.*"], [])
+    assert qdq_violations(q) == []
+    assert sum(n.op_type == "QuantizeLinear" for n in q.graph.node) > 0
+    assert not any(n.op_type == "QuantizeLinear" and "q_head" in n.name for n in q.graph.node)
+    loop = trm_job.wrap(q)
+    body = next(n for n in loop.graph.node if n.op_type == "Loop").attribute[0].g
+    assert any(n.op_type == "QuantizeLinear" for n in body.node)
+    assert any(t.data_type == TensorProto.INT8 for t in body.initializer)   # weights are the body's own
+    onnx.checker.check_model(loop, full_check=True)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(loop.SerializeToString(), opts)
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"inputs": trm_job.search_inputs})))
+    exact = float(np.mean((out["logits"].argmax(-1) == trm_job.search_labels).all(-1)))
+    assert exact > 0.6 and out["steps"].mean() < 16   # still solves and halts (fp32 solves ~all of these)
+
+
+def test_weight_only_compression_shrinks_and_keeps_outputs(trm_job):
+    step = trm_job.step()
+    q = compress_weights_int8(step, [".*q_head.*"], [])
+    assert len(q.SerializeToString()) < 0.7 * len(step.SerializeToString())
+    assert qdq_violations(q) == []
+    feeds = {k: v for k, v in trm_job.items()[3].items()}
+    a = ort.InferenceSession(step.SerializeToString()).run(None, feeds)
+    b = ort.InferenceSession(q.SerializeToString()).run(None, feeds)
+    assert np.abs(a[0] - b[0]).max() < 0.05 * np.abs(a[0]).max()
+
+
+def test_layer_groups_merge_calls_of_one_weight(trm_job):
+    groups = layer_groups(trm_job.step(), by="layer")
+    cfg = trm_job.model.config
+    calls = cfg.H_cycles * (cfg.L_cycles + 1)
+    assert groups["/L_level/layers.0/mlp/down_proj"].__len__() == calls
+    roles = layer_groups(trm_job.step())
+    assert len(roles["/L_level/layers.*/mlp/down_proj"]) == calls * cfg.L_layers
+
+
+def test_lint_rejects_uint8_and_asymmetric_qdq():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(3, np.int8), "zp"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zpu")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="asym"),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="asym_dq"),
+             helper.make_node("QuantizeLinear", ["d", "s", "zpu"], ["q2"], name="u8"),
+             helper.make_node("DequantizeLinear", ["q2", "s", "zpu"], ["y"], name="u8_dq")]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits))
+    bad = qdq_violations(m)
+    assert any("asym:" in b and "non-zero" in b for b in bad) and any("u8:" in b and "uint8" in b for b in bad)
+
+
+def test_calibration_cache_hits_and_survives_a_damaged_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return [{"z": np.ones((2, 3), np.float32), "x": np.zeros((2, 3), np.float32)}]
+
+    a, hit = cached_items("k1", make)
+    b, hit2 = cached_items("k1", make)
+    assert (hit, hit2, len(calls)) == (False, True, 1) and np.array_equal(a[0]["z"], b[0]["z"])
+    (tmp_path / "calibration" / "k1.npz").write_bytes(b"garbage")
+    c, hit3 = cached_items("k1", make)
+    assert not hit3 and len(calls) == 2 and np.array_equal(c[0]["z"], a[0]["z"])
+
+
+def test_search_keeps_the_smallest_sufficient_set_float():
+    """Synthetic scores: only keeping group 'b' float recovers accuracy; the search must find {'b'}."""
+    groups = {"a": ["a1"], "b": ["b1", "b2"], "c": ["c1"]}
+
+    def quantize(names):
+        return names
+
+    def score(names):
+        exact = 0.9 if "b1" in names else 0.7
+        return Score(exact, 1.0 if "b1" in names else 0.8), None
+
+    res, chosen = search(quantize, groups, score, Score(0.9, 1.0), 0.01, 0.95)
+    assert res.passed and res.keep_float == ["b"] and chosen == ["b1", "b2"]
+
+
+def test_search_reports_failure_when_nothing_suffices():
+    groups = {"a": ["a1"], "b": ["b1"]}
+    res, _ = search(lambda n: n, groups, lambda n: (Score(0.5, 0.5), None), Score(0.9, 1.0), 0.01, 0.95)
+    assert not res.passed
