@@ -1,0 +1,199 @@
+"""Latency / throughput benchmark of an artefact through `Runner.solve`: numpy + onnxruntime only, no torch.
+
+`benchmark(runner, inputs, batch_sizes, mode)` cuts the inputs into batches of each size (tiling them when there
+are fewer inputs than one batch), runs `warmup` untimed passes, then `repeats` timed passes over all batches, and
+reports per batch size: latency percentiles of one `solve` call (ms per batch), throughput (samples/s),
+mean time per sample (ms), and the recursion steps the samples took (histogram and mean, from `Solution.steps`).
+
+Helpers for finding where the time goes, also torch-free:
+- `SessionTimer`: wraps a runner's onnxruntime sessions and sums the time spent inside `session.run`, so the
+  host-side overhead of the Python loop (feeds, compaction, halting checks) is total time minus that sum;
+- `profile_ops`: onnxruntime's own profiler on one graph, aggregated into time per op type.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .runner import MODES, Runner, RuntimeInputError
+
+
+@dataclass
+class BatchStats:
+    """One (mode, batch size) measurement. Latencies are per `solve` call on one batch."""
+
+    mode: str
+    batch: int
+    batches: int                 # distinct batches per pass
+    repeats: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    samples_per_s: float
+    per_sample_ms: float
+    mean_steps: float
+    steps_hist: dict[int, int] = field(default_factory=dict)   # steps -> samples (first timed pass)
+    exact: float | None = None   # exact-match accuracy when labels were given (all positions right)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["steps_hist"] = {str(k): v for k, v in sorted(self.steps_hist.items())}
+        return d
+
+
+def percentiles(values_ms: list[float] | np.ndarray) -> tuple[float, float, float]:
+    a = np.asarray(values_ms, dtype=np.float64)
+    return tuple(float(np.percentile(a, q)) for q in (50, 90, 99))  # type: ignore[return-value]
+
+
+def make_batches(inputs: np.ndarray, batch: int, labels: np.ndarray | None = None
+                 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Whole batches of `batch` samples (a remainder is dropped); with fewer samples than one batch the inputs are
+    tiled to fill it, so every timed call has exactly `batch` samples."""
+    if batch < 1:
+        raise RuntimeInputError(f"batch size must be >= 1, got {batch}")
+    n = len(inputs)
+    if n == 0:
+        raise RuntimeInputError("no inputs to benchmark")
+    if n < batch:
+        idx = np.resize(np.arange(n), batch)
+        return [(inputs[idx], None if labels is None else labels[idx])]
+    return [(inputs[i:i + batch], None if labels is None else labels[i:i + batch]) for i in range(0, n - batch + 1, batch)]
+
+
+def _exact(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-sample exact match: every position (sequence tasks) or the class (labels [N] or [N, 1])."""
+    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1 and preds.ndim == 1):
+        return preds.reshape(-1) == labels.reshape(-1)
+    return (preds == labels).reshape(len(labels), -1).all(-1)
+
+
+def benchmark(runner: Runner, inputs: np.ndarray, batch_sizes: list[int] | tuple[int, ...] = (1, 64), mode: str = "host",
+              repeats: int = 5, warmup: int = 1, labels: np.ndarray | None = None, **solve_kwargs) -> list[BatchStats]:
+    """Time `runner.solve(batch, mode=mode, **solve_kwargs)` per batch size; see the module docstring."""
+    if mode not in MODES:
+        raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if repeats < 1:
+        raise RuntimeInputError(f"repeats must be >= 1, got {repeats}")
+    inputs = runner.check_inputs(inputs)
+    out = []
+    for b in batch_sizes:
+        batches = make_batches(inputs, int(b), labels)
+        for _ in range(max(0, warmup)):
+            runner.solve(batches[0][0], mode=mode, **solve_kwargs)
+        lat: list[float] = []
+        steps: list[np.ndarray] = []
+        correct: list[np.ndarray] = []
+        for r in range(repeats):
+            for x, y in batches:
+                t0 = time.perf_counter()
+                sol = runner.solve(x, mode=mode, **solve_kwargs)
+                lat.append((time.perf_counter() - t0) * 1000.0)
+                if r == 0:
+                    steps.append(np.asarray(sol.steps).reshape(-1))
+                    if y is not None:
+                        correct.append(_exact(sol.preds, y))
+        total_s = sum(lat) / 1000.0
+        samples = len(lat) * int(b)
+        st = np.concatenate(steps)
+        p50, p90, p99 = percentiles(lat)
+        out.append(BatchStats(mode=mode, batch=int(b), batches=len(batches), repeats=repeats, p50_ms=p50, p90_ms=p90,
+                              p99_ms=p99, mean_ms=float(np.mean(lat)), samples_per_s=samples / total_s if total_s else float("inf"),
+                              per_sample_ms=1000.0 * total_s / samples, mean_steps=float(st.mean()),
+                              steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
+                              exact=float(np.concatenate(correct).mean()) if correct else None))
+    return out
+
+
+def available_modes(runner: Runner) -> list[str]:
+    """Modes whose graphs this runner's variant has: host needs the step graphs, loop / unrolled their own."""
+    g = runner.graphs
+    have = {"host": all(k in g for k in ("encode", "step", "readout")), "loop": "loop" in g, "unrolled": "unrolled" in g}
+    return [m for m in MODES if have[m]]
+
+
+class _TimedSession:
+    """Proxy for an onnxruntime session that adds the wall time of each `run` to its timer."""
+
+    def __init__(self, sess: ort.InferenceSession, timer: "SessionTimer", graph: str) -> None:
+        self._sess, self._timer, self._graph = sess, timer, graph
+
+    def run(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self._sess.run(*args, **kwargs)
+        finally:
+            dt = time.perf_counter() - t0
+            self._timer.seconds[self._graph] = self._timer.seconds.get(self._graph, 0.0) + dt
+            self._timer.calls[self._graph] = self._timer.calls.get(self._graph, 0) + 1
+
+    def __getattr__(self, name):
+        return getattr(self._sess, name)
+
+
+class SessionTimer:
+    """Sum the time a runner spends inside onnxruntime `run` calls, per graph:
+
+        timer = SessionTimer(runner)          # creates and wraps the sessions of `graphs`
+        t0 = perf_counter(); runner.solve(x); total = perf_counter() - t0
+        overhead = total - timer.total        # host-side Python / numpy time
+    """
+
+    def __init__(self, runner: Runner, graphs: tuple[str, ...] = ("encode", "step", "readout", "loop", "unrolled")) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        for g in graphs:
+            if g in runner.graphs:
+                sess = runner.session(g)
+                if not isinstance(sess, _TimedSession):
+                    runner._sessions[g] = _TimedSession(sess, self, g)  # type: ignore[assignment]
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+def profile_ops(model_path: str | Path, feeds: dict[str, np.ndarray], runs: int = 1, threads: int | None = None,
+                providers: list[str] | None = None) -> dict:
+    """Run one graph under onnxruntime's profiler and aggregate kernel time per op type.
+
+    Returns {"total_us", "by_op": {op: {"us", "share", "calls"}}} sorted by time; the first (warm-up) run is not
+    profiled separately, so call with runs >= 2 for steady-state shares."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(tmp, "ort_profile")
+        sess = ort.InferenceSession(str(model_path), opts, providers=providers or ["CPUExecutionProvider"])
+        wanted = {i.name for i in sess.get_inputs()}
+        f = {k: v for k, v in feeds.items() if k in wanted}
+        for _ in range(max(1, runs)):
+            sess.run(None, f)
+        trace = json.loads(Path(sess.end_profiling()).read_text())
+    by_op: dict[str, dict] = {}
+    for ev in trace:
+        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
+            continue
+        op = ev.get("args", {}).get("op_name", "?")
+        e = by_op.setdefault(op, {"us": 0.0, "calls": 0})
+        e["us"] += float(ev.get("dur", 0))
+        e["calls"] += 1
+    total = sum(e["us"] for e in by_op.values())
+    for e in by_op.values():
+        e["share"] = e["us"] / total if total else 0.0
+    return {"total_us": total, "by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1]["us"]))}
