@@ -82,7 +82,8 @@ def cpu_info() -> dict:
     return {"model": model, "cores": cores, "ghz": round(ghz, 3), "flop_per_cycle": per_cycle,
             "peak_gflops": round(cores * ghz * per_cycle, 1),
             "note": "estimate: cores x clock x 64 FLOP/cycle (2 AVX-512 FMA units x 16 fp32 lanes x 2)"
-                    + ("; this is AMD Zen 4 (family 25), which executes AVX-512 on 256-bit units: realistic peak is half"
+                    + ("; this is AMD Zen 4 (family 25), which executes AVX-512 on 256-bit units, so at this clock its realistic "
+                       "peak is half; the clock is the nominal one a VM reports, boost clocks are higher"
                        if zen4 else "")}
 
 
