@@ -31,6 +31,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     """Yield a temporary folder next to `final`; on success it replaces `final`, on any error it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _recover(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
@@ -44,3 +45,14 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     os.rename(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(final: Path) -> None:
+    """Tidy up after a run that was killed: its temporary folder is removed, and if it died between moving
+    the previous artefact aside and moving the new one in, the previous artefact is put back."""
+    olds = sorted(final.parent.glob(f".{final.name}.old-*"))
+    if not final.exists() and olds:
+        os.rename(olds[-1], final)
+        olds = olds[:-1]
+    for stale in [*olds, *final.parent.glob(f".{final.name}.tmp-*")]:
+        shutil.rmtree(stale, ignore_errors=True)

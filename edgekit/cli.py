@@ -308,6 +308,34 @@ def bench(artefact: Path = typer.Argument(..., help="artefact folder written by 
     console.print(t)
 
 
+@app.command()
+def verify(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+           json_out: bool = typer.Option(False, "--json", help="print the checks as JSON")) -> None:
+    """Re-check an artefact on this device with the runtime alone: file hashes, then the golden outputs.
+    Exit 0 when everything reproduces, 3 when something does not, 2 when it is not an artefact."""
+    from .runtime.runner import ArtefactError
+    from .runtime.verify import verify as run_verify
+
+    try:
+        rep = run_verify(artefact)
+    except ArtefactError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE)
+    if json_out:
+        import json
+
+        print(json.dumps({"passed": rep.passed, "checks": rep.checks}, indent=1))
+    else:
+        t = Table(title=f"verify {artefact}")
+        for col in ("check", "result", "detail"):
+            t.add_column(col)
+        for c in rep.checks:
+            t.add_row(c["name"], "[green]ok[/]" if c["passed"] else "[bold red]FAILED[/]", c["detail"])
+        console.print(t)
+        console.print("[green]VERIFIED[/]" if rep.passed else "[bold red]NOT VERIFIED[/]")
+    raise typer.Exit(0 if rep.passed else 3)
+
+
 def main() -> None:
     try:
         app()

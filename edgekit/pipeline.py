@@ -69,10 +69,36 @@ def _torch_variant(model, data: TaskData, name: str, batch: int):
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
+def _halt_threshold(recipe: Recipe, model, log: Callable[[str], None]) -> float:
+    """The recipe's threshold, or with 'auto' the smallest one (from a grid) whose answers at the halting step
+    are within `halt_tolerance` of the full-budget accuracy on held-out data (disjoint seed): the halting head
+    of a model trained with ACT may fire too early for deployment (the TRM demo loses 7 points at 0)."""
+    v = recipe.validate_
+    if v.halt_threshold != "auto" or model.family == "deq":
+        return 0.0 if v.halt_threshold == "auto" else float(v.halt_threshold)
+    from .tasks.evaluate import rollout_predictions
+    from .tasks.metrics import step_metrics
+
+    cal = load_task(recipe, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
+    preds, halts, _ = rollout_predictions(model, cal.inputs, batch_size=v.batch_size)
+    preds = [p.reshape(cal.labels.shape) for p in preds]
+    for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0):
+        m = step_metrics(preds, cal.labels, halts, threshold=t)
+        if m.exact_halted >= m.exact_per_step[-1] - v.halt_tolerance:
+            log(f"halting threshold {t}: exact {m.exact_halted:.3f} at the halting step vs {m.exact_per_step[-1]:.3f} at the "
+                f"full budget, mean {m.mean_steps:.2f} steps ({len(cal.inputs)} held-out samples)")
+            return t
+    log("no halting threshold up to 8 keeps accuracy; using 8")
+    return 8.0
+
+
 def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
     from .validate.compare import agreement, variant_metrics
 
-    e = {"name": v.name, "metrics": variant_metrics(v, data.labels, thr).summary(), "seconds": round(v.seconds or 0.0, 3)}
+    sm = variant_metrics(v, data.labels, thr)
+    e = {"name": v.name, "metrics": sm.summary(), "seconds": round(v.seconds or 0.0, 3)}
+    if sm.halting_histogram() is not None:
+        e["halting_histogram"] = sm.halting_histogram()
     if ref is not None:
         e["vs_reference"] = agreement(v, ref)
     if parity_with is not None:
@@ -119,7 +145,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         from .export import ExportPlan, export_forms
 
         ex = recipe.export
-        thr = recipe.validate_.halt_threshold
+        thr = _halt_threshold(recipe, fp32, log)
         log(f"exporting ONNX ({', '.join(ex.forms)}; {', '.join(ex.precisions)}; opset {ex.opset})")
 
         def load(precision: str):
@@ -129,18 +155,6 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         exported = export_forms(load, tmp, ExportPlan(list(ex.forms), precisions, ex.opset, thr))
         files = dict(exported.files)
         variants = dict(exported.variants)
-        quant_info: dict = {}
-        if any(m != "float16" for m in recipe.quantize.modes):
-            from .quantize import QuantizeJob, run_quantize
-
-            q = recipe.quantize
-            calib = load_task(recipe, q.calibration.n, q.calibration.seed, split="train")
-            search_set = load_task(recipe, q.search.n, q.search.seed, split="train")
-            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}"
-            qfiles, qvariants, quant_info = run_quantize(QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels,
-                                                                     fingerprint, log))
-            files.update(qfiles)
-            variants.update(qvariants)
         if native.family == "deq":
             init = {"kind": "zeros", "shape": [native.hidden_size]}
         else:
@@ -165,8 +179,23 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             "sha256": {},
             "export_seconds": {k: round(g.seconds, 3) for k, g in zip(exported.files, exported.graphs)},
             "bytes": {k: (tmp / rel).stat().st_size for k, rel in files.items()},
-            "quantization": quant_info,
+            "quantization": {},
         }
+        write_json(tmp / "manifest.json", manifest)   # the float variants: what the quantize stage reads
+        quant_info: dict = {}
+        if any(m != "float16" for m in recipe.quantize.modes):
+            from .quantize import QuantizeJob, run_quantize
+
+            q = recipe.quantize
+            calib = load_task(recipe, q.calibration.n, q.calibration.seed, split="train")
+            search_set = load_task(recipe, q.search.n, q.search.seed, split="train")
+            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}"
+            qfiles, qvariants, quant_info = run_quantize(QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels,
+                                                                     fingerprint, log))
+            files.update(qfiles)
+            variants.update(qvariants)
+        manifest["quantization"] = quant_info
+        manifest["bytes"] = {k: (tmp / rel).stat().st_size for k, rel in files.items()}
         write_json(tmp / "manifest.json", manifest)
         log(f"validating on {data.description}")
         from .validate.compare import agreement, variant_metrics
@@ -219,7 +248,15 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
                    "data": data.description, "reference": ref.name, "variants": entries, "gates": gates, "passed": passed,
                    "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__}}
         write_json(tmp / "results.json", results)
-        (tmp / "report.md").write_text(_report(results, manifest))
+        from .runtime.verify import GOLDEN, write_golden
+        from .validate.junit import junit_xml
+        from .validate.plots import write_plots
+
+        write_golden(tmp, data.inputs[: min(8, len(data.inputs))])
+        files["golden"] = GOLDEN
+        (tmp / "junit.xml").write_text(junit_xml(results))
+        plots = write_plots(results, tmp)
+        (tmp / "report.md").write_text(_report(results, manifest, plots))
         manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
         write_json(tmp / "manifest.json", manifest)
         build = _target_stage(tmp, target, log)
@@ -261,7 +298,7 @@ def _target_stage(folder: Path, target, log: Callable[[str], None]) -> dict | No
         return {**out, "engine": None, "engine_error": str(e), "exit_code": e.exit_code if e.exit_code != 2 else EXIT_TOOLCHAIN}
 
 
-def _report(results: dict, manifest: dict) -> str:
+def _report(results: dict, manifest: dict, plots: list[str] = ()) -> str:
     lines = [f"# edgekit report: {results['recipe']}", "", f"Target: {results['target']}. Data: {results['data']}.", "",
              "| variant | exact@1 | exact@budget | cell@budget | exact (early halting) | halted before cap | argmax agreement vs reference |",
              "|---|---|---|---|---|---|---|"]
@@ -271,5 +308,21 @@ def _report(results: dict, manifest: dict) -> str:
         agr = e.get("vs_reference", {}).get("argmax_agreement_last")
         lines.append(f"| {e['name']} | {f('exact_1')} | {f('exact_full')} | {f('cell_full')} | {f('exact_halted')} | {f('halted_before_cap')} | {'–' if agr is None else f'{agr:.4f}'} |")
     lines += ["", "## Gates", ""] + [f"- {g['name']}: {g['value']} (limit {g['limit']}) → {'passed' if g['passed'] else 'FAILED'}" for g in results["gates"]]
+    forms = [(e["name"], k, e[k]) for e in results["variants"] for k in ("loop", "unrolled") if k in e]
+    if forms:
+        lines += ["", "## Deployment forms (same graphs, other execution)", "",
+                  "| variant | form | exact | mean steps | same halting step as host | same answer as host | seconds |", "|---|---|---|---|---|---|---|"]
+        for name, k, f in forms:
+            g = lambda key: "–" if f.get(key) is None else f"{f[key]:.3f}"  # noqa: E731
+            same = f.get("same_answer_as_host", f.get("argmax_agreement_with_host_last"))
+            lines.append(f"| {name} | {k} | {g('exact')} | {g('mean_steps')} | {g('same_halting_step_as_host')} | {'–' if same is None else f'{same:.4f}'} | {g('seconds')} |")
+    quant = [(e["name"], e["quantization"]) for e in results["variants"] if e.get("quantization")]
+    if quant:
+        lines += ["", "## Quantization", ""]
+        for name, q in quant:
+            kept = q.get("keep_float")
+            lines.append(f"- {name}: {q.get('method')}; {q.get('quantize_linear_nodes', 0)} QuantizeLinear nodes; step graph "
+                         f"{q.get('step_bytes', 0) / 1e6:.2f} MB; kept float: {kept}")
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
+    lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines)

@@ -52,7 +52,11 @@ class ExportSection(_Strict):
 
 
 class ValidateSection(_Strict):
-    halt_threshold: float = 0.0
+    halt_threshold: float | Literal["auto"] = Field(
+        default=0.0, description="halt when the halting logit exceeds this; 'auto' picks the smallest threshold whose "
+                                 "early-halting accuracy stays within halt_tolerance of the full budget on held-out data")
+    halt_tolerance: float = Field(default=0.005, ge=0, le=1)
+    halt_calibration_n: int = Field(default=128, gt=0)
     batch_size: int = Field(default=64, gt=0)
 
 

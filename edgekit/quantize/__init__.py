@@ -72,7 +72,7 @@ def _int8(job: QuantizeJob) -> Quantized:
 
 
 def _mixed(job: QuantizeJob) -> Quantized:
-    from .search import Score, loop_scorer, search
+    from .search import Score, host_scorer, search
 
     kf, s = job.section.keep_float, job.section.search
     step = job.step()
@@ -92,9 +92,8 @@ def _mixed(job: QuantizeJob) -> Quantized:
         job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
         q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
         return Quantized(q, {**hit, "cached": True})
-    ref_score = loop_scorer(job.wrap, job.search_inputs, job.search_labels)
-    ref, ref_steps = ref_score(step)
-    scorer = loop_scorer(job.wrap, job.search_inputs, job.search_labels, ref_steps)
+    ref, ref_steps = host_scorer(job.folder, job.search_inputs, job.search_labels)(step)
+    scorer = host_scorer(job.folder, job.search_inputs, job.search_labels, ref_steps)
     t0 = time.time()
     res, q = search(quantize, groups, scorer, Score(ref.exact, 1.0), s.max_exact_drop, s.min_halting_agreement, job.log)
     info = {"method": "accuracy-aware search over NNCF INT8 step graphs, scored by Loop-form rollouts with early halting",

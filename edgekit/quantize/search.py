@@ -4,7 +4,7 @@ halting stay within the recipe's budget.
 NNCF's own accuracy control cannot be used: its restorer breaks on weights shared across recursion steps
 (shared/research/probe.md §5). So the search runs here, on the step graph: every candidate is an NNCF
 quantization of the step with some layer groups ignored, wrapped in the Loop form and scored on held-out
-samples by the deployment metric (exact accuracy at each sample's halting step) and halting agreement with
+samples by the deployment metric (runtime host loop, as on the device) (exact accuracy at each sample's halting step) and halting agreement with
 the float32 model. Greedy: rank groups by how much keeping each one float alone recovers, then add groups in
 that order until the budget holds.
 """
@@ -15,7 +15,6 @@ from typing import Callable
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from ..tasks.metrics import exact_and_cell
 
@@ -35,18 +34,22 @@ class SearchResult:
     passed: bool = False
 
 
-def loop_scorer(wrap: Callable[[onnx.ModelProto], onnx.ModelProto], inputs: np.ndarray, labels: np.ndarray,
-                ref_steps: np.ndarray | None = None) -> Callable[[onnx.ModelProto], tuple[Score, np.ndarray]]:
-    """Score a step graph by running its Loop form (built by `wrap`) on the held-out set."""
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+def host_scorer(folder, inputs: np.ndarray, labels: np.ndarray, ref_steps: np.ndarray | None = None,
+                batch: int = 64) -> Callable[[onnx.ModelProto], tuple[Score, np.ndarray]]:
+    """Score a step graph by deployment: the runtime's host loop with early halting and batch compaction over
+    the artefact's float32 encode/readout graphs (halted samples leave the batch, so scoring is cheap)."""
+    from ..runtime import Runner
+
+    runner = Runner(folder)
 
     def score(step: onnx.ModelProto) -> tuple[Score, np.ndarray]:
-        sess = ort.InferenceSession(wrap(step).SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"inputs": inputs})))
-        exact, _ = exact_and_cell(out["logits"].argmax(-1).reshape(labels.shape), labels)
-        agree = 1.0 if ref_steps is None else float(np.mean(out["steps"] == ref_steps))
-        return Score(exact, agree), out["steps"]
+        runner.override("step", step.SerializeToString())
+        sols = [runner.solve(inputs[i:i + batch], mode="host") for i in range(0, len(inputs), batch)]
+        preds = np.concatenate([s.preds for s in sols]).reshape(labels.shape)
+        steps = np.concatenate([s.steps for s in sols])
+        exact, _ = exact_and_cell(preds, labels)
+        agree = 1.0 if ref_steps is None else float(np.mean(steps == ref_steps))
+        return Score(exact, agree), steps
 
     return score
 

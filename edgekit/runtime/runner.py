@@ -104,6 +104,11 @@ class Runner:
             self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
         return self._sessions[graph]
 
+    def override(self, graph: str, model: bytes) -> None:
+        """Use an in-memory graph in place of the artefact's (e.g. a candidate step graph being scored)."""
+        self._sessions[graph] = ort.InferenceSession(model, self.opts, providers=self.providers)
+        self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
+
     def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         sess = self.session(graph)
         wanted = self._inputs[graph]

@@ -41,11 +41,17 @@ class StepMetrics:
     def summary(self) -> dict:
         out = {"exact_1": self.exact_per_step[0], "cell_1": self.cell_per_step[0],
                "exact_full": self.exact_per_step[-1], "cell_full": self.cell_per_step[-1],
-               "steps": len(self.exact_per_step)}
+               "steps": len(self.exact_per_step), "exact_per_step": list(self.exact_per_step)}
         if self.halting_steps is not None:
             out.update(exact_halted=self.exact_halted, cell_halted=self.cell_halted,
                        halted_before_cap=self.halted_before_cap, mean_steps=self.mean_steps)
         return out
+
+    def halting_histogram(self) -> list[int] | None:
+        """Samples halting at step 1, 2, ..., budget (the last bin includes those that never halted)."""
+        if self.halting_steps is None:
+            return None
+        return np.bincount(self.halting_steps, minlength=len(self.exact_per_step) + 1)[1:].tolist()
 
 
 def step_metrics(preds: list[np.ndarray], labels: np.ndarray, halt_logits: list[np.ndarray] | None = None,

@@ -1,0 +1,60 @@
+"""Validation outputs a CI can act on: JUnit XML, a report with plots, golden outputs that `edgekit verify`
+re-checks with the runtime alone and that catch an altered weight."""
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_junit_has_one_case_per_gate(trm_artefact):
+    res = json.loads((trm_artefact / "results.json").read_text())
+    root = ET.parse(trm_artefact / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(res["gates"]) > 0
+    assert int(root.get("failures")) == sum(not g["passed"] for g in res["gates"])
+
+
+def test_report_links_plots_that_exist(trm_artefact):
+    report = (trm_artefact / "report.md").read_text()
+    pngs = [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert "accuracy_vs_steps.png" in pngs and "halting_histogram.png" in pngs
+    for p in pngs:
+        assert (trm_artefact / p).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_verify_passes_on_a_fresh_artefact(trm_artefact):
+    manifest = json.loads((trm_artefact / "manifest.json").read_text())
+    assert "golden" in manifest["sha256"]
+    r = _cli("verify", str(trm_artefact), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["passed"] and any(c["name"].startswith("golden float32/loop") for c in out["checks"])
+
+
+def test_verify_fails_when_a_weight_is_altered(trm_artefact, tmp_path):
+    copy = tmp_path / "a"
+    shutil.copytree(trm_artefact, copy)
+    model = onnx.load(str(copy / "step.onnx"))
+    big = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    w = numpy_helper.to_array(big).copy()
+    w.flat[0] += 0.5
+    big.CopyFrom(numpy_helper.from_array(w, big.name))
+    onnx.save(model, str(copy / "step.onnx"))
+    r = _cli("verify", str(copy), "--json")
+    assert r.returncode == 3, r.stdout + r.stderr
+    failed = [c["name"] for c in json.loads(r.stdout)["checks"] if not c["passed"]]
+    assert "sha256 step.onnx" in failed
+
+
+def test_verify_on_a_non_artefact_exits_2(tmp_path):
+    r = _cli("verify", str(tmp_path))
+    assert r.returncode == 2 and "manifest.json" in r.stderr and "Traceback" not in r.stderr
