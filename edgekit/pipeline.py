@@ -238,6 +238,11 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             e["bytes"] = sum((tmp / files[key]).stat().st_size for g, key in variants[precision].items() if g in ("encode", "step", "readout"))
             if "loop" in variants[precision]:
                 e["loop"] = loop_parity(runner, data.inputs, data.labels, v, bs, thr if native.family != "deq" else native.solver.tol, solver_its)
+            if native.family == "deq":
+                from .validate.deq import fixed_point_report
+
+                sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
+                e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
             if "unrolled" in variants[precision]:
                 e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
             entries.append(e)

@@ -65,6 +65,7 @@ class GatesSection(_Strict):
     min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
     max_exact_halted_drop: float | None = Field(default=None, ge=0, le=1, description="exact accuracy at each sample's halting step")
     min_halting_agreement: float | None = Field(default=None, ge=0, le=1, description="share halting at the reference's step")
+    max_residual: float | None = Field(default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model")
 
 
 class Recipe(_Strict):

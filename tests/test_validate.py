@@ -58,3 +58,22 @@ def test_verify_fails_when_a_weight_is_altered(trm_artefact, tmp_path):
 def test_verify_on_a_non_artefact_exits_2(tmp_path):
     r = _cli("verify", str(tmp_path))
     assert r.returncode == 2 and "manifest.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verify_reports_a_corrupt_onnx_file_in_one_check(trm_artefact, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(trm_artefact, copy)
+    (copy / "loop.onnx").write_bytes(b"not an onnx file")
+    r = _cli("verify", str(copy), "--json")
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert not checks["sha256 loop.onnx"]["passed"]
+    assert "cannot" in checks["golden float32/loop"]["detail"]
+
+
+def test_ci_examples_run_the_documented_commands(root):
+    for f in ("github-actions.yml", "gitlab-ci.yml"):
+        text = (root / "examples" / "ci" / f).read_text()
+        assert "edgekit export recipes/" in text and "edgekit verify" in text and "junit.xml" in text
+        recipe = text.split("edgekit export ")[1].split()[0]
+        assert (root / recipe).is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path), device="cpu")
         else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():   # torch warns about old pickle protocols; the error below says it all
+                warnings.simplefilter("ignore")
+                sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"checkpoint {path} contains objects that safe loading refuses ({first_line(e, default='unsupported content')})",

@@ -51,6 +51,7 @@ class Solution:
     steps: np.ndarray
     done: np.ndarray
     halt: np.ndarray | None = None
+    state: np.ndarray | None = None   # first state tensor at the answer (DEQ: the returned fixed point); loop mode
 
     @property
     def preds(self) -> np.ndarray:
@@ -186,7 +187,8 @@ class Runner:
         sess = self.session("loop")
         names = [o.name for o in sess.get_outputs()]
         out = dict(zip(names, sess.run(None, {"inputs": x_in, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)})))
-        return Solution(out["logits"], out["steps"], out["done"], out.get("halt"))
+        state = out.get("best", out.get(f"{self.state_names[0]}_final"))
+        return Solution(out["logits"], out["steps"], out["done"], out.get("halt"), state)
 
     def _stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
         return signal <= threshold if self.family == "deq" else signal > threshold
@@ -261,7 +263,7 @@ class Runner:
             if not len(idx):
                 break
         logits = self._call("readout", {"z": best})[0]
-        return Solution(logits, steps, done, None)
+        return Solution(logits, steps, done, None, best)
 
     def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""

@@ -23,4 +23,9 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
     if gates.min_halting_agreement is not None and "halting_step_agreement" in vs:
         agr = vs["halting_step_agreement"]
         out.append(_gate("min_halting_agreement", name, agr, gates.min_halting_agreement, agr >= gates.min_halting_agreement))
+    fp = candidate.get("fixed_point")
+    if gates.max_residual is not None and fp is not None:
+        r = fp["residual_under_original_max"]
+        ok = r is not None and r <= gates.max_residual and fp["nan_or_inf_samples"] == 0
+        out.append(_gate("max_residual", name, r if r is not None else float("inf"), gates.max_residual, ok))
     return out
