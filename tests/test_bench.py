@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import TORCH_BLOCKER
+
 import numpy as np
 import pytest
 
@@ -69,13 +71,7 @@ def test_benchmark_module(trm_artefact):
 
 
 def test_bench_module_runs_without_torch(trm_artefact, root):
-    code = textwrap.dedent(f"""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-        sys.meta_path.insert(0, Block())
+    code = TORCH_BLOCKER + textwrap.dedent(f"""
         sys.path.insert(0, {str(root)!r})
         import numpy as np
         from edgekit.runtime import Runner

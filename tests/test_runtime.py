@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import TORCH_BLOCKER
+
 import numpy as np
 import pytest
 
@@ -11,13 +13,7 @@ from edgekit.runtime.runner import RuntimeInputError
 
 
 def test_runtime_imports_and_runs_without_torch(trm_artefact, root):
-    code = textwrap.dedent(f"""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-        sys.meta_path.insert(0, Block())
+    code = TORCH_BLOCKER + textwrap.dedent(f"""
         sys.path.insert(0, {str(root)!r})
         import numpy as np
         from edgekit.runtime import Runner

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..errors import IncompatibleError, InputError
+from ..artefact import sha256_file  # noqa: F401  (engine hashes; re-exported for the runtime backend)
 
 ENGINE_MANIFEST = "engine_manifest.json"
 ENGINE_SCHEMA_VERSION = 1
@@ -25,14 +26,6 @@ def timing_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_
     The build script computes the same key with `printf '%s|%s|%s|%s' ... | sha256sum | cut -c1-32`."""
     text = f"{onnx_sha256}|{trt_version}|{gpu_name}|{compute_capability}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def make_manifest(target: str, built_with: str, trt_version: str, gpu_name: str, compute_capability: str,

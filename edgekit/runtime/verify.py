@@ -7,12 +7,12 @@ allows another CPU's float rounding).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..artefact import sha256_file   # stdlib only: safe on a torch-free device
 from .runner import Runner
 
 GOLDEN = "golden.npz"
@@ -50,21 +50,13 @@ def write_golden(folder: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(folder: str | Path, rtol: float = 1e-3) -> VerifyReport:
     folder = Path(folder)
     rep = VerifyReport()
     runner = Runner(folder)   # raises ArtefactError on a missing or corrupt manifest
     for key, digest in runner.manifest.get("sha256", {}).items():
         path = folder / runner.manifest["files"][key]
-        ok = path.is_file() and _sha256(path) == digest
+        ok = path.is_file() and sha256_file(path) == digest
         rep.add(f"sha256 {path.name if key == path.stem else key}", ok, "matches the manifest" if ok else
                 ("missing" if not path.is_file() else "differs from the manifest: the file was changed after export"))
     gpath = folder / GOLDEN
