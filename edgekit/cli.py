@@ -309,6 +309,27 @@ def bench(artefact: Path = typer.Argument(..., help="artefact folder written by 
 
 
 @app.command()
+def validate(recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (model, data, gates)"),
+             artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+             json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table")) -> None:
+    """Re-validate an existing artefact against its PyTorch model with the recipe's data and gates; rewrites
+    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed)."""
+    try:
+        from .pipeline import run_validate
+
+        outcome = run_validate(recipe, artefact, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None)
+    except EdgekitError as e:
+        _fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps(outcome.results, indent=1))
+    else:
+        _print_results(outcome.results, outcome.folder)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
 def verify(artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
            json_out: bool = typer.Option(False, "--json", help="print the checks as JSON")) -> None:
     """Re-check an artefact on this device with the runtime alone: file hashes, then the golden outputs.

@@ -197,73 +197,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
         manifest["quantization"] = quant_info
         manifest["bytes"] = {k: (tmp / rel).stat().st_size for k, rel in files.items()}
         write_json(tmp / "manifest.json", manifest)
-        log(f"validating on {data.description}")
-        from .validate.compare import agreement, variant_metrics
-        from .validate.drift import state_drift
-        from .validate.forms import loop_parity, unrolled_parity
-        from .validate.gates import evaluate_gates
-
-        bs = recipe.validate_.batch_size
-        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
-        fp32_v = ref if fp32 is native else _torch_variant(fp32, data, "pytorch (float32)", bs)
-        entries = [_entry(ref, data, thr, None, None)]
-        if fp32_v is not ref:
-            entries.append(_entry(fp32_v, data, thr, ref, None))
-        solver_its = None
-        if native.family == "deq":
-            import torch
-
-            sol = native.solve(torch.from_numpy(data.inputs))
-            solver_its = sol.iterations.numpy()
-            acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
-            entries.append({"name": f"pytorch ({native.solver.name} solve)", "metrics": {
-                "exact_full": acc, "cell_full": acc, "mean_iterations": float(sol.iterations.float().mean()),
-                "converged": float(sol.converged.float().mean())}})
-        onnx_entries = []
-        from .runtime import Runner
-
-        onnx_fp32 = None
-        for precision in variants:
-            runner = Runner(tmp, variant=precision)
-            v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
-            # export parity against the same precision in PyTorch where there is one
-            e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
-            if precision == "float32":
-                onnx_fp32 = (runner, v)
-            else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
-                e["vs_onnx_float32"] = agreement(v, onnx_fp32[1])
-                e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
-            if precision in quant_info:
-                e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
-            e["bytes"] = sum((tmp / files[key]).stat().st_size for g, key in variants[precision].items() if g in ("encode", "step", "readout"))
-            if "loop" in variants[precision]:
-                e["loop"] = loop_parity(runner, data.inputs, data.labels, v, bs, thr if native.family != "deq" else native.solver.tol, solver_its)
-            if native.family == "deq":
-                from .validate.deq import fixed_point_report
-
-                sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
-                e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
-            if "unrolled" in variants[precision]:
-                e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
-            entries.append(e)
-            onnx_entries.append(e)
-        gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
-        passed = all(x["passed"] for x in gates)
-        results = {"schema_version": RESULTS_SCHEMA_VERSION, "recipe": recipe.name, "target": target.name,
-                   "data": data.description, "reference": ref.name, "variants": entries, "gates": gates, "passed": passed,
-                   "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__}}
-        write_json(tmp / "results.json", results)
-        from .runtime.verify import GOLDEN, write_golden
-        from .validate.junit import junit_xml
-        from .validate.plots import write_plots
-
-        write_golden(tmp, data.inputs[: min(8, len(data.inputs))])
-        files["golden"] = GOLDEN
-        (tmp / "junit.xml").write_text(junit_xml(results))
-        plots = write_plots(results, tmp)
-        (tmp / "report.md").write_text(_report(results, manifest, plots))
-        manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
-        write_json(tmp / "manifest.json", manifest)
+        results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
+        passed = results["passed"]
         build = _target_stage(tmp, target, log)
         if build:
             results["target_build"] = build
@@ -272,6 +207,86 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
     if passed and build and build["exit_code"]:
         code = build["exit_code"]
     return ExportOutcome(final, results, code)
+
+
+def validate_artefact(tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: dict,
+                      log: Callable[[str], None] = print) -> dict:
+    """The validation stage on an artefact folder: every variant against the PyTorch reference, forms parity,
+    DEQ fixed-point report, gates; writes results.json, golden.npz, junit.xml, plots, report.md and the
+    manifest's hashes. Used by `edgekit export` (last stage) and `edgekit validate` (an existing artefact)."""
+    files, variants = manifest["files"], manifest["variants"]
+    quant_info = manifest.get("quantization", {})
+    thr = float(manifest["graph"].get("halt_threshold", 0.0))
+    native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
+    target = load_target(recipe.target)
+    log(f"validating on {data.description}")
+    from .validate.compare import agreement, variant_metrics
+    from .validate.drift import state_drift
+    from .validate.forms import loop_parity, unrolled_parity
+    from .validate.gates import evaluate_gates
+
+    bs = recipe.validate_.batch_size
+    ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
+    fp32_v = ref if fp32 is native else _torch_variant(fp32, data, "pytorch (float32)", bs)
+    entries = [_entry(ref, data, thr, None, None)]
+    if fp32_v is not ref:
+        entries.append(_entry(fp32_v, data, thr, ref, None))
+    solver_its = None
+    if native.family == "deq":
+        import torch
+
+        sol = native.solve(torch.from_numpy(data.inputs))
+        solver_its = sol.iterations.numpy()
+        acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
+        entries.append({"name": f"pytorch ({native.solver.name} solve)", "metrics": {
+            "exact_full": acc, "cell_full": acc, "mean_iterations": float(sol.iterations.float().mean()),
+            "converged": float(sol.converged.float().mean())}})
+    onnx_entries = []
+    from .runtime import Runner
+
+    onnx_fp32 = None
+    for precision in variants:
+        runner = Runner(tmp, variant=precision)
+        v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
+        # export parity against the same precision in PyTorch where there is one
+        e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
+        if precision == "float32":
+            onnx_fp32 = (runner, v)
+        else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
+            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1])
+            e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
+        if precision in quant_info:
+            e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
+        e["bytes"] = sum((tmp / files[key]).stat().st_size for g, key in variants[precision].items() if g in ("encode", "step", "readout"))
+        if "loop" in variants[precision]:
+            e["loop"] = loop_parity(runner, data.inputs, data.labels, v, bs, thr if native.family != "deq" else native.solver.tol, solver_its)
+        if native.family == "deq":
+            from .validate.deq import fixed_point_report
+
+            sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
+            e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
+        if "unrolled" in variants[precision]:
+            e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
+        entries.append(e)
+        onnx_entries.append(e)
+    gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
+    passed = all(x["passed"] for x in gates)
+    results = {"schema_version": RESULTS_SCHEMA_VERSION, "recipe": recipe.name, "target": target.name,
+               "data": data.description, "reference": ref.name, "variants": entries, "gates": gates, "passed": passed,
+               "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__}}
+    write_json(tmp / "results.json", results)
+    from .runtime.verify import GOLDEN, write_golden
+    from .validate.junit import junit_xml
+    from .validate.plots import write_plots
+
+    write_golden(tmp, data.inputs[: min(8, len(data.inputs))])
+    files["golden"] = GOLDEN
+    (tmp / "junit.xml").write_text(junit_xml(results))
+    plots = write_plots(results, tmp)
+    (tmp / "report.md").write_text(_report(results, manifest, plots))
+    manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
+    write_json(tmp / "manifest.json", manifest)
+    return results
 
 
 def _target_stage(folder: Path, target, log: Callable[[str], None]) -> dict | None:
@@ -331,3 +346,41 @@ def _report(results: dict, manifest: dict, plots: list[str] = ()) -> str:
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines)
+
+
+def run_validate(recipe_path: str | Path, artefact: str | Path, log: Callable[[str], None] = print) -> ExportOutcome:
+    """`edgekit validate`: re-run the validation stage of an existing artefact against the recipe's model and
+    data (e.g. after changing gates, or in a CI job that did not build the artefact). The artefact is updated
+    atomically: validated in a copy, then swapped in."""
+    import json
+    import shutil
+
+    from .runtime.runner import ArtefactError, Runner
+
+    recipe, base = load_recipe(recipe_path)
+    target = load_target(recipe.target)
+    artefact = Path(artefact)
+    try:
+        Runner(artefact)
+        manifest = json.loads((artefact / "manifest.json").read_text())
+    except ArtefactError as e:
+        raise RecipeError(str(e).split(":")[0], "pass an artefact folder written by `edgekit export`") from None
+    from .models.checkpoint import load_model
+
+    model_path = (base / recipe.model.path).resolve()
+    if not model_path.exists():
+        raise RecipeError(f"model.path {recipe.model.path!r} does not exist (resolved to {model_path})", "paths in a recipe are relative to the recipe file")
+    if manifest["model"].get("checkpoint_sha256"):
+        from .models.checkpoint import find_files
+
+        if sha256_file(find_files(model_path)[0]) != manifest["model"]["checkpoint_sha256"]:
+            raise RecipeError(f"the artefact in {artefact} was not exported from {model_path}",
+                              "validate against the recipe and checkpoint it was exported from")
+    native = load_model(model_path, seq_len=recipe.model.seq_len)
+    native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
+    fp32 = native if native_dtype == "float32" else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype="float32")
+    data = load_task(recipe)
+    with atomic_folder(artefact) as tmp:
+        shutil.copytree(artefact, tmp, dirs_exist_ok=True)
+        results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
+    return ExportOutcome(artefact, results, EXIT_OK if results["passed"] else EXIT_ACCURACY_GATE)

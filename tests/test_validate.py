@@ -77,3 +77,19 @@ def test_ci_examples_run_the_documented_commands(root):
         assert "edgekit export recipes/" in text and "edgekit verify" in text and "junit.xml" in text
         recipe = text.split("edgekit export ")[1].split()[0]
         assert (root / recipe).is_file()
+
+
+def test_validate_rechecks_an_existing_artefact_with_stricter_gates(trm_artefact, small_trm_recipe, tmp_path):
+    copy = tmp_path / "c"
+    shutil.copytree(trm_artefact, copy)
+    ok = _cli("validate", str(small_trm_recipe), str(copy), "--json")
+    assert ok.returncode == 0, ok.stderr
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(small_trm_recipe.read_text().replace("min_argmax_agreement: 0.99", "min_argmax_agreement: 1.0, max_exact_halted_drop: 0.0")
+                      .replace("gates: {max_exact_drop: 0.01, ", "gates: {max_exact_drop: 0.0, "))
+    r = _cli("validate", str(strict), str(copy), "--json")
+    res = json.loads(r.stdout)
+    failed = [g["name"] for g in res["gates"] if not g["passed"]]
+    assert (r.returncode == 3) == bool(failed)
+    assert json.loads((copy / "results.json").read_text())["gates"] == res["gates"]
+    assert _cli("verify", str(copy)).returncode == 0          # hashes were rewritten with the new results
