@@ -82,10 +82,8 @@ def _mixed(job: QuantizeJob) -> Quantized:
               if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)}   # already float by keep_float
     key = cache_key("search", job.fingerprint, job.section.model_dump())
     cached = cache_dir() / "search" / f"{key}.json"
-    base_names = lambda extra: extra  # noqa: E731
-
     def quantize(names: list[str]) -> onnx.ModelProto:
-        return quantize_int8(step, job.items(), kf.patterns, kf.types, base_names(names))
+        return quantize_int8(step, job.items(), kf.patterns, kf.types, names)
 
     if cached.is_file():
         hit = json.loads(cached.read_text())

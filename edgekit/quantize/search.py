@@ -3,9 +3,9 @@ halting stay within the recipe's budget.
 
 NNCF's own accuracy control cannot be used: its restorer breaks on weights shared across recursion steps
 (shared/research/probe.md §5). So the search runs here, on the step graph: every candidate is an NNCF
-quantization of the step with some layer groups ignored, wrapped in the Loop form and scored on held-out
-samples by the deployment metric (runtime host loop, as on the device) (exact accuracy at each sample's halting step) and halting agreement with
-the float32 model. Greedy: rank groups by how much keeping each one float alone recovers, then add groups in
+quantization of the step with some layer groups ignored, scored on held-out samples the way a device runs it
+(the runtime's host loop with early halting) by exact accuracy at each sample's halting step and by halting
+agreement with the float32 model. Greedy: rank groups by how much keeping each one float alone recovers, then add groups in
 that order until the budget holds.
 """
 from __future__ import annotations
