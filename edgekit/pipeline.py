@@ -152,7 +152,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             return fp32 if precision == "float32" else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision)
 
         precisions = list(ex.precisions) + (["float16"] if "float16" in recipe.quantize.modes and "float16" not in ex.precisions else [])
-        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), precisions, ex.opset, thr))
+        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), precisions, ex.opset, thr, ex.optimize))
         files = dict(exported.files)
         variants = dict(exported.variants)
         if native.family == "deq":

@@ -24,6 +24,7 @@ class ExportPlan:
     precisions: list[str]
     opset: int = 17
     halt_threshold: float = 0.0
+    optimize: bool = True
 
 
 @dataclass
@@ -50,10 +51,10 @@ def export_forms(load: "callable[[str], RecursiveModel]", folder: Path, plan: Ex
             raise ExportError(f"DEQ models export in float32 only (asked for {precision})", "set export.precisions: [float32]")
         sub = folder if precision == "float32" else folder / precision
         sub.mkdir(exist_ok=True)
-        for g in export_step_graphs(model, sub, plan.opset):
+        for g in export_step_graphs(model, sub, plan.opset, plan.optimize):
             out.add(precision, folder, g)
         if "loop" in plan.forms:
             out.add(precision, folder, export_loop(model, sub, sub / "loop.onnx", plan.halt_threshold))
         if "unrolled" in plan.forms:
-            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset), "unrolled")
+            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=plan.optimize), "unrolled")
     return out

@@ -20,6 +20,7 @@ from ..models.base import RecursiveModel
 from ..models.config import SolverConfig
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
 from .loop import build_loop
+from .optimize import optimize_step
 
 
 @dataclass
@@ -38,7 +39,8 @@ def example_inputs(model: RecursiveModel, batch: int = 2) -> torch.Tensor:
     return torch.randint(1, model.config.vocab_size, (batch, model.config.seq_len), dtype=torch.long)
 
 
-def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int) -> ExportedGraph:
+def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int,
+            optimize: bool = True) -> ExportedGraph:
     t0 = time.time()
     dyn = {n: {0: "batch"} for n in inputs + outputs}
     buf = io.BytesIO()
@@ -52,6 +54,11 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
                           "check the op named above against the opset, or lower export.opset") from None
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgekit"
+    if optimize:
+        try:
+            proto = optimize_step(proto)
+        except Exception as e:  # the optimizer is a speed-up, never a reason to fail an export
+            warnings.warn(f"graph optimization of {path.name} skipped: {first_line(e, 200)}")
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -62,7 +69,7 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
 
 
 @torch.no_grad()
-def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17) -> list[ExportedGraph]:
+def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17, optimize: bool = True) -> list[ExportedGraph]:
     """Write encode.onnx, step.onnx, readout.onnx into `folder` and return what was written."""
     model = model.eval()
     inp = example_inputs(model)
@@ -72,9 +79,10 @@ def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17) -> 
     extra = "residual" if model.family == "deq" else "halt"
     head_out = ["logits"] if model.family == "deq" else ["logits", "halt"]
     return [
-        _export(EncodeGraph(model), (inp,), folder / "encode.onnx", ["inputs"], ["x"], opset),
-        _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra], opset),
-        _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset),
+        _export(EncodeGraph(model), (inp,), folder / "encode.onnx", ["inputs"], ["x"], opset, optimize),
+        _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra],
+                opset, optimize),
+        _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset, optimize),
     ]
 
 
@@ -101,9 +109,10 @@ def export_loop(model: RecursiveModel, folder: Path, path: Path, halt_threshold:
 
 
 @torch.no_grad()
-def export_unrolled(model: RecursiveModel, path: Path, steps: int | None = None, opset: int = 17) -> ExportedGraph:
+def export_unrolled(model: RecursiveModel, path: Path, steps: int | None = None, opset: int = 17,
+                    optimize: bool = True) -> ExportedGraph:
     """Write one graph running encode, `steps` recursion steps (default: the budget) and readout."""
     model = model.eval()
     steps = model.step_budget if steps is None else steps
     outs = ["logits"] if model.family == "deq" else ["logits", "halt"]
-    return _export(UnrolledGraph(model, steps), (example_inputs(model),), Path(path), ["inputs"], outs, opset)
+    return _export(UnrolledGraph(model, steps), (example_inputs(model),), Path(path), ["inputs"], outs, opset, optimize)
