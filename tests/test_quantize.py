@@ -122,3 +122,56 @@ def test_search_reports_failure_when_nothing_suffices():
     groups = {"a": ["a1"], "b": ["b1"]}
     res, _ = search(lambda n: n, groups, lambda n: (Score(0.5, 0.5), None), Score(0.9, 1.0), 0.01, 0.95)
     assert not res.passed
+
+
+def test_smoothing_is_exact_and_narrows_the_down_projection_inputs(trm_job):
+    from edgekit.quantize.smooth import channel_absmax, find_gated_pairs, smooth_gated
+
+    step = trm_job.step()
+    pairs = find_gated_pairs(step)
+    cfg = trm_job.model.config
+    assert len(pairs) == 2 * cfg.L_layers                                   # mlp_t and mlp in every layer
+    assert all(len(p.inputs) == cfg.H_cycles * (cfg.L_cycles + 1) for p in pairs)   # every call of the weight
+    smoothed, report = smooth_gated(step, trm_job.items(), alpha=0.75)
+    assert len(report) == len(pairs) and all(r["spread_after"] < r["spread_before"] for r in report)
+    feeds = trm_job.items()[5]
+    a = ort.InferenceSession(step.SerializeToString()).run(None, feeds)
+    b = ort.InferenceSession(smoothed.SerializeToString()).run(None, feeds)
+    for x, y in zip(a, b):
+        assert np.abs(x - y).max() <= 1e-4 * max(1.0, np.abs(x).max())   # same function, fp32 rounding
+    after = channel_absmax(smoothed, trm_job.items()[:4], pairs[0].inputs[:1])[pairs[0].inputs[0]]
+    before = channel_absmax(step, trm_job.items()[:4], pairs[0].inputs[:1])[pairs[0].inputs[0]]
+    assert after.max() / np.median(after) < before.max() / np.median(before)
+
+
+def test_smoothing_skips_weights_used_outside_a_gated_pair():
+    from edgekit.quantize.smooth import find_gated_pairs
+
+    w = [numpy_helper.from_array(np.ones((4, 4), np.float32), n) for n in ("Wg", "Wu", "Wd")]
+    nodes = [helper.make_node("MatMul", ["x", "Wg"], ["g"]), helper.make_node("Sigmoid", ["g"], ["a"]),
+             helper.make_node("MatMul", ["x", "Wu"], ["u"]), helper.make_node("Mul", ["a", "u"], ["h"]),
+             helper.make_node("MatMul", ["h", "Wd"], ["y"])]
+    io = dict(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+              outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])])
+    ok = helper.make_model(helper.make_graph(nodes, "g", initializer=w, **io))
+    assert [(p.up, p.down) for p in find_gated_pairs(ok)] == [("Wu", "Wd")]
+    shared = helper.make_model(helper.make_graph(nodes + [helper.make_node("MatMul", ["y", "Wu"], ["z"])], "g",
+                                                 initializer=w, inputs=io["inputs"],
+                                                 outputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4])]))
+    assert find_gated_pairs(shared) == []                                  # Wu also feeds another MatMul
+
+
+def test_smoothing_lowers_int8_step_error(trm_job):
+    """Why smoothing is on by default: the INT8 step's error on held-out trajectory states drops."""
+    from edgekit.quantize.smooth import smooth_gated
+
+    step = trm_job.step()
+    held_out = trajectory_items(trm_job.model, trm_job.search_inputs[:8], 8)
+    plain = quantize_int8(step, trm_job.items(), [".*q_head.*"], [])
+    smooth = quantize_int8(smooth_gated(step, trm_job.items(), 0.75)[0], trm_job.items(), [".*q_head.*"], [])
+    ref, a, b = (ort.InferenceSession(g.SerializeToString()) for g in (step, plain, smooth))
+
+    def err(sess):
+        return np.mean([np.linalg.norm(sess.run(None, f)[0] - r) / np.linalg.norm(r)
+                        for f in held_out for r in [ref.run(None, f)[0]]])
+    assert err(b) < 0.8 * err(a)

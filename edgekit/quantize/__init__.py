@@ -20,6 +20,7 @@ from .calibration import cache_dir, cache_key, cached_items, trajectory_items
 from .config import QuantizeSection
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
+from .smooth import smooth_gated
 
 
 @dataclass
@@ -48,6 +49,18 @@ class QuantizeJob:
     def step(self) -> onnx.ModelProto:
         return onnx.load(str(self.folder / "step.onnx"))
 
+    def int8_input(self) -> tuple[onnx.ModelProto, dict]:
+        """The float32 step graph INT8 modes quantize: smoothed (an exact rewrite) unless the recipe turns it off."""
+        step, alpha = self.step(), self.section.smooth.alpha
+        if alpha is None:
+            return step, {"smooth": None}
+        smoothed, report = smooth_gated(step, self.items(), alpha)
+        if report:
+            worst = max(report, key=lambda r: r["spread_before"])
+            self.log(f"smoothing {len(report)} gated MLP weight pairs (alpha {alpha}): worst channel spread "
+                     f"{worst['spread_before']:.1f}x -> {worst['spread_after']:.1f}x")
+        return smoothed, {"smooth": {"alpha": alpha, "pairs": report}}
+
     def wrap(self, step: onnx.ModelProto) -> onnx.ModelProto:
         from ..export.loop import build_loop
         from ..export.onnx_export import initial_vectors
@@ -66,16 +79,18 @@ class Quantized:
 
 def _int8(job: QuantizeJob) -> Quantized:
     kf = job.section.keep_float
-    q = quantize_int8(job.step(), job.items(), kf.patterns, kf.types)
-    return Quantized(q, {"method": "nncf.quantize (PTQ, PERFORMANCE preset, transformer op set, SmoothQuant off)",
-                         "keep_float": {"patterns": kf.patterns, "types": kf.types}})
+    step, smooth = job.int8_input()
+    q = quantize_int8(step, job.items(), kf.patterns, kf.types)
+    return Quantized(q, {"method": "nncf.quantize (PTQ, PERFORMANCE preset, transformer op set, NNCF SmoothQuant off)",
+                         "keep_float": {"patterns": kf.patterns, "types": kf.types}, **smooth})
 
 
 def _mixed(job: QuantizeJob) -> Quantized:
     from .search import Score, host_scorer, search
 
     kf, s = job.section.keep_float, job.section.search
-    step = job.step()
+    plain = job.step()
+    step, smooth = job.int8_input()
     import re
 
     groups = {k: v for k, v in layer_groups(step).items()
@@ -90,7 +105,7 @@ def _mixed(job: QuantizeJob) -> Quantized:
         job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
         q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
         return Quantized(q, {**hit, "cached": True})
-    ref, ref_steps = host_scorer(job.folder, job.search_inputs, job.search_labels)(step)
+    ref, ref_steps = host_scorer(job.folder, job.search_inputs, job.search_labels)(plain)
     scorer = host_scorer(job.folder, job.search_inputs, job.search_labels, ref_steps)
     t0 = time.time()
     res, q = search(quantize, groups, scorer, Score(ref.exact, 1.0), s.max_exact_drop, s.min_halting_agreement, job.log)
@@ -98,7 +113,8 @@ def _mixed(job: QuantizeJob) -> Quantized:
             "keep_float": res.keep_float, "passed": res.passed, "candidates": len(res.trials),
             "score": {"exact": res.score.exact, "halting_agreement": res.score.halting_agreement},
             "float32": {"exact": ref.exact}, "trials": res.trials, "seconds": round(time.time() - t0, 1),
-            "search_samples": len(job.search_inputs), "always_float": {"patterns": kf.patterns, "types": kf.types}}
+            "search_samples": len(job.search_inputs), "always_float": {"patterns": kf.patterns, "types": kf.types},
+            **smooth}
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(info))
     return Quantized(q, info)

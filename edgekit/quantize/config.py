@@ -41,8 +41,16 @@ class SearchSection(_Strict):
     seed: int = 2000
 
 
+class SmoothSection(_Strict):
+    """Recursion-aware smoothing of gated MLPs before INT8 (quantize/smooth.py): one factor per shared weight
+    from every call on every step. alpha 0 = off-equivalent, 1 = all spread into the weights; null turns it off."""
+
+    alpha: float | None = Field(default=0.75, ge=0, le=1)
+
+
 class QuantizeSection(_Strict):
     modes: list[QuantMode] = Field(default_factory=list)
     calibration: CalibrationSection = CalibrationSection()
     keep_float: KeepFloatSection = KeepFloatSection()
     search: SearchSection = SearchSection()
+    smooth: SmoothSection = SmoothSection()
