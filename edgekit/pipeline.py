@@ -189,8 +189,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             q = recipe.quantize
             calib = load_task(recipe, q.calibration.n, q.calibration.seed, split="train")
             search_set = load_task(recipe, q.search.n, q.search.seed, split="train")
-            # everything that changes a calibration or search result: weights, data, opset, halting threshold
-            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}|halt{thr}"
+            # everything that changes a calibration or search result: weights, data, opset, halting threshold, graph rewrite
+            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}|halt{thr}|opt{ex.optimize}"
             qfiles, qvariants, quant_info = run_quantize(QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels,
                                                                      fingerprint, log))
             files.update(qfiles)

@@ -115,6 +115,9 @@ def _mixed(job: QuantizeJob) -> Quantized:
             "float32": {"exact": ref.exact}, "trials": res.trials, "seconds": round(time.time() - t0, 1),
             "search_samples": len(job.search_inputs), "always_float": {"patterns": kf.patterns, "types": kf.types},
             **smooth}
+    if set(res.keep_float) >= set(groups):
+        info["all_float"] = True
+        job.log("accuracy-aware search: no INT8 layer fits the budget; the mixed variant is the float32 step")
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(info))
     return Quantized(q, info)

@@ -9,6 +9,8 @@ import numpy as np
 def exact_and_cell(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
     """Exact accuracy (all supervised positions right) and mean per-sequence cell accuracy.
     `mask` marks supervised positions (all by default, as in Sudoku where every cell is labelled)."""
+    if labels.ndim == 1:                      # one label per sample (classification): one position each
+        pred, labels = np.reshape(pred, labels.shape)[:, None], labels[:, None]
     if mask is None:
         mask = np.ones_like(labels, dtype=bool)
     ok = (pred == labels) & mask
