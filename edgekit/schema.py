@@ -42,8 +42,8 @@ class ExportSection(_Strict):
         default=["step", "loop", "unrolled"], min_length=1,
         description="step graphs are always written (every other form and the host-loop runtime build on them)")
     precisions: list[Literal["float32", "float16"]] = Field(default=["float32"], min_length=1)
-    optimize: bool = Field(default=True, description="fold shape arithmetic and split sliced SwiGLU projections "
-                                                     "(same numbers, ~1.2-1.3x faster steps on onnxruntime CPU)")
+    optimize: bool = Field(default=True, description="step graphs: fold shape arithmetic and split sliced SwiGLU "
+                                                     "projections (same numbers, ~1.2-1.3x faster steps on onnxruntime CPU)")
 
     @field_validator("precisions")
     @classmethod

@@ -56,5 +56,5 @@ def export_forms(load: "callable[[str], RecursiveModel]", folder: Path, plan: Ex
         if "loop" in plan.forms:
             out.add(precision, folder, export_loop(model, sub, sub / "loop.onnx", plan.halt_threshold))
         if "unrolled" in plan.forms:
-            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=plan.optimize), "unrolled")
+            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=False), "unrolled")
     return out
