@@ -124,6 +124,14 @@ def _input_spec(model) -> dict:
     return {"dtype": "int64", "shape": ["batch", model.config.seq_len], "range": [0, model.config.vocab_size - 1]}
 
 
+def quantize_fingerprint(weights_sha256: str, recipe: Recipe, halt_threshold: float) -> str:
+    """Everything outside the quantize section that changes a calibration or search result: the weights, the
+    task data, the opset, the graph rewrite and the halting threshold the search scores at. Part of every
+    quantization cache key (the quantize section itself is added by the quantize stage)."""
+    ex = recipe.export
+    return f"{weights_sha256}|{recipe.task.model_dump()}|opset{ex.opset}|halt{halt_threshold}|opt{ex.optimize}"
+
+
 def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Callable[[str], None] = print) -> ExportOutcome:
     """The whole pipeline; returns the artefact folder, results and the exit code the gates decide."""
     recipe, base = load_recipe(recipe_path)
@@ -189,8 +197,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Call
             q = recipe.quantize
             calib = load_task(recipe, q.calibration.n, q.calibration.seed, split="train")
             search_set = load_task(recipe, q.search.n, q.search.seed, split="train")
-            # everything that changes a calibration or search result: weights, data, opset, halting threshold, graph rewrite
-            fingerprint = f"{sha256_file(weights_file)}|{recipe.task.model_dump()}|opset{ex.opset}|halt{thr}|opt{ex.optimize}"
+            fingerprint = quantize_fingerprint(sha256_file(weights_file), recipe, thr)
             qfiles, qvariants, quant_info = run_quantize(QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels,
                                                                      fingerprint, log))
             files.update(qfiles)

@@ -175,3 +175,23 @@ def test_smoothing_lowers_int8_step_error(trm_job):
         return np.mean([np.linalg.norm(sess.run(None, f)[0] - r) / np.linalg.norm(r)
                         for f in held_out for r in [ref.run(None, f)[0]]])
     assert err(b) < 0.8 * err(a)
+
+
+def test_quantization_fingerprint_changes_with_what_changes_results(root):
+    """A search scored at one halting threshold (or on another graph rewrite, opset or task) must never be
+    reused for another: each of these is part of the cache key."""
+    from edgekit.pipeline import quantize_fingerprint
+    from edgekit.quantize.calibration import cache_key
+    from edgekit.schema import load_recipe
+
+    recipe, _ = load_recipe(root / "recipes" / "trm-sudoku-mixed.yaml")
+    base = quantize_fingerprint("abc", recipe, 0.0)
+    variants = [quantize_fingerprint("abd", recipe, 0.0), quantize_fingerprint("abc", recipe, 4.0),
+                quantize_fingerprint("abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"optimize": False})}), 0.0),
+                quantize_fingerprint("abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"opset": 18})}), 0.0),
+                quantize_fingerprint("abc", recipe.model_copy(update={"task": recipe.task.model_copy(update={"seed": 7})}), 0.0)]
+    assert len({base, *variants}) == 1 + len(variants)
+    q = recipe.quantize
+    keys = {cache_key("search", f, q.model_dump()) for f in [base, *variants]}
+    keys.add(cache_key("search", base, q.model_copy(update={"smooth": q.smooth.model_copy(update={"alpha": 0.5})}).model_dump()))
+    assert len(keys) == 2 + len(variants)
