@@ -71,7 +71,8 @@ def _print_results(res: dict, folder: Path) -> None:
     console.print(t)
     for g in res["gates"]:
         mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"
-        console.print(f"gate {g['name']} on {g['variant']}: {g['value']:.4g} (limit {g['limit']}) {mark}")
+        vs = f" vs {g['against']}" if g.get("against", "reference") != "reference" else ""
+        console.print(f"gate {g['name']} on {g['variant']}{vs}: {g['value']:.4g} (limit {g['limit']}) {mark}")
     tgt = res.get("target_build")
     if tgt:
         console.print(f"target {res['target']}: {'compatible' if tgt['compatible'] else '[bold red]NOT compatible[/]'}"

@@ -335,7 +335,8 @@ def _report(results: dict, manifest: dict, plots: list[str] = ()) -> str:
         f = lambda k: f"{m[k]:.3f}" if isinstance(m.get(k), float) else "–"  # noqa: E731
         agr = e.get("vs_reference", {}).get("argmax_agreement_last")
         lines.append(f"| {e['name']} | {f('exact_1')} | {f('exact_full')} | {f('cell_full')} | {f('exact_halted')} | {f('halted_before_cap')} | {'–' if agr is None else f'{agr:.4f}'} |")
-    lines += ["", "## Gates", ""] + [f"- {g['name']}: {g['value']} (limit {g['limit']}) → {'passed' if g['passed'] else 'FAILED'}" for g in results["gates"]]
+    lines += ["", "## Gates", ""] + [f"- {g['name']} on {g['variant']}{' vs ' + g['against'] if g.get('against', 'reference') != 'reference' else ''}: "
+                                     f"{g['value']} (limit {g['limit']}) → {'passed' if g['passed'] else 'FAILED'}" for g in results["gates"]]
     forms = [(e["name"], k, e[k]) for e in results["variants"] for k in ("loop", "unrolled") if k in e]
     if forms:
         lines += ["", "## Deployment forms (same graphs, other execution)", "",

@@ -66,7 +66,8 @@ class GatesSection(_Strict):
     max_exact_drop: float | None = Field(default=0.01, ge=0, le=1, description="fraction, e.g. 0.01 = 1 point")
     min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
     max_exact_halted_drop: float | None = Field(default=None, ge=0, le=1, description="exact accuracy at each sample's halting step")
-    min_halting_agreement: float | None = Field(default=None, ge=0, le=1, description="share halting at the reference's step")
+    min_halting_agreement: float | None = Field(default=None, ge=0, le=1, description="share halting at the same step: the float32 export vs the "
+                                                  "reference, each compressed variant vs the float32 export")
     max_residual: float | None = Field(default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model")
 
 

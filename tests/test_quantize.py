@@ -195,3 +195,19 @@ def test_quantization_fingerprint_changes_with_what_changes_results(root):
     keys = {cache_key("search", f, q.model_dump()) for f in [base, *variants]}
     keys.add(cache_key("search", base, q.model_copy(update={"smooth": q.smooth.model_copy(update={"alpha": 0.5})}).model_dump()))
     assert len(keys) == 2 + len(variants)
+
+
+def test_search_finds_groups_that_only_help_together():
+    """Neither 'b' nor 'c' alone recovers halting, both together do, while 'a' alone looks best on its own
+    (and raises accuracy above float32, which must not count as closeness). A one-pass ranking keeps 'a' first;
+    forward selection must end at {b, c} or a superset that passes."""
+    groups = {"a": ["a1"], "b": ["b1"], "c": ["c1"]}
+
+    def score(names):
+        both = "b1" in names and "c1" in names
+        agree = 0.97 if both else (0.93 if "a1" in names else 0.90 + 0.01 * (("b1" in names) + ("c1" in names)))
+        return Score(0.95 if "a1" in names else 0.90, agree), None
+
+    res, chosen = search(lambda n: n, groups, score, Score(0.90, 1.0), 0.01, 0.95)
+    assert res.passed and {"b", "c"} <= set(res.keep_float)
+    assert res.score.halting_agreement >= 0.95

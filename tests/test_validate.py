@@ -93,3 +93,19 @@ def test_validate_rechecks_an_existing_artefact_with_stricter_gates(trm_artefact
     assert (r.returncode == 3) == bool(failed)
     assert json.loads((copy / "results.json").read_text())["gates"] == res["gates"]
     assert _cli("verify", str(copy)).returncode == 0          # hashes were rewritten with the new results
+
+
+def test_halting_gate_compares_compressed_variants_with_the_float32_export():
+    from edgekit.schema import GatesSection
+    from edgekit.validate.gates import evaluate_gates
+
+    ref = {"name": "pytorch", "metrics": {"exact_full": 0.99, "exact_halted": 0.9}}
+    m = {"exact_full": 0.99, "exact_halted": 0.9}
+    fp32 = {"name": "onnx fp32", "metrics": m, "vs_reference": {"halting_step_agreement": 0.96, "argmax_agreement_last": 1.0}}
+    int8 = {"name": "onnx int8", "metrics": m, "vs_reference": {"halting_step_agreement": 0.97, "argmax_agreement_last": 1.0},
+            "vs_onnx_float32": {"halting_step_agreement": 0.90}}
+    gates = GatesSection(min_halting_agreement=0.95)
+    g32 = [g for g in evaluate_gates(gates, ref, fp32) if g["name"] == "min_halting_agreement"][0]
+    g8 = [g for g in evaluate_gates(gates, ref, int8) if g["name"] == "min_halting_agreement"][0]
+    assert (g32["against"], g32["passed"]) == ("reference", True)
+    assert (g8["against"], g8["value"], g8["passed"]) == ("onnx float32", 0.9, False)   # not the 0.97 vs reference

@@ -23,6 +23,9 @@ from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, qu
 from .smooth import smooth_gated
 
 
+SEARCH_VERSION = 2   # part of the search cache key: bump when the search or its scoring changes
+
+
 @dataclass
 class QuantizeJob:
     """Everything a handler needs: the float32 model and artefact folder, the data, the settings."""
@@ -95,7 +98,7 @@ def _mixed(job: QuantizeJob) -> Quantized:
 
     groups = {k: v for k, v in layer_groups(step).items()
               if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)}   # already float by keep_float
-    key = cache_key("search", job.fingerprint, job.section.model_dump())
+    key = cache_key("search", SEARCH_VERSION, job.fingerprint, job.section.model_dump())
     cached = cache_dir() / "search" / f"{key}.json"
     def quantize(names: list[str]) -> onnx.ModelProto:
         return quantize_int8(step, job.items(), kf.patterns, kf.types, names)

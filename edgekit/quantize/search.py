@@ -5,8 +5,7 @@ NNCF's own accuracy control cannot be used: its restorer breaks on weights share
 (shared/research/probe.md §5). So the search runs here, on the step graph: every candidate is an NNCF
 quantization of the step with some layer groups ignored, scored on held-out samples the way a device runs it
 (the runtime's host loop with early halting) by exact accuracy at each sample's halting step and by halting
-agreement with the float32 model. Greedy: rank groups by how much keeping each one float alone recovers, then add groups in
-that order until the budget holds.
+agreement with the float32 model. Forward selection over layer groups (see `search`).
 """
 from __future__ import annotations
 
@@ -54,12 +53,23 @@ def host_scorer(folder, inputs: np.ndarray, labels: np.ndarray, ref_steps: np.nd
     return score
 
 
+def deficit(s: Score, reference: Score, max_drop: float, min_agreement: float) -> float:
+    """How far a candidate is from the budget (0 = within it). Accuracy *above* float32 earns nothing: at an
+    early-halting threshold a drifting model can score higher by halting later, which is not closeness."""
+    return max(0.0, reference.exact - max_drop - s.exact) + max(0.0, min_agreement - s.halting_agreement)
+
+
 def search(quantize: Callable[[list[str]], onnx.ModelProto], groups: dict[str, list[str]],
            score: Callable[[onnx.ModelProto], tuple[Score, np.ndarray]], reference: Score,
            max_drop: float, min_agreement: float, log: Callable[[str], None] = lambda s: None) -> tuple[SearchResult, onnx.ModelProto]:
-    """`quantize(node_names_to_keep_float)` gives a quantized step; returns the first passing candidate."""
-    def ok(s: Score) -> bool:
-        return reference.exact - s.exact <= max_drop + 1e-9 and s.halting_agreement >= min_agreement
+    """Forward selection: start from all-INT8; each round, try keeping each remaining group float in addition
+    to those already kept, and keep the one that brings the candidate closest to the budget (ties: higher
+    halting agreement, then accuracy). Stops at the first candidate within budget. Re-scoring every round
+    (at most n(n+1)/2 candidates) instead of ranking groups once, because layer effects do not add up: in the
+    TRM demo neither SwiGLU down projection alone recovers halting, both together do.
+    `quantize(node_names_to_keep_float)` gives a quantized step; returns the first passing candidate."""
+    def gap(s: Score) -> float:
+        return deficit(s, reference, max_drop, min_agreement)
 
     def names(keys: list[str]) -> list[str]:
         return [n for k in keys for n in groups[k]]
@@ -69,28 +79,20 @@ def search(quantize: Callable[[list[str]], onnx.ModelProto], groups: dict[str, l
     s, _ = score(best)
     trials.append({"keep_float": [], "exact": s.exact, "halting_agreement": s.halting_agreement})
     log(f"all layers int8: exact {s.exact:.3f} (float32 {reference.exact:.3f}), halting agreement {s.halting_agreement:.3f}")
-    if ok(s):
-        return SearchResult([], s, reference, trials, True), best
-    gains = []
-    for k in groups:
-        q = quantize(names([k]))
-        sk, _ = score(q)
-        trials.append({"keep_float": [k], "exact": sk.exact, "halting_agreement": sk.halting_agreement})
-        log(f"keep {k} float: exact {sk.exact:.3f}, halting agreement {sk.halting_agreement:.3f}")
-        if ok(sk):
-            return SearchResult([k], sk, reference, trials, True), q
-        gains.append(((sk.exact - s.exact) + (sk.halting_agreement - s.halting_agreement), k))
-    order = [k for _, k in sorted(gains, reverse=True)]
     keep: list[str] = []
-    q, sk = best, s
-    for k in order[:-1] if len(order) > 1 else order:
+    while gap(s) > 1e-9:
+        remaining = [k for k in groups if k not in keep]
+        if not remaining:
+            return SearchResult(keep, s, reference, trials, False), best
+        round_ = []
+        for k in remaining:
+            q = quantize(names(keep + [k]))
+            sk, _ = score(q)
+            trials.append({"keep_float": keep + [k], "exact": sk.exact, "halting_agreement": sk.halting_agreement})
+            log(f"keep {' + '.join(keep + [k])} float: exact {sk.exact:.3f}, halting agreement {sk.halting_agreement:.3f}")
+            round_.append(((gap(sk), -sk.halting_agreement, -sk.exact), k, sk, q))
+            if gap(sk) <= 1e-9:
+                break
+        _, k, s, best = min(round_, key=lambda r: r[0])
         keep.append(k)
-        if len(keep) == 1:
-            continue  # already scored alone above
-        q = quantize(names(keep))
-        sk, _ = score(q)
-        trials.append({"keep_float": list(keep), "exact": sk.exact, "halting_agreement": sk.halting_agreement})
-        log(f"keep {len(keep)} groups float: exact {sk.exact:.3f}, halting agreement {sk.halting_agreement:.3f}")
-        if ok(sk):
-            return SearchResult(keep, sk, reference, trials, True), q
-    return SearchResult(keep, sk, reference, trials, False), q
+    return SearchResult(keep, s, reference, trials, True), best

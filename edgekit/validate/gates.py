@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 
-def _gate(name: str, variant: str, value: float, limit: float, passed: bool) -> dict:
-    return {"name": name, "variant": variant, "value": round(float(value), 6), "limit": limit, "passed": bool(passed)}
+def _gate(name: str, variant: str, value: float, limit: float, passed: bool, against: str = "reference") -> dict:
+    return {"name": name, "variant": variant, "value": round(float(value), 6), "limit": limit, "passed": bool(passed),
+            "against": against}
 
 
 def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
@@ -20,9 +21,14 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
     if gates.min_argmax_agreement is not None:
         agr = vs["argmax_agreement_last"]
         out.append(_gate("min_argmax_agreement", name, agr, gates.min_argmax_agreement, agr >= gates.min_argmax_agreement))
-    if gates.min_halting_agreement is not None and "halting_step_agreement" in vs:
-        agr = vs["halting_step_agreement"]
-        out.append(_gate("min_halting_agreement", name, agr, gates.min_halting_agreement, agr >= gates.min_halting_agreement))
+    # halting agreement of a compressed variant is measured against the float32 export it was compressed from
+    # (the float32 variant's own gate covers export drift against the reference); both drifts are gated
+    parent = candidate.get("vs_onnx_float32")
+    hv, against = (parent, "onnx float32") if parent and "halting_step_agreement" in parent else (vs, "reference")
+    if gates.min_halting_agreement is not None and "halting_step_agreement" in hv:
+        agr = hv["halting_step_agreement"]
+        out.append(_gate("min_halting_agreement", name, agr, gates.min_halting_agreement, agr >= gates.min_halting_agreement,
+                         against))
     fp = candidate.get("fixed_point")
     if gates.max_residual is not None and fp is not None:
         r = fp["residual_under_original_max"]
