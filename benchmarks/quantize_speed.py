@@ -84,7 +84,7 @@ def main() -> int:
         report["step"][batch] = {v: {"ms": t * 1e3, "speedup": med["float32"] / t} for v, t in med.items()}
     for v, (_, size) in sessions.items():
         s1, s64 = report["step"][1][v], report["step"][64][v]
-        rows.append([v, f"{size / 1e6:.2f}", f"{s1['ms']:.1f}", f"{s1['speedup']:.2f}x", f"{s64['ms']:.0f}", f"{s64['speedup']:.2f}x"])
+        rows.append([v, f"{size / 1e6:.2f}", f"{s1['ms']:.3g}", f"{s1['speedup']:.2f}x", f"{s64['ms']:.3g}", f"{s64['speedup']:.2f}x"])
     print(table(["variant", "step MB", "b1 ms", "vs fp32", "b64 ms", "vs fp32"], rows,
                 f"step graph, onnxruntime CPU, {a.threads} threads, median of interleaved rounds"))
 
@@ -102,7 +102,7 @@ def main() -> int:
             rows.append([v, f"{t * 1e3:.0f}", f"{med['float32'] / t:.2f}x", f"{steps:.2f}", f"{exact:.3f}"])
         print()
         print(table(["variant", "b64 ms", "vs fp32", "mean steps", "exact"], rows,
-                    f"host loop with early halting (threshold {manifest.get('halt_threshold')}), 64 held-out puzzles in one batch"))
+                    f"host loop with early halting (threshold {manifest['graph'].get('halt_threshold')}), 64 held-out puzzles in one batch"))
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
     return 0
