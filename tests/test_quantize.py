@@ -211,3 +211,36 @@ def test_search_finds_groups_that_only_help_together():
     res, chosen = search(lambda n: n, groups, score, Score(0.90, 1.0), 0.01, 0.95)
     assert res.passed and {"b", "c"} <= set(res.keep_float)
     assert res.score.halting_agreement >= 0.95
+
+
+def test_export_pipeline_writes_int8_and_mixed_variants(root, tmp_path, monkeypatch):
+    """The quantize stage inside `edgekit export`: both INT8 variants land in the manifest with their Loop forms,
+    are validated against the float32 export, and the smoothing shared by both modes runs once."""
+    import json
+
+    from edgekit.pipeline import run_export
+
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""schema_version: 1
+name: tiny-quant
+model: {{path: {root / 'examples' / 'models' / 'trm-sudoku'}}}
+task: {{name: sudoku, n: 32, givens: [28, 40], seed: 5}}
+target: x86-cpu
+export: {{forms: [step, loop]}}
+quantize: {{modes: [int8, mixed], calibration: {{n: 8}}, search: {{n: 32, min_halting_agreement: 0.5}}}}
+validate: {{halt_threshold: 0.0}}
+gates: {{max_exact_drop: 0.5}}
+output: {tmp_path / 'out'}
+""")
+    lines: list[str] = []
+    out = run_export(recipe, log=lines.append)
+    manifest = json.loads((out.folder / "manifest.json").read_text())
+    for mode in ("int8", "mixed"):
+        assert manifest["variants"][mode]["loop"] == f"{mode}/loop"
+        assert (out.folder / mode / "loop.onnx").is_file()
+        assert manifest["quantization"][mode]["smooth"]["alpha"] == 0.75
+    assert sum(line.startswith("smoothing ") for line in lines) == 1
+    names = [v["name"] for v in out.results["variants"]]
+    assert any("int8" in n for n in names) and any("mixed" in n for n in names)
+    assert all("vs_onnx_float32" in v for v in out.results["variants"] if "int8" in v["name"] or "mixed" in v["name"])

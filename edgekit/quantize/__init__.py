@@ -39,6 +39,7 @@ class QuantizeJob:
     fingerprint: str                       # checkpoint hash + task description: part of every cache key
     log: Callable[[str], None] = print
     _items: list | None = field(default=None, repr=False)
+    _int8_input: tuple | None = field(default=None, repr=False)
 
     def items(self) -> list[dict]:
         if self._items is None:
@@ -53,16 +54,20 @@ class QuantizeJob:
         return onnx.load(str(self.folder / "step.onnx"))
 
     def int8_input(self) -> tuple[onnx.ModelProto, dict]:
-        """The float32 step graph INT8 modes quantize: smoothed (an exact rewrite) unless the recipe turns it off."""
-        step, alpha = self.step(), self.section.smooth.alpha
-        if alpha is None:
-            return step, {"smooth": None}
-        smoothed, report = smooth_gated(step, self.items(), alpha)
-        if report:
-            worst = max(report, key=lambda r: r["spread_before"])
-            self.log(f"smoothing {len(report)} gated MLP weight pairs (alpha {alpha}): worst channel spread "
-                     f"{worst['spread_before']:.1f}x -> {worst['spread_after']:.1f}x")
-        return smoothed, {"smooth": {"alpha": alpha, "pairs": report}}
+        """The float32 step graph INT8 modes quantize: smoothed (an exact rewrite) unless the recipe turns it off.
+        Computed once per job: int8 and mixed share it."""
+        if self._int8_input is None:
+            step, alpha = self.step(), self.section.smooth.alpha
+            if alpha is None:
+                self._int8_input = step, {"smooth": None}
+            else:
+                smoothed, report = smooth_gated(step, self.items(), alpha)
+                if report:
+                    worst = max(report, key=lambda r: r["spread_before"])
+                    self.log(f"smoothing {len(report)} gated MLP weight pairs (alpha {alpha}): worst channel spread "
+                             f"{worst['spread_before']:.1f}x -> {worst['spread_after']:.1f}x")
+                self._int8_input = smoothed, {"smooth": {"alpha": alpha, "pairs": report}}
+        return self._int8_input
 
     def wrap(self, step: onnx.ModelProto) -> onnx.ModelProto:
         from ..export.loop import build_loop
