@@ -45,16 +45,10 @@ RECIPE = ROOT / "recipes" / "trm-sudoku.yaml"
 EVAL_SEED = 2026          # disjoint from training (pool seed 1000), the training evals (99) and calibration (123)
 GIVENS = (28, 40)         # the recipe's distribution
 
+from benchmarks.export_forms import table  # noqa: E402
+
 
 # -- small helpers ----------------------------------------------------------------------------------------------------
-def table(headers: list[str], rows: list[list], title: str | None = None) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    w = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r))  # noqa: E731
-    out = ([title] if title else []) + [line(headers), "  ".join("-" * x for x in w)] + [line(r) for r in cells]
-    return "\n".join(out)
-
-
 def cpu_info() -> dict:
     """Cores, clock (from /proc/cpuinfo 'cpu MHz') and an estimated fp32 peak: cores x GHz x 64 FLOP/cycle
     (AVX-512 FMA: 2 FMA units x 16 lanes x 2). AMD Zen 4 runs AVX-512 on 256-bit units, so its real peak is half."""
