@@ -213,15 +213,15 @@ def test_search_finds_groups_that_only_help_together():
     assert res.score.halting_agreement >= 0.95
 
 
-def test_export_pipeline_writes_int8_and_mixed_variants(root, tmp_path, monkeypatch):
-    """The quantize stage inside `edgekit export`: both INT8 variants land in the manifest with their Loop forms,
-    are validated against the float32 export, and the smoothing shared by both modes runs once."""
-    import json
-
+@pytest.fixture(scope="module")
+def quant_artefact(root, tmp_path_factory):
+    """A small `edgekit export` run with int8 and mixed variants (own cache folder); yields (folder, results, log)."""
     from edgekit.pipeline import run_export
 
-    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "cache"))
-    recipe = tmp_path / "r.yaml"
+    tmp = tmp_path_factory.mktemp("quant")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEKIT_CACHE", str(tmp / "cache"))
+    recipe = tmp / "r.yaml"
     recipe.write_text(f"""schema_version: 1
 name: tiny-quant
 model: {{path: {root / 'examples' / 'models' / 'trm-sudoku'}}}
@@ -231,16 +231,52 @@ export: {{forms: [step, loop]}}
 quantize: {{modes: [int8, mixed], calibration: {{n: 8}}, search: {{n: 32, min_halting_agreement: 0.5}}}}
 validate: {{halt_threshold: 0.0}}
 gates: {{max_exact_drop: 0.5}}
-output: {tmp_path / 'out'}
+output: {tmp / 'out'}
 """)
     lines: list[str] = []
-    out = run_export(recipe, log=lines.append)
-    manifest = json.loads((out.folder / "manifest.json").read_text())
+    try:
+        out = run_export(recipe, log=lines.append)
+    finally:
+        mp.undo()
+    return out.folder, out.results, lines
+
+
+def test_export_pipeline_writes_int8_and_mixed_variants(quant_artefact):
+    """The quantize stage inside `edgekit export`: both INT8 variants land in the manifest with their Loop forms,
+    are validated against the float32 export, and the smoothing shared by both modes runs once."""
+    import json
+
+    folder, results, lines = quant_artefact
+    manifest = json.loads((folder / "manifest.json").read_text())
     for mode in ("int8", "mixed"):
         assert manifest["variants"][mode]["loop"] == f"{mode}/loop"
-        assert (out.folder / mode / "loop.onnx").is_file()
+        assert (folder / mode / "loop.onnx").is_file()
         assert manifest["quantization"][mode]["smooth"]["alpha"] == 0.75
     assert sum(line.startswith("smoothing ") for line in lines) == 1
-    names = [v["name"] for v in out.results["variants"]]
+    names = [v["name"] for v in results["variants"]]
     assert any("int8" in n for n in names) and any("mixed" in n for n in names)
-    assert all("vs_onnx_float32" in v for v in out.results["variants"] if "int8" in v["name"] or "mixed" in v["name"])
+    assert all("vs_onnx_float32" in v for v in results["variants"] if "int8" in v["name"] or "mixed" in v["name"])
+
+
+def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, tmp_path):
+    """benchmarks/halting_agreement.py: every variant scored against float32 on fresh puzzles, with intervals
+    that contain the estimate; a folder without a manifest is one line and exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    folder = quant_artefact[0]
+    script = root / "benchmarks" / "halting_agreement.py"
+    out = tmp_path / "a.json"
+    r = subprocess.run([sys.executable, str(script), str(folder), "--n", "48", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"float32", "int8", "mixed"}
+    assert rows["float32"]["halting_agreement"] == 1.0
+    for name in ("int8", "mixed"):
+        lo, hi = rows[name]["halting_agreement_ci"]
+        assert 0 <= lo <= rows[name]["halting_agreement"] <= hi <= 1 and hi - lo > 0.01
+        assert rows[name]["mean_steps"] >= 1
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "manifest.json" in bad.stderr
