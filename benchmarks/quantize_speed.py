@@ -66,6 +66,12 @@ def main() -> int:
     from edgekit.tasks import sudoku
     from edgekit.tasks.metrics import exact_and_cell
 
+    if not (a.artefact / "manifest.json").is_file():
+        print(f"error: {a.artefact} has no manifest.json; pass an artefact folder written by edgekit export", file=sys.stderr)
+        return 2
+    if a.rounds <= 0 or a.threads <= 0:
+        print("error: --rounds and --threads must be positive", file=sys.stderr)
+        return 2
     manifest = json.loads((a.artefact / "manifest.json").read_text())
     sessions = step_sessions(a.artefact, manifest, a.threads)
     rng = np.random.default_rng(0)

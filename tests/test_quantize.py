@@ -280,3 +280,27 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
         assert rows[name]["mean_steps"] >= 1
     bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "manifest.json" in bad.stderr
+
+
+def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_path):
+    """benchmarks/quantize_speed.py: step latency at batch 1 and 64 and the host-loop solve for every variant,
+    as ratios to float32 (float32's own ratio is 1); bad arguments are one line and exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    folder = quant_artefact[0]
+    script = root / "benchmarks" / "quantize_speed.py"
+    out = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, str(script), str(folder), "--rounds", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(out.read_text())
+    for batch in ("1", "64"):
+        assert set(rep["step"][batch]) == {"float32", "int8", "mixed"}
+        assert rep["step"][batch]["float32"]["speedup"] == 1.0
+        assert all(v["ms"] > 0 for v in rep["step"][batch].values())
+    assert set(rep["solve"]) == {"float32", "int8", "mixed"} and all(0 <= v["exact"] <= 1 for v in rep["solve"].values())
+    for args in ([str(tmp_path)], [str(folder), "--rounds", "0"]):
+        bad = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
