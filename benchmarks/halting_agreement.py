@@ -48,8 +48,8 @@ def main() -> int:
     if manifest["model"]["family"] == "deq" or cfg.get("seq_len") != 81:
         print("error: this benchmark scores Sudoku ACT models (TRM/HRM); the artefact is not one", file=sys.stderr)
         return 2
-    if a.n <= 0:
-        print("error: --n must be positive", file=sys.stderr)
+    if a.n <= 0 or a.batch <= 0:
+        print("error: --n and --batch must be positive", file=sys.stderr)
         return 2
 
     from edgekit.runtime import Runner

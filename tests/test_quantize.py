@@ -280,6 +280,9 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
         assert rows[name]["mean_steps"] >= 1
     bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "manifest.json" in bad.stderr
+    bad = subprocess.run([sys.executable, str(script), str(folder), "--batch", "0"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --n and --batch must be positive"
 
 
 def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_path):
