@@ -258,18 +258,23 @@ def test_export_pipeline_writes_int8_and_mixed_variants(quant_artefact):
     assert all("vs_onnx_float32" in v for v in results["variants"] if "int8" in v["name"] or "mixed" in v["name"])
 
 
+def _bench(root, script: str, *args: str, timeout: int = 600):
+    """Run one benchmarks/ script as a user would, capturing its output."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(root / "benchmarks" / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, tmp_path):
     """benchmarks/halting_agreement.py: every variant scored against float32 on fresh puzzles, with intervals
     that contain the estimate; a folder without a manifest is one line and exit 2."""
     import json
-    import subprocess
-    import sys
 
     folder = quant_artefact[0]
-    script = root / "benchmarks" / "halting_agreement.py"
     out = tmp_path / "a.json"
-    r = subprocess.run([sys.executable, str(script), str(folder), "--n", "48", "--out", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    r = _bench(root, "halting_agreement.py", folder, "--n", "48", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"float32", "int8", "mixed"}
@@ -278,10 +283,9 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
         lo, hi = rows[name]["halting_agreement_ci"]
         assert 0 <= lo <= rows[name]["halting_agreement"] <= hi <= 1 and hi - lo > 0.01
         assert rows[name]["mean_steps"] >= 1
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    bad = _bench(root, "halting_agreement.py", tmp_path, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "manifest.json" in bad.stderr
-    bad = subprocess.run([sys.executable, str(script), str(folder), "--batch", "0"], capture_output=True, text=True,
-                         timeout=120)
+    bad = _bench(root, "halting_agreement.py", folder, "--batch", "0", timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --n and --batch must be positive"
 
 
@@ -289,14 +293,10 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
     """benchmarks/quantize_speed.py: step latency at batch 1 and 64 and the host-loop solve for every variant,
     as ratios to float32 (float32's own ratio is 1); bad arguments are one line and exit 2."""
     import json
-    import subprocess
-    import sys
 
     folder = quant_artefact[0]
-    script = root / "benchmarks" / "quantize_speed.py"
     out = tmp_path / "s.json"
-    r = subprocess.run([sys.executable, str(script), str(folder), "--rounds", "1", "--out", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    r = _bench(root, "quantize_speed.py", folder, "--rounds", "1", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(out.read_text())
     for batch in ("1", "64"):
@@ -305,5 +305,5 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
         assert all(v["ms"] > 0 for v in rep["step"][batch].values())
     assert set(rep["solve"]) == {"float32", "int8", "mixed"} and all(0 <= v["exact"] <= 1 for v in rep["solve"].values())
     for args in ([str(tmp_path)], [str(folder), "--rounds", "0"]):
-        bad = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+        bad = _bench(root, "quantize_speed.py", *args, timeout=120)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
