@@ -39,22 +39,24 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    man_path = a.artefact / "manifest.json"
-    if not man_path.is_file():
-        print(f"error: {a.artefact} has no manifest.json; pass an artefact folder written by edgekit export", file=sys.stderr)
-        return 2
-    manifest = json.loads(man_path.read_text())
-    cfg = manifest["model"].get("config", {})
-    if manifest["model"]["family"] == "deq" or cfg.get("seq_len") != 81:
-        print("error: this benchmark scores Sudoku ACT models (TRM/HRM); the artefact is not one", file=sys.stderr)
-        return 2
     if a.n <= 0 or a.batch <= 0:
         print("error: --n and --batch must be positive", file=sys.stderr)
         return 2
 
-    from edgekit.runtime import Runner
+    from edgekit.runtime import ArtefactError, Runner
     from edgekit.tasks import sudoku
     from edgekit.tasks.metrics import exact_and_cell
+
+    try:
+        runners = {"float32": Runner(a.artefact)}   # the runtime's own checks: missing or corrupt manifest
+    except ArtefactError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    manifest = runners["float32"].manifest
+    if manifest["model"]["family"] == "deq" or manifest["model"].get("config", {}).get("seq_len") != 81:
+        print("error: this benchmark scores Sudoku ACT models (TRM/HRM); the artefact is not one", file=sys.stderr)
+        return 2
+    runners.update({v: Runner(a.artefact, variant=v) for v in manifest["variants"] if v != "float32"})
 
     x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(a.n, (28, 40), np.random.default_rng(a.seed),
                                                                augment=False)
@@ -62,7 +64,7 @@ def main() -> int:
     def run(variant: str) -> tuple[float, np.ndarray, float]:
         """Deployed answers of one variant: the host loop with early halting, halted samples leaving the batch."""
         t0 = time.time()
-        runner = Runner(a.artefact, variant=variant)
+        runner = runners[variant]
         sols = [runner.solve(x[i:i + a.batch], mode="host") for i in range(0, a.n, a.batch)]
         exact, _ = exact_and_cell(np.concatenate([s.preds for s in sols]).reshape(y.shape), y)
         return exact, np.concatenate([s.steps for s in sols]), time.time() - t0

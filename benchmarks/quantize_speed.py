@@ -62,17 +62,18 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
 
-    from edgekit.runtime import Runner
+    from edgekit.runtime import ArtefactError, Runner
     from edgekit.tasks import sudoku
     from edgekit.tasks.metrics import exact_and_cell
 
-    if not (a.artefact / "manifest.json").is_file():
-        print(f"error: {a.artefact} has no manifest.json; pass an artefact folder written by edgekit export", file=sys.stderr)
-        return 2
     if a.rounds <= 0 or a.threads <= 0:
         print("error: --rounds and --threads must be positive", file=sys.stderr)
         return 2
-    manifest = json.loads((a.artefact / "manifest.json").read_text())
+    try:
+        manifest = Runner(a.artefact).manifest   # the runtime's own checks: missing or corrupt manifest
+    except ArtefactError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     sessions = step_sessions(a.artefact, manifest, a.threads)
     rng = np.random.default_rng(0)
     report: dict = {"artefact": str(a.artefact), "threads": a.threads, "rounds": a.rounds, "step": {}, "solve": {}}
