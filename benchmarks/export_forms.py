@@ -11,6 +11,7 @@ For each model, exported in float32 into a temporary folder with `edgekit.export
 
     .venv/bin/python benchmarks/export_forms.py [--quick] [--out results.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 MODELS = ROOT / "examples" / "models"
-SEED = 2026          # held-out puzzles: disjoint from the training pool (seed 1000) and the training evals (99)
+SEED = 2026  # held-out puzzles: disjoint from the training pool (seed 1000) and the training evals (99)
 SETS = {"easy (40 givens)": (40, 40), "medium (28-34)": (28, 34), "hard (minimal)": (0, 0)}
 
 
@@ -36,7 +37,9 @@ def table(headers: list[str], rows: list[list], title: str | None = None) -> str
     cells = [[str(c) for c in r] for r in rows]
     w = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = lambda r: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r))  # noqa: E731
-    return "\n".join(([title] if title else []) + [line(headers), "  ".join("-" * x for x in w)] + [line(r) for r in cells])
+    return "\n".join(
+        ([title] if title else []) + [line(headers), "  ".join("-" * x for x in w)] + [line(r) for r in cells]
+    )
 
 
 def export_all(model, folder: Path, solver=None, forms=("step", "loop", "unrolled")) -> dict:
@@ -70,10 +73,20 @@ def export_all(model, folder: Path, solver=None, forms=("step", "loop", "unrolle
         init = {"kind": "broadcast", "file": "initial_state.npz"}
         spec = {"dtype": "int64", "shape": ["batch", model.config.seq_len], "range": [0, model.config.vocab_size - 1]}
         config = model.config.model_dump()
-    manifest = {"model": {"family": model.family, "config": config}, "files": files,
-                "variants": {"float32": {k: k for k in files if k != "initial_state"}},
-                "graph": {"forms": list(forms), "state_names": list(model.state_names), "step_budget": model.step_budget,
-                          "unrolled_steps": model.step_budget, "halt_threshold": 0.0, "initial_state": init, "input": spec}}
+    manifest = {
+        "model": {"family": model.family, "config": config},
+        "files": files,
+        "variants": {"float32": {k: k for k in files if k != "initial_state"}},
+        "graph": {
+            "forms": list(forms),
+            "state_names": list(model.state_names),
+            "step_budget": model.step_budget,
+            "unrolled_steps": model.step_budget,
+            "halt_threshold": 0.0,
+            "initial_state": init,
+            "input": spec,
+        },
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return stats
 
@@ -93,7 +106,9 @@ def steps_summary(steps: np.ndarray) -> tuple[float, dict[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smoke run: batch 8 instead of 64, 8 puzzles per set, 1 repeat")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: batch 8 instead of 64, 8 puzzles per set, 1 repeat"
+    )
     ap.add_argument("--n", type=int, help="puzzles per difficulty (default 64; quick 8)")
     ap.add_argument("--batch", type=int, help="the large batch size (default 64; quick 8)")
     ap.add_argument("--repeats", type=int, help="timed passes per batch size (default 2; quick 1)")
@@ -103,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     n = a.n or (8 if a.quick else 64)
     big = a.batch or (8 if a.quick else 64)
     repeats = a.repeats or (1 if a.quick else 2)
-    n1 = 2 if a.quick else 8          # puzzles timed one at a time per form
+    n1 = 2 if a.quick else 8  # puzzles timed one at a time per form
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     log = lambda s: print(f"• {s}", flush=True)  # noqa: E731
@@ -136,10 +151,19 @@ def main(argv: list[str] | None = None) -> int:
             lat = res.setdefault("latency", {})
             for form, mode in (("step graphs", "host"), ("loop", "loop"), ("unrolled", "unrolled")):
                 s1 = benchmark(runner, inputs[:n1], [1], mode, repeats=repeats, warmup=1)[0]
-                sb = benchmark(runner, inputs[:max(big, 1)], [big], mode, repeats=repeats, warmup=1)[0]
+                sb = benchmark(runner, inputs[: max(big, 1)], [big], mode, repeats=repeats, warmup=1)[0]
                 lat[form] = {"b1": s1.to_dict(), f"b{big}": sb.to_dict()}
-                latency_rows.append([name, form, f"{s1.p50_ms:.1f}", f"{s1.mean_steps:.2f}", f"{sb.p50_ms:.0f}",
-                                     f"{sb.per_sample_ms:.2f}", f"{sb.mean_steps:.2f}"])
+                latency_rows.append(
+                    [
+                        name,
+                        form,
+                        f"{s1.p50_ms:.1f}",
+                        f"{s1.mean_steps:.2f}",
+                        f"{sb.p50_ms:.0f}",
+                        f"{sb.per_sample_ms:.2f}",
+                        f"{sb.mean_steps:.2f}",
+                    ]
+                )
             log(f"{name}: latency measured ({time.perf_counter() - t_start:.0f} s)")
 
             ee = res.setdefault("early_exit", {})
@@ -147,46 +171,113 @@ def main(argv: list[str] | None = None) -> int:
                 for set_name, (x, y) in sets.items():
                     steps, correct = [], []
                     for i in range(0, len(x), big):
-                        sol = runner.solve(x[i:i + big], mode="loop")
+                        sol = runner.solve(x[i : i + big], mode="loop")
                         steps.append(np.asarray(sol.steps))
-                        correct.append((sol.preds == y[i:i + big]).all(-1))
+                        correct.append((sol.preds == y[i : i + big]).all(-1))
                     st = np.concatenate(steps)
                     mean, hist = steps_summary(st)
                     exact = float(np.concatenate(correct).mean())
-                    ee[set_name] = {"mean_steps": mean, "hist": hist, "exact": exact, "halted_before_cap": float((st < model.step_budget).mean()),
-                                    "givens": givens[set_name]}
-                    exit_rows.append([name, f"loop, {set_name}", f"{givens[set_name][0]}-{givens[set_name][1]}", f"{mean:.2f}",
-                                      f"{model.step_budget}", f"{100 * ee[set_name]['halted_before_cap']:.0f} %", f"{exact:.3f}",
-                                      " ".join(f"{k}:{v}" for k, v in hist.items())])
+                    ee[set_name] = {
+                        "mean_steps": mean,
+                        "hist": hist,
+                        "exact": exact,
+                        "halted_before_cap": float((st < model.step_budget).mean()),
+                        "givens": givens[set_name],
+                    }
+                    exit_rows.append(
+                        [
+                            name,
+                            f"loop, {set_name}",
+                            f"{givens[set_name][0]}-{givens[set_name][1]}",
+                            f"{mean:.2f}",
+                            f"{model.step_budget}",
+                            f"{100 * ee[set_name]['halted_before_cap']:.0f} %",
+                            f"{exact:.3f}",
+                            " ".join(f"{k}:{v}" for k, v in hist.items()),
+                        ]
+                    )
             else:
                 fp_folder = Path(tmp) / f"{name}-fixed-point"
-                export_all(model, fp_folder, solver=model.solver.model_copy(update={"name": "fixed_point"}), forms=("step", "loop"))
-                for label, r in (("loop, Anderson", runner), ("loop, fixed point", Runner(fp_folder, threads=a.threads))):
+                export_all(
+                    model,
+                    fp_folder,
+                    solver=model.solver.model_copy(update={"name": "fixed_point"}),
+                    forms=("step", "loop"),
+                )
+                for label, r in (
+                    ("loop, Anderson", runner),
+                    ("loop, fixed point", Runner(fp_folder, threads=a.threads)),
+                ):
                     sol = r.solve(dx, mode="loop")
                     st = np.asarray(sol.steps)
                     mean, hist = steps_summary(st)
                     acc = float((sol.preds == dy).mean())
-                    ee[label] = {"mean_iterations": mean, "hist": hist, "accuracy": acc, "converged": float(np.mean(sol.done))}
-                    exit_rows.append([name, label, "–", f"{mean:.2f}", f"{model.step_budget}",
-                                      f"{100 * ee[label]['converged']:.0f} % converged", f"{acc:.3f}",
-                                      " ".join(f"{k}:{v}" for k, v in hist.items())])
+                    ee[label] = {
+                        "mean_iterations": mean,
+                        "hist": hist,
+                        "accuracy": acc,
+                        "converged": float(np.mean(sol.done)),
+                    }
+                    exit_rows.append(
+                        [
+                            name,
+                            label,
+                            "–",
+                            f"{mean:.2f}",
+                            f"{model.step_budget}",
+                            f"{100 * ee[label]['converged']:.0f} % converged",
+                            f"{acc:.3f}",
+                            " ".join(f"{k}:{v}" for k, v in hist.items()),
+                        ]
+                    )
             log(f"{name}: early exit measured ({time.perf_counter() - t_start:.0f} s)")
 
     print()
-    print(table(["model", "form", "export s", "size MB"], export_rows, title="Export time and size per form (float32, opset 17)"))
+    print(
+        table(
+            ["model", "form", "export s", "size MB"],
+            export_rows,
+            title="Export time and size per form (float32, opset 17)",
+        )
+    )
     print()
-    print(table(["model", "form", "b1 ms p50", "b1 steps", f"b{big} ms/batch p50", f"b{big} ms/sample", f"b{big} steps"], latency_rows,
-                title=f"onnxruntime latency per form (step graphs = host loop with early halting + compaction); Sudoku: "
-                      f"{len(mix_x)} puzzles mixed from the sets below, digits: test split; {repeats} repeats"))
+    print(
+        table(
+            ["model", "form", "b1 ms p50", "b1 steps", f"b{big} ms/batch p50", f"b{big} ms/sample", f"b{big} steps"],
+            latency_rows,
+            title=f"onnxruntime latency per form (step graphs = host loop with early halting + compaction); Sudoku: "
+            f"{len(mix_x)} puzzles mixed from the sets below, digits: test split; {repeats} repeats",
+        )
+    )
     print()
-    print(table(["model", "form / data", "givens", "mean steps", "cap", "before cap", "exact", "steps histogram"], exit_rows,
-                title=f"Early exit of the Loop form ({n} puzzles per set; DEQ: {len(dx)} digits, steps = f-evaluations)"))
+    print(
+        table(
+            ["model", "form / data", "givens", "mean steps", "cap", "before cap", "exact", "steps histogram"],
+            exit_rows,
+            title=f"Early exit of the Loop form ({n} puzzles per set; DEQ: {len(dx)} digits, steps = f-evaluations)",
+        )
+    )
     load_end = os.getloadavg()
-    print(f"\nload average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (shared 2-core machine: timings are noisy); "
-          f"total {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"\nload average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end "
+        "(shared 2-core machine: timings are noisy); "
+        f"total {time.perf_counter() - t_start:.0f} s"
+    )
     if a.out:
-        a.out.write_text(json.dumps({"n_per_set": n, "batch": big, "repeats": repeats, "seed": SEED, "givens": givens,
-                                     "models": results, "load_average": {"start": load_start, "end": load_end}}, indent=1))
+        a.out.write_text(
+            json.dumps(
+                {
+                    "n_per_set": n,
+                    "batch": big,
+                    "repeats": repeats,
+                    "seed": SEED,
+                    "givens": givens,
+                    "models": results,
+                    "load_average": {"start": load_start, "end": load_end},
+                },
+                indent=1,
+            )
+        )
         print(f"wrote {a.out}")
     return 0
 

@@ -8,6 +8,7 @@ accuracy with Wilson intervals, so a "94 % vs a 95 % target" reading can be told
 
     .venv/bin/python benchmarks/halting_agreement.py ARTEFACT [--n 2048] [--seed 7000] [--out agreement.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def main() -> int:
     from edgekit.tasks.metrics import exact_and_cell
 
     try:
-        runners = {"float32": Runner(a.artefact)}   # the runtime's own checks: missing or corrupt manifest
+        runners = {"float32": Runner(a.artefact)}  # the runtime's own checks: missing or corrupt manifest
     except ArtefactError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -58,35 +59,57 @@ def main() -> int:
         return 2
     runners.update({v: Runner(a.artefact, variant=v) for v in manifest["variants"] if v != "float32"})
 
-    x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(a.n, (28, 40), np.random.default_rng(a.seed),
-                                                               augment=False)
+    x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(
+        a.n, (28, 40), np.random.default_rng(a.seed), augment=False
+    )
 
     def run(variant: str) -> tuple[float, np.ndarray, float]:
         """Deployed answers of one variant: the host loop with early halting, halted samples leaving the batch."""
         t0 = time.time()
         runner = runners[variant]
-        sols = [runner.solve(x[i:i + a.batch], mode="host") for i in range(0, a.n, a.batch)]
+        sols = [runner.solve(x[i : i + a.batch], mode="host") for i in range(0, a.n, a.batch)]
         exact, _ = exact_and_cell(np.concatenate([s.preds for s in sols]).reshape(y.shape), y)
         return exact, np.concatenate([s.steps for s in sols]), time.time() - t0
 
     ref_exact, ref_steps, sec = run("float32")
-    rows = [{"variant": "float32", "exact": ref_exact, "exact_ci": wilson(ref_exact, a.n), "halting_agreement": 1.0,
-             "mean_steps": float(ref_steps.mean()), "seconds": round(sec, 1)}]
+    rows = [
+        {
+            "variant": "float32",
+            "exact": ref_exact,
+            "exact_ci": wilson(ref_exact, a.n),
+            "halting_agreement": 1.0,
+            "mean_steps": float(ref_steps.mean()),
+            "seconds": round(sec, 1),
+        }
+    ]
     for name in manifest["variants"]:
         if name == "float32":
             continue
         exact, steps, sec = run(name)
         agree = float(np.mean(steps == ref_steps))
-        rows.append({"variant": name, "exact": exact, "exact_ci": wilson(exact, a.n), "exact_drop": ref_exact - exact,
-                     "halting_agreement": agree, "halting_agreement_ci": wilson(agree, a.n),
-                     "mean_steps": float(steps.mean()), "seconds": round(sec, 1)})
-    print(f"{a.artefact.name}: {a.n} fresh puzzles (seed {a.seed}), threshold "
-          f"{manifest['graph'].get('halt_threshold', 0.0)}; intervals are 95 % Wilson")
+        rows.append(
+            {
+                "variant": name,
+                "exact": exact,
+                "exact_ci": wilson(exact, a.n),
+                "exact_drop": ref_exact - exact,
+                "halting_agreement": agree,
+                "halting_agreement_ci": wilson(agree, a.n),
+                "mean_steps": float(steps.mean()),
+                "seconds": round(sec, 1),
+            }
+        )
+    print(
+        f"{a.artefact.name}: {a.n} fresh puzzles (seed {a.seed}), threshold "
+        f"{manifest['graph'].get('halt_threshold', 0.0)}; intervals are 95 % Wilson"
+    )
     print(f"{'variant':<18}{'exact':>8}{'  95 % CI':<18}{'same halt':>10}{'  95 % CI':<18}{'mean steps':>11}")
     for r in rows:
         ci = r.get("halting_agreement_ci", (1.0, 1.0))
-        print(f"{r['variant']:<18}{r['exact']:>8.4f}  [{r['exact_ci'][0]:.4f}, {r['exact_ci'][1]:.4f}]"
-              f"{r['halting_agreement']:>10.4f}  [{ci[0]:.4f}, {ci[1]:.4f}]{r['mean_steps']:>11.2f}")
+        print(
+            f"{r['variant']:<18}{r['exact']:>8.4f}  [{r['exact_ci'][0]:.4f}, {r['exact_ci'][1]:.4f}]"
+            f"{r['halting_agreement']:>10.4f}  [{ci[0]:.4f}, {ci[1]:.4f}]{r['mean_steps']:>11.2f}"
+        )
     if a.out:
         a.out.write_text(json.dumps({"artefact": str(a.artefact), "n": a.n, "seed": a.seed, "rows": rows}, indent=1))
     return 0

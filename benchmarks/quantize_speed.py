@@ -11,6 +11,7 @@ For each variant in the artefact's manifest (float32, float16, int8, mixed, int8
 
 Run it with the CPU otherwise idle; ratios are the numbers to quote.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def step_sessions(folder: Path, manifest: dict, threads: int):
 def interleaved(fns: dict, rounds: int) -> dict[str, float]:
     """Median seconds per call of every function, calling them in turn each round."""
     for f in fns.values():
-        f()                                                      # warm-up
+        f()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
@@ -70,7 +71,7 @@ def main() -> int:
         print("error: --rounds and --threads must be positive", file=sys.stderr)
         return 2
     try:
-        manifest = Runner(a.artefact).manifest   # the runtime's own checks: missing or corrupt manifest
+        manifest = Runner(a.artefact).manifest  # the runtime's own checks: missing or corrupt manifest
     except ArtefactError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -85,22 +86,42 @@ def main() -> int:
             feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
         fns = {}
         for v, (s, _) in sessions.items():
-            f = {i.name: feeds[i.name].astype(np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()}
-            fns[v] = (lambda s=s, f=f: s.run(None, f))
+            f = {
+                i.name: feeds[i.name].astype(np.float16 if "float16" in i.type else np.float32) for i in s.get_inputs()
+            }
+            fns[v] = lambda s=s, f=f: s.run(None, f)
         med = interleaved(fns, a.rounds if batch == 64 else 4 * a.rounds)
         report["step"][batch] = {v: {"ms": t * 1e3, "speedup": med["float32"] / t} for v, t in med.items()}
     for v, (_, size) in sessions.items():
         s1, s64 = report["step"][1][v], report["step"][64][v]
-        rows.append([v, f"{size / 1e6:.2f}", f"{s1['ms']:.3g}", f"{s1['speedup']:.2f}x", f"{s64['ms']:.3g}", f"{s64['speedup']:.2f}x"])
-    print(table(["variant", "step MB", "b1 ms", "vs fp32", "b64 ms", "vs fp32"], rows,
-                f"step graph, onnxruntime CPU, {a.threads} threads, median of interleaved rounds"))
+        rows.append(
+            [
+                v,
+                f"{size / 1e6:.2f}",
+                f"{s1['ms']:.3g}",
+                f"{s1['speedup']:.2f}x",
+                f"{s64['ms']:.3g}",
+                f"{s64['speedup']:.2f}x",
+            ]
+        )
+    print(
+        table(
+            ["variant", "step MB", "b1 ms", "vs fp32", "b64 ms", "vs fp32"],
+            rows,
+            f"step graph, onnxruntime CPU, {a.threads} threads, median of interleaved rounds",
+        )
+    )
 
     if manifest["model"]["family"] != "deq":
-        x, y = sudoku.SudokuPool.generate(64, seed=2026).sample(64, (28, 40), np.random.default_rng(2026), augment=False)
+        x, y = sudoku.SudokuPool.generate(64, seed=2026).sample(
+            64, (28, 40), np.random.default_rng(2026), augment=False
+        )
         runners = {v: Runner(a.artefact, v, threads=a.threads) for v in manifest["variants"]}
         sols = {}
-        med = interleaved({v: (lambda r=r, v=v: sols.__setitem__(v, r.solve(x, mode="host"))) for v, r in runners.items()},
-                          max(3, a.rounds // 3))
+        med = interleaved(
+            {v: (lambda r=r, v=v: sols.__setitem__(v, r.solve(x, mode="host"))) for v, r in runners.items()},
+            max(3, a.rounds // 3),
+        )
         rows = []
         for v, t in med.items():
             exact, _ = exact_and_cell(sols[v].preds.reshape(y.shape), y)
@@ -108,8 +129,14 @@ def main() -> int:
             report["solve"][v] = {"ms": t * 1e3, "speedup": med["float32"] / t, "mean_steps": steps, "exact": exact}
             rows.append([v, f"{t * 1e3:.0f}", f"{med['float32'] / t:.2f}x", f"{steps:.2f}", f"{exact:.3f}"])
         print()
-        print(table(["variant", "b64 ms", "vs fp32", "mean steps", "exact"], rows,
-                    f"host loop with early halting (threshold {manifest['graph'].get('halt_threshold')}), 64 held-out puzzles in one batch"))
+        print(
+            table(
+                ["variant", "b64 ms", "vs fp32", "mean steps", "exact"],
+                rows,
+                f"host loop with early halting (threshold {manifest['graph'].get('halt_threshold')}), "
+                "64 held-out puzzles in one batch",
+            )
+        )
     if a.out:
         a.out.write_text(json.dumps(report, indent=1))
     return 0

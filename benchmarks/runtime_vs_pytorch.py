@@ -21,6 +21,7 @@ on the step graph, and the host loop's own overhead (time outside `session.run`)
 
     .venv/bin/python benchmarks/runtime_vs_pytorch.py [--artefact PATH] [--quick] [--out results.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,9 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,8 +43,8 @@ if str(ROOT) not in sys.path:
 
 MODEL = ROOT / "examples" / "models" / "trm-sudoku"
 RECIPE = ROOT / "recipes" / "trm-sudoku.yaml"
-EVAL_SEED = 2026          # disjoint from training (pool seed 1000), the training evals (99) and calibration (123)
-GIVENS = (28, 40)         # the recipe's distribution
+EVAL_SEED = 2026  # disjoint from training (pool seed 1000), the training evals (99) and calibration (123)
+GIVENS = (28, 40)  # the recipe's distribution
 
 from benchmarks.export_forms import table  # noqa: E402
 
@@ -73,12 +74,20 @@ def cpu_info() -> dict:
     ghz = (float(np.mean(mhz)) if mhz else 0.0) / 1000.0
     per_cycle = 64 if "avx512f" in flags.split() else 32
     zen4 = "AMD" in model.upper() and family == 25 and per_cycle == 64
-    return {"model": model, "cores": cores, "ghz": round(ghz, 3), "flop_per_cycle": per_cycle,
-            "peak_gflops": round(cores * ghz * per_cycle, 1),
-            "note": "estimate: cores x clock x 64 FLOP/cycle (2 AVX-512 FMA units x 16 fp32 lanes x 2)"
-                    + ("; this is AMD Zen 4 (family 25), which executes AVX-512 on 256-bit units, so at this clock its realistic "
-                       "peak is half; the clock is the nominal one a VM reports, boost clocks are higher"
-                       if zen4 else "")}
+    return {
+        "model": model,
+        "cores": cores,
+        "ghz": round(ghz, 3),
+        "flop_per_cycle": per_cycle,
+        "peak_gflops": round(cores * ghz * per_cycle, 1),
+        "note": "estimate: cores x clock x 64 FLOP/cycle (2 AVX-512 FMA units x 16 fp32 lanes x 2)"
+        + (
+            "; this is AMD Zen 4 (family 25), which executes AVX-512 on 256-bit units, so at this clock its realistic "
+            "peak is half; the clock is the nominal one a VM reports, boost clocks are higher"
+            if zen4
+            else ""
+        ),
+    }
 
 
 def matmul_flops(onnx_path: Path, batch: int = 1) -> int:
@@ -94,8 +103,10 @@ def matmul_flops(onnx_path: Path, batch: int = 1) -> int:
                 d.dim_value = batch
 
     def shapes_of(model) -> dict[str, list[int | None]]:
-        sh = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-              for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
+        sh = {
+            vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+        }
         sh.update({t.name: list(t.dims) for t in model.graph.initializer})
         return sh
 
@@ -118,22 +129,30 @@ def matmul_flops(onnx_path: Path, batch: int = 1) -> int:
 
 def givens_distribution(x: np.ndarray) -> dict:
     g = (x > 1).sum(1)
-    buckets = {f"{lo}-{hi}": int(((g >= lo) & (g <= hi)).sum()) for lo, hi in ((17, 27), (28, 31), (32, 35), (36, 40), (41, 81))}
-    return {"min": int(g.min()), "max": int(g.max()), "mean": round(float(g.mean()), 2), "buckets": {k: v for k, v in buckets.items() if v}}
+    buckets = {
+        f"{lo}-{hi}": int(((g >= lo) & (g <= hi)).sum())
+        for lo, hi in ((17, 27), (28, 31), (32, 35), (36, 40), (41, 81))
+    }
+    return {
+        "min": int(g.min()),
+        "max": int(g.max()),
+        "mean": round(float(g.mean()), 2),
+        "buckets": {k: v for k, v in buckets.items() if v},
+    }
 
 
 # -- configurations ---------------------------------------------------------------------------------------------------
 @dataclass
 class Config:
     name: str
-    solve: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]   # inputs -> (preds [B, 81], steps [B])
-    executed: str                     # how FLOPs are executed: "full" (B x 16), "sum" (sum of steps), "max" (B x max steps)
+    solve: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # inputs -> (preds [B, 81], steps [B])
+    executed: str  # how FLOPs are executed: "full" (B x 16), "sum" (sum of steps), "max" (B x max steps)
     kind: str = "ort"
     variant: str = "float32"
-    timer: object | None = None       # SessionTimer for host-mode configs
+    timer: object | None = None  # SessionTimer for host-mode configs
     lat: dict[int, list[float]] = field(default_factory=lambda: {})
     steps: dict[int, list[np.ndarray]] = field(default_factory=lambda: {})
-    exec_steps: dict[int, float] = field(default_factory=lambda: {})   # sample-steps executed, summed over timed calls
+    exec_steps: dict[int, float] = field(default_factory=lambda: {})  # sample-steps executed, summed over timed calls
     correct: list[np.ndarray] = field(default_factory=list)
     session_s: dict[int, float] = field(default_factory=lambda: {})
 
@@ -160,7 +179,7 @@ def torch_config(model, threads: int, label: str) -> Config:
         torch.set_num_threads(threads)
         xx = model.encode(torch.from_numpy(x))
         state = model.initial_state(xx)
-        for _ in range(model.step_budget):       # the references' eval: always the full budget
+        for _ in range(model.step_budget):  # the references' eval: always the full budget
             state = model.step(state, xx)
         logits = model.readout(state).logits
         return logits.argmax(-1).numpy(), np.full(len(x), model.step_budget)
@@ -174,7 +193,8 @@ def ort_configs(artefact: Path, variants: list[str], threads: int | None, calibr
 
     out = []
     for v in variants:
-        def mk(mode: str, compact: bool = True, thr: float | None = None):
+
+        def mk(mode: str, compact: bool = True, thr: float | None = None, v: str = v):
             r = Runner(artefact, variant=v, threads=threads)
             timer = SessionTimer(r) if mode == "host" else None
 
@@ -210,7 +230,9 @@ def build_artefact(folder: Path, quick: bool, log: Callable[[str], None]) -> Pat
 
     text = RECIPE.read_text()
     text = text.replace("path: ../examples/models/trm-sudoku", f"path: {MODEL}")
-    text = text.replace("n: 256", f"n: {8 if quick else 16}").replace("output: ../artefacts/trm-sudoku", f"output: {folder / 'artefact'}")
+    text = text.replace("n: 256", f"n: {8 if quick else 16}").replace(
+        "output: ../artefacts/trm-sudoku", f"output: {folder / 'artefact'}"
+    )
     if quick:
         text = text.replace("precisions: [float32, float16]", "precisions: [float32]")
     recipe = folder / "trm-bench.yaml"
@@ -223,15 +245,25 @@ def build_artefact(folder: Path, quick: bool, log: Callable[[str], None]) -> Pat
 
 # -- the run ----------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--artefact", type=Path, help="an exported trm-sudoku artefact (default: export one into a temp folder)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--artefact", type=Path, help="an exported trm-sudoku artefact (default: export one into a temp folder)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: few puzzles, batch 8 instead of 64, float32 only")
     ap.add_argument("--n", type=int, help="puzzles for the batch-64 runs and accuracy (default 128; quick 8)")
     ap.add_argument("--n1", type=int, help="puzzles run one at a time per edgekit config (default 12; quick 2)")
-    ap.add_argument("--n1-torch", type=int, help="puzzles run one at a time by the baselines, whose cost does not "
-                    "depend on the puzzle (always 16 steps) (default 4; quick 1)")
+    ap.add_argument(
+        "--n1-torch",
+        type=int,
+        help="puzzles run one at a time by the baselines, whose cost does not "
+        "depend on the puzzle (always 16 steps) (default 4; quick 1)",
+    )
     ap.add_argument("--batch", type=int, help="the large batch size (default 64; quick 8)")
-    ap.add_argument("--halt-threshold", type=float, default=4.0, help="calibrated halting threshold also measured (0 = skip)")
+    ap.add_argument(
+        "--halt-threshold", type=float, default=4.0, help="calibrated halting threshold also measured (0 = skip)"
+    )
     ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's own)")
     ap.add_argument("--variants", nargs="*", help="variants to measure (default: all the artefact has)")
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
@@ -261,27 +293,38 @@ def main(argv: list[str] | None = None) -> int:
         pool = sudoku.SudokuPool.generate(min(n, 64), seed=EVAL_SEED)
         x, y = pool.sample(n, GIVENS, np.random.default_rng(EVAL_SEED), augment=False)
         dist = givens_distribution(x)
-        log(f"{n} held-out puzzles (seed {EVAL_SEED}, {GIVENS[0]}-{GIVENS[1]} givens: {dist}) in {time.perf_counter() - t0:.0f} s")
+        log(
+            f"{n} held-out puzzles (seed {EVAL_SEED}, {GIVENS[0]}-{GIVENS[1]} givens: {dist}) "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
 
         model = load_model(MODEL, forward_dtype="float32")
-        base = torch_config(model, default_threads, f"pytorch fp32 eager, 16 steps, {default_threads} threads (default)")
+        base = torch_config(
+            model, default_threads, f"pytorch fp32 eager, 16 steps, {default_threads} threads (default)"
+        )
         configs = [base]
         if default_threads != 1:
             configs.append(torch_config(model, 1, "pytorch fp32 eager, 16 steps, 1 thread"))
         configs += ort_configs(artefact, variants, a.threads, a.halt_threshold)
-        log(f"{len(configs)} configurations; torch default threads {default_threads}, onnxruntime threads {a.threads or 'default'}")
+        log(
+            f"{len(configs)} configurations; torch default threads {default_threads}, "
+            f"onnxruntime threads {a.threads or 'default'}"
+        )
 
-        for c in configs:                       # warm-up: sessions, allocators, torch's thread pool
+        for c in configs:  # warm-up: sessions, allocators, torch's thread pool
             c.solve(x[:1])
         # batch 1, round-robin over configurations
         for i in range(max(n1, n1_torch)):
             for c in configs:
                 if i < (n1_torch if c.kind == "torch" else n1):
-                    c.timed(x[i:i + 1], 1)
+                    c.timed(x[i : i + 1], 1)
         log(f"batch 1 done ({time.perf_counter() - t_start:.0f} s)")
         # the large batch, round-robin; accuracy on every puzzle
-        chunks = [(x[i:i + big], y[i:i + big]) for i in range(0, n - big + 1, big)] if n >= big else \
-                 [(np.resize(x, (big, x.shape[1])), np.resize(y, (big, y.shape[1])))]
+        chunks = (
+            [(x[i : i + big], y[i : i + big]) for i in range(0, n - big + 1, big)]
+            if n >= big
+            else [(np.resize(x, (big, x.shape[1])), np.resize(y, (big, y.shape[1])))]
+        )
         for xb, yb in chunks:
             for c in configs:
                 preds = c.timed(xb, big)
@@ -295,8 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         feeds = {**dict(zip(r.state_names, r.initial_state(xe))), "x": xe}
         step_path = artefact / manifest["files"][r.graphs["step"]]
         prof = profile_ops(step_path, feeds, runs=2, threads=a.threads)
-        flops_step = matmul_flops(artefact / manifest["files"][manifest["variants"]["float32"]["step"]]
-                                  if "float32" in manifest.get("variants", {}) else step_path)
+        flops_step = matmul_flops(
+            artefact / manifest["files"][manifest["variants"]["float32"]["step"]]
+            if "float32" in manifest.get("variants", {})
+            else step_path
+        )
 
     cpu = cpu_info()
     load_end = os.getloadavg()
@@ -313,11 +359,18 @@ def main(argv: list[str] | None = None) -> int:
             per = lat.sum() / (len(lat) * b)
             ref = np.array(base.lat[b]).sum() / (len(base.lat[b]) * b)
             steps = np.concatenate(c.steps[b])
-            e[f"b{b}"] = {"calls": len(lat), "p50_ms": float(np.median(lat)), "p90_ms": float(np.percentile(lat, 90)),
-                          "per_puzzle_ms": float(per), "speedup": float(ref / per),
-                          "speedup_vs_torch_1_thread": float(np.array(torch1.lat[b]).sum() / (len(torch1.lat[b]) * b) / per) if torch1 else None,
-                          "mean_steps": float(steps.mean()),
-                          "gflops": float(c.exec_steps[b] * flops_step / (lat.sum() / 1000.0) / 1e9)}
+            e[f"b{b}"] = {
+                "calls": len(lat),
+                "p50_ms": float(np.median(lat)),
+                "p90_ms": float(np.percentile(lat, 90)),
+                "per_puzzle_ms": float(per),
+                "speedup": float(ref / per),
+                "speedup_vs_torch_1_thread": float(np.array(torch1.lat[b]).sum() / (len(torch1.lat[b]) * b) / per)
+                if torch1
+                else None,
+                "mean_steps": float(steps.mean()),
+                "gflops": float(c.exec_steps[b] * flops_step / (lat.sum() / 1000.0) / 1e9),
+            }
             if c.timer is not None and c.session_s.get(b):
                 e[f"b{b}"]["host_overhead_share"] = float(1.0 - c.session_s[b] / (lat.sum() / 1000.0))
         st = np.concatenate(c.steps[big])
@@ -325,15 +378,47 @@ def main(argv: list[str] | None = None) -> int:
         results.append(e)
         b1, bb = e.get("b1", {}), e.get(f"b{big}", {})
         f = lambda d, k, fmt: format(d[k], fmt) if d.get(k) is not None else "–"  # noqa: E731
-        rows.append([c.name, f(b1, "per_puzzle_ms", ".1f"), f(b1, "speedup", ".2f") + "x", f(b1, "speedup_vs_torch_1_thread", ".2f") + "x",
-                     f(bb, "p50_ms", ".0f"), f(bb, "per_puzzle_ms", ".2f"), f(bb, "speedup", ".2f") + "x",
-                     f(bb, "speedup_vs_torch_1_thread", ".2f") + "x", f"{exact:.3f}", f"{e['delta_pp']:+.1f}",
-                     f"{bb.get('mean_steps', 0):.2f}", f(b1, "gflops", ".1f"), f(bb, "gflops", ".1f")])
+        rows.append(
+            [
+                c.name,
+                f(b1, "per_puzzle_ms", ".1f"),
+                f(b1, "speedup", ".2f") + "x",
+                f(b1, "speedup_vs_torch_1_thread", ".2f") + "x",
+                f(bb, "p50_ms", ".0f"),
+                f(bb, "per_puzzle_ms", ".2f"),
+                f(bb, "speedup", ".2f") + "x",
+                f(bb, "speedup_vs_torch_1_thread", ".2f") + "x",
+                f"{exact:.3f}",
+                f"{e['delta_pp']:+.1f}",
+                f"{bb.get('mean_steps', 0):.2f}",
+                f(b1, "gflops", ".1f"),
+                f(bb, "gflops", ".1f"),
+            ]
+        )
     print()
-    print(table(["config", "b1 ms/puzzle", "b1 speedup", "vs torch 1t", f"b{big} ms/batch p50", f"b{big} ms/puzzle",
-                 f"b{big} speedup", "vs torch 1t", "exact", "Δ pts", "mean steps", "b1 GFLOP/s", f"b{big} GFLOP/s"], rows,
-                title=f"TRM Sudoku, {n} puzzles (seed {EVAL_SEED}; givens {dist}); speedup = baseline ms/puzzle / config ms/puzzle; "
-                      f"baseline: {base.name}, exact {base_exact:.3f}"))
+    print(
+        table(
+            [
+                "config",
+                "b1 ms/puzzle",
+                "b1 speedup",
+                "vs torch 1t",
+                f"b{big} ms/batch p50",
+                f"b{big} ms/puzzle",
+                f"b{big} speedup",
+                "vs torch 1t",
+                "exact",
+                "Δ pts",
+                "mean steps",
+                "b1 GFLOP/s",
+                f"b{big} GFLOP/s",
+            ],
+            rows,
+            title=f"TRM Sudoku, {n} puzzles (seed {EVAL_SEED}; givens {dist}); "
+            "speedup = baseline ms/puzzle / config ms/puzzle; "
+            f"baseline: {base.name}, exact {base_exact:.3f}",
+        )
+    )
 
     ok = [e for e in results if not e["config"].startswith("pytorch") and e["delta_pp"] >= -1.0]
     best = {}
@@ -341,52 +426,96 @@ def main(argv: list[str] | None = None) -> int:
         cand = [e for e in ok if f"b{b}" in e]
         if cand:
             w = max(cand, key=lambda e: e[f"b{b}"]["speedup"])
-            best[b] = {"config": w["config"], "speedup": w[f"b{b}"]["speedup"], "speedup_vs_torch_1_thread": w[f"b{b}"]["speedup_vs_torch_1_thread"],
-                       "delta_pp": w["delta_pp"]}
+            best[b] = {
+                "config": w["config"],
+                "speedup": w[f"b{b}"]["speedup"],
+                "speedup_vs_torch_1_thread": w[f"b{b}"]["speedup_vs_torch_1_thread"],
+                "delta_pp": w["delta_pp"],
+            }
     print()
     for b, w in best.items():
         met = "met" if w["speedup"] >= 5.0 else "NOT met"
-        vs1 = f", {w['speedup_vs_torch_1_thread']:.2f}x vs torch with 1 thread" if w["speedup_vs_torch_1_thread"] else ""
-        print(f"best at batch {b} (accuracy loss <= 1 pt): {w['config']}: {w['speedup']:.2f}x vs baseline{vs1}, "
-              f"{w['delta_pp']:+.1f} pts  -> target >= 5x: {met}")
+        vs1 = (
+            f", {w['speedup_vs_torch_1_thread']:.2f}x vs torch with 1 thread" if w["speedup_vs_torch_1_thread"] else ""
+        )
+        print(
+            f"best at batch {b} (accuracy loss <= 1 pt): {w['config']}: {w['speedup']:.2f}x vs baseline{vs1}, "
+            f"{w['delta_pp']:+.1f} pts  -> target >= 5x: {met}"
+        )
     if not best:
         print("no edgekit configuration kept accuracy within 1 point of the baseline")
 
     host0 = next((e for e in results if e["config"].endswith(f"{variants[0]} host")), None)
     print()
-    print(f"CPU: {cpu['model']}, {cpu['cores']} cores at {cpu['ghz']} GHz; peak {cpu['peak_gflops']} GFLOP/s fp32 ({cpu['note']})")
-    print(f"step graph: {flops_step / 1e9:.3f} GFLOP per puzzle per step (MatMul/Gemm, from ONNX shape inference); "
-          "GFLOP/s above = FLOPs executed (incl. frozen samples in loop / no-compaction modes) / wall time")
+    print(
+        f"CPU: {cpu['model']}, {cpu['cores']} cores at {cpu['ghz']} GHz; "
+        f"peak {cpu['peak_gflops']} GFLOP/s fp32 ({cpu['note']})"
+    )
+    print(
+        f"step graph: {flops_step / 1e9:.3f} GFLOP per puzzle per step (MatMul/Gemm, from ONNX shape inference); "
+        "GFLOP/s above = FLOPs executed (incl. frozen samples in loop / no-compaction modes) / wall time"
+    )
     for e in results:
         if e["config"] == base.name or e is host0:
             for b in (1, big):
                 if f"b{b}" in e:
-                    print(f"  {e['config']} b{b}: {e[f'b{b}']['gflops']:.1f} GFLOP/s = {100 * e[f'b{b}']['gflops'] / cpu['peak_gflops']:.1f} % of peak")
+                    print(
+                        f"  {e['config']} b{b}: {e[f'b{b}']['gflops']:.1f} GFLOP/s = "
+                        f"{100 * e[f'b{b}']['gflops'] / cpu['peak_gflops']:.1f} % of peak"
+                    )
     if host0:
-        print(f"early halting: {host0['config']} mean {host0[f'b{big}']['mean_steps']:.2f} steps vs 16 "
-              f"({100 * (1 - host0[f'b{big}']['mean_steps'] / 16):.0f} % of steps saved); steps histogram {host0['steps_hist']}")
+        print(
+            f"early halting: {host0['config']} mean {host0[f'b{big}']['mean_steps']:.2f} steps vs 16 "
+            f"({100 * (1 - host0[f'b{big}']['mean_steps'] / 16):.0f} % of steps saved); "
+            f"steps histogram {host0['steps_hist']}"
+        )
         cal = next((e for e in results if e["config"].endswith(f"{variants[0]} host, halt>{a.halt_threshold:g}")), None)
         if cal:
-            print(f"  with halt>{a.halt_threshold:g}: mean {cal[f'b{big}']['mean_steps']:.2f} steps, exact {cal['exact']:.3f}; histogram {cal['steps_hist']}")
+            print(
+                f"  with halt>{a.halt_threshold:g}: mean {cal[f'b{big}']['mean_steps']:.2f} steps, "
+                f"exact {cal['exact']:.3f}; histogram {cal['steps_hist']}"
+            )
         for b in (1, big):
             if host0.get(f"b{b}", {}).get("host_overhead_share") is not None:
-                print(f"  host-loop overhead (time outside session.run) at batch {b}: {100 * host0[f'b{b}']['host_overhead_share']:.1f} % of solve time")
+                print(
+                    f"  host-loop overhead (time outside session.run) at batch {b}: "
+                    f"{100 * host0[f'b{b}']['host_overhead_share']:.1f} % of solve time"
+                )
     top = list(prof["by_op"].items())[:8]
-    print(f"onnxruntime profile of {step_path.name} ({variants[0]}) at batch {big}, 2 runs, {prof['total_us'] / 1000:.0f} ms of kernel time: "
-          + ", ".join(f"{op} {100 * v['share']:.1f} %" for op, v in top))
-    print(f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (2-core machine shared with other jobs: "
-          f"absolute times are noisy; all configs were interleaved call by call); total {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"onnxruntime profile of {step_path.name} ({variants[0]}) at batch {big}, 2 runs, "
+        f"{prof['total_us'] / 1000:.0f} ms of kernel time: "
+        + ", ".join(f"{op} {100 * v['share']:.1f} %" for op, v in top)
+    )
+    print(
+        f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end (2-core machine shared with other jobs: "
+        "absolute times are noisy; all configs were interleaved call by call); "
+        f"total {time.perf_counter() - t_start:.0f} s"
+    )
 
     if a.out:
-        a.out.write_text(json.dumps({
-            "puzzles": {"n": n, "seed": EVAL_SEED, "givens": list(GIVENS), "distribution": dist},
-            "batch_sizes": [1, big], "n1": n1, "n1_torch": n1_torch, "torch_default_threads": default_threads,
-            "onnxruntime_threads": a.threads, "halt_threshold_calibrated": a.halt_threshold,
-            "baseline": base.name, "configs": results, "best": {str(k): v for k, v in best.items()},
-            "flops_per_step": flops_step, "cpu": cpu, "profile_step": prof,
-            "load_average": {"start": load_start, "end": load_end},
-            "machine": {"python": platform.python_version(), "machine": platform.machine()},
-        }, indent=1))
+        a.out.write_text(
+            json.dumps(
+                {
+                    "puzzles": {"n": n, "seed": EVAL_SEED, "givens": list(GIVENS), "distribution": dist},
+                    "batch_sizes": [1, big],
+                    "n1": n1,
+                    "n1_torch": n1_torch,
+                    "torch_default_threads": default_threads,
+                    "onnxruntime_threads": a.threads,
+                    "halt_threshold_calibrated": a.halt_threshold,
+                    "baseline": base.name,
+                    "configs": results,
+                    "best": {str(k): v for k, v in best.items()},
+                    "flops_per_step": flops_step,
+                    "cpu": cpu,
+                    "profile_step": prof,
+                    "load_average": {"start": load_start, "end": load_end},
+                    "machine": {"python": platform.python_version(), "machine": platform.machine()},
+                },
+                indent=1,
+            )
+        )
         print(f"wrote {a.out}")
     return 0
 

@@ -1,17 +1,37 @@
 """Artefact folders: written into a temporary sibling and renamed into place, so a reader (or a killed run)
-only ever sees the previous complete artefact or the new complete one."""
+only ever sees the previous complete artefact or the new complete one.
+
+Safety rules (an output path comes from a recipe or the command line, both untrusted):
+- an existing output is replaced only when edgekit made it (it holds edgekit's marker file, `manifest.json`) or it
+  is empty; a symlink, a file, `/`, the home folder, the current folder or a parent of a protected folder (the
+  recipe's) is refused with one line;
+- one writer per output: a lock file next to it makes a second concurrent run refuse at once;
+- tidying after a killed run touches only this output's own temporary folders, matched by literal name prefix;
+- the new folder gets the permissions the umask gives (mkdtemp's 0700 is widened accordingly).
+"""
+
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import Any
+
+from .errors import EdgekitError
 
 ARTEFACT_SCHEMA_VERSION = 1
+MARKER = "manifest.json"
+
+
+class OutputError(EdgekitError):
+    """An output folder edgekit must not write or replace."""
 
 
 def sha256_file(path: Path) -> str:
@@ -22,37 +42,118 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
-@contextmanager
-def atomic_folder(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `final`; on success it replaces `final`, on any error it is removed."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _recover(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+def _is_within(child: Path, parent: Path) -> bool:
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        child.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output(final: Path, marker: str = MARKER, protect: Sequence[Path] = ()) -> Path:
+    """The output folder as an absolute path, or OutputError when writing it could destroy what edgekit does not
+    own. `protect`: folders that must survive (the recipe's folder): the output may be inside them, never them or
+    a parent of them."""
+    final = Path(os.path.expanduser(str(final)))
+    final = Path(os.path.abspath(final))
+    fix = "choose another output folder (recipe `output:` or --out)"
+    if final.is_symlink():
+        raise OutputError(f"output {final} is a symbolic link; edgekit does not write through links", fix)
+    resolved = final.resolve()
+    danger = [Path("/"), Path.home().resolve(), Path.cwd().resolve(), *(Path(p).resolve() for p in protect)]
+    for d in danger:
+        if resolved == d or _is_within(d, resolved):
+            raise OutputError(f"output {final} is {d} or a folder above it; replacing it would delete it", fix)
+    if final.exists() and not final.is_dir():
+        raise OutputError(f"output {final} exists and is not a folder", fix)
+    if final.is_dir() and any(final.iterdir()) and not (final / marker).is_file():
+        raise OutputError(f"output {final} holds files edgekit did not write (no {marker}); it is not replaced", fix)
+    parent = final.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"the parent of output {final} is a file, not a folder", fix)
+    return final
+
+
+@contextlib.contextmanager
+def _lock(final: Path) -> Iterator[None]:
+    lock = final.parent / f".{final.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(
+                f"another edgekit run is writing {final} right now",
+                "wait for it to finish, or choose another output folder",
+            ) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+    finally:
+        os.close(fd)
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path, marker: str = MARKER, protect: Sequence[Path] = ()) -> Iterator[Path]:
+    """Yield a temporary folder next to `final`; on success it replaces `final`, on any error it is removed."""
+    final = check_output(Path(final), marker, protect)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {final.parent}: {e.strerror}", "choose a writable output folder") from None
+    with _lock(final):
+        _recover(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        os.chmod(tmp, _umask_mode())
+        try:
+            yield tmp
+            check_output(final, marker, protect)  # nothing foreign appeared there while we worked
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.rename(final, old)
+        os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _own_leftovers(final: Path, kind: str) -> list[Path]:
+    """This output's temporary (`tmp`) or set-aside (`old`) folders, by literal prefix: never a glob pattern."""
+    prefix = f".{final.name}.{kind}-"
+    with os.scandir(final.parent) as it:
+        return sorted(Path(e.path) for e in it if e.name.startswith(prefix) and e.is_dir(follow_symlinks=False))
 
 
 def _recover(final: Path) -> None:
     """Tidy up after a run that was killed: its temporary folder is removed, and if it died between moving
     the previous artefact aside and moving the new one in, the previous artefact is put back."""
-    olds = sorted(final.parent.glob(f".{final.name}.old-*"))
+    olds = _own_leftovers(final, "old")
     if not final.exists() and olds:
         os.rename(olds[-1], final)
         olds = olds[:-1]
-    for stale in [*olds, *final.parent.glob(f".{final.name}.tmp-*")]:
+    for stale in [*olds, *_own_leftovers(final, "tmp")]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def disk_error(e: OSError, where: Path | str) -> EdgekitError | None:
+    """A one-line error for a full or read-only disk, or None for other OS errors."""
+    if e.errno == errno.ENOSPC:
+        return OutputError(f"no space left on the disk holding {where}", "free some space and run again")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return OutputError(f"cannot write {where}: {e.strerror}", "choose a writable folder")
+    return None

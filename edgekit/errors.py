@@ -4,6 +4,7 @@ Exit codes (the CLI contract, also in README): 0 passed, 2 usage or input error,
 4 a latency or size gate failed, 5 the target's toolchain is unavailable, 6 the artefact (or a built engine) is
 incompatible with the target or the device present (`edgekit check`, engine manifest mismatch).
 """
+
 from __future__ import annotations
 
 EXIT_OK = 0

@@ -3,17 +3,19 @@
 Recipes are data, never code: they are parsed with `yaml.safe_load`, every key is checked against the schema
 (an unknown key gets the closest valid name), and nothing in them is imported or evaluated.
 """
+
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RecipeError
 from .quantize.config import QuantizeSection
+from .safe_yaml import YAMLFileError, load_yaml_file, short_repr
+from .tasks import task_names
 
 RECIPE_SCHEMA_VERSION = 1
 TARGET_SCHEMA_VERSION = 1
@@ -30,20 +32,45 @@ class ModelSection(_Strict):
 
 
 class TaskSection(_Strict):
-    name: Literal["sudoku", "digits"]
-    n: int = Field(default=256, gt=0, description="held-out samples to evaluate on")
-    givens: tuple[int, int] | None = Field(default=None, description="sudoku: range of givens (default 28-40)")
-    seed: int = 123
+    name: str = Field(description="a registered task (edgekit/tasks/): " + ", ".join(task_names()))
+    n: int = Field(default=256, gt=0, le=1_000_000, description="held-out samples to evaluate on")
+    givens: tuple[int, int] | None = Field(
+        default=None, description="sudoku: range of givens (default 28-40); 0 = the minimal puzzle itself"
+    )
+    seed: int = Field(default=123, ge=0, le=2**63 - 1)
+
+    @field_validator("givens")
+    @classmethod
+    def _givens(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not (v == (0, 0) or 17 <= v[0] <= v[1] <= 81):
+            raise ValueError(
+                "must be [lo, hi] with 17 <= lo <= hi <= 81 (a Sudoku has 81 cells and needs at least "
+                "17 givens), or [0, 0] for minimal puzzles"
+            )
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        names = task_names()
+        if v not in names:
+            raise ValueError(f"unknown task {v!r}{_suggest(v, names)}; known: {', '.join(names)}")
+        return v
 
 
 class ExportSection(_Strict):
     opset: int = Field(default=17, ge=13, le=23, description="17 by default; TensorRT 10.3 (JetPack 6) parses up to 20")
     forms: list[Literal["step", "loop", "unrolled"]] = Field(
-        default=["step", "loop", "unrolled"], min_length=1,
-        description="step graphs are always written (every other form and the host-loop runtime build on them)")
+        default=["step", "loop", "unrolled"],
+        min_length=1,
+        description="step graphs are always written (every other form and the host-loop runtime build on them)",
+    )
     precisions: list[Literal["float32", "float16"]] = Field(default=["float32"], min_length=1)
-    optimize: bool = Field(default=True, description="step graphs: fold shape arithmetic and split sliced SwiGLU "
-                                                     "projections (same numbers, ~1.2-1.3x faster steps on onnxruntime CPU)")
+    optimize: bool = Field(
+        default=True,
+        description="step graphs: fold shape arithmetic and split sliced SwiGLU "
+        "projections (same numbers, ~1.2-1.3x faster steps on onnxruntime CPU)",
+    )
 
     @field_validator("precisions")
     @classmethod
@@ -55,25 +82,52 @@ class ExportSection(_Strict):
 
 class ValidateSection(_Strict):
     halt_threshold: float | Literal["auto"] = Field(
-        default=0.0, description="halt when the halting logit exceeds this; 'auto' picks the smallest threshold whose "
-                                 "early-halting accuracy stays within halt_tolerance of the full budget on held-out data")
+        default=0.0,
+        allow_inf_nan=False,
+        description="halt when the halting logit exceeds this; 'auto' picks the smallest threshold whose "
+        "early-halting accuracy stays within halt_tolerance of the full budget on held-out data",
+    )
+    reference: Literal["float32", "trained", "both"] = Field(
+        default="float32",
+        description="PyTorch reference the gates compare with: float32 (like the ONNX graphs; fast), the model's "
+        "trained precision (bfloat16 for the references; slow on CPUs without AVX512-BF16), or both",
+    )
     halt_tolerance: float = Field(default=0.005, ge=0, le=1)
-    halt_calibration_n: int = Field(default=128, gt=0)
-    batch_size: int = Field(default=64, gt=0)
+    halt_calibration_n: int = Field(default=128, gt=0, le=1_000_000)
+    batch_size: int = Field(default=64, gt=0, le=65536)
 
 
 class GatesSection(_Strict):
+    min_exact: float | None = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="absolute exact accuracy (full budget) every ONNX variant must reach: catches a broken model "
+        "that matches an equally broken reference (0 points lost of 0)",
+    )
     max_exact_drop: float | None = Field(default=0.01, ge=0, le=1, description="fraction, e.g. 0.01 = 1 point")
     min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
-    max_exact_halted_drop: float | None = Field(default=None, ge=0, le=1, description="exact accuracy at each sample's halting step")
-    min_halting_agreement: float | None = Field(default=None, ge=0, le=1, description="share halting at the same step: the float32 export vs the "
-                                                  "reference, each compressed variant vs the float32 export")
-    max_residual: float | None = Field(default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model")
+    max_exact_halted_drop: float | None = Field(
+        default=None, ge=0, le=1, description="exact accuracy at each sample's halting step"
+    )
+    min_halting_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share halting at the same step: the float32 export vs the "
+        "reference, each compressed variant vs the float32 export",
+    )
+    max_residual: float | None = Field(
+        default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model"
+    )
 
 
 class Recipe(_Strict):
     schema_version: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$",
+        description="a plain file name (the default artefact folder): no path, no leading dot",
+    )
     model: ModelSection
     task: TaskSection
     target: str = "x86-cpu"
@@ -81,7 +135,9 @@ class Recipe(_Strict):
     validate_: ValidateSection = Field(default=ValidateSection(), alias="validate")
     gates: GatesSection = GatesSection()
     quantize: QuantizeSection = QuantizeSection()
-    output: str | None = Field(default=None, description="artefact folder (default artefacts/<name>), relative to the recipe")
+    output: str | None = Field(
+        default=None, description="artefact folder (default artefacts/<name>), relative to the recipe"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -122,8 +178,12 @@ class Target(_Strict):
     memory_gb: float | None = None
     workspace_mb: int | None = None
     batch_sizes: list[int] = [1, 64]
-    batch_profile: BatchProfile | None = Field(default=None, description="min/opt/max batch (default: from batch_sizes)")
-    device_model: str | None = Field(default=None, description="Jetson: text in /proc/device-tree/model, checked before a build")
+    batch_profile: BatchProfile | None = Field(
+        default=None, description="min/opt/max batch (default: from batch_sizes)"
+    )
+    device_model: str | None = Field(
+        default=None, description="Jetson: text in /proc/device-tree/model, checked before a build"
+    )
 
     def profile(self) -> BatchProfile:
         """The batch profile engines are built for: explicit, or smallest / largest of batch_sizes (opt = largest)."""
@@ -144,23 +204,17 @@ def target_names() -> list[str]:
 def load_target(name: str) -> Target:
     path = TARGETS_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise RecipeError(f"unknown target {name!r}{_suggest(name, target_names())}", "`edgekit targets` lists the valid ones")
+        raise RecipeError(
+            f"unknown target {name!r}{_suggest(name, target_names())}", "`edgekit targets` lists the valid ones"
+        )
     return Target(**_read_yaml(path))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"recipe {path} does not exist", "check the path") from None
-    except IsADirectoryError:
-        raise RecipeError(f"{path} is a folder, not a recipe file", "pass a .yaml recipe") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"{path} is not a text file", "pass a YAML recipe") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path} is not valid YAML{where}", "fix the syntax (indentation, colons, quotes)") from None
+        data = load_yaml_file(path, "recipe")
+    except YAMLFileError as e:
+        raise RecipeError(e.problem, e.fix) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path} must be a YAML mapping of recipe keys", "see recipes/trm-sudoku.yaml for the layout")
     return data
@@ -188,17 +242,26 @@ def _explain(e: ValidationError, schema: type[BaseModel], data: dict[str, Any]) 
     if err["type"] == "missing":
         return f"missing required key {where!r}"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {msg} (got {err.get('input')!r})" if "unknown target" not in msg else msg
+    if msg.startswith("unknown target"):
+        return msg
+    if msg.startswith("unknown "):
+        return f"{where[:100]}: {msg[:200]}"
+    return f"{where[:100]}: {msg[:200]} (got {short_repr(err.get('input'))})"
 
 
 def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     version = data.get("schema_version", RECIPE_SCHEMA_VERSION)
     if version != RECIPE_SCHEMA_VERSION:
-        raise RecipeError(f"{source}: schema_version {version!r} is not supported", f"this edgekit reads schema_version {RECIPE_SCHEMA_VERSION}")
+        raise RecipeError(
+            f"{source}: schema_version {version!r} is not supported",
+            f"this edgekit reads schema_version {RECIPE_SCHEMA_VERSION}",
+        )
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise RecipeError(f"{source}: {_explain(e, Recipe, data)}", "see recipes/trm-sudoku.yaml and README 'Recipes'") from None
+        raise RecipeError(
+            f"{source}: {_explain(e, Recipe, data)}", "see recipes/trm-sudoku.yaml and README 'Recipes'"
+        ) from None
 
 
 def load_recipe(path: str | Path) -> tuple[Recipe, Path]:

@@ -11,6 +11,7 @@ halting) on the same Sudoku puzzles; the script prints max |Δlogits|, max |Δq|
 HRM's layers import flash_attn unconditionally; a stand-in module computing the same attention with PyTorch SDPA
 is injected (as HRM PR #54 does). No reference code is copied into edgekit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,13 @@ from edgekit.models.config import ACTConfig
 from edgekit.tasks import sudoku
 
 
-
 def _flash_attn_stub() -> types.ModuleType:
     mod = types.ModuleType("flash_attn")
 
     def flash_attn_func(q, k, v, causal=False, **_):  # [B, S, H, D] layout, default scale 1/sqrt(D)
-        out = torch.nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal
+        )
         return out.transpose(1, 2)
 
     mod.flash_attn_func = flash_attn_func
@@ -59,15 +61,24 @@ def import_reference(repo: Path, arch_name: str):
 
 def reference_rollout(ref_cls, arch: dict, sd: dict, inputs: torch.Tensor, steps: int, prefix: str):
     cfg = {k: v for k, v in arch.items() if k not in ("name", "loss")}
-    cfg.update(batch_size=inputs.shape[0], seq_len=inputs.shape[1], vocab_size=sd[prefix + "embed_tokens.embedding_weight"].shape[0],
-               num_puzzle_identifiers=sd[prefix + "puzzle_emb.weights"].shape[0], halt_exploration_prob=0.1)
+    cfg.update(
+        batch_size=inputs.shape[0],
+        seq_len=inputs.shape[1],
+        vocab_size=sd[prefix + "embed_tokens.embedding_weight"].shape[0],
+        num_puzzle_identifiers=sd[prefix + "puzzle_emb.weights"].shape[0],
+        halt_exploration_prob=0.1,
+    )
     model = ref_cls(cfg)
     # The reference evaluate.py strips `_orig_mod.`; the ACTLossHead wrapper adds `model.`.
-    inner = {k[len(prefix):]: v for k, v in sd.items()}
+    inner = {k[len(prefix) :]: v for k, v in sd.items()}
     missing, unexpected = model.inner.load_state_dict(inner, strict=False)
     assert not unexpected and all("local_" in m or "cached" in m for m in missing), (missing, unexpected)
     model.eval()
-    batch = {"inputs": inputs.int(), "labels": inputs.int(), "puzzle_identifiers": torch.zeros(inputs.shape[0], dtype=torch.int32)}
+    batch = {
+        "inputs": inputs.int(),
+        "labels": inputs.int(),
+        "puzzle_identifiers": torch.zeros(inputs.shape[0], dtype=torch.int32),
+    }
     carry = model.initial_carry(batch)
     logits, qs = [], []
     with torch.no_grad():
@@ -78,7 +89,15 @@ def reference_rollout(ref_cls, arch: dict, sd: dict, inputs: torch.Tensor, steps
     return logits, qs
 
 
-def compare(name: str, model_dir: Path | None, family_preset: dict | None, repos: dict[str, Path], dtype: str, inputs: torch.Tensor, steps: int) -> list[dict]:
+def compare(
+    name: str,
+    model_dir: Path | None,
+    family_preset: dict | None,
+    repos: dict[str, Path],
+    dtype: str,
+    inputs: torch.Tensor,
+    steps: int,
+) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if model_dir is None:  # random init (per-step parity only: random recursive models are chaotic)
@@ -104,14 +123,28 @@ def compare(name: str, model_dir: Path | None, family_preset: dict | None, repos
             # both q logits per step (the rollout keeps only the combined halting logit)
             with torch.no_grad():
                 q_steps = [ours.q_logits(state) for state in r.states]
-            ref_logits, ref_q = reference_rollout(ref_cls, arch, sd, inputs, steps, "_orig_mod.model.inner." if prefix.startswith("_orig") else "model.inner.")
+            ref_logits, ref_q = reference_rollout(
+                ref_cls,
+                arch,
+                sd,
+                inputs,
+                steps,
+                "_orig_mod.model.inner." if prefix.startswith("_orig") else "model.inner.",
+            )
             for t in (0, steps - 1):
                 a, b = r.logits[t].float(), ref_logits[t]
-                rows.append({"model": name, "dtype": dtype, "prefix": prefix, "step": t + 1,
-                             "max_abs_dlogits": float((a - b).abs().max()),
-                             "max_abs_dq": float((q_steps[t] - ref_q[t]).abs().max()),
-                             "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean()),
-                             "bitwise_equal": bool(torch.equal(a, b))})
+                rows.append(
+                    {
+                        "model": name,
+                        "dtype": dtype,
+                        "prefix": prefix,
+                        "step": t + 1,
+                        "max_abs_dlogits": float((a - b).abs().max()),
+                        "max_abs_dq": float((q_steps[t] - ref_q[t]).abs().max()),
+                        "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean()),
+                        "bitwise_equal": bool(torch.equal(a, b)),
+                    }
+                )
         # Negative control: the comparison must see a 1e-3 change of one weight in the reference copy.
         pre = "model.inner."
         sd = {pre + k: v.clone() for k, v in plain.items()}
@@ -136,8 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     pool = sudoku.SudokuPool.generate(args.n, seed=7)
     inputs = torch.from_numpy(pool.sample(args.n, (28, 40), np.random.default_rng(7))[0])
     models = Path(__file__).parent / "models"
-    att = dict(family="trm", seq_len=81, vocab_size=11, puzzle_emb_ndim=128, H_cycles=2, L_cycles=3, L_layers=2, hidden_size=128,
-               expansion=4, num_heads=4, pos_encodings="rope", halt_max_steps=16, forward_dtype="float32")
+    att = {
+        "family": "trm",
+        "seq_len": 81,
+        "vocab_size": 11,
+        "puzzle_emb_ndim": 128,
+        "H_cycles": 2,
+        "L_cycles": 3,
+        "L_layers": 2,
+        "hidden_size": 128,
+        "expansion": 4,
+        "num_heads": 4,
+        "pos_encodings": "rope",
+        "halt_max_steps": 16,
+        "forward_dtype": "float32",
+    }
     hrm_att = {**att, "family": "hrm", "H_layers": 2, "H_cycles": 2, "L_cycles": 2}
     cases = [(f"{d.name} (demo)", d, None) for d in sorted(models.iterdir()) if (d / "all_config.yaml").is_file()]
     cases += [(f"{d.name} (extra)", d, None) for d in args.extra]
@@ -147,9 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     for dtype in ("float32", "bfloat16"):
         for name, d, preset in cases:
             rows += compare(name, d, preset, repos, dtype, inputs, args.steps)
-    print(f"{'model':26} {'dtype':9} {'prefix':24} {'step':>4} {'max|dlogits|':>12} {'max|dq|':>10} {'argmax':>7} bitwise")
+    print(
+        f"{'model':26} {'dtype':9} {'prefix':24} {'step':>4} {'max|dlogits|':>12} {'max|dq|':>10} {'argmax':>7} bitwise"
+    )
     for r in rows:
-        print(f"{r['model']:26} {r['dtype']:9} {r['prefix']:24} {r['step']:>4} {r['max_abs_dlogits']:12.3e} {r['max_abs_dq']:10.3e} {r['argmax_agreement']:7.4f} {r['bitwise_equal']}")
+        print(
+            f"{r['model']:26} {r['dtype']:9} {r['prefix']:24} {r['step']:>4} "
+            f"{r['max_abs_dlogits']:12.3e} {r['max_abs_dq']:10.3e} {r['argmax_agreement']:7.4f} {r['bitwise_equal']}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -30,12 +30,12 @@ def small_trm_recipe(tmp_path_factory) -> Path:
     p = d / "trm.yaml"
     p.write_text(f"""schema_version: 1
 name: trm-sudoku
-model: {{path: {MODELS / 'trm-sudoku'}}}
+model: {{path: {MODELS / "trm-sudoku"}}}
 task: {{name: sudoku, n: 32, givens: [28, 40], seed: 123}}
 target: x86-cpu
 export: {{opset: 17, forms: [step, loop], precisions: [float32]}}
 gates: {{max_exact_drop: 0.01, min_argmax_agreement: 0.99}}
-output: {d / 'artefact'}
+output: {d / "artefact"}
 """)
     return p
 

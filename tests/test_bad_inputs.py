@@ -1,5 +1,6 @@
 """Every bad input a user can hand the CLI ends as one error line with a documented exit code, no traceback,
 and nothing written. The table in this file is the one quoted in the issue notes (issue #8)."""
+
 import pickle
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ from hypothesis.extra import numpy as hnp
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
 class _Evil:
@@ -53,12 +56,42 @@ def _cases(root, tmp):
         ("truncated checkpoint", ["export", str(_recipe(tmp / "m2", trunc)), "--out", out], 2, ""),
         ("corrupt checkpoint", ["export", str(_recipe(tmp / "m3", corrupt)), "--out", out], 2, ""),
         ("pickle carrying code", ["export", str(_recipe(tmp / "m4", evil)), "--out", out], 2, ""),
-        ("checkpoint does not match its config", ["export", str(_recipe(tmp / "m5", mismatch)), "--out", out], 2, "hidden_size is 64"),
-        ("recipe key typo", ["export", str(_recipe(tmp / "m6", deq, "gatess: {}\n")), "--out", out], 2, "did you mean 'gates'"),
-        ("recipe wrong type", ["export", str(_recipe(tmp / "m7", deq, "export: {opset: seventeen}\n")), "--out", out], 2, "export.opset"),
-        ("unknown target", ["export", str(_recipe(tmp / "m8", deq, "target: jetson-orin-nanoo\n")), "--out", out], 2, "did you mean 'jetson-orin-nano'"),
-        ("calibration set of size 0", ["export", str(_recipe(tmp / "m9", deq, "quantize: {modes: [int8], calibration: {n: 0}}\n")), "--out", out], 2, "quantize.calibration.n"),
-        ("unknown quantize mode", ["export", str(_recipe(tmp / "m10", deq, "quantize: {modes: [int4]}\n")), "--out", out], 2, "quantize.modes"),
+        (
+            "checkpoint does not match its config",
+            ["export", str(_recipe(tmp / "m5", mismatch)), "--out", out],
+            2,
+            "hidden_size is 64",
+        ),
+        (
+            "recipe key typo",
+            ["export", str(_recipe(tmp / "m6", deq, "gatess: {}\n")), "--out", out],
+            2,
+            "did you mean 'gates'",
+        ),
+        (
+            "recipe wrong type",
+            ["export", str(_recipe(tmp / "m7", deq, "export: {opset: seventeen}\n")), "--out", out],
+            2,
+            "export.opset",
+        ),
+        (
+            "unknown target",
+            ["export", str(_recipe(tmp / "m8", deq, "target: jetson-orin-nanoo\n")), "--out", out],
+            2,
+            "did you mean 'jetson-orin-nano'",
+        ),
+        (
+            "calibration set of size 0",
+            ["export", str(_recipe(tmp / "m9", deq, "quantize: {modes: [int8], calibration: {n: 0}}\n")), "--out", out],
+            2,
+            "quantize.calibration.n",
+        ),
+        (
+            "unknown quantize mode",
+            ["export", str(_recipe(tmp / "m10", deq, "quantize: {modes: [int4]}\n")), "--out", out],
+            2,
+            "quantize.modes",
+        ),
         ("recipe is not YAML", ["export", str(tmp / "m11.yaml"), "--out", out], 2, "not valid YAML"),
         ("artefact folder without manifest", ["verify", str(tmp / "missing")], 2, "manifest.json"),
     ]
@@ -73,15 +106,17 @@ def test_bad_inputs_get_one_line_and_leave_nothing(root, tmp_path, capsys):
     rows = []
     for label, argv, code, text in cases:
         r = _cli(*argv)
-        lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
         rows.append(f"| {label} | `{lines[0] if lines else ''}` | {r.returncode} |")
         assert r.returncode == code, (label, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr and len(lines) == 1, (label, r.stderr)
         assert text in lines[0], (label, lines[0])
         assert not (tmp_path / "out").exists(), label
     assert not os.path.exists("/tmp/edgekit-pwned")
-    with capsys.disabled():
-        print("\n" + "\n".join(rows))
+    table = os.environ.get("EDGEKIT_BAD_INPUT_TABLE")   # the table quoted in issue notes, written on request
+    if table:
+        with open(table, "w") as f:
+            f.write("\n".join(rows) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +127,13 @@ def runner(trm_artefact):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arr=hnp.arrays(dtype=st.sampled_from([np.int64, np.int32, np.uint8, np.float32, np.float64, np.bool_]),
-                      shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=90),
-                      elements=None))
+@given(
+    arr=hnp.arrays(
+        dtype=st.sampled_from([np.int64, np.int32, np.uint8, np.float32, np.float64, np.bool_]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=90),
+        elements=None,
+    )
+)
 def test_runtime_input_check_never_crashes(runner, arr):
     """Any array either passes the contract (then it is [batch, 81] int64 tokens in range) or raises the
     runtime's one-line RuntimeInputError — never another exception."""
@@ -110,10 +149,15 @@ def test_runtime_input_check_never_crashes(runner, arr):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arr=hnp.arrays(dtype=np.float32, shape=st.tuples(st.integers(1, 3), st.just(64)),
-                      elements=st.floats(allow_nan=True, allow_infinity=True, width=32)))
+@given(
+    arr=hnp.arrays(
+        dtype=np.float32,
+        shape=st.tuples(st.integers(1, 3), st.just(64)),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    )
+)
 def test_float_inputs_with_nan_or_inf_are_refused(arr):
-    from edgekit.runtime.runner import RuntimeInputError, Runner
+    from edgekit.runtime.runner import Runner, RuntimeInputError
 
     r = Runner.__new__(Runner)
     r.graph = {"input": {"dtype": "float32", "shape": ["batch", 64]}}

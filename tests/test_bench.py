@@ -1,13 +1,13 @@
 """`edgekit bench`, the torch-free benchmark module, the embedded-runtime example and the benchmark scripts."""
+
 import json
 import subprocess
 import sys
 import textwrap
 
-from conftest import TORCH_BLOCKER
-
 import numpy as np
 import pytest
+from conftest import TORCH_BLOCKER
 
 from edgekit.runtime import Runner
 from edgekit.runtime.bench import SessionTimer, benchmark, make_batches, profile_ops
@@ -22,8 +22,29 @@ def _puzzles(n: int, givens=(40, 40), seed: int = 11):
 
 
 def test_bench_cli_json(trm_artefact):
-    r = subprocess.run([*EDGEKIT, "bench", str(trm_artefact), "--json", "--n", "3", "--batch", "1", "--batch", "2",
-                        "--repeats", "1", "--mode", "all", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            *EDGEKIT,
+            "bench",
+            str(trm_artefact),
+            "--json",
+            "--n",
+            "3",
+            "--batch",
+            "1",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+            "--mode",
+            "all",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     rows = out["results"]
@@ -49,15 +70,19 @@ def test_bench_cli_bad_artefact_exits_2_with_one_line(tmp_path):
 def test_bench_cli_bad_inputs_exit_2(trm_artefact, tmp_path):
     bad = tmp_path / "x.npy"
     np.save(bad, np.zeros((2, 80), np.int64))
-    r = subprocess.run([*EDGEKIT, "bench", str(trm_artefact), "--inputs", str(bad), "--repeats", "1"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*EDGEKIT, "bench", str(trm_artefact), "--inputs", str(bad), "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "shape" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_benchmark_module(trm_artefact):
     runner = Runner(trm_artefact, threads=1)
     x, y = _puzzles(2)
-    assert [len(b) for b, _ in make_batches(x, 3)] == [3]              # fewer inputs than a batch: tiled
+    assert [len(b) for b, _ in make_batches(x, 3)] == [3]  # fewer inputs than a batch: tiled
     stats = benchmark(runner, x, [1, 3], "host", repeats=2, warmup=0, labels=y)
     assert [s.batch for s in stats] == [1, 3] and [s.batches for s in stats] == [2, 1]
     assert stats[0].repeats == 2 and sum(stats[0].steps_hist.values()) == 2
@@ -76,7 +101,9 @@ def test_bench_module_runs_without_torch(trm_artefact, root):
         import numpy as np
         from edgekit.runtime import Runner
         from edgekit.runtime.bench import benchmark
-        s = benchmark(Runner({str(trm_artefact)!r}, threads=1), np.ones((2, 81), np.int64), [2], "host", repeats=1, warmup=0)
+        s = benchmark(
+            Runner({str(trm_artefact)!r}, threads=1), np.ones((2, 81), np.int64), [2], "host", repeats=1, warmup=0
+        )
         assert "torch" not in sys.modules
         print("ok", s[0].batch)
     """)
@@ -86,15 +113,20 @@ def test_bench_module_runs_without_torch(trm_artefact, root):
 
 
 def _embed(root, artefact, text):
-    return subprocess.run([sys.executable, str(root / "examples" / "embed_runtime.py"), str(artefact)], input=text,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(root / "examples" / "embed_runtime.py"), str(artefact)],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_embed_example_answers_puzzles(trm_artefact, root):
     x, _ = _puzzles(4)
-    x = x[[0, int(np.argmax([(r != x[0]).any() for r in x]))]]          # two different puzzles
+    x = x[[0, int(np.argmax([(r != x[0]).any() for r in x]))]]  # two different puzzles
     lines = ["".join("." if t == 1 else str(t - 1) for t in row) for row in x]
-    lines[1] = lines[1].replace(".", "0")                                 # both blank spellings
+    lines[1] = lines[1].replace(".", "0")  # both blank spellings
     r = _embed(root, trm_artefact, "\n".join(lines) + "\n")
     assert r.returncode == 0, r.stderr
     out = r.stdout.strip().splitlines()
@@ -120,8 +152,12 @@ def test_embed_example_reports_bad_lines_and_continues(trm_artefact, root):
 def test_benchmark_scripts_quick(script, trm_artefact, root, tmp_path):
     extra = ["--artefact", str(trm_artefact)] if script == "runtime_vs_pytorch.py" else []
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, str(root / "benchmarks" / script), "--quick", "--out", str(out), *extra],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(out.read_text())
     if script == "runtime_vs_pytorch.py":

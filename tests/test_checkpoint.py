@@ -1,4 +1,5 @@
 """Loading reference-format checkpoints safely, and refusing bad ones with one clear line."""
+
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,21 @@ from edgekit.models.config import ACTConfig
 
 
 def _cfg(**kw):
-    base = dict(family="trm", seq_len=81, vocab_size=11, puzzle_emb_ndim=32, H_cycles=1, L_cycles=2, L_layers=1,
-                hidden_size=32, expansion=2, num_heads=2, mlp_t=True, pos_encodings="none", forward_dtype="float32")
+    base = {
+        "family": "trm",
+        "seq_len": 81,
+        "vocab_size": 11,
+        "puzzle_emb_ndim": 32,
+        "H_cycles": 1,
+        "L_cycles": 2,
+        "L_layers": 1,
+        "hidden_size": 32,
+        "expansion": 2,
+        "num_heads": 2,
+        "mlp_t": True,
+        "pos_encodings": "none",
+        "forward_dtype": "float32",
+    }
     return ACTConfig(**{**base, **kw})
 
 

@@ -1,4 +1,5 @@
 """Exported graphs match PyTorch: the step graph at step 1 exactly enough, the unrolled graph after K steps."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -18,9 +19,11 @@ def test_unrolled_graph_matches_pytorch(root, tmp_path, name):
     ref = m.rollout(x, 4)
     logits, halt = ort.InferenceSession(str(g.path)).run(None, {"inputs": x.numpy()})
     want = ref.logits[-1].numpy()
-    assert np.abs(logits - want).max() <= 1e-4 * np.abs(want).max()   # fp32 rounding, relative to |logits| ~ 100
+    assert np.abs(logits - want).max() <= 1e-4 * np.abs(want).max()  # fp32 rounding, relative to |logits| ~ 100
     assert (logits.argmax(-1) == want.argmax(-1)).mean() == 1.0
-    assert np.abs(halt - ref.halt_logits[-1].numpy()).max() <= 1e-4 * max(1.0, np.abs(ref.halt_logits[-1].numpy()).max())
+    assert np.abs(halt - ref.halt_logits[-1].numpy()).max() <= 1e-4 * max(
+        1.0, np.abs(ref.halt_logits[-1].numpy()).max()
+    )
 
 
 def test_step_graph_first_step_is_tight(root, tmp_path):

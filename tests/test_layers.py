@@ -1,4 +1,5 @@
 """Reference math details that are easy to get subtly wrong."""
+
 import math
 
 import torch
@@ -9,9 +10,9 @@ from edgekit.models.layers import apply_rope, rms_norm, swiglu_width, trunc_norm
 
 
 def test_swiglu_width_rule_matches_reference_sizes():
-    assert swiglu_width(512, 4) == 1536          # HRM/TRM hidden 512
-    assert swiglu_width(97, 4) == 512            # TRM-MLP Sudoku token mixer (L = 81 + 16)
-    assert swiglu_width(916, 4) == 2560          # Maze/ARC token mixer
+    assert swiglu_width(512, 4) == 1536  # HRM/TRM hidden 512
+    assert swiglu_width(97, 4) == 512  # TRM-MLP Sudoku token mixer (L = 81 + 16)
+    assert swiglu_width(916, 4) == 2560  # Maze/ARC token mixer
 
 
 def test_rms_norm_is_parameter_free_fp32_math_and_keeps_dtype():
@@ -41,13 +42,33 @@ def test_trunc_normal_has_requested_std():
 
 
 def _keys(family, **kw):
-    cfg = ACTConfig(family=family, seq_len=81, vocab_size=11, puzzle_emb_ndim=64, H_cycles=2, L_cycles=2,
-                    H_layers=1 if family == "hrm" else 0, L_layers=1, hidden_size=64, expansion=4, num_heads=2, **kw)
+    cfg = ACTConfig(
+        family=family,
+        seq_len=81,
+        vocab_size=11,
+        puzzle_emb_ndim=64,
+        H_cycles=2,
+        L_cycles=2,
+        H_layers=1 if family == "hrm" else 0,
+        L_layers=1,
+        hidden_size=64,
+        expansion=4,
+        num_heads=2,
+        **kw,
+    )
     return set(build_act_model(cfg).state_dict())
 
 
 def test_state_dict_keys_follow_reference_layout():
-    common = {"H_init", "L_init", "embed_tokens.embedding_weight", "lm_head.weight", "q_head.weight", "q_head.bias", "puzzle_emb.weights"}
+    common = {
+        "H_init",
+        "L_init",
+        "embed_tokens.embedding_weight",
+        "lm_head.weight",
+        "q_head.weight",
+        "q_head.bias",
+        "puzzle_emb.weights",
+    }
     att = {"self_attn.qkv_proj.weight", "self_attn.o_proj.weight", "mlp.gate_up_proj.weight", "mlp.down_proj.weight"}
     assert _keys("hrm") == common | {f"{lvl}.layers.0.{k}" for lvl in ("H_level", "L_level") for k in att}
     assert _keys("trm") == common | {f"L_level.layers.0.{k}" for k in att}
@@ -57,15 +78,37 @@ def test_state_dict_keys_follow_reference_layout():
 
 
 def test_prefix_lengths_hrm_one_row_trm_sixteen():
-    base = dict(seq_len=81, vocab_size=11, puzzle_emb_ndim=512, H_cycles=1, L_cycles=1, L_layers=1, hidden_size=512, expansion=4, num_heads=8)
+    base = {
+        "seq_len": 81,
+        "vocab_size": 11,
+        "puzzle_emb_ndim": 512,
+        "H_cycles": 1,
+        "L_cycles": 1,
+        "L_layers": 1,
+        "hidden_size": 512,
+        "expansion": 4,
+        "num_heads": 8,
+    }
     assert ACTConfig(family="hrm", H_layers=1, **base).prefix_len == 1
     assert ACTConfig(family="trm", **base).prefix_len == 16
 
 
 def test_q_head_reads_position_zero_and_logits_skip_prefix():
     torch.manual_seed(0)
-    cfg = ACTConfig(family="trm", seq_len=9, vocab_size=5, puzzle_emb_ndim=32, puzzle_emb_len=2, H_cycles=1, L_cycles=1,
-                    L_layers=1, hidden_size=32, expansion=2, num_heads=2, forward_dtype="float32")
+    cfg = ACTConfig(
+        family="trm",
+        seq_len=9,
+        vocab_size=5,
+        puzzle_emb_ndim=32,
+        puzzle_emb_len=2,
+        H_cycles=1,
+        L_cycles=1,
+        L_layers=1,
+        hidden_size=32,
+        expansion=2,
+        num_heads=2,
+        forward_dtype="float32",
+    )
     m = build_act_model(cfg)
     torch.nn.init.normal_(m.q_head.weight)
     z = torch.randn(1, 11, 32)

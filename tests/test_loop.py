@@ -1,5 +1,6 @@
 """The ONNX Loop form equals PyTorch per sample: same halting step, same answer, same DEQ iteration counts;
 and the runtime's host loop with batch compaction gives the same answers as the Loop form."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -96,7 +97,7 @@ def test_host_loop_with_compaction_equals_loop_form(trm_artefact):
         assert (other.steps == loop.steps).all() and (other.done == loop.done).all()
         assert (other.preds == loop.preds).all()
         assert np.abs(other.logits - loop.logits).max() <= 1e-4 * np.abs(loop.logits).max()
-    assert loop.steps.min() < loop.steps.max()   # some samples really left the batch early
+    assert loop.steps.min() < loop.steps.max()  # some samples really left the batch early
     capped = r.solve(x, mode="host", max_steps=1)
     assert (capped.steps == 1).all()
 

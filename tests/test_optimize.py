@@ -1,4 +1,5 @@
 """The step-graph optimizer computes the same function, splits the SwiGLU projections and leaves the file no larger."""
+
 from collections import Counter
 
 import numpy as np
@@ -32,12 +33,13 @@ def test_optimized_graphs_compute_the_same(root, tmp_path, name):
         for i in sess.get_inputs():
             shape = [3 if not isinstance(d, int) else d for d in i.shape]
             feeds[i.name] = (rng.integers(1, 11, shape) if "int" in i.type else rng.standard_normal(shape)).astype(
-                np.int64 if "int" in i.type else np.float32)
+                np.int64 if "int" in i.type else np.float32
+            )
         for x, y in zip(_run(str(a.path), feeds), _run(str(b.path), feeds)):
             assert x.shape == y.shape
             assert np.abs(x - y).max() <= 1e-5 * max(1.0, np.abs(x).max()), (name, a.name)
         assert b.bytes <= a.bytes * 1.001 + 4096, (name, a.name, a.bytes, b.bytes)
-    if name != "deq-digits":   # the Sudoku models use SwiGLU: its chunk(2) Slices must be gone
+    if name != "deq-digits":  # the Sudoku models use SwiGLU: its chunk(2) Slices must be gone
         ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt" / "step.onnx")).graph.node)
         before = Counter(n.op_type for n in onnx.load(str(tmp_path / "plain" / "step.onnx")).graph.node)
         assert ops["Slice"] == 0 < before["Slice"]
@@ -50,7 +52,10 @@ def _sliced(starts_ends, axis=-1, used_elsewhere=False):
     nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="mm")]
     outs = []
     for k, (s, e) in enumerate(starts_ends):
-        inits += [numpy_helper.from_array(np.array([s], np.int64), f"s{k}"), numpy_helper.from_array(np.array([e], np.int64), f"e{k}")]
+        inits += [
+            numpy_helper.from_array(np.array([s], np.int64), f"s{k}"),
+            numpy_helper.from_array(np.array([e], np.int64), f"e{k}"),
+        ]
         nodes.append(helper.make_node("Slice", ["h", f"s{k}", f"e{k}", "ax"], [f"o{k}"], name=f"sl{k}"))
         outs.append(helper.make_tensor_value_info(f"o{k}", TensorProto.FLOAT, None))
     if used_elsewhere:
@@ -70,7 +75,7 @@ def test_split_matches_slices(ranges):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kw", [dict(axis=0), dict(used_elsewhere=True)])
+@pytest.mark.parametrize("kw", [{"axis": 0}, {"used_elsewhere": True}])
 def test_split_leaves_other_patterns_alone(kw):
     m = _sliced([(0, 3), (3, 6)], **kw)
     out, n = split_sliced_projections(m)

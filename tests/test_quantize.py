@@ -1,5 +1,6 @@
 """Quantization of the step graph with NNCF: TensorRT-style Q/DQ, quantized weights inside the Loop body,
 calibration from whole trajectories with a content-hash cache, and the accuracy-aware search logic."""
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -30,7 +31,7 @@ def trm_job(root, tmp_path_factory):
 
 def test_calibration_covers_every_step(trm_job):
     items = trm_job.items()
-    assert len(items) == 16                                    # 8 samples in one batch x 16 steps
+    assert len(items) == 16  # 8 samples in one batch x 16 steps
     assert set(items[0]) == {"z_H", "z_L", "x"}
     assert not np.allclose(items[0]["z_H"], items[-1]["z_H"])  # step 1 and step 16 states differ
 
@@ -43,14 +44,14 @@ def test_int8_step_is_tensorrt_style_and_wraps_into_loop_body(trm_job):
     loop = trm_job.wrap(q)
     body = next(n for n in loop.graph.node if n.op_type == "Loop").attribute[0].g
     assert any(n.op_type == "QuantizeLinear" for n in body.node)
-    assert any(t.data_type == TensorProto.INT8 for t in body.initializer)   # weights are the body's own
+    assert any(t.data_type == TensorProto.INT8 for t in body.initializer)  # weights are the body's own
     onnx.checker.check_model(loop, full_check=True)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(loop.SerializeToString(), opts)
     out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"inputs": trm_job.search_inputs})))
     exact = float(np.mean((out["logits"].argmax(-1) == trm_job.search_labels).all(-1)))
-    assert exact > 0.6 and out["steps"].mean() < 16   # still solves and halts (fp32 solves ~all of these)
+    assert exact > 0.6 and out["steps"].mean() < 16  # still solves and halts (fp32 solves ~all of these)
 
 
 def test_weight_only_compression_shrinks_and_keeps_outputs(trm_job):
@@ -58,7 +59,7 @@ def test_weight_only_compression_shrinks_and_keeps_outputs(trm_job):
     q = compress_weights_int8(step, [".*q_head.*"], [])
     assert len(q.SerializeToString()) < 0.7 * len(step.SerializeToString())
     assert qdq_violations(q) == []
-    feeds = {k: v for k, v in trm_job.items()[3].items()}
+    feeds = dict(trm_job.items()[3].items())
     a = ort.InferenceSession(step.SerializeToString()).run(None, feeds)
     b = ort.InferenceSession(q.SerializeToString()).run(None, feeds)
     assert np.abs(a[0] - b[0]).max() < 0.05 * np.abs(a[0]).max()
@@ -76,12 +77,17 @@ def test_layer_groups_merge_calls_of_one_weight(trm_job):
 def test_lint_rejects_uint8_and_asymmetric_qdq():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
-    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(3, np.int8), "zp"),
-             numpy_helper.from_array(np.array(0, np.uint8), "zpu")]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="asym"),
-             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="asym_dq"),
-             helper.make_node("QuantizeLinear", ["d", "s", "zpu"], ["q2"], name="u8"),
-             helper.make_node("DequantizeLinear", ["q2", "s", "zpu"], ["y"], name="u8_dq")]
+    inits = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        numpy_helper.from_array(np.array(3, np.int8), "zp"),
+        numpy_helper.from_array(np.array(0, np.uint8), "zpu"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="asym"),
+        helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="asym_dq"),
+        helper.make_node("QuantizeLinear", ["d", "s", "zpu"], ["q2"], name="u8"),
+        helper.make_node("DequantizeLinear", ["q2", "s", "zpu"], ["y"], name="u8_dq"),
+    ]
     m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits))
     bad = qdq_violations(m)
     assert any("asym:" in b and "non-zero" in b for b in bad) and any("u8:" in b and "uint8" in b for b in bad)
@@ -130,15 +136,15 @@ def test_smoothing_is_exact_and_narrows_the_down_projection_inputs(trm_job):
     step = trm_job.step()
     pairs = find_gated_pairs(step)
     cfg = trm_job.model.config
-    assert len(pairs) == 2 * cfg.L_layers                                   # mlp_t and mlp in every layer
-    assert all(len(p.inputs) == cfg.H_cycles * (cfg.L_cycles + 1) for p in pairs)   # every call of the weight
+    assert len(pairs) == 2 * cfg.L_layers  # mlp_t and mlp in every layer
+    assert all(len(p.inputs) == cfg.H_cycles * (cfg.L_cycles + 1) for p in pairs)  # every call of the weight
     smoothed, report = smooth_gated(step, trm_job.items(), alpha=0.75)
     assert len(report) == len(pairs) and all(r["spread_after"] < r["spread_before"] for r in report)
     feeds = trm_job.items()[5]
     a = ort.InferenceSession(step.SerializeToString()).run(None, feeds)
     b = ort.InferenceSession(smoothed.SerializeToString()).run(None, feeds)
     for x, y in zip(a, b):
-        assert np.abs(x - y).max() <= 1e-4 * max(1.0, np.abs(x).max())   # same function, fp32 rounding
+        assert np.abs(x - y).max() <= 1e-4 * max(1.0, np.abs(x).max())  # same function, fp32 rounding
     after = channel_absmax(smoothed, trm_job.items()[:4], pairs[0].inputs[:1])[pairs[0].inputs[0]]
     before = channel_absmax(step, trm_job.items()[:4], pairs[0].inputs[:1])[pairs[0].inputs[0]]
     assert after.max() / np.median(after) < before.max() / np.median(before)
@@ -148,17 +154,29 @@ def test_smoothing_skips_weights_used_outside_a_gated_pair():
     from edgekit.quantize.smooth import find_gated_pairs
 
     w = [numpy_helper.from_array(np.ones((4, 4), np.float32), n) for n in ("Wg", "Wu", "Wd")]
-    nodes = [helper.make_node("MatMul", ["x", "Wg"], ["g"]), helper.make_node("Sigmoid", ["g"], ["a"]),
-             helper.make_node("MatMul", ["x", "Wu"], ["u"]), helper.make_node("Mul", ["a", "u"], ["h"]),
-             helper.make_node("MatMul", ["h", "Wd"], ["y"])]
-    io = dict(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
-              outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])])
+    nodes = [
+        helper.make_node("MatMul", ["x", "Wg"], ["g"]),
+        helper.make_node("Sigmoid", ["g"], ["a"]),
+        helper.make_node("MatMul", ["x", "Wu"], ["u"]),
+        helper.make_node("Mul", ["a", "u"], ["h"]),
+        helper.make_node("MatMul", ["h", "Wd"], ["y"]),
+    ]
+    io = {
+        "inputs": [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        "outputs": [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    }
     ok = helper.make_model(helper.make_graph(nodes, "g", initializer=w, **io))
     assert [(p.up, p.down) for p in find_gated_pairs(ok)] == [("Wu", "Wd")]
-    shared = helper.make_model(helper.make_graph(nodes + [helper.make_node("MatMul", ["y", "Wu"], ["z"])], "g",
-                                                 initializer=w, inputs=io["inputs"],
-                                                 outputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4])]))
-    assert find_gated_pairs(shared) == []                                  # Wu also feeds another MatMul
+    shared = helper.make_model(
+        helper.make_graph(
+            nodes + [helper.make_node("MatMul", ["y", "Wu"], ["z"])],
+            "g",
+            initializer=w,
+            inputs=io["inputs"],
+            outputs=[helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 4])],
+        )
+    )
+    assert find_gated_pairs(shared) == []  # Wu also feeds another MatMul
 
 
 def test_smoothing_lowers_int8_step_error(trm_job):
@@ -172,8 +190,14 @@ def test_smoothing_lowers_int8_step_error(trm_job):
     ref, a, b = (ort.InferenceSession(g.SerializeToString()) for g in (step, plain, smooth))
 
     def err(sess):
-        return np.mean([np.linalg.norm(sess.run(None, f)[0] - r) / np.linalg.norm(r)
-                        for f in held_out for r in [ref.run(None, f)[0]]])
+        return np.mean(
+            [
+                np.linalg.norm(sess.run(None, f)[0] - r) / np.linalg.norm(r)
+                for f in held_out
+                for r in [ref.run(None, f)[0]]
+            ]
+        )
+
     assert err(b) < 0.8 * err(a)
 
 
@@ -186,14 +210,27 @@ def test_quantization_fingerprint_changes_with_what_changes_results(root):
 
     recipe, _ = load_recipe(root / "recipes" / "trm-sudoku-mixed.yaml")
     base = quantize_fingerprint("abc", recipe, 0.0)
-    variants = [quantize_fingerprint("abd", recipe, 0.0), quantize_fingerprint("abc", recipe, 4.0),
-                quantize_fingerprint("abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"optimize": False})}), 0.0),
-                quantize_fingerprint("abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"opset": 18})}), 0.0),
-                quantize_fingerprint("abc", recipe.model_copy(update={"task": recipe.task.model_copy(update={"seed": 7})}), 0.0)]
+    variants = [
+        quantize_fingerprint("abd", recipe, 0.0),
+        quantize_fingerprint("abc", recipe, 4.0),
+        quantize_fingerprint(
+            "abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"optimize": False})}), 0.0
+        ),
+        quantize_fingerprint(
+            "abc", recipe.model_copy(update={"export": recipe.export.model_copy(update={"opset": 18})}), 0.0
+        ),
+        quantize_fingerprint(
+            "abc", recipe.model_copy(update={"task": recipe.task.model_copy(update={"seed": 7})}), 0.0
+        ),
+    ]
     assert len({base, *variants}) == 1 + len(variants)
     q = recipe.quantize
     keys = {cache_key("search", f, q.model_dump()) for f in [base, *variants]}
-    keys.add(cache_key("search", base, q.model_copy(update={"smooth": q.smooth.model_copy(update={"alpha": 0.5})}).model_dump()))
+    keys.add(
+        cache_key(
+            "search", base, q.model_copy(update={"smooth": q.smooth.model_copy(update={"alpha": 0.5})}).model_dump()
+        )
+    )
     assert len(keys) == 2 + len(variants)
 
 
@@ -224,14 +261,14 @@ def quant_artefact(root, tmp_path_factory):
     recipe = tmp / "r.yaml"
     recipe.write_text(f"""schema_version: 1
 name: tiny-quant
-model: {{path: {root / 'examples' / 'models' / 'trm-sudoku'}}}
+model: {{path: {root / "examples" / "models" / "trm-sudoku"}}}
 task: {{name: sudoku, n: 32, givens: [28, 40], seed: 5}}
 target: x86-cpu
 export: {{forms: [step, loop]}}
 quantize: {{modes: [int8, mixed], calibration: {{n: 8}}, search: {{n: 32, min_halting_agreement: 0.5}}}}
 validate: {{halt_threshold: 0.0}}
 gates: {{max_exact_drop: 0.5}}
-output: {tmp / 'out'}
+output: {tmp / "out"}
 """)
     lines: list[str] = []
     try:
@@ -263,8 +300,12 @@ def _bench(root, script: str, *args: str, timeout: int = 600):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, str(root / "benchmarks" / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, tmp_path):
@@ -303,7 +344,9 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
         assert set(rep["step"][batch]) == {"float32", "int8", "mixed"}
         assert rep["step"][batch]["float32"]["speedup"] == 1.0
         assert all(v["ms"] > 0 for v in rep["step"][batch].values())
-    assert set(rep["solve"]) == {"float32", "int8", "mixed"} and all(0 <= v["exact"] <= 1 for v in rep["solve"].values())
+    assert set(rep["solve"]) == {"float32", "int8", "mixed"} and all(
+        0 <= v["exact"] <= 1 for v in rep["solve"].values()
+    )
     for args in ([str(tmp_path)], [str(folder), "--rounds", "0"]):
         bad = _bench(root, "quantize_speed.py", *args, timeout=120)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

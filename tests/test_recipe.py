@@ -1,6 +1,6 @@
 """Recipes are validated before any heavy work; every mistake names the fix."""
+
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,15 +15,18 @@ def test_good_recipe_and_defaults():
     assert r.target == "x86-cpu" and r.export.opset == 17 and r.gates.max_exact_drop == 0.01
 
 
-@pytest.mark.parametrize("data, message", [
-    ({**GOOD, "modle": {"path": "m"}}, "unknown key 'modle' (did you mean 'model'?)"),
-    ({**GOOD, "task": {"name": "sudoku", "givns": [1, 2]}}, "unknown key 'task.givns' (did you mean 'givens'?)"),
-    ({**GOOD, "export": {"opset": "seventeen"}}, "export.opset"),
-    ({**GOOD, "target": "jetson-orin-nan"}, "did you mean 'jetson-orin-nano'?"),
-    ({**GOOD, "task": {"name": "chess"}}, "task.name"),
-    ({**GOOD, "schema_version": 7}, "schema_version 7 is not supported"),
-    ({k: v for k, v in GOOD.items() if k != "model"}, "missing required key 'model'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({**GOOD, "modle": {"path": "m"}}, "unknown key 'modle' (did you mean 'model'?)"),
+        ({**GOOD, "task": {"name": "sudoku", "givns": [1, 2]}}, "unknown key 'task.givns' (did you mean 'givens'?)"),
+        ({**GOOD, "export": {"opset": "seventeen"}}, "export.opset"),
+        ({**GOOD, "target": "jetson-orin-nan"}, "did you mean 'jetson-orin-nano'?"),
+        ({**GOOD, "task": {"name": "chess"}}, "task.name"),
+        ({**GOOD, "schema_version": 7}, "schema_version 7 is not supported"),
+        ({k: v for k, v in GOOD.items() if k != "model"}, "missing required key 'model'"),
+    ],
+)
 def test_bad_recipes_get_one_line_with_the_fix(data, message):
     with pytest.raises(RecipeError) as e:
         parse_recipe(data)
@@ -52,7 +55,9 @@ def test_recipes_cannot_run_code(tmp_path):
 
 def test_every_target_file_validates_and_bundled_recipes_parse(root):
     names = target_names()
-    assert {"x86-cpu", "jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "rtx-30", "rtx-40", "hopper"} <= set(names)
+    assert {"x86-cpu", "jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "rtx-30", "rtx-40", "hopper"} <= set(
+        names
+    )
     for n in names:
         assert load_target(n).name == n
     for p in (root / "recipes").glob("*.yaml"):
@@ -61,8 +66,13 @@ def test_every_target_file_validates_and_bundled_recipes_parse(root):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(min_size=1, max_size=12), st.one_of(st.integers(), st.text(max_size=8), st.none(),
-                       st.lists(st.integers(), max_size=3)), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.integers(), st.text(max_size=8), st.none(), st.lists(st.integers(), max_size=3)),
+        max_size=6,
+    )
+)
 def test_arbitrary_mappings_either_parse_or_raise_recipe_error(data):
     try:
         parse_recipe(data)

@@ -1,7 +1,8 @@
 """Bit-level agreement with the reference implementations (needs local clones; not part of the default run).
 
-    EDGEKIT_HRM_REPO=/tmp/ref/hrm EDGEKIT_TRM_REPO=/tmp/ref/trm .venv/bin/python -m pytest -m slow tests/test_reference.py
+EDGEKIT_HRM_REPO=/tmp/ref/hrm EDGEKIT_TRM_REPO=/tmp/ref/trm .venv/bin/python -m pytest -m slow tests/test_reference.py
 """
+
 import json
 import os
 import subprocess
@@ -18,8 +19,23 @@ def test_edgekit_matches_reference_models(root, tmp_path):
     if not (hrm and trm and Path(hrm, "models").is_dir() and Path(trm, "models").is_dir()):
         pytest.skip("set EDGEKIT_HRM_REPO and EDGEKIT_TRM_REPO to clones of sapientinc/HRM and TinyRecursiveModels")
     out = tmp_path / "cmp.json"
-    p = subprocess.run([sys.executable, str(root / "examples" / "compare_reference.py"), "--hrm-repo", hrm, "--trm-repo", trm,
-                        "--n", "4", "--json", str(out)], capture_output=True, text=True, timeout=1800)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "compare_reference.py"),
+            "--hrm-repo",
+            hrm,
+            "--trm-repo",
+            trm,
+            "--n",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert {r["prefix"] for r in rows} == {"_orig_mod.model.inner.", "model.inner."}

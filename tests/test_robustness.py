@@ -1,4 +1,5 @@
 """Killing `edgekit export` at any moment leaves the previous complete artefact or none, never a partial one."""
+
 import hashlib
 import json
 import os

@@ -1,12 +1,12 @@
 """edgekit.runtime runs with numpy + onnxruntime only, and checks what it is given."""
+
 import subprocess
 import sys
 import textwrap
 
-from conftest import TORCH_BLOCKER
-
 import numpy as np
 import pytest
+from conftest import TORCH_BLOCKER
 
 from edgekit.runtime import Runner
 from edgekit.runtime.runner import RuntimeInputError
@@ -28,12 +28,15 @@ def test_runtime_imports_and_runs_without_torch(trm_artefact, root):
     assert "(2, 81) 2" in p.stdout
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.ones((2, 80), dtype=np.int64), "expected [batch >= 1, 81]"),
-    (np.ones((2, 81), dtype=np.float32), "expected integer token ids"),
-    (np.full((1, 81), 11, dtype=np.int64), "token ids must lie in [0, 10]"),
-    (np.full((1, 81), -1, dtype=np.int64), "token ids must lie in [0, 10]"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.ones((2, 80), dtype=np.int64), "expected [batch >= 1, 81]"),
+        (np.ones((2, 81), dtype=np.float32), "expected integer token ids"),
+        (np.full((1, 81), 11, dtype=np.int64), "token ids must lie in [0, 10]"),
+        (np.full((1, 81), -1, dtype=np.int64), "token ids must lie in [0, 10]"),
+    ],
+)
 def test_runtime_rejects_bad_inputs(trm_artefact, bad, message):
     with pytest.raises(RuntimeInputError) as e:
         Runner(trm_artefact).run(bad, steps=1)

@@ -1,5 +1,6 @@
 """Validation outputs a CI can act on: JUnit XML, a report with plots, golden outputs that `edgekit verify`
 re-checks with the runtime alone and that catch an altered weight."""
+
 import json
 import shutil
 import subprocess
@@ -85,14 +86,17 @@ def test_validate_rechecks_an_existing_artefact_with_stricter_gates(trm_artefact
     ok = _cli("validate", str(small_trm_recipe), str(copy), "--json")
     assert ok.returncode == 0, ok.stderr
     strict = tmp_path / "strict.yaml"
-    strict.write_text(small_trm_recipe.read_text().replace("min_argmax_agreement: 0.99", "min_argmax_agreement: 1.0, max_exact_halted_drop: 0.0")
-                      .replace("gates: {max_exact_drop: 0.01, ", "gates: {max_exact_drop: 0.0, "))
+    strict.write_text(
+        small_trm_recipe.read_text()
+        .replace("min_argmax_agreement: 0.99", "min_argmax_agreement: 1.0, max_exact_halted_drop: 0.0")
+        .replace("gates: {max_exact_drop: 0.01, ", "gates: {max_exact_drop: 0.0, ")
+    )
     r = _cli("validate", str(strict), str(copy), "--json")
     res = json.loads(r.stdout)
     failed = [g["name"] for g in res["gates"] if not g["passed"]]
     assert (r.returncode == 3) == bool(failed)
     assert json.loads((copy / "results.json").read_text())["gates"] == res["gates"]
-    assert _cli("verify", str(copy)).returncode == 0          # hashes were rewritten with the new results
+    assert _cli("verify", str(copy)).returncode == 0  # hashes were rewritten with the new results
 
 
 def test_halting_gate_compares_compressed_variants_with_the_float32_export():
@@ -101,11 +105,19 @@ def test_halting_gate_compares_compressed_variants_with_the_float32_export():
 
     ref = {"name": "pytorch", "metrics": {"exact_full": 0.99, "exact_halted": 0.9}}
     m = {"exact_full": 0.99, "exact_halted": 0.9}
-    fp32 = {"name": "onnx fp32", "metrics": m, "vs_reference": {"halting_step_agreement": 0.96, "argmax_agreement_last": 1.0}}
-    int8 = {"name": "onnx int8", "metrics": m, "vs_reference": {"halting_step_agreement": 0.97, "argmax_agreement_last": 1.0},
-            "vs_onnx_float32": {"halting_step_agreement": 0.90}}
+    fp32 = {
+        "name": "onnx fp32",
+        "metrics": m,
+        "vs_reference": {"halting_step_agreement": 0.96, "argmax_agreement_last": 1.0},
+    }
+    int8 = {
+        "name": "onnx int8",
+        "metrics": m,
+        "vs_reference": {"halting_step_agreement": 0.97, "argmax_agreement_last": 1.0},
+        "vs_onnx_float32": {"halting_step_agreement": 0.90},
+    }
     gates = GatesSection(min_halting_agreement=0.95)
     g32 = [g for g in evaluate_gates(gates, ref, fp32) if g["name"] == "min_halting_agreement"][0]
     g8 = [g for g in evaluate_gates(gates, ref, int8) if g["name"] == "min_halting_agreement"][0]
     assert (g32["against"], g32["passed"]) == ("reference", True)
-    assert (g8["against"], g8["value"], g8["passed"]) == ("onnx float32", 0.9, False)   # not the 0.97 vs reference
+    assert (g8["against"], g8["value"], g8["passed"]) == ("onnx float32", 0.9, False)  # not the 0.97 vs reference

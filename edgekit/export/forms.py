@@ -5,13 +5,16 @@ other precisions in a sub-folder named after them (float16/step.onnx, ...). The 
 ("step", "float16/step", ...) to each file and `variants` maps a precision to its graph keys, so the runtime and
 later stages (quantize, build, validate) find graphs by name, never by path conventions.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ExportError
-from ..models.base import RecursiveModel
+from ..models.act import ACTModel
+from ..models.deq import DEQModel
 from .onnx_export import ExportedGraph, export_loop, export_step_graphs, export_unrolled
 
 FORMS = ("step", "loop", "unrolled")
@@ -29,8 +32,8 @@ class ExportPlan:
 
 @dataclass
 class Exported:
-    files: dict[str, str] = field(default_factory=dict)                 # key -> path relative to the folder
-    variants: dict[str, dict[str, str]] = field(default_factory=dict)   # precision -> graph -> file key
+    files: dict[str, str] = field(default_factory=dict)  # key -> path relative to the folder
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)  # precision -> graph -> file key
     graphs: list[ExportedGraph] = field(default_factory=list)
 
     def add(self, precision: str, folder: Path, g: ExportedGraph, graph: str | None = None) -> None:
@@ -41,14 +44,16 @@ class Exported:
         self.graphs.append(g)
 
 
-def export_forms(load: "callable[[str], RecursiveModel]", folder: Path, plan: ExportPlan) -> Exported:
+def export_forms(load: Callable[[str], ACTModel | DEQModel], folder: Path, plan: ExportPlan) -> Exported:
     """`load(precision)` gives the model computing in that precision (fp16 graphs come from a model running
     in fp16, with the references' own fp32 islands such as RMSNorm, not from a blind cast of the fp32 graph)."""
     out = Exported()
     for precision in plan.precisions:
         model = load(precision)
         if precision != "float32" and model.family == "deq":
-            raise ExportError(f"DEQ models export in float32 only (asked for {precision})", "set export.precisions: [float32]")
+            raise ExportError(
+                f"DEQ models export in float32 only (asked for {precision})", "set export.precisions: [float32]"
+            )
         sub = folder if precision == "float32" else folder / precision
         sub.mkdir(exist_ok=True)
         for g in export_step_graphs(model, sub, plan.opset, plan.optimize):
@@ -56,5 +61,10 @@ def export_forms(load: "callable[[str], RecursiveModel]", folder: Path, plan: Ex
         if "loop" in plan.forms:
             out.add(precision, folder, export_loop(model, sub, sub / "loop.onnx", plan.halt_threshold))
         if "unrolled" in plan.forms:
-            out.add(precision, folder, export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=False), "unrolled")
+            out.add(
+                precision,
+                folder,
+                export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=False),
+                "unrolled",
+            )
     return out

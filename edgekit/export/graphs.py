@@ -5,16 +5,20 @@ and ONNX-Loop forms on top of the step graph). Names of inputs/outputs are fixed
 model-specific code:
 
   encode:  inputs [B, S] (int64 tokens, or float features for DEQ)      -> x
-  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT) | residual (DEQ,
-           the solver's stop measure of f(z) against z)
+  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT)
+                                                                           | residual (DEQ, the solver's stop measure
+                                                                             of f(z) against z)
   readout: <state names...>                                             -> logits[, halt]
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..models.act import ACTModel
 from ..models.base import Readout, RecursiveModel
+from ..models.deq import DEQModel
 
 
 def _outputs(r: Readout) -> tuple[torch.Tensor, ...]:
@@ -28,11 +32,11 @@ class EncodeGraph(nn.Module):
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(inputs)   # in the model's compute dtype, like the state
+        return self.model.encode(inputs)  # in the model's compute dtype, like the state
 
 
 class StepGraph(nn.Module):
-    def __init__(self, model: RecursiveModel) -> None:
+    def __init__(self, model: ACTModel | DEQModel) -> None:
         super().__init__()
         self.model = model
 
@@ -42,7 +46,9 @@ class StepGraph(nn.Module):
             new, extra = self.model.step_with_residual(tuple(state), x)
         else:
             new = self.model.step(tuple(state), x)
-            extra = self.model.readout(new).halt_logit
+            halt = self.model.readout(new).halt_logit
+            assert halt is not None, "ACT readouts carry a halting logit"
+            extra = halt
         return (*new, extra)
 
 
@@ -78,11 +84,11 @@ def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     m = A.shape[-1]
     eye = torch.eye(m, dtype=A.dtype)
     for i in range(m):
-        e = eye[i]                                     # [m] one-hot of the pivot row
-        piv = A[:, i, i : i + 1]                       # [B, 1]
-        row = A[:, i, :] / piv                         # normalised pivot row [B, m]
-        bi = b[:, i : i + 1] / piv                     # [B, 1]
-        col = A[:, :, i] * (1 - e)                     # multipliers for every other row [B, m]
+        e = eye[i]  # [m] one-hot of the pivot row
+        piv = A[:, i, i : i + 1]  # [B, 1]
+        row = A[:, i, :] / piv  # normalised pivot row [B, m]
+        bi = b[:, i : i + 1] / piv  # [B, 1]
+        col = A[:, :, i] * (1 - e)  # multipliers for every other row [B, m]
         A = A - col[:, :, None] * row[:, None, :]
         b = b - col * bi
         A = A * (1 - e)[None, :, None] + e[None, :, None] * row[:, None, :]
@@ -105,11 +111,11 @@ class AndersonUpdate(nn.Module):
         X = torch.cat([X[:, 1:], z[:, None]], 1)
         F = torch.cat([F[:, 1:], fz[:, None]], 1)
         n = torch.minimum(k + 1, torch.tensor(m, dtype=k.dtype))
-        mask = (torch.arange(m) >= (m - n)).to(z.dtype)              # valid (most recent n) slots
+        mask = (torch.arange(m) >= (m - n)).to(z.dtype)  # valid (most recent n) slots
         G = (F - X) * mask[None, :, None]
         GG = G @ G.transpose(1, 2)
         eye = torch.eye(m, dtype=z.dtype)
-        scale = ((GG * eye).sum((1, 2)) / n.to(z.dtype)).clamp_min(1e-30)   # mean of the valid diagonal
+        scale = ((GG * eye).sum((1, 2)) / n.to(z.dtype)).clamp_min(1e-30)  # mean of the valid diagonal
         A = (GG + self.lam * scale[:, None, None] * eye) * (mask[:, None] * mask[None, :]) + eye * (1 - mask)
         w = solve_spd(A, mask.expand(z.shape[0], m))
         alpha = (w / w.sum(-1, keepdim=True))[..., None]

@@ -17,6 +17,7 @@ Per-sample semantics, identical to the PyTorch reference:
 Outputs: logits (+ halt for ACT), `steps` (per-sample steps / f-evaluations taken), `trace` ([steps, batch]
 halting logits or residuals, as computed at each iteration), `done` (halted / converged) and the final state.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,16 +35,21 @@ from .graphs import AndersonUpdate
 _FLOAT = TensorProto.FLOAT
 
 
-def inline(graph: onnx.GraphProto, prefix: str, io_map: dict[str, str]) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def inline(
+    graph: onnx.GraphProto, prefix: str, io_map: dict[str, str]
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Copy a graph's nodes and initializers under a name prefix, renaming its inputs/outputs per `io_map`."""
+
     def rename(name: str) -> str:
         return "" if name == "" else io_map.get(name, prefix + name)
 
-    nodes = []
+    nodes: list[onnx.NodeProto] = []
     for n in graph.node:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute):
-            raise ExportError(f"{prefix.rstrip('/')} graph node {n.name or n.op_type} ({n.op_type}) has a subgraph",
-                              "export the step without control flow; edgekit adds the Loop itself")
+            raise ExportError(
+                f"{prefix.rstrip('/')} graph node {n.name or n.op_type} ({n.op_type}) has a subgraph",
+                "export the step without control flow; edgekit adds the Loop itself",
+            )
         c = onnx.NodeProto()
         c.CopyFrom(n)
         c.name = prefix + (n.name or f"{n.op_type}_{len(nodes)}")
@@ -66,15 +72,28 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
 def _export_anderson(s: SolverConfig, dim: int, opset: int) -> onnx.GraphProto:
     m = AndersonUpdate(s.anderson_m, s.anderson_lam, s.anderson_beta)
     b = 2
-    args = (torch.zeros(b, s.anderson_m, dim), torch.zeros(b, s.anderson_m, dim), torch.rand(b, dim), torch.rand(b, dim),
-            torch.tensor(0, dtype=torch.long))
+    args = (
+        torch.zeros(b, s.anderson_m, dim),
+        torch.zeros(b, s.anderson_m, dim),
+        torch.rand(b, dim),
+        torch.rand(b, dim),
+        torch.tensor(0, dtype=torch.long),
+    )
     names = ["X", "F", "z", "fz", "k"]
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(m, args, buf, input_names=names, output_names=["X_next", "F_next", "z_next"], opset_version=opset,
-                          dynamic_axes={n: {0: "batch"} for n in ["X", "F", "z", "fz", "X_next", "F_next", "z_next"]},
-                          dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            m,
+            args,
+            buf,  # type: ignore[arg-type]  # stub says path only; the TorchScript exporter takes a file object
+            input_names=names,
+            output_names=["X_next", "F_next", "z_next"],
+            opset_version=opset,
+            dynamic_axes={n: {0: "batch"} for n in ["X", "F", "z", "fz", "X_next", "F_next", "z_next"]},
+            dynamo=False,
+            do_constant_folding=True,
+        )
     return onnx.load_from_string(buf.getvalue()).graph
 
 
@@ -94,18 +113,33 @@ def _rank(graph: onnx.GraphProto, name: str) -> int:
     raise ExportError(f"step graph has no input {name!r}", "re-export the step graph with edgekit")
 
 
-def build_loop(encode: onnx.ModelProto, step: onnx.ModelProto, readout: onnx.ModelProto, *, family: str,
-               state_names: list[str], initial: dict[str, np.ndarray], budget: int, halt_threshold: float = 0.0,
-               solver: SolverConfig | None = None) -> onnx.ModelProto:
+def build_loop(
+    encode: onnx.ModelProto,
+    step: onnx.ModelProto,
+    readout: onnx.ModelProto,
+    *,
+    family: str,
+    state_names: list[str],
+    initial: dict[str, np.ndarray],
+    budget: int,
+    halt_threshold: float = 0.0,
+    solver: SolverConfig | None = None,
+) -> onnx.ModelProto:
     """Stitch encode / step / readout graphs into one model with a per-sample halting `Loop`.
 
     `initial[name]` is the vector each state starts from (broadcast over batch and positions; zeros for DEQ).
     `max_steps` and `halt_threshold` (ACT) or `tol` (DEQ) are graph inputs with these defaults."""
     opset = next(o.version for o in step.opset_import if o.domain in ("", "ai.onnx"))
     deq = family == "deq"
-    anderson = deq and solver is not None and solver.name == "anderson"
-    if anderson and solver.damping != 1.0:
-        raise ExportError("Anderson export needs an undamped step (solver.damping = 1)", "mix with anderson_beta instead of damping")
+    if deq and solver is None:
+        raise ExportError("a DEQ Loop needs the solver settings", "pass the model's SolverConfig as solver=")
+    # the solver when it is Anderson acceleration (which carries a history through the loop), else None
+    anderson_solver = solver if deq and solver is not None and solver.name == "anderson" else None
+    anderson = anderson_solver is not None
+    if anderson_solver is not None and anderson_solver.damping != 1.0:
+        raise ExportError(
+            "Anderson export needs an undamped step (solver.damping = 1)", "mix with anderson_beta instead of damping"
+        )
     rank = _rank(step.graph, state_names[0])
     sn = state_names
     outer_nodes: list[onnx.NodeProto] = []
@@ -116,52 +150,91 @@ def build_loop(encode: onnx.ModelProto, step: onnx.ModelProto, readout: onnx.Mod
     outer_nodes += n
     inits += i
     limit_name = "tol" if deq else "halt_threshold"
-    limit_default = solver.tol if deq else halt_threshold
-    inits += [_const("max_steps", np.array(budget, np.int64)), _const(limit_name, np.array(limit_default, np.float32)),
-              _const("c/true", np.array(True)), _const("c/zero_i64", np.array([0], np.int64)), _const("c/one_i64", np.array([1], np.int64))]
-    outer_nodes += [helper.make_node("Shape", ["x"], ["x_shape"]),
-                    helper.make_node("Slice", ["x_shape", "c/zero_i64", "c/one_i64"], ["batch"]),
-                    helper.make_node("ConstantOfShape", ["batch"], ["done0"], value=helper.make_tensor("v", TensorProto.BOOL, [1], [False])),
-                    helper.make_node("ConstantOfShape", ["batch"], ["steps0"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0]))]
+    limit_default = solver.tol if deq and solver is not None else halt_threshold
+    inits += [
+        _const("max_steps", np.array(budget, np.int64)),
+        _const(limit_name, np.array(limit_default, np.float32)),
+        _const("c/true", np.array(True)),
+        _const("c/zero_i64", np.array([0], np.int64)),
+        _const("c/one_i64", np.array([1], np.int64)),
+    ]
+    outer_nodes += [
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Slice", ["x_shape", "c/zero_i64", "c/one_i64"], ["batch"]),
+        helper.make_node(
+            "ConstantOfShape", ["batch"], ["done0"], value=helper.make_tensor("v", TensorProto.BOOL, [1], [False])
+        ),
+        helper.make_node(
+            "ConstantOfShape", ["batch"], ["steps0"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0])
+        ),
+    ]
     state_dtype = onnx.helper.tensor_dtype_to_np_dtype(_like(step.graph, sn[0], "_").type.tensor_type.elem_type)
     if anderson and state_dtype != np.float32:
-        raise ExportError("Anderson Loop export is float32 only", "export DEQ models in float32 (export.precisions: [float32])")
+        raise ExportError(
+            "Anderson Loop export is float32 only", "export DEQ models in float32 (export.precisions: [float32])"
+        )
     for s in sn:
         inits.append(_const(f"init/{s}", initial[s].astype(state_dtype)))
         outer_nodes.append(helper.make_node("Expand", [f"init/{s}", "x_shape"], [f"{s}0"]))
     carried_in = [f"{s}0" for s in sn] + ["done0", "steps0"]
-    if anderson:
+    if anderson_solver is not None:
         dim = int(initial[sn[0]].size)
-        inits.append(_const("c/hist_shape", np.array([solver.anderson_m, dim], np.int64)))
-        outer_nodes += [helper.make_node("Concat", ["batch", "c/hist_shape"], ["hist_shape"], axis=0),
-                        helper.make_node("ConstantOfShape", ["hist_shape"], ["hist0"], value=helper.make_tensor("v", _FLOAT, [1], [0.0]))]
-        carried_in += ["hist0", "hist0", f"{sn[0]}0"]   # X history, F history, best iterate
+        inits.append(_const("c/hist_shape", np.array([anderson_solver.anderson_m, dim], np.int64)))
+        outer_nodes += [
+            helper.make_node("Concat", ["batch", "c/hist_shape"], ["hist_shape"], axis=0),
+            helper.make_node(
+                "ConstantOfShape", ["hist_shape"], ["hist0"], value=helper.make_tensor("v", _FLOAT, [1], [0.0])
+            ),
+        ]
+        carried_in += ["hist0", "hist0", f"{sn[0]}0"]  # X history, F history, best iterate
 
     # -- the body -------------------------------------------------------------------------------------------------
-    b_in = [helper.make_tensor_value_info("b/iter", TensorProto.INT64, []), helper.make_tensor_value_info("b/cond", TensorProto.BOOL, [])]
+    b_in = [
+        helper.make_tensor_value_info("b/iter", TensorProto.INT64, []),
+        helper.make_tensor_value_info("b/cond", TensorProto.BOOL, []),
+    ]
     b_in += [_like(step.graph, s, f"b/{s}") for s in sn]
-    b_in += [helper.make_tensor_value_info("b/done", TensorProto.BOOL, ["batch"]), helper.make_tensor_value_info("b/steps", TensorProto.INT64, ["batch"])]
+    b_in += [
+        helper.make_tensor_value_info("b/done", TensorProto.BOOL, ["batch"]),
+        helper.make_tensor_value_info("b/steps", TensorProto.INT64, ["batch"]),
+    ]
     extra = "residual" if deq else "halt"
     io = {s: f"b/{s}" for s in sn} | {"x": "x"} | {f"{s}_next": f"b/{s}_next" for s in sn} | {extra: "b/signal"}
     body, body_inits = inline(step.graph, "body/", io)
     body_inits += [_const("body/axes", np.arange(1, rank, dtype=np.int64))]
-    body += [helper.make_node("Not", ["b/done"], ["b/active"]),
-             helper.make_node("Cast", ["b/active"], ["b/active_i64"], to=TensorProto.INT64),
-             helper.make_node("Add", ["b/steps", "b/active_i64"], ["b/steps_out"]),
-             helper.make_node("Unsqueeze", ["b/done", "body/axes"], ["b/done_b"])]
+    body += [
+        helper.make_node("Not", ["b/done"], ["b/active"]),
+        helper.make_node("Cast", ["b/active"], ["b/active_i64"], to=TensorProto.INT64),
+        helper.make_node("Add", ["b/steps", "b/active_i64"], ["b/steps_out"]),
+        helper.make_node("Unsqueeze", ["b/done", "body/axes"], ["b/done_b"]),
+    ]
     if deq:
         body.append(helper.make_node("LessOrEqual", ["b/signal", limit_name], ["b/newly"]))
     else:
         body.append(helper.make_node("Greater", ["b/signal", limit_name], ["b/newly"]))
     body.append(helper.make_node("Or", ["b/done", "b/newly"], ["b/done_out"]))
-    if anderson:
+    if anderson_solver is not None:
         z = sn[0]
         dim = int(initial[z].size)
-        b_in += [helper.make_tensor_value_info(n_, _FLOAT, ["batch", solver.anderson_m, dim]) for n_ in ("b/X", "b/F")]
+        b_in += [
+            helper.make_tensor_value_info(n_, _FLOAT, ["batch", anderson_solver.anderson_m, dim])
+            for n_ in ("b/X", "b/F")
+        ]
         b_in.append(helper.make_tensor_value_info("b/best", _FLOAT, ["batch", dim]))
-        a_nodes, a_inits = inline(_export_anderson(solver, dim, opset), "anderson/",
-                                  {"X": "b/X", "F": "b/F", "z": f"b/{z}", "fz": f"b/{z}_next", "k": "b/iter",
-                                   "X_next": "b/X_out", "F_next": "b/F_out", "z_next": f"b/{z}_out"})
+        a_nodes, a_inits = inline(
+            _export_anderson(anderson_solver, dim, opset),
+            "anderson/",
+            {
+                "X": "b/X",
+                "F": "b/F",
+                "z": f"b/{z}",
+                "fz": f"b/{z}_next",
+                "k": "b/iter",
+                "X_next": "b/X_out",
+                "F_next": "b/F_out",
+                "z_next": f"b/{z}_out",
+            },
+        )
         body += a_nodes
         body_inits += a_inits
         body.append(helper.make_node("Where", ["b/done_b", "b/best", f"b/{z}_next"], ["b/best_out"]))
@@ -169,40 +242,59 @@ def build_loop(encode: onnx.ModelProto, step: onnx.ModelProto, readout: onnx.Mod
     else:
         body += [helper.make_node("Where", ["b/done_b", f"b/{s}", f"b/{s}_next"], [f"b/{s}_out"]) for s in sn]
         state_out = [f"b/{s}_out" for s in sn]
-    body += [helper.make_node("Cast", ["b/done_out"], ["b/done_i32"], to=TensorProto.INT32),
-             helper.make_node("ReduceMin", ["b/done_i32"], ["b/all_done"], keepdims=0),
-             helper.make_node("Equal", ["b/all_done", "body/zero_i32"], ["b/cond_out"]),
-             helper.make_node("Identity", ["b/signal"], ["b/trace"])]
+    body += [
+        helper.make_node("Cast", ["b/done_out"], ["b/done_i32"], to=TensorProto.INT32),
+        helper.make_node("ReduceMin", ["b/done_i32"], ["b/all_done"], keepdims=0),
+        helper.make_node("Equal", ["b/all_done", "body/zero_i32"], ["b/cond_out"]),
+        helper.make_node("Identity", ["b/signal"], ["b/trace"]),
+    ]
     body_inits.append(_const("body/zero_i32", np.array(0, np.int32)))
     b_out = [helper.make_tensor_value_info("b/cond_out", TensorProto.BOOL, [])]
     b_out += [_like(step.graph, s, o) for s, o in zip(sn, state_out)]
-    b_out += [helper.make_tensor_value_info("b/done_out", TensorProto.BOOL, ["batch"]), helper.make_tensor_value_info("b/steps_out", TensorProto.INT64, ["batch"])]
-    if anderson:
-        b_out += [helper.make_tensor_value_info(o, _FLOAT, ["batch", solver.anderson_m, dim]) for o in ("b/X_out", "b/F_out")]
+    b_out += [
+        helper.make_tensor_value_info("b/done_out", TensorProto.BOOL, ["batch"]),
+        helper.make_tensor_value_info("b/steps_out", TensorProto.INT64, ["batch"]),
+    ]
+    if anderson_solver is not None:
+        b_out += [
+            helper.make_tensor_value_info(o, _FLOAT, ["batch", anderson_solver.anderson_m, dim])
+            for o in ("b/X_out", "b/F_out")
+        ]
         b_out.append(helper.make_tensor_value_info("b/best_out", _FLOAT, ["batch", dim]))
     b_out.append(helper.make_tensor_value_info("b/trace", _FLOAT, ["batch"]))
     body_graph = helper.make_graph(body, "step_body", b_in, b_out, initializer=body_inits)
 
     final = [f"{s}_final" for s in sn]
     loop_out = final + ["done", "steps"] + (["X_final", "F_final", "best"] if anderson else []) + ["trace"]
-    outer_nodes.append(helper.make_node("Loop", ["max_steps", "c/true", *carried_in], loop_out, body=body_graph, name="recursion"))
+    outer_nodes.append(
+        helper.make_node("Loop", ["max_steps", "c/true", *carried_in], loop_out, body=body_graph, name="recursion")
+    )
     answer = {sn[0]: "best"} if anderson else {s: f"{s}_final" for s in sn}
     head_out = ["logits"] if deq else ["logits", "halt"]
     n, i = inline(readout.graph, "readout/", answer | {o: o for o in head_out})
     outer_nodes += n
     inits += i
 
-    inputs = [encode.graph.input[0], helper.make_tensor_value_info("max_steps", TensorProto.INT64, []),
-              helper.make_tensor_value_info(limit_name, _FLOAT, [])]
+    inputs = [
+        encode.graph.input[0],
+        helper.make_tensor_value_info("max_steps", TensorProto.INT64, []),
+        helper.make_tensor_value_info(limit_name, _FLOAT, []),
+    ]
     outputs = [o for o in readout.graph.output if o.name in head_out]
-    outputs += [helper.make_tensor_value_info("steps", TensorProto.INT64, ["batch"]),
-                helper.make_tensor_value_info("done", TensorProto.BOOL, ["batch"]),
-                helper.make_tensor_value_info("trace", _FLOAT, ["steps_taken", "batch"])]
+    outputs += [
+        helper.make_tensor_value_info("steps", TensorProto.INT64, ["batch"]),
+        helper.make_tensor_value_info("done", TensorProto.BOOL, ["batch"]),
+        helper.make_tensor_value_info("trace", _FLOAT, ["steps_taken", "batch"]),
+    ]
     outputs += [_like(step.graph, s, answer[s]) for s in sn]
     graph = helper.make_graph(outer_nodes, "edgekit_loop", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=list(step.opset_import), producer_name="edgekit", ir_version=step.ir_version)
+    model = helper.make_model(
+        graph, opset_imports=list(step.opset_import), producer_name="edgekit", ir_version=step.ir_version
+    )
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"the Loop graph fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug") from None
+        raise ExportError(
+            f"the Loop graph fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug"
+        ) from None
     return model

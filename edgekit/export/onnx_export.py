@@ -3,6 +3,7 @@
 Uses the TorchScript-based exporter: it exports these static graphs in well under a second each, where the
 dynamo exporter takes ~10 s and cannot make batch dynamic from a batch-1 example (shared/research/probe.md §2a).
 """
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,9 @@ import onnx
 import torch
 
 from ..errors import ExportError, first_line
-from ..models.base import RecursiveModel
+from ..models.act import ACTModel
 from ..models.config import SolverConfig
+from ..models.deq import DEQModel
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
 from .loop import build_loop
 from .optimize import optimize_step
@@ -33,43 +35,65 @@ class ExportedGraph:
     bytes: int
 
 
-def example_inputs(model: RecursiveModel, batch: int = 2) -> torch.Tensor:
+def example_inputs(model: ACTModel | DEQModel, batch: int = 2) -> torch.Tensor:
     if model.family == "deq":
         return torch.rand(batch, model.encoder.in_features)
     return torch.randint(1, model.config.vocab_size, (batch, model.config.seq_len), dtype=torch.long)
 
 
-def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], opset: int,
-            optimize: bool = True) -> ExportedGraph:
+def _export(
+    module: torch.nn.Module,
+    args: tuple,
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    opset: int,
+    optimize: bool = True,
+) -> ExportedGraph:
     t0 = time.time()
     dyn = {n: {0: "batch"} for n in inputs + outputs}
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=dyn,
-                              opset_version=opset, dynamo=False, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                args,
+                buf,  # type: ignore[arg-type]  # stub says path only; the TorchScript exporter takes a file object
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=dyn,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
     except Exception as e:  # the exporter raises many types; name the graph and the op it reports
-        raise ExportError(f"exporting the {path.stem} graph of {type(module.model).__name__} failed: {first_line(e, 240)}",
-                          "check the op named above against the opset, or lower export.opset") from None
+        raise ExportError(
+            f"exporting the {path.stem} graph of {type(module.model).__name__} failed: {first_line(e, 240)}",
+            "check the op named above against the opset, or lower export.opset",
+        ) from None
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgekit"
     if optimize:
         try:
             proto = optimize_step(proto)
         except Exception as e:  # the optimizer is a speed-up, never a reason to fail an export
-            warnings.warn(f"graph optimization of {path.name} skipped: {first_line(e, 200)}")
+            warnings.warn(f"graph optimization of {path.name} skipped: {first_line(e, 200)}", stacklevel=2)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug") from None
+        raise ExportError(
+            f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug"
+        ) from None
     data = proto.SerializeToString()
     path.write_bytes(data)
     return ExportedGraph(path.stem, path, inputs, outputs, time.time() - t0, len(data))
 
 
 @torch.no_grad()
-def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17, optimize: bool = True) -> list[ExportedGraph]:
+def export_step_graphs(
+    model: ACTModel | DEQModel, folder: Path, opset: int = 17, optimize: bool = True
+) -> list[ExportedGraph]:
     """Write encode.onnx, step.onnx, readout.onnx into `folder` and return what was written."""
     model = model.eval()
     inp = example_inputs(model)
@@ -80,37 +104,59 @@ def export_step_graphs(model: RecursiveModel, folder: Path, opset: int = 17, opt
     head_out = ["logits"] if model.family == "deq" else ["logits", "halt"]
     return [
         _export(EncodeGraph(model), (inp,), folder / "encode.onnx", ["inputs"], ["x"], opset, optimize),
-        _export(StepGraph(model), (*state, x), folder / "step.onnx", names + ["x"], [n + "_next" for n in names] + [extra],
-                opset, optimize),
+        _export(
+            StepGraph(model),
+            (*state, x),
+            folder / "step.onnx",
+            names + ["x"],
+            [n + "_next" for n in names] + [extra],
+            opset,
+            optimize,
+        ),
         _export(ReadoutGraph(model), tuple(state), folder / "readout.onnx", names, head_out, opset, optimize),
     ]
 
 
-def initial_vectors(model: RecursiveModel) -> dict[str, np.ndarray]:
+def initial_vectors(model: ACTModel | DEQModel) -> dict[str, np.ndarray]:
     """The vector each state starts from, broadcast over batch (and positions): learned for ACT, zeros for DEQ."""
     if model.family == "deq":
         return {"z": np.zeros(model.hidden_size, np.float32)}
     return {"z_H": model.H_init.float().numpy(), "z_L": model.L_init.float().numpy()}
 
 
-def export_loop(model: RecursiveModel, folder: Path, path: Path, halt_threshold: float = 0.0,
-                solver: SolverConfig | None = None, step_file: str = "step.onnx") -> ExportedGraph:
+def export_loop(
+    model: ACTModel | DEQModel,
+    folder: Path,
+    path: Path,
+    halt_threshold: float = 0.0,
+    solver: SolverConfig | None = None,
+    step_file: str = "step.onnx",
+) -> ExportedGraph:
     """Wrap the encode / step / readout graphs already in `folder` into one ONNX Loop model at `path`.
     `step_file` picks the step graph (e.g. a quantized one); see export/loop.py for the semantics."""
     t0 = time.time()
     parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
-    proto = build_loop(*parts, family=model.family, state_names=list(model.state_names), initial=initial_vectors(model),
-                       budget=model.step_budget, halt_threshold=halt_threshold,
-                       solver=(solver or model.solver) if model.family == "deq" else None)
+    proto = build_loop(
+        *parts,
+        family=model.family,
+        state_names=list(model.state_names),
+        initial=initial_vectors(model),
+        budget=model.step_budget,
+        halt_threshold=halt_threshold,
+        solver=(solver or model.solver) if model.family == "deq" else None,
+    )
     data = proto.SerializeToString()
     Path(path).write_bytes(data)
     outs = [o.name for o in proto.graph.output]
-    return ExportedGraph(Path(path).stem, Path(path), [i.name for i in proto.graph.input], outs, time.time() - t0, len(data))
+    return ExportedGraph(
+        Path(path).stem, Path(path), [i.name for i in proto.graph.input], outs, time.time() - t0, len(data)
+    )
 
 
 @torch.no_grad()
-def export_unrolled(model: RecursiveModel, path: Path, steps: int | None = None, opset: int = 17,
-                    optimize: bool = False) -> ExportedGraph:
+def export_unrolled(
+    model: ACTModel | DEQModel, path: Path, steps: int | None = None, opset: int = 17, optimize: bool = False
+) -> ExportedGraph:
     """Write one graph running encode, `steps` recursion steps (default: the budget) and readout.
     Not optimized by default: onnxscript's optimizer takes minutes on a 17k-node unrolled TRM (measured 134 s)."""
     model = model.eval()

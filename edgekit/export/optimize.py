@@ -6,6 +6,7 @@ projection output: 20 % of the fp32 step's kernel time at batch 64 and 32 % of a
 TRM demo, `benchmarks/quantize_speed.py`). Splitting the weight once (`x @ W_gate`, `x @ W_up`) removes the
 copies; it also gives a quantizer two ordinary MatMuls instead of one whose output is sliced.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,9 @@ def split_sliced_projections(model: onnx.ModelProto) -> tuple[onnx.ModelProto, i
         x, w = node.inputs
         if w is None or w.const_value is None or w.shape is None or len(w.shape) != 2:
             continue
-        cols = int(w.shape[1])
+        cols = w.shape[1]
+        if not isinstance(cols, int) or w.name is None or w.dtype is None:  # a named weight of static shape only
+            continue
         out = node.outputs[0]
         users = [u for u, _ in out.uses()]
         if not users or out.is_graph_output() or any(u.op_type != "Slice" for u in users):
@@ -55,12 +58,13 @@ def split_sliced_projections(model: onnx.ModelProto) -> tuple[onnx.ModelProto, i
             ranges.append((s, lo, hi))
         else:
             arr = w.const_value.numpy()
-            for k, (s, lo, hi) in enumerate(ranges):
+            for _k, (s, lo, hi) in enumerate(ranges):
                 key = (w.name, lo, hi)
                 if key not in blocks:
                     t = ir.tensor(np.ascontiguousarray(arr[:, lo:hi]), name=f"{w.name}__cols{lo}_{hi}")
-                    v = ir.Value(name=t.name, shape=ir.Shape([arr.shape[0], hi - lo]),
-                                 type=ir.TensorType(w.dtype), const_value=t)
+                    v = ir.Value(
+                        name=t.name, shape=ir.Shape([arr.shape[0], hi - lo]), type=ir.TensorType(w.dtype), const_value=t
+                    )
                     g.register_initializer(v)
                     blocks[key] = v
                 mm = ir.Node("", "MatMul", [x, blocks[key]], name=f"{node.name}_cols{lo}_{hi}", num_outputs=1)
@@ -68,7 +72,9 @@ def split_sliced_projections(model: onnx.ModelProto) -> tuple[onnx.ModelProto, i
                 s_out = s.outputs[0]
                 s_out.name = f"{s_out.name}__sliced"
                 g.insert_before(s, mm)
-                mm.outputs[0].dtype, mm.outputs[0].shape = s_out.dtype, s_out.shape
+                if s_out.dtype is not None:
+                    mm.outputs[0].dtype = s_out.dtype
+                mm.outputs[0].shape = s_out.shape
                 s_out.replace_all_uses_with(mm.outputs[0], replace_graph_outputs=True)
                 g.remove(s, safe=True)
             g.remove(node, safe=True)

@@ -5,16 +5,26 @@ One ACT step of each (shared/research/seeds-hrm-trm.md §2.2-2.3):
 - TRM: H_cycles x (L_cycles z-updates `net(z_L, z_H + x)`, then `net(z_H, z_L)`), one shared stack.
 At inference the reference's no_grad / grad split changes nothing numerically, so `step` is the plain schedule.
 """
+
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
 
 from .base import Readout, RecursiveModel, State
 from .config import ACTConfig
-from .layers import CastedEmbedding, CastedLinear, PostNormBlock, PuzzleEmbedding, ReasoningModule, RotaryEmbedding, trunc_normal_init_
+from .layers import (
+    CastedEmbedding,
+    CastedLinear,
+    PostNormBlock,
+    PuzzleEmbedding,
+    ReasoningModule,
+    RotaryEmbedding,
+    trunc_normal_init_,
+)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -24,6 +34,10 @@ class ACTModel(RecursiveModel):
     names equal the reference state-dict keys (after the `model.inner.` prefix)."""
 
     state_names = ("z_H", "z_L")
+    family: Literal["trm", "hrm"]
+    # Buffers registered in __init__ (declared so type checkers see tensors, not `Tensor | Module`).
+    H_init: torch.Tensor
+    L_init: torch.Tensor
 
     def __init__(self, config: ACTConfig) -> None:
         super().__init__()
@@ -45,8 +59,9 @@ class ACTModel(RecursiveModel):
         mlp_t_len = config.total_len if config.mlp_t else None
 
         def stack(n: int) -> ReasoningModule:
-            return ReasoningModule([PostNormBlock(h, config.num_heads, config.expansion, config.rms_norm_eps, mlp_t_len)
-                                    for _ in range(n)])
+            return ReasoningModule(
+                [PostNormBlock(h, config.num_heads, config.expansion, config.rms_norm_eps, mlp_t_len) for _ in range(n)]
+            )
 
         if config.family == "hrm":
             self.H_level = stack(config.H_layers)
@@ -55,6 +70,7 @@ class ACTModel(RecursiveModel):
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(h, dtype=torch.bfloat16), std=1))
         self.register_buffer("L_init", trunc_normal_init_(torch.empty(h, dtype=torch.bfloat16), std=1))
         with torch.no_grad():
+            assert self.q_head.bias is not None, "q_head is built with bias=True"
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5)
 
@@ -79,14 +95,17 @@ class ACTModel(RecursiveModel):
 
     def initial_state(self, x: torch.Tensor) -> State:
         shape = x.shape
-        return (self.H_init.to(self.dtype).expand(shape).contiguous(), self.L_init.to(self.dtype).expand(shape).contiguous())
+        return (
+            self.H_init.to(self.dtype).expand(shape).contiguous(),
+            self.L_init.to(self.dtype).expand(shape).contiguous(),
+        )
 
     def step(self, state: State, x: torch.Tensor) -> State:
         return self.step_with_grad(state, x, grad_last=False)
 
     def readout(self, state: State) -> Readout:
         z_h = state[0]
-        logits = self.lm_head(z_h)[:, self.prefix_len:]
+        logits = self.lm_head(z_h)[:, self.prefix_len :]
         q = self.q_head(z_h[:, 0]).to(torch.float32)
         return Readout(logits=logits, halt_logit=self.halt_logit(q))
 
@@ -132,8 +151,8 @@ class HRM(ACTModel):
         cfg = self.config
         with torch.set_grad_enabled(torch.is_grad_enabled() and not grad_last):
             for h in range(cfg.H_cycles):
-                for l in range(cfg.L_cycles):
-                    if not (h == cfg.H_cycles - 1 and l == cfg.L_cycles - 1):
+                for lc in range(cfg.L_cycles):
+                    if not (h == cfg.H_cycles - 1 and lc == cfg.L_cycles - 1):
                         z_l = self.L_level(z_l, z_h + x, cs)
                 if h != cfg.H_cycles - 1:
                     z_h = self.H_level(z_h, z_l, cs)

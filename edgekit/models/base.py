@@ -4,6 +4,7 @@ A recursive model is four small functions: `encode` inputs once, make an `initia
 `step`, and `readout` logits plus a halting logit. Export, quantization, the runtime and validation all work on
 these pieces, never on a model's own training loop.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,8 +57,13 @@ class RecursiveModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def rollout(self, inputs: torch.Tensor, steps: int | None = None, puzzle_ids: torch.Tensor | None = None,
-                keep_states: bool = False) -> Rollout:
+    def rollout(
+        self,
+        inputs: torch.Tensor,
+        steps: int | None = None,
+        puzzle_ids: torch.Tensor | None = None,
+        keep_states: bool = False,
+    ) -> Rollout:
         """Run `steps` recursion steps (default: the budget) without halting, recording every step.
 
         Like the references' eval mode, every sample runs all steps; early halting is applied afterwards

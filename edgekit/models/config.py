@@ -1,4 +1,5 @@
 """Model configurations as versioned data (pydantic), mirroring the reference `arch` sections."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -15,34 +16,39 @@ class ACTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Literal["trm", "hrm"]
-    seq_len: int = Field(gt=0)
-    vocab_size: int = Field(gt=1)
-    num_puzzle_identifiers: int = Field(default=1, ge=1)
-    puzzle_emb_ndim: int = Field(default=0, ge=0)
-    puzzle_emb_len: int = Field(default=16, ge=0, description="TRM only: prefix rows (0 = ceil(ndim / hidden))")
-    H_cycles: int = Field(gt=0)
-    L_cycles: int = Field(gt=0)
-    H_layers: int = Field(default=0, ge=0)
-    L_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    expansion: float = Field(gt=0)
-    num_heads: int = Field(gt=0)
+    # Bounds: far above any published model, low enough that a hostile config cannot hang the loader.
+    seq_len: int = Field(gt=0, le=65536)
+    vocab_size: int = Field(gt=1, le=1_000_000)
+    num_puzzle_identifiers: int = Field(default=1, ge=1, le=50_000_000)
+    puzzle_emb_ndim: int = Field(default=0, ge=0, le=65536)
+    puzzle_emb_len: int = Field(
+        default=16, ge=0, le=1024, description="TRM only: prefix rows (0 = ceil(ndim / hidden))"
+    )
+    H_cycles: int = Field(gt=0, le=64)
+    L_cycles: int = Field(gt=0, le=64)
+    H_layers: int = Field(default=0, ge=0, le=256)
+    L_layers: int = Field(gt=0, le=256)
+    hidden_size: int = Field(gt=0, le=65536)
+    expansion: float = Field(gt=0, le=64)
+    num_heads: int = Field(gt=0, le=1024)
     pos_encodings: Literal["rope", "learned", "none"] = "rope"
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
-    halt_max_steps: int = Field(default=16, gt=0)
+    halt_max_steps: int = Field(default=16, gt=0, le=10_000)
     forward_dtype: ComputeDtype = "bfloat16"
     mlp_t: bool = False
     no_ACT_continue: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> "ACTConfig":
+    def _check(self) -> ACTConfig:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.family == "hrm" and self.H_layers == 0:
             raise ValueError("HRM needs H_layers > 0")
         if self.family == "hrm" and self.pos_encodings == "none" and not self.mlp_t:
-            raise ValueError("an attention HRM needs pos_encodings rope or learned (sapientinc/HRM raises on anything else)")
+            raise ValueError(
+                "an attention HRM needs pos_encodings rope or learned (sapientinc/HRM raises on anything else)"
+            )
         if self.prefix_len and self.puzzle_emb_ndim == 0:
             raise ValueError("puzzle_emb_len > 0 needs puzzle_emb_ndim > 0 (the reference would mis-shape its carry)")
         return self
@@ -66,11 +72,11 @@ class SolverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["fixed_point", "anderson"] = "fixed_point"
-    max_iter: int = Field(default=40, gt=0)
+    max_iter: int = Field(default=40, gt=0, le=100_000)
     tol: float = Field(default=1e-3, ge=0)
     stop_mode: Literal["rel", "abs"] = "rel"
     damping: float = Field(default=1.0, gt=0, le=1, description="tau: z <- tau f(z) + (1 - tau) z")
-    anderson_m: int = Field(default=5, ge=1)
+    anderson_m: int = Field(default=5, ge=1, le=64)
     anderson_lam: float = Field(default=1e-4, ge=0)
     anderson_beta: float = Field(default=1.0, gt=0)
 
@@ -81,7 +87,7 @@ class DEQConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Literal["deq"] = "deq"
-    in_features: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_classes: int = Field(gt=1)
+    in_features: int = Field(gt=0, le=1 << 20)
+    hidden_size: int = Field(gt=0, le=65536)
+    num_classes: int = Field(gt=1, le=1_000_000)
     solver: SolverConfig = SolverConfig()

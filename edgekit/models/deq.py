@@ -5,12 +5,17 @@ Anderson acceleration, tolerance, iteration cap). The recursion `step` is one da
 every export form and the runtime build on; `solve` runs the configured solver in PyTorch and is the reference
 the exported forms are validated against.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from torchdeq.core import DEQBase
 
 from ..errors import CheckpointError
 from .base import Readout, RecursiveModel, State
@@ -19,10 +24,10 @@ from .config import DEQConfig, SolverConfig
 
 @dataclass
 class SolveResult:
-    z: torch.Tensor              # per-sample state at its first convergence (or the last iterate)
-    iterations: torch.Tensor     # per-sample f-evaluations until tolerance (max_iter where it never got there)
-    converged: torch.Tensor      # bool per sample
-    trace: list[torch.Tensor]    # per-iteration residuals [B]
+    z: torch.Tensor  # per-sample state at its first convergence (or the last iterate)
+    iterations: torch.Tensor  # per-sample f-evaluations until tolerance (max_iter where it never got there)
+    converged: torch.Tensor  # bool per sample
+    trace: list[torch.Tensor]  # per-iteration residuals [B]
 
 
 def residual(fz: torch.Tensor, z: torch.Tensor, mode: str = "rel") -> torch.Tensor:
@@ -106,10 +111,12 @@ SOLVERS = {"fixed_point": fixed_point, "anderson": anderson}
 class DEQModel(RecursiveModel):
     """encoder(inputs) -> x;  z* = f(z*, x) from z0 = 0;  head(z*) -> logits."""
 
-    family = "deq"
+    family: Literal["deq"] = "deq"
     state_names = ("z",)
 
-    def __init__(self, f: nn.Module, encoder: nn.Module, head: nn.Module, hidden_size: int, solver: SolverConfig) -> None:
+    def __init__(
+        self, f: nn.Module, encoder: nn.Linear, head: nn.Module, hidden_size: int, solver: SolverConfig
+    ) -> None:
         super().__init__()
         self.f, self.encoder, self.head = f, encoder, head
         self.hidden_size = hidden_size
@@ -166,10 +173,14 @@ def build_deq(config: DEQConfig) -> DEQModel:
     return DEQModel(TanhCell(config.hidden_size), enc, head, config.hidden_size, config.solver)
 
 
-_TORCHDEQ_SOLVERS = {"fixed_point_iter": "fixed_point", "simple_fixed_point_iter": "fixed_point", "anderson_solver": "anderson"}
+_TORCHDEQ_SOLVERS = {
+    "fixed_point_iter": "fixed_point",
+    "simple_fixed_point_iter": "fixed_point",
+    "anderson_solver": "anderson",
+}
 
 
-def solver_from_torchdeq(deq: nn.Module, solver_kwargs: dict | None = None) -> SolverConfig:
+def solver_from_torchdeq(deq: DEQBase, solver_kwargs: dict[str, Any] | None = None) -> SolverConfig:
     """Effective test-time solver settings of a module built by `torchdeq.get_deq`.
 
     Read from the built module, not from the user's arguments: torchdeq silently ignores unknown keys, and
@@ -179,17 +190,34 @@ def solver_from_torchdeq(deq: nn.Module, solver_kwargs: dict | None = None) -> S
     fn = getattr(deq, "f_solver", None)
     name = getattr(fn, "__name__", str(fn))
     if name not in _TORCHDEQ_SOLVERS:
-        raise CheckpointError(f"torchdeq solver {name!r} has no edgekit equivalent", "use f_solver='anderson' or 'fixed_point_iter' (Broyden is not exportable yet)")
+        raise CheckpointError(
+            f"torchdeq solver {name!r} has no edgekit equivalent",
+            "use f_solver='anderson' or 'fixed_point_iter' (Broyden is not exportable yet)",
+        )
     kw = dict(solver_kwargs or {})
-    max_iter = int(getattr(deq, "eval_f_max_iter", 0) or getattr(deq, "f_max_iter"))
-    return SolverConfig(name=_TORCHDEQ_SOLVERS[name], max_iter=int(kw.get("f_max_iter", max_iter)),
-                        tol=float(getattr(deq, "f_tol")), stop_mode=str(getattr(deq, "f_stop_mode", "abs")),
-                        damping=float(kw.get("tau", 1.0)) if _TORCHDEQ_SOLVERS[name] == "fixed_point" else 1.0,
-                        anderson_m=int(kw.get("m", 6)), anderson_lam=float(kw.get("lam", 1e-4)),
-                        anderson_beta=float(kw.get("tau", 1.0)) if _TORCHDEQ_SOLVERS[name] == "anderson" else 1.0)
+    max_iter = int(getattr(deq, "eval_f_max_iter", 0) or deq.f_max_iter)
+    # torchdeq's stop mode is a plain string: pydantic checks it is one edgekit knows ("rel" / "abs").
+    return SolverConfig.model_validate(
+        {
+            "name": _TORCHDEQ_SOLVERS[name],
+            "max_iter": int(kw.get("f_max_iter", max_iter)),
+            "tol": float(deq.f_tol),
+            "stop_mode": str(getattr(deq, "f_stop_mode", "abs")),
+            "damping": float(kw.get("tau", 1.0)) if _TORCHDEQ_SOLVERS[name] == "fixed_point" else 1.0,
+            "anderson_m": int(kw.get("m", 6)),
+            "anderson_lam": float(kw.get("lam", 1e-4)),
+            "anderson_beta": float(kw.get("tau", 1.0)) if _TORCHDEQ_SOLVERS[name] == "anderson" else 1.0,
+        }
+    )
 
 
-def from_torchdeq(deq: nn.Module, f: nn.Module, encoder: nn.Module, head: nn.Module, hidden_size: int,
-                  solver_kwargs: dict | None = None) -> DEQModel:
+def from_torchdeq(
+    deq: DEQBase,
+    f: nn.Module,
+    encoder: nn.Linear,
+    head: nn.Module,
+    hidden_size: int,
+    solver_kwargs: dict[str, Any] | None = None,
+) -> DEQModel:
     """Wrap a torchdeq-built DEQ (its f, encoder and head modules) as an edgekit DEQModel."""
     return DEQModel(f, encoder, head, hidden_size, solver_from_torchdeq(deq, solver_kwargs))

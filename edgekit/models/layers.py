@@ -5,6 +5,7 @@ Why each detail matters (see shared/research/seeds-hrm-trm.md §1.1):
 - RMSNorm has no learnable scale and always computes in fp32;
 - RoPE uses the half-split ("rotate_half") convention and rotates in fp32.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_rope(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate q, k ([B, S, H, D]) in the tables' dtype (fp32), then return to the activation dtype."""
     dtype = q.dtype
     q, k = q.to(cos.dtype), k.to(cos.dtype)
@@ -101,6 +104,9 @@ class PuzzleEmbedding(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """RoPE tables (not saved in checkpoints, recomputed here exactly as the reference does)."""
+
+    cos_cached: torch.Tensor
+    sin_cached: torch.Tensor
 
     def __init__(self, dim: int, max_positions: int, base: float) -> None:
         super().__init__()

@@ -4,39 +4,40 @@ Configs are data (`config.QuantizeSection`), handlers are registered per mode in
 on the standalone float32 step graph and re-wraps the result into the Loop form, so quantized weights live in
 the Loop body itself (onnxruntime's integer kernels need that — shared/research/probe.md §3).
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
 
-from ..models.base import RecursiveModel
-from .calibration import cache_dir, cache_key, cached_items, trajectory_items
+from ..models.act import ACTModel
+from ..models.deq import DEQModel
+from .calibration import cache_file, cache_key, cached_items, read_json_cache, trajectory_items, write_cache
 from .config import QuantizeSection
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
 from .smooth import smooth_gated
 
-
-SEARCH_VERSION = 2   # part of the search cache key: bump when the search or its scoring changes
+SEARCH_VERSION = 2  # part of the search cache key: bump when the search or its scoring changes
 
 
 @dataclass
 class QuantizeJob:
     """Everything a handler needs: the float32 model and artefact folder, the data, the settings."""
 
-    model: RecursiveModel
+    model: ACTModel | DEQModel
     folder: Path
     section: QuantizeSection
     calib_inputs: np.ndarray
     search_inputs: np.ndarray
     search_labels: np.ndarray
-    fingerprint: str                       # checkpoint hash + task description: part of every cache key
+    fingerprint: str  # checkpoint hash + task description: part of every cache key
     log: Callable[[str], None] = print
     _items: list | None = field(default=None, repr=False)
     _int8_input: tuple | None = field(default=None, repr=False)
@@ -46,8 +47,10 @@ class QuantizeJob:
             c = self.section.calibration
             key = cache_key("calib", self.fingerprint, c.model_dump(), self.model.step_budget)
             self._items, hit = cached_items(key, lambda: trajectory_items(self.model, self.calib_inputs, c.batch))
-            self.log(f"calibration: {len(self._items)} step inputs from {len(self.calib_inputs)} trajectories"
-                     f" x {self.model.step_budget} steps{' (cached)' if hit else ''}")
+            self.log(
+                f"calibration: {len(self._items)} step inputs from {len(self.calib_inputs)} trajectories"
+                f" x {self.model.step_budget} steps{' (cached)' if hit else ''}"
+            )
         return self._items
 
     def step(self) -> onnx.ModelProto:
@@ -64,8 +67,10 @@ class QuantizeJob:
                 smoothed, report = smooth_gated(step, self.items(), alpha)
                 if report:
                     worst = max(report, key=lambda r: r["spread_before"])
-                    self.log(f"smoothing {len(report)} gated MLP weight pairs (alpha {alpha}): worst channel spread "
-                             f"{worst['spread_before']:.1f}x -> {worst['spread_after']:.1f}x")
+                    self.log(
+                        f"smoothing {len(report)} gated MLP weight pairs (alpha {alpha}): worst channel spread "
+                        f"{worst['spread_before']:.1f}x -> {worst['spread_after']:.1f}x"
+                    )
                 self._int8_input = smoothed, {"smooth": {"alpha": alpha, "pairs": report}}
         return self._int8_input
 
@@ -74,9 +79,16 @@ class QuantizeJob:
         from ..export.onnx_export import initial_vectors
 
         m = self.model
-        return build_loop(onnx.load(str(self.folder / "encode.onnx")), step, onnx.load(str(self.folder / "readout.onnx")),
-                          family=m.family, state_names=list(m.state_names), initial=initial_vectors(m),
-                          budget=m.step_budget, solver=getattr(m, "solver", None))
+        return build_loop(
+            onnx.load(str(self.folder / "encode.onnx")),
+            step,
+            onnx.load(str(self.folder / "readout.onnx")),
+            family=m.family,
+            state_names=list(m.state_names),
+            initial=initial_vectors(m),
+            budget=m.step_budget,
+            solver=getattr(m, "solver", None),
+        )
 
 
 @dataclass
@@ -89,8 +101,14 @@ def _int8(job: QuantizeJob) -> Quantized:
     kf = job.section.keep_float
     step, smooth = job.int8_input()
     q = quantize_int8(step, job.items(), kf.patterns, kf.types)
-    return Quantized(q, {"method": "nncf.quantize (PTQ, PERFORMANCE preset, transformer op set, NNCF SmoothQuant off)",
-                         "keep_float": {"patterns": kf.patterns, "types": kf.types}, **smooth})
+    return Quantized(
+        q,
+        {
+            "method": "nncf.quantize (PTQ, PERFORMANCE preset, transformer op set, NNCF SmoothQuant off)",
+            "keep_float": {"patterns": kf.patterns, "types": kf.types},
+            **smooth,
+        },
+    )
 
 
 def _mixed(job: QuantizeJob) -> Quantized:
@@ -101,15 +119,17 @@ def _mixed(job: QuantizeJob) -> Quantized:
     step, smooth = job.int8_input()
     import re
 
-    groups = {k: v for k, v in layer_groups(step).items()
-              if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)}   # already float by keep_float
+    groups = {
+        k: v for k, v in layer_groups(step).items() if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)
+    }  # already float by keep_float
     key = cache_key("search", SEARCH_VERSION, job.fingerprint, job.section.model_dump())
-    cached = cache_dir() / "search" / f"{key}.json"
+    cached = cache_file("search", f"{key}.json")
+
     def quantize(names: list[str]) -> onnx.ModelProto:
         return quantize_int8(step, job.items(), kf.patterns, kf.types, names)
 
-    if cached.is_file():
-        hit = json.loads(cached.read_text())
+    hit = read_json_cache(cached)
+    if isinstance(hit, dict) and isinstance(hit.get("keep_float"), list):
         job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
         q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
         return Quantized(q, {**hit, "cached": True})
@@ -117,27 +137,44 @@ def _mixed(job: QuantizeJob) -> Quantized:
     scorer = host_scorer(job.folder, job.search_inputs, job.search_labels, ref_steps)
     t0 = time.time()
     res, q = search(quantize, groups, scorer, Score(ref.exact, 1.0), s.max_exact_drop, s.min_halting_agreement, job.log)
-    info = {"method": "accuracy-aware search over NNCF INT8 step graphs, scored by Loop-form rollouts with early halting",
-            "keep_float": res.keep_float, "passed": res.passed, "candidates": len(res.trials),
-            "score": {"exact": res.score.exact, "halting_agreement": res.score.halting_agreement},
-            "float32": {"exact": ref.exact}, "trials": res.trials, "seconds": round(time.time() - t0, 1),
-            "search_samples": len(job.search_inputs), "always_float": {"patterns": kf.patterns, "types": kf.types},
-            **smooth}
+    info = {
+        "method": "accuracy-aware search over NNCF INT8 step graphs, scored by Loop-form rollouts with early halting",
+        "keep_float": res.keep_float,
+        "passed": res.passed,
+        "candidates": len(res.trials),
+        "score": {"exact": res.score.exact, "halting_agreement": res.score.halting_agreement},
+        "float32": {"exact": ref.exact},
+        "trials": res.trials,
+        "seconds": round(time.time() - t0, 1),
+        "search_samples": len(job.search_inputs),
+        "always_float": {"patterns": kf.patterns, "types": kf.types},
+        **smooth,
+    }
     if set(res.keep_float) >= set(groups):
         info["all_float"] = True
         job.log("accuracy-aware search: no INT8 layer fits the budget; the mixed variant is the float32 step")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(info))
+    text = json.dumps(info)
+
+    def _write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    write_cache(cached, _write)
     return Quantized(q, info)
 
 
 def _weight_only(job: QuantizeJob) -> Quantized:
     kf = job.section.keep_float
-    return Quantized(compress_weights_int8(job.step(), kf.patterns, kf.types),
-                     {"method": "nncf.compress_weights INT8_SYM (weights int8, compute float)"})
+    return Quantized(
+        compress_weights_int8(job.step(), kf.patterns, kf.types),
+        {"method": "nncf.compress_weights INT8_SYM (weights int8, compute float)"},
+    )
 
 
-MODES: dict[str, Callable[[QuantizeJob], Quantized]] = {"int8": _int8, "mixed": _mixed, "int8_weight_only": _weight_only}
+MODES: dict[str, Callable[[QuantizeJob], Quantized]] = {
+    "int8": _int8,
+    "mixed": _mixed,
+    "int8_weight_only": _weight_only,
+}
 
 
 def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict]]:
@@ -154,8 +191,10 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
         out = MODES[mode](job)
         bad = qdq_violations(out.step)
         if bad:
-            raise QuantizeError(f"{mode} step graph has Q/DQ TensorRT cannot take: {bad[0]} ({len(bad)} in all)",
-                                "report this: edgekit asks NNCF for symmetric signed int8 only")
+            raise QuantizeError(
+                f"{mode} step graph has Q/DQ TensorRT cannot take: {bad[0]} ({len(bad)} in all)",
+                "report this: edgekit asks NNCF for symmetric signed int8 only",
+            )
         sub = job.folder / mode
         sub.mkdir(exist_ok=True)
         onnx.save(out.step, str(sub / "step.onnx"))
@@ -163,8 +202,12 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
         files[f"{mode}/step"] = f"{mode}/step.onnx"
         files[f"{mode}/loop"] = f"{mode}/loop.onnx"
         variants[mode] = {"encode": "encode", "step": f"{mode}/step", "readout": "readout", "loop": f"{mode}/loop"}
-        infos[mode] = {**out.info, "quantize_linear_nodes": count_qdq(out.step), "seconds": round(time.time() - t0, 1),
-                       "step_bytes": (sub / "step.onnx").stat().st_size}
+        infos[mode] = {
+            **out.info,
+            "quantize_linear_nodes": count_qdq(out.step),
+            "seconds": round(time.time() - t0, 1),
+            "step_bytes": (sub / "step.onnx").stat().st_size,
+        }
     return files, variants, infos
 
 

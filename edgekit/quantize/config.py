@@ -5,6 +5,7 @@ Each entry of `modes` becomes one artefact variant, built by the handler registe
 accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
 compression), float16 (the float16 export of the model).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -19,9 +20,11 @@ class _Strict(BaseModel):
 
 
 class CalibrationSection(_Strict):
-    n: int = Field(default=32, gt=0, description="calibration samples; every recursion step of each is used")
-    seed: int = Field(default=1000, description="kept apart from the validation seed")
-    batch: int = Field(default=8, gt=0, description="samples per calibration item")
+    n: int = Field(
+        default=32, gt=0, le=100_000, description="calibration samples; every recursion step of each is used"
+    )
+    seed: int = Field(default=1000, ge=0, description="kept apart from the validation seed")
+    batch: int = Field(default=8, gt=0, le=4096, description="samples per calibration item")
 
 
 class KeepFloatSection(_Strict):
@@ -37,8 +40,8 @@ class SearchSection(_Strict):
 
     max_exact_drop: float = Field(default=0.01, ge=0, le=1)
     min_halting_agreement: float = Field(default=0.95, ge=0, le=1)
-    n: int = Field(default=128, gt=0, description="held-out samples scoring each candidate")
-    seed: int = 2000
+    n: int = Field(default=128, gt=0, le=1_000_000, description="held-out samples scoring each candidate")
+    seed: int = Field(default=2000, ge=0)
 
 
 class SmoothSection(_Strict):

@@ -1,5 +1,6 @@
 """TensorRT-compatible Q/DQ: signed INT8, zero point 0 (symmetric). NNCF can emit uint8 or non-zero zero
 points (its MIXED preset, or no model_type), which TensorRT rejects (shared/research/toolchain.md)."""
+
 from __future__ import annotations
 
 import numpy as np

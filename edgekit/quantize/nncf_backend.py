@@ -1,5 +1,6 @@
 """NNCF on the standalone step graph (never on a Loop model: NNCF skips Loop bodies and its SmoothQuant can
 rewrite weights the body shares — shared/research/probe.md §3)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,11 @@ def fold_weight_identities(model: onnx.ModelProto) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     inits = {t.name for t in model.graph.initializer}
     outputs = {o.name for o in model.graph.output}
-    alias = {n.output[0]: n.input[0] for n in model.graph.node
-             if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs}
+    alias = {
+        n.output[0]: n.input[0]
+        for n in model.graph.node
+        if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs
+    }
     keep = [n for n in model.graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
     for n in keep:
         n.input[:] = [alias.get(i, i) for i in n.input]
@@ -56,13 +60,18 @@ def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
 def _quiet():
     """NNCF prints progress bars and INFO lines to stdout; edgekit's own log says what stage runs."""
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         yield
 
 
-def quantize_int8(step: onnx.ModelProto, items: list[dict], patterns: list[str], types: list[str],
-                  names: list[str] | None = None) -> onnx.ModelProto:
+def quantize_int8(
+    step: onnx.ModelProto, items: list[dict], patterns: list[str], types: list[str], names: list[str] | None = None
+) -> onnx.ModelProto:
     """Static INT8 PTQ: symmetric signed per-channel weights and symmetric activations (PERFORMANCE preset,
     what TensorRT needs), transformer op set (MatMul/Gemm inputs only). SmoothQuant is off: it crashes on
     TorchScript exports (probe §3) and rescales weights other graphs read."""
@@ -72,14 +81,22 @@ def quantize_int8(step: onnx.ModelProto, items: list[dict], patterns: list[str],
     scope = nncf.IgnoredScope(names=list(names or []), patterns=list(patterns), types=list(types), validate=False)
     try:
         with _quiet():
-            return nncf.quantize(prepare(step), nncf.Dataset(items), subset_size=len(items),
-                                 model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.PERFORMANCE,
-                                 ignored_scope=scope,
-                                 advanced_parameters=AdvancedQuantizationParameters(
-                                     smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1)))
+            return nncf.quantize(
+                prepare(step),
+                nncf.Dataset(items),
+                subset_size=len(items),
+                model_type=nncf.ModelType.TRANSFORMER,
+                preset=nncf.QuantizationPreset.PERFORMANCE,
+                ignored_scope=scope,
+                advanced_parameters=AdvancedQuantizationParameters(
+                    smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1)
+                ),
+            )
     except Exception as e:  # NNCF raises many internal types; name the stage
-        raise QuantizeError(f"NNCF INT8 quantization of the step graph failed: {first_line(e, 200)}",
-                            "try keeping more layers float (quantize.keep_float) or report the model") from None
+        raise QuantizeError(
+            f"NNCF INT8 quantization of the step graph failed: {first_line(e, 200)}",
+            "try keeping more layers float (quantize.keep_float) or report the model",
+        ) from None
 
 
 def unshare_weights(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -109,7 +126,11 @@ def share_identical_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     rename: dict[str, str] = {}
     keep = []
     for t in model.graph.initializer:
-        key = (t.data_type, tuple(t.dims), hashlib.sha256(t.SerializeToString().replace(t.name.encode(), b"")).hexdigest())
+        key = (
+            t.data_type,
+            tuple(t.dims),
+            hashlib.sha256(t.SerializeToString().replace(t.name.encode(), b"")).hexdigest(),
+        )
         if key in first:
             rename[t.name] = first[key]
         else:
@@ -128,12 +149,17 @@ def compress_weights_int8(step: onnx.ModelProto, patterns: list[str], types: lis
 
     try:
         with _quiet():
-            q = nncf.compress_weights(unshare_weights(prepare(step)), mode=nncf.CompressWeightsMode.INT8_SYM,
-                                  ignored_scope=nncf.IgnoredScope(patterns=list(patterns), types=list(types), validate=False))
+            q = nncf.compress_weights(
+                unshare_weights(prepare(step)),
+                mode=nncf.CompressWeightsMode.INT8_SYM,
+                ignored_scope=nncf.IgnoredScope(patterns=list(patterns), types=list(types), validate=False),
+            )
         return share_identical_initializers(q)
     except Exception as e:
-        raise QuantizeError(f"NNCF weight compression of the step graph failed: {first_line(e, 200)}",
-                            "use quantize mode int8 or float16 instead") from None
+        raise QuantizeError(
+            f"NNCF weight compression of the step graph failed: {first_line(e, 200)}",
+            "use quantize mode int8 or float16 instead",
+        ) from None
 
 
 def layer_groups(step: onnx.ModelProto, by: str = "role") -> dict[str, list[str]]:

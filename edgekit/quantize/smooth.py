@@ -12,6 +12,7 @@ in each up channel, so the function is unchanged, the graph gains no node, and W
 INT8 scale absorbs 1/s exactly. s comes from the absolute maximum of each channel over *every* call of the
 weight on every recursion step of the calibration trajectories.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,9 +49,15 @@ def find_gated_pairs(model: onnx.ModelProto) -> list[GatedPair]:
         mul = producer[n.input[0]]
         if mul.op_type != "Mul" or len(users.get(mul.output[0], [])) != 1 or mul.output[0] in outputs:
             continue
-        ups = [producer[i] for i in mul.input if i in producer and producer[i].op_type == "MatMul"
-               and producer[i].input[1] in inits and len(users.get(producer[i].output[0], [])) == 1
-               and producer[i].output[0] not in outputs]
+        ups = [
+            producer[i]
+            for i in mul.input
+            if i in producer
+            and producer[i].op_type == "MatMul"
+            and producer[i].input[1] in inits
+            and len(users.get(producer[i].output[0], [])) == 1
+            and producer[i].output[0] not in outputs
+        ]
         if len(ups) != 1 or mul.input[0] == mul.input[1]:
             continue
         key = (ups[0].input[1], n.input[1])
@@ -58,11 +65,16 @@ def find_gated_pairs(model: onnx.ModelProto) -> list[GatedPair]:
         ok_uses[key[0]] = ok_uses.get(key[0], 0) + 1
         ok_uses[key[1]] = ok_uses.get(key[1], 0) + 1
     uses = {w: len(users.get(w, [])) for w in inits}
-    return [p for p in pairs.values() if ok_uses[p.up] == uses[p.up] == len(p.inputs) and ok_uses[p.down] == uses[p.down]
-            and p.up != p.down]
+    return [
+        p
+        for p in pairs.values()
+        if ok_uses[p.up] == uses[p.up] == len(p.inputs) and ok_uses[p.down] == uses[p.down] and p.up != p.down
+    ]
 
 
-def channel_absmax(model: onnx.ModelProto, items: list[dict[str, np.ndarray]], tensors: list[str]) -> dict[str, np.ndarray]:
+def channel_absmax(
+    model: onnx.ModelProto, items: list[dict[str, np.ndarray]], tensors: list[str]
+) -> dict[str, np.ndarray]:
     """Per-channel (last axis) absolute maximum of each named tensor over all calibration items (onnxruntime)."""
     import onnxruntime as ort
 
@@ -81,7 +93,9 @@ def channel_absmax(model: onnx.ModelProto, items: list[dict[str, np.ndarray]], t
     return amax
 
 
-def smooth_gated(model: onnx.ModelProto, items: list[dict[str, np.ndarray]], alpha: float) -> tuple[onnx.ModelProto, list[dict]]:
+def smooth_gated(
+    model: onnx.ModelProto, items: list[dict[str, np.ndarray]], alpha: float
+) -> tuple[onnx.ModelProto, list[dict]]:
     """Rescale every gated pair with s = amax(act)^alpha / amax(W_down row)^(1-alpha). Returns the new model and
     one report row per pair (channel spread before and after)."""
     pairs = find_gated_pairs(model)
@@ -97,11 +111,21 @@ def smooth_gated(model: onnx.ModelProto, items: list[dict[str, np.ndarray]], alp
         wd = numpy_helper.to_array(inits[p.down]).astype(np.float64)
         wu = numpy_helper.to_array(inits[p.up]).astype(np.float64)
         s = np.power(np.maximum(act, 1e-8), alpha) / np.power(np.maximum(np.abs(wd).max(1), 1e-8), 1 - alpha)
-        s = np.clip(s / np.exp(np.mean(np.log(s))), 1e-3, 1e3)      # geometric mean 1: keeps magnitudes sane
+        s = np.clip(s / np.exp(np.mean(np.log(s))), 1e-3, 1e3)  # geometric mean 1: keeps magnitudes sane
         dtype = numpy_helper.to_array(inits[p.down]).dtype
         inits[p.down].CopyFrom(numpy_helper.from_array((wd * s[:, None]).astype(dtype), p.down))
         inits[p.up].CopyFrom(numpy_helper.from_array((wu / s[None, :]).astype(dtype), p.up))
-        spread = lambda a: float(a.max() / max(np.median(a), 1e-12))
-        report.append({"up": p.up, "down": p.down, "calls": len(p.inputs), "spread_before": round(spread(act), 2),
-                       "spread_after": round(spread(act / s), 2)})
+
+        def spread(a):
+            return float(a.max() / max(np.median(a), 1e-12))
+
+        report.append(
+            {
+                "up": p.up,
+                "down": p.down,
+                "calls": len(p.inputs),
+                "spread_before": round(spread(act), 2),
+                "spread_after": round(spread(act / s), 2),
+            }
+        )
     return out, report

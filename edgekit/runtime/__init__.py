@@ -1,4 +1,6 @@
 """On-device runtime: numpy + onnxruntime only (no torch), so it runs where the model is deployed."""
-from .runner import MODES, ArtefactError, Runner, RunResult, RuntimeInputError, Solution
+
+from .errors import ArtefactError, RuntimeInputError
+from .runner import MODES, Runner, RunResult, Solution
 
 __all__ = ["MODES", "ArtefactError", "Runner", "RunResult", "RuntimeInputError", "Solution"]

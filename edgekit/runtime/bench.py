@@ -10,6 +10,7 @@ Helpers for finding where the time goes, also torch-free:
   host-side overhead of the Python loop (feeds, compaction, halting checks) is total time minus that sum;
 - `profile_ops`: onnxruntime's own profiler on one graph, aggregated into time per op type.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from .runner import MODES, Runner, RuntimeInputError
+from .errors import RuntimeInputError
+from .runner import MODES, Runner
 
 
 @dataclass
@@ -32,7 +35,7 @@ class BatchStats:
 
     mode: str
     batch: int
-    batches: int                 # distinct batches per pass
+    batches: int  # distinct batches per pass
     repeats: int
     p50_ms: float
     p90_ms: float
@@ -41,10 +44,10 @@ class BatchStats:
     samples_per_s: float
     per_sample_ms: float
     mean_steps: float
-    steps_hist: dict[int, int] = field(default_factory=dict)   # steps -> samples (first timed pass)
-    exact: float | None = None   # exact-match accuracy when labels were given (all positions right)
+    steps_hist: dict[int, int] = field(default_factory=dict)  # steps -> samples (first timed pass)
+    exact: float | None = None  # exact-match accuracy when labels were given (all positions right)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["steps_hist"] = {str(k): v for k, v in sorted(self.steps_hist.items())}
         return d
@@ -55,8 +58,9 @@ def percentiles(values_ms: list[float] | np.ndarray) -> tuple[float, float, floa
     return tuple(float(np.percentile(a, q)) for q in (50, 90, 99))  # type: ignore[return-value]
 
 
-def make_batches(inputs: np.ndarray, batch: int, labels: np.ndarray | None = None
-                 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def make_batches(
+    inputs: np.ndarray, batch: int, labels: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Whole batches of `batch` samples (a remainder is dropped); with fewer samples than one batch the inputs are
     tiled to fill it, so every timed call has exactly `batch` samples."""
     if batch < 1:
@@ -67,18 +71,29 @@ def make_batches(inputs: np.ndarray, batch: int, labels: np.ndarray | None = Non
     if n < batch:
         idx = np.resize(np.arange(n), batch)
         return [(inputs[idx], None if labels is None else labels[idx])]
-    return [(inputs[i:i + batch], None if labels is None else labels[i:i + batch]) for i in range(0, n - batch + 1, batch)]
+    return [
+        (inputs[i : i + batch], None if labels is None else labels[i : i + batch])
+        for i in range(0, n - batch + 1, batch)
+    ]
 
 
 def _exact(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-sample exact match: every position (sequence tasks) or the class (labels [N] or [N, 1])."""
     if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1 and preds.ndim == 1):
-        return preds.reshape(-1) == labels.reshape(-1)
-    return (preds == labels).reshape(len(labels), -1).all(-1)
+        return np.asarray(preds.reshape(-1) == labels.reshape(-1))
+    return np.asarray((preds == labels).reshape(len(labels), -1).all(-1))
 
 
-def benchmark(runner: Runner, inputs: np.ndarray, batch_sizes: list[int] | tuple[int, ...] = (1, 64), mode: str = "host",
-              repeats: int = 5, warmup: int = 1, labels: np.ndarray | None = None, **solve_kwargs) -> list[BatchStats]:
+def benchmark(
+    runner: Runner,
+    inputs: np.ndarray,
+    batch_sizes: list[int] | tuple[int, ...] = (1, 64),
+    mode: str = "host",
+    repeats: int = 5,
+    warmup: int = 1,
+    labels: np.ndarray | None = None,
+    **solve_kwargs: Any,
+) -> list[BatchStats]:
     """Time `runner.solve(batch, mode=mode, **solve_kwargs)` per batch size; see the module docstring."""
     if mode not in MODES:
         raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -106,28 +121,44 @@ def benchmark(runner: Runner, inputs: np.ndarray, batch_sizes: list[int] | tuple
         samples = len(lat) * int(b)
         st = np.concatenate(steps)
         p50, p90, p99 = percentiles(lat)
-        out.append(BatchStats(mode=mode, batch=int(b), batches=len(batches), repeats=repeats, p50_ms=p50, p90_ms=p90,
-                              p99_ms=p99, mean_ms=float(np.mean(lat)), samples_per_s=samples / total_s if total_s else float("inf"),
-                              per_sample_ms=1000.0 * total_s / samples, mean_steps=float(st.mean()),
-                              steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
-                              exact=float(np.concatenate(correct).mean()) if correct else None))
+        out.append(
+            BatchStats(
+                mode=mode,
+                batch=int(b),
+                batches=len(batches),
+                repeats=repeats,
+                p50_ms=p50,
+                p90_ms=p90,
+                p99_ms=p99,
+                mean_ms=float(np.mean(lat)),
+                samples_per_s=samples / total_s if total_s else float("inf"),
+                per_sample_ms=1000.0 * total_s / samples,
+                mean_steps=float(st.mean()),
+                steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
+                exact=float(np.concatenate(correct).mean()) if correct else None,
+            )
+        )
     return out
 
 
 def available_modes(runner: Runner) -> list[str]:
     """Modes whose graphs this runner's variant has: host needs the step graphs, loop / unrolled their own."""
     g = runner.graphs
-    have = {"host": all(k in g for k in ("encode", "step", "readout")), "loop": "loop" in g, "unrolled": "unrolled" in g}
+    have = {
+        "host": all(k in g for k in ("encode", "step", "readout")),
+        "loop": "loop" in g,
+        "unrolled": "unrolled" in g,
+    }
     return [m for m in MODES if have[m]]
 
 
 class _TimedSession:
     """Proxy for an onnxruntime session that adds the wall time of each `run` to its timer."""
 
-    def __init__(self, sess: ort.InferenceSession, timer: "SessionTimer", graph: str) -> None:
+    def __init__(self, sess: ort.InferenceSession, timer: SessionTimer, graph: str) -> None:
         self._sess, self._timer, self._graph = sess, timer, graph
 
-    def run(self, *args, **kwargs):
+    def run(self, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
             return self._sess.run(*args, **kwargs)
@@ -136,26 +167,28 @@ class _TimedSession:
             self._timer.seconds[self._graph] = self._timer.seconds.get(self._graph, 0.0) + dt
             self._timer.calls[self._graph] = self._timer.calls.get(self._graph, 0) + 1
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._sess, name)
 
 
 class SessionTimer:
     """Sum the time a runner spends inside onnxruntime `run` calls, per graph:
 
-        timer = SessionTimer(runner)          # creates and wraps the sessions of `graphs`
-        t0 = perf_counter(); runner.solve(x); total = perf_counter() - t0
-        overhead = total - timer.total        # host-side Python / numpy time
+    timer = SessionTimer(runner)          # creates and wraps the sessions of `graphs`
+    t0 = perf_counter(); runner.solve(x); total = perf_counter() - t0
+    overhead = total - timer.total        # host-side Python / numpy time
     """
 
-    def __init__(self, runner: Runner, graphs: tuple[str, ...] = ("encode", "step", "readout", "loop", "unrolled")) -> None:
+    def __init__(
+        self, runner: Runner, graphs: tuple[str, ...] = ("encode", "step", "readout", "loop", "unrolled")
+    ) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         for g in graphs:
             if g in runner.graphs:
                 sess = runner.session(g)
                 if not isinstance(sess, _TimedSession):
-                    runner._sessions[g] = _TimedSession(sess, self, g)  # type: ignore[assignment]
+                    runner._sessions[g] = _TimedSession(sess, self, g)
 
     @property
     def total(self) -> float:
@@ -166,8 +199,13 @@ class SessionTimer:
         self.calls.clear()
 
 
-def profile_ops(model_path: str | Path, feeds: dict[str, np.ndarray], runs: int = 1, threads: int | None = None,
-                providers: list[str] | None = None) -> dict:
+def profile_ops(
+    model_path: str | Path,
+    feeds: dict[str, np.ndarray],
+    runs: int = 1,
+    threads: int | None = None,
+    providers: list[str] | None = None,
+) -> dict[str, Any]:
     """Run one graph under onnxruntime's profiler and aggregate kernel time per op type.
 
     Returns {"total_us", "by_op": {op: {"us", "share", "calls"}}} sorted by time; the first (warm-up) run is not
@@ -185,7 +223,7 @@ def profile_ops(model_path: str | Path, feeds: dict[str, np.ndarray], runs: int 
         for _ in range(max(1, runs)):
             sess.run(None, f)
         trace = json.loads(Path(sess.end_profiling()).read_text())
-    by_op: dict[str, dict] = {}
+    by_op: dict[str, dict[str, Any]] = {}
     for ev in trace:
         if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time"):
             continue

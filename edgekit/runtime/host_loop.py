@@ -3,6 +3,7 @@
 Mirrors `edgekit.models.deq.anderson` (the PyTorch reference) so that the host loop takes the same number of
 iterations per sample: alpha = A^-1 1 / (1^T A^-1 1), A = G G^T + lam * mean(diag(G G^T)) * I.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,4 +25,4 @@ def anderson_mix(X: np.ndarray, F: np.ndarray, lam: float, beta: float) -> np.nd
     A = GG + lam * scale * np.eye(n, dtype=np.float32)
     w = np.linalg.solve(A, np.ones((len(X), n, 1), np.float32))
     alpha = w / w.sum(1, keepdims=True)
-    return (beta * (alpha * F).sum(1) + (1 - beta) * (alpha * X).sum(1)).astype(np.float32)
+    return np.asarray((beta * (alpha * F).sum(1) + (1 - beta) * (alpha * X).sum(1)).astype(np.float32))

@@ -11,24 +11,22 @@ The manifest says which graphs exist (per precision variant), their state layout
 
 `run` is the validation path: every step for every sample, recording per-step predictions.
 """
+
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import first_line
+from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
-
-
-class RuntimeInputError(ValueError):
-    """Inputs that do not match the artefact's input contract (one-line message)."""
-
-
-class ArtefactError(ValueError):
-    """An artefact folder that is missing, incomplete or does not match this runtime (one-line message)."""
+from .manifest import read_manifest, safe_path
+from .providers import ProviderError, ProviderSettings, artefact_key, resolve
 
 
 @dataclass
@@ -51,69 +49,124 @@ class Solution:
     steps: np.ndarray
     done: np.ndarray
     halt: np.ndarray | None = None
-    state: np.ndarray | None = None   # first state tensor at the answer (DEQ: the returned fixed point); loop mode
+    state: np.ndarray | None = None  # first state tensor at the answer (DEQ: the returned fixed point); loop mode
 
     @property
     def preds(self) -> np.ndarray:
-        return self.logits.argmax(-1)
+        return np.asarray(self.logits.argmax(-1))
+
+    @staticmethod
+    def concatenate(parts: list[Solution]) -> Solution:
+        """One Solution from the answers of consecutive chunks."""
+
+        def cat(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        logits, steps, done = cat("logits"), cat("steps"), cat("done")
+        assert logits is not None and steps is not None and done is not None  # always set by every solve path
+        return Solution(logits, steps, done, cat("halt"), cat("state"))
 
 
 MODES = ("host", "loop", "unrolled")
 
 
+DEFAULT_CHUNK = 1024  # samples per `solve` call inside one request: bounds memory for large inputs
+
+
 class Runner:
-    def __init__(self, artefact: str | Path, variant: str = "float32", threads: int | None = None,
-                 providers: list[str] | None = None) -> None:
+    """One artefact variant on onnxruntime. `providers` takes short names ("cpu", "cuda", "tensorrt"; see
+    `edgekit.runtime.providers`) or onnxruntime provider names; CPU is always the fallback."""
+
+    def __init__(
+        self,
+        artefact: str | Path,
+        variant: str = "float32",
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        device_id: int = 0,
+        fp16: bool = False,
+        cache_dir: str | Path | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+        complete: bool = True,
+    ) -> None:
         self.folder = Path(artefact)
-        manifest = self.folder / "manifest.json"
-        if not manifest.is_file():
-            raise ArtefactError(f"{self.folder} has no manifest.json: pass an artefact folder written by `edgekit export`")
-        try:
-            self.manifest = json.loads(manifest.read_text())
-            self.graph = self.manifest["graph"]
-            self.family: str = self.manifest["model"]["family"]
-        except (json.JSONDecodeError, KeyError) as e:
-            raise ArtefactError(f"{manifest} is corrupt ({e}): re-run `edgekit export`") from None
-        variants = self.manifest.get("variants") or {"float32": {k: k for k in ("encode", "step", "readout", "loop", "unrolled")}}
+        self.manifest: dict[str, Any] = read_manifest(self.folder, complete=complete)
+        raw = (self.folder / "manifest.json").read_bytes()
+        self.graph: dict[str, Any] = self.manifest["graph"]
+        self.family: str = self.manifest["model"]["family"]
+        self.state_names: list[str] = list(self.graph["state_names"])
+        files = self.manifest["files"]
+        variants = self.manifest.get("variants") or {
+            "float32": {k: k for k in ("encode", "step", "readout", "loop", "unrolled")}
+        }
         if variant not in variants:
-            raise ArtefactError(f"artefact has no variant {variant!r}; it has: {', '.join(variants)}")
+            raise ArtefactError(f"artefact has no variant {variant!r}; it has: {', '.join(map(str, variants))}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise RuntimeInputError(f"chunk_size must be >= 1, got {chunk_size}")
         self.variant = variant
-        self.graphs: dict[str, str] = {g: key for g, key in variants[variant].items() if key in self.manifest["files"]}
+        self.chunk_size = chunk_size
+        self.graphs: dict[str, str] = {g: key for g, key in variants[variant].items() if key in files}
         self.opts = ort.SessionOptions()
         self.opts.log_severity_level = 3  # the Loop form's overridable defaults trigger a harmless warning
         if threads:
             self.opts.intra_op_num_threads = threads
-        self.providers = providers or ["CPUExecutionProvider"]
+        settings = ProviderSettings(device_id, fp16, Path(cache_dir) if cache_dir else None, artefact_key(raw))
+        try:
+            self.providers, self.provider_options = resolve(providers, settings)
+        except ProviderError as e:
+            raise RuntimeInputError(str(e)) from None
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._inputs: dict[str, set[str]] = {}
-        self.state_names: list[str] = self.graph["state_names"]
-        self.solver: dict = self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
+        self.solver: dict[str, Any] = (
+            self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
+        )
+
+    def file(self, key: str) -> Path:
+        """The artefact file a manifest key names, confined to the folder."""
+        if key not in self.manifest["files"]:
+            raise ArtefactError(f"the manifest lists no {key!r} file: re-run `edgekit export`")
+        return safe_path(self.folder, self.manifest["files"][key])
 
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, graph: str) -> ort.InferenceSession:
         if graph not in self._sessions:
             if graph not in self.graphs:
-                raise ArtefactError(f"artefact variant {self.variant!r} has no {graph} graph; re-export with `export.forms` including it")
-            path = self.folder / self.manifest["files"][self.graphs[graph]]
+                raise ArtefactError(
+                    f"artefact variant {self.variant!r} has no {graph} graph; "
+                    "re-export with `export.forms` including it"
+                )
+            path = self.file(self.graphs[graph])
             if not path.is_file():
                 raise ArtefactError(f"{path} is missing: the artefact is incomplete, re-run `edgekit export`")
             try:
-                self._sessions[graph] = ort.InferenceSession(str(path), self.opts, providers=self.providers)
+                self._sessions[graph] = ort.InferenceSession(
+                    str(path), self.opts, providers=self.providers, provider_options=self.provider_options
+                )
             except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-                raise ArtefactError(f"{path.name} cannot be loaded by onnxruntime ({str(e).splitlines()[0][:160]}): re-run `edgekit export`") from None
+                raise ArtefactError(
+                    f"{path.name} cannot be loaded by onnxruntime ({first_line(e)}): re-run `edgekit export`"
+                ) from None
             # Exporters drop unused inputs (TRM's readout reads z_H only), so feed each graph just what it declares.
             self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
         return self._sessions[graph]
 
     def override(self, graph: str, model: bytes) -> None:
         """Use an in-memory graph in place of the artefact's (e.g. a candidate step graph being scored)."""
-        self._sessions[graph] = ort.InferenceSession(model, self.opts, providers=self.providers)
+        self._sessions[graph] = ort.InferenceSession(
+            model, self.opts, providers=self.providers, provider_options=self.provider_options
+        )
         self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
+
+    def call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run one of the variant's graphs, feeding each only the inputs it declares."""
+        return self._call(graph, feeds)
 
     def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         sess = self.session(graph)
         wanted = self._inputs[graph]
-        return sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        out: list[np.ndarray] = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        return out
 
     # -- input contract -----------------------------------------------------------------------------------------
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
@@ -126,15 +179,21 @@ class Runner:
             inputs = inputs[None]
         want = spec["shape"][1:]
         if inputs.ndim != len(spec["shape"]) or list(inputs.shape[1:]) != want or inputs.shape[0] == 0:
-            raise RuntimeInputError(f"inputs have shape {list(inputs.shape)}, expected [batch >= 1, {', '.join(map(str, want))}]")
+            raise RuntimeInputError(
+                f"inputs have shape {list(inputs.shape)}, expected [batch >= 1, {', '.join(map(str, want))}]"
+            )
         if spec["dtype"] == "int64":
             if inputs.dtype == bool or not np.issubdtype(inputs.dtype, np.integer):
                 raise RuntimeInputError(f"inputs have dtype {inputs.dtype}, expected integer token ids")
             lo, hi = spec["range"]
             if inputs.min() < lo or inputs.max() > hi:
-                raise RuntimeInputError(f"token ids must lie in [{lo}, {hi}], got values in [{inputs.min()}, {inputs.max()}]")
+                raise RuntimeInputError(
+                    f"token ids must lie in [{lo}, {hi}], got values in [{inputs.min()}, {inputs.max()}]"
+                )
             return inputs.astype(np.int64)
-        if inputs.dtype == bool or not (np.issubdtype(inputs.dtype, np.floating) or np.issubdtype(inputs.dtype, np.integer)):
+        if inputs.dtype == bool or not (
+            np.issubdtype(inputs.dtype, np.floating) or np.issubdtype(inputs.dtype, np.integer)
+        ):
             raise RuntimeInputError(f"inputs have dtype {inputs.dtype}, expected numbers")
         inputs = inputs.astype(np.float32)
         if not np.isfinite(inputs).all():
@@ -162,22 +221,59 @@ class Runner:
         return res
 
     # -- deployment path --------------------------------------------------------------------------------------------
-    def solve(self, inputs: np.ndarray, mode: str = "host", max_steps: int | None = None, threshold: float | None = None,
-              compact: bool = True) -> Solution:
-        """Answer a batch. `threshold` is the halting-logit threshold (ACT, default 0) or the residual
-        tolerance (DEQ, default the solver's); `max_steps` caps the recursion (default: the budget)."""
+    def solve(
+        self,
+        inputs: np.ndarray,
+        mode: str = "host",
+        max_steps: int | None = None,
+        threshold: float | None = None,
+        compact: bool = True,
+    ) -> Solution:
+        """Answer a batch. `threshold` is the halting-logit threshold (ACT, default the artefact's) or the residual
+        tolerance (DEQ, default the solver's); `max_steps` caps the recursion (default: the budget). Inputs larger
+        than `chunk_size` are answered chunk by chunk, so memory stays bounded whatever the input size."""
         if mode not in MODES:
             raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        x_in = self.check_inputs(inputs)
-        cap = int(max_steps or self.graph["step_budget"])
+        cap, threshold = self.limits(max_steps, threshold)
+        x_all = self.check_inputs(inputs)
+        parts = [
+            self._solve_chunk(x_all[i : i + self.chunk_size], mode, cap, threshold, compact)
+            for i in range(0, len(x_all), self.chunk_size)
+        ]
+        return parts[0] if len(parts) == 1 else Solution.concatenate(parts)
+
+    def limits(self, max_steps: int | None, threshold: float | None) -> tuple[int, float]:
+        """(step cap, threshold) with the artefact's defaults; out-of-range values are one-line errors."""
+        budget = int(self.graph["step_budget"])
+        if max_steps is None:
+            cap = budget
+        elif (
+            isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= 100_000
+        ):
+            raise RuntimeInputError(f"max_steps must be an integer in [1, 100000], got {max_steps!r}")
+        else:
+            cap = int(max_steps)
         if threshold is None:
-            threshold = float(self.solver.get("tol", 1e-4)) if self.family == "deq" else float(self.graph.get("halt_threshold", 0.0))
+            threshold = (
+                float(self.solver.get("tol", 1e-4))
+                if self.family == "deq"
+                else float(self.graph.get("halt_threshold", 0.0))
+            )
+        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or math.isnan(threshold):
+            raise RuntimeInputError(f"threshold must be a number, got {threshold!r}")
+        return cap, float(threshold)
+
+    def _solve_chunk(self, x_in: np.ndarray, mode: str, cap: int, threshold: float, compact: bool) -> Solution:
         if mode == "loop":
             return self._solve_loop(x_in, cap, threshold)
         if mode == "unrolled":
             out = self._call("unrolled", {"inputs": x_in})
-            return Solution(out[0], np.full(len(x_in), self.graph.get("unrolled_steps", cap)), np.zeros(len(x_in), bool),
-                            out[1] if len(out) > 1 else None)
+            return Solution(
+                out[0],
+                np.full(len(x_in), self.graph.get("unrolled_steps", cap)),
+                np.zeros(len(x_in), bool),
+                out[1] if len(out) > 1 else None,
+            )
         if self.family == "deq" and self.solver.get("name") == "anderson":
             return self._solve_host_anderson(x_in, cap, threshold)
         return self._solve_host(x_in, cap, threshold, compact)
@@ -186,11 +282,18 @@ class Runner:
         limit = "tol" if self.family == "deq" else "halt_threshold"
         sess = self.session("loop")
         names = [o.name for o in sess.get_outputs()]
-        out = dict(zip(names, sess.run(None, {"inputs": x_in, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)})))
+        out = dict(
+            zip(
+                names,
+                sess.run(
+                    None, {"inputs": x_in, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)}
+                ),
+            )
+        )
         state = out.get("best", out.get(f"{self.state_names[0]}_final"))
         return Solution(out["logits"], out["steps"], out["done"], out.get("halt"), state)
 
-    def _stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
+    def stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
         return signal <= threshold if self.family == "deq" else signal > threshold
 
     def _solve_host(self, x_in: np.ndarray, cap: int, threshold: float, compact: bool) -> Solution:
@@ -201,11 +304,11 @@ class Runner:
         done = np.zeros(n, bool)
         logits: np.ndarray | None = None
         halt = np.zeros(n, np.float32) if self.family != "deq" else None
-        idx = np.arange(n)                       # samples still in the batch
+        idx = np.arange(n)  # samples still in the batch
         for t in range(1, cap + 1):
             out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
             new, signal = out[:-1], out[-1]
-            stop = self._stops(signal, threshold)
+            stop = self.stops(signal, threshold)
             if compact:
                 steps[idx] = t
                 finish = stop | (t == cap)
@@ -233,13 +336,18 @@ class Runner:
             head = self._call("readout", dict(zip(self.state_names, state)))
             logits = head[0]
             halt = head[1] if halt is not None else None
+        assert logits is not None, "every sample finishes by the step cap"
         return Solution(logits, steps, done, halt)
 
     def _solve_host_anderson(self, x_in: np.ndarray, cap: int, tol: float) -> Solution:
         """Anderson acceleration with per-sample convergence and compaction; the answer is f(z) at the first
         iterate within tolerance, as in the PyTorch solver."""
         s = self.solver
-        m, lam, beta = int(s.get("anderson_m", 5)), float(s.get("anderson_lam", 1e-4)), float(s.get("anderson_beta", 1.0))
+        m, lam, beta = (
+            int(s.get("anderson_m", 5)),
+            float(s.get("anderson_lam", 1e-4)),
+            float(s.get("anderson_beta", 1.0)),
+        )
         x = self._call("encode", {"inputs": x_in})[0]
         z = self.initial_state(x)[0]
         n = len(x_in)
@@ -271,5 +379,20 @@ class Runner:
         dtype = x.dtype
         if init["kind"] == "zeros":
             return [np.zeros((x.shape[0], *init["shape"]), dtype=dtype)]
-        vecs = np.load(self.folder / self.manifest["files"]["initial_state"])
+        try:
+            with np.load(self.file("initial_state"), allow_pickle=False) as vecs:
+                loaded = {n: np.asarray(vecs[n]) for n in self.state_names}
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise ArtefactError(
+                f"initial_state.npz is unreadable ({first_line(e, 80)}): re-run `edgekit export`"
+            ) from None
+        for n, v in loaded.items():
+            try:
+                np.broadcast_shapes(v.shape, x.shape)
+            except ValueError:
+                raise ArtefactError(
+                    f"initial_state.npz: {n} has shape {list(v.shape)}, which does not broadcast to the state "
+                    f"{list(x.shape[1:])}: re-run `edgekit export`"
+                ) from None
+        vecs = loaded
         return [np.ascontiguousarray(np.broadcast_to(vecs[n].astype(dtype), x.shape)) for n in self.state_names]

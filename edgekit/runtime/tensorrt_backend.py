@@ -5,22 +5,27 @@ Imports tensorrt and cuda-python lazily (never torch). Before loading, the engin
 TensorRT and GPU present: engines built elsewhere are refused (IncompatibleError, exit 6), because a plan built for
 another GPU or TensorRT release fails to deserialize or, worse, runs untuned.
 """
+
 from __future__ import annotations
 
-import json
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..build.engine_manifest import engine_dir, read_manifest, verify
-from ..build.toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
 from ..errors import InputError
-from . import RunResult, Runner  # the package API, stable while runner.py changes
+from ..tensorrt.engine_manifest import engine_dir, read_manifest, verify
+from ..tensorrt.toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
+from . import Runner, RunResult  # the package API, stable while runner.py changes
+
+if TYPE_CHECKING:
+    from . import Solution
 
 SINGLE_GRAPH_FORMS = ("unrolled", "loop")  # inputs -> logits[, halt] after the whole budget
 
 
-def _check(cudart, result):
+def _check(cudart: Any, result: Any) -> Any:
     """cuda-python returns (err, *values); raise on an error, return the values."""
     err, *rest = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
@@ -32,13 +37,13 @@ def _check(cudart, result):
 class DeviceArray:
     """A device buffer with a shape and dtype; freed when dropped."""
 
-    def __init__(self, cudart, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, cudart: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.cudart, self.shape, self.dtype = cudart, tuple(int(d) for d in shape), np.dtype(dtype)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self.ptr = _check(cudart, cudart.cudaMalloc(max(self.nbytes, 1)))
 
     @classmethod
-    def from_host(cls, cudart, host: np.ndarray) -> "DeviceArray":
+    def from_host(cls, cudart: Any, host: np.ndarray) -> DeviceArray:
         host = np.ascontiguousarray(host)
         arr = cls(cudart, host.shape, host.dtype)
         _check(cudart, cudart.cudaMemcpy(arr.ptr, host, arr.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
@@ -46,20 +51,21 @@ class DeviceArray:
 
     def to_host(self) -> np.ndarray:
         host = np.empty(self.shape, self.dtype)
-        _check(self.cudart, self.cudart.cudaMemcpy(host, self.ptr, self.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost))
+        _check(
+            self.cudart,
+            self.cudart.cudaMemcpy(host, self.ptr, self.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost),
+        )
         return host
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: the CUDA context may already be gone
             self.cudart.cudaFree(self.ptr)
-        except Exception:  # interpreter shutdown: the CUDA context may already be gone
-            pass
 
 
 class _Engine:
     """One deserialized engine with its execution context; calls take and return device arrays by tensor name."""
 
-    def __init__(self, trt, cudart, engine, name: str) -> None:
+    def __init__(self, trt: Any, cudart: Any, engine: Any, name: str) -> None:
         self.trt, self.cudart, self.engine, self.name = trt, cudart, engine, name
         self.context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -71,15 +77,19 @@ class _Engine:
         """Copy a host array to the device in the dtype the engine declares (e.g. int64 tokens, float32 states)."""
         return DeviceArray.from_host(self.cudart, np.asarray(host).astype(self.dtypes[name], copy=False))
 
-    def __call__(self, feeds: dict[str, DeviceArray], stream) -> dict[str, DeviceArray]:
+    def __call__(self, feeds: dict[str, DeviceArray], stream: Any) -> dict[str, DeviceArray]:
         for n in self.inputs:
             if n not in feeds:
-                raise InputError(f"engine {self.name!r} needs input {n!r}, which the host loop does not have",
-                                 "rebuild the engines from this artefact")
+                raise InputError(
+                    f"engine {self.name!r} needs input {n!r}, which the host loop does not have",
+                    "rebuild the engines from this artefact",
+                )
             arr = feeds[n]
             if arr.dtype != self.dtypes[n]:
-                raise InputError(f"engine {self.name!r} input {n!r} is {self.dtypes[n]}, got {arr.dtype}",
-                                 "rebuild the engines from this artefact")
+                raise InputError(
+                    f"engine {self.name!r} input {n!r} is {self.dtypes[n]}, got {arr.dtype}",
+                    "rebuild the engines from this artefact",
+                )
             self.context.set_input_shape(n, arr.shape)
             self.context.set_tensor_address(n, arr.ptr)
         outs = {}
@@ -96,19 +106,36 @@ class TensorRTRunner:
     """`TensorRTRunner(artefact, target).run(inputs)` / `.solve(inputs, mode)`: the onnxruntime Runner's contract,
     on engines in <artefact>/engines/<target>/ (built by `edgekit build` or the `edgekit plan` script)."""
 
-    def __init__(self, artefact: str | Path, target: str | None = None, engines: str | Path | None = None,
-                 variant: str = "float32") -> None:
+    def __init__(
+        self,
+        artefact: str | Path,
+        target: str | None = None,
+        engines: str | Path | None = None,
+        variant: str = "float32",
+    ) -> None:
         self.folder = Path(artefact)
         manifest_path = self.folder / "manifest.json"
         if not manifest_path.is_file():
-            raise InputError(f"{self.folder} has no manifest.json", "pass an artefact folder written by `edgekit export`")
-        self.manifest = json.loads(manifest_path.read_text())
+            raise InputError(
+                f"{self.folder} has no manifest.json", "pass an artefact folder written by `edgekit export`"
+            )
+        from .errors import ArtefactError
+        from .manifest import read_manifest as read_artefact_manifest
+
+        try:
+            self.manifest = read_artefact_manifest(self.folder)  # the strict reader every command uses
+        except ArtefactError as e:
+            raise InputError(str(e)) from None
         self.graph = self.manifest["graph"]
         self.state_names: list[str] = self.graph["state_names"]
         self.family: str = self.manifest["model"]["family"]
-        self.solver: dict = self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
+        self.solver: dict[str, Any] = (
+            self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
+        )
         # role (encode/step/readout/loop/unrolled) -> manifest "files" key, per precision variant
-        variants = self.manifest.get("variants") or {"float32": {r: r for r in ("encode", "step", "readout", *SINGLE_GRAPH_FORMS)}}
+        variants = self.manifest.get("variants") or {
+            "float32": {r: r for r in ("encode", "step", "readout", *SINGLE_GRAPH_FORMS)}
+        }
         if variant not in variants:
             raise InputError(f"artefact has no variant {variant!r}", f"use one of {', '.join(variants)}")
         self.roles: dict[str, str] = dict(variants[variant])
@@ -125,8 +152,10 @@ class TensorRTRunner:
     def _only_target(self) -> str:
         found = sorted(p.name for p in (self.folder / "engines").glob("*") if p.is_dir())
         if len(found) != 1:
-            raise InputError(f"{self.folder}/engines holds engines for {found or 'no target'}",
-                             "name the target (TensorRTRunner(artefact, target=...))")
+            raise InputError(
+                f"{self.folder}/engines holds engines for {found or 'no target'}",
+                "name the target (TensorRTRunner(artefact, target=...))",
+            )
         return found[0]
 
     def engine(self, role: str) -> _Engine:
@@ -135,10 +164,14 @@ class TensorRTRunner:
             key = self.roles.get(role, role)
             entry = self.engine_manifest["engines"].get(key)
             if entry is None:
-                raise InputError(f"no {role} engine in {self.engine_dir}", f"export the {role} graph and rebuild the engines")
+                raise InputError(
+                    f"no {role} engine in {self.engine_dir}", f"export the {role} graph and rebuild the engines"
+                )
             engine = self._runtime.deserialize_cuda_engine((self.engine_dir / entry["file"]).read_bytes())
             if engine is None:
-                raise InputError(f"TensorRT could not load engine {entry['file']}", "rebuild the engines on this device")
+                raise InputError(
+                    f"TensorRT could not load engine {entry['file']}", "rebuild the engines on this device"
+                )
             self._engines[role] = _Engine(self.trt, self.cudart, engine, role)
         return self._engines[role]
 
@@ -159,7 +192,9 @@ class TensorRTRunner:
             host = [np.zeros((x.shape[0], *init["shape"]), dtype=np.float32)]
         else:
             vecs = np.load(self.folder / self.manifest["files"]["initial_state"])
-            host = [np.ascontiguousarray(np.broadcast_to(vecs[n].astype(np.float32), x.shape)) for n in self.state_names]
+            host = [
+                np.ascontiguousarray(np.broadcast_to(vecs[n].astype(np.float32), x.shape)) for n in self.state_names
+            ]
         return [step.host_input(n, h) for n, h in zip(self.state_names, host)]
 
     def _step(self, state: list[DeviceArray], x: DeviceArray) -> tuple[list[DeviceArray], np.ndarray]:
@@ -195,37 +230,44 @@ class TensorRTRunner:
         return res
 
     # -- deployment path ------------------------------------------------------------------------------------------
-    def solve(self, inputs: np.ndarray, mode: str = "host", max_steps: int | None = None, threshold: float | None = None):
+    def solve(
+        self, inputs: np.ndarray, mode: str = "host", max_steps: int | None = None, threshold: float | None = None
+    ) -> Solution:
         """Answer a batch (a runtime Solution). host: step engine with per-sample halting (a sample's answer is the
         readout at its halting step; states stay on the device); loop / unrolled: one engine run."""
         from . import Solution  # lazily: the Solution type arrives with the runtime's deployment path
 
         x_in = self.check_inputs(inputs)
-        cap = int(max_steps or self.graph["step_budget"])
         threshold_arg = threshold
-        if threshold is None:
-            threshold = float(self.solver.get("tol", 1e-4)) if self.family == "deq" else float(self.graph.get("halt_threshold", 0.0))
+        cap, threshold = Runner.limits(self, max_steps, threshold)  # type: ignore[arg-type]  # same manifest fields
         n = len(x_in)
         if mode in SINGLE_GRAPH_FORMS:
             eng = self.engine(mode)
             feeds = {"inputs": eng.host_input("inputs", x_in)}
             if mode == "loop":
                 limit = "tol" if self.family == "deq" else "halt_threshold"
-                asked = {"max_steps": (max_steps, np.array(cap, np.int64)), limit: (threshold_arg, np.array(threshold, np.float32))}
+                asked: dict[str, tuple[float | None, np.ndarray]] = {
+                    "max_steps": (max_steps, np.array(cap, np.int64)),
+                    limit: (threshold_arg, np.array(threshold, np.float32)),
+                }
                 for name, (given, value) in asked.items():
                     if name in eng.inputs:
                         feeds[name] = eng.host_input(name, value)
                     elif given is not None:  # an ONNX input with a default is a build-time constant in TensorRT
-                        raise InputError(f"the loop engine has {name} built in (its ONNX default)",
-                                         "use mode='host' to choose it per call, or re-export without the default")
+                        raise InputError(
+                            f"the loop engine has {name} built in (its ONNX default)",
+                            "use mode='host' to choose it per call, or re-export without the default",
+                        )
             out = {k: v.to_host() for k, v in eng(feeds, self.stream).items()}
             steps = out.get("steps", np.full(n, self.graph.get("unrolled_steps", cap)))
             return Solution(out["logits"], steps, out.get("done", np.zeros(n, bool)), out.get("halt"))
         if mode != "host":
             raise InputError(f"unknown mode {mode!r}", f"use one of host, {', '.join(SINGLE_GRAPH_FORMS)}")
         if self.family == "deq" and self.solver.get("name") == "anderson":
-            raise InputError("Anderson acceleration needs the host-side mixing step, not yet on TensorRT engines",
-                             "use mode='loop' with a loop engine, or the onnxruntime Runner")
+            raise InputError(
+                "Anderson acceleration needs the host-side mixing step, not yet on TensorRT engines",
+                "use mode='loop' with a loop engine, or the onnxruntime Runner",
+            )
         x = self._encode(x_in)
         state = self._initial_state(x)
         steps, done = np.full(n, cap, np.int64), np.zeros(n, bool)
@@ -237,11 +279,14 @@ class TensorRTRunner:
             if finish.any():
                 head = self._readout(state)
                 for i, h in enumerate(head[:2]):
-                    if answers[i] is None:
-                        answers[i] = np.empty_like(h)
-                    answers[i][finish] = h[finish]
+                    a = answers[i]
+                    if a is None:
+                        a = answers[i] = np.empty_like(h)
+                    a[finish] = h[finish]
                 steps[stop & ~done] = t
                 done |= stop
             if done.all():
                 break
-        return Solution(answers[0], steps, done, answers[1] if self.family != "deq" else None)
+        # answers[0] is set once cap >= 1 (the last step finishes every sample still running); max_steps <= 0 is
+        # not refused here, and then it stays None as before
+        return Solution(cast(np.ndarray, answers[0]), steps, done, answers[1] if self.family != "deq" else None)

@@ -1,4 +1,5 @@
 """The DEQ demo task: scikit-learn's 8x8 handwritten digits (shipped inside scikit-learn, nothing downloaded)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Evaluate a PyTorch recursive model on task data, step by step."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,15 +10,16 @@ from .metrics import StepMetrics, step_metrics
 
 
 @torch.no_grad()
-def rollout_predictions(model: RecursiveModel, inputs: np.ndarray, steps: int | None = None, batch_size: int = 256
-                        ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+def rollout_predictions(
+    model: RecursiveModel, inputs: np.ndarray, steps: int | None = None, batch_size: int = 256
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Argmax predictions and halting logits after every step, and the last step's logits; batched to bound memory."""
     preds: list[list[np.ndarray]] = []
     halts: list[list[np.ndarray]] = []
     last: list[np.ndarray] = []
     dev = next(model.parameters()).device
     for i in range(0, len(inputs), batch_size):
-        r = model.rollout(torch.from_numpy(inputs[i:i + batch_size]).to(dev), steps)
+        r = model.rollout(torch.from_numpy(inputs[i : i + batch_size]).to(dev), steps)
         preds.append([lg.float().argmax(-1).cpu().numpy() for lg in r.logits])
         halts.append([h.float().cpu().numpy() for h in r.halt_logits])
         last.append(r.logits[-1].float().cpu().numpy())

@@ -6,6 +6,7 @@ marked 'o'. Mazes are carved by a randomised depth-first search (a perfect maze,
 unique), then `loops` extra walls are knocked out; with loops the path is made unique by rejecting grids
 with more than one shortest path.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,8 +27,11 @@ def carve(size: int, rng: np.random.Generator, loops: int = 0) -> np.ndarray:
     g[1, 1] = OPEN
     while stack:
         r, c = stack[-1]
-        nbrs = [(r + dr, c + dc, r + dr // 2, c + dc // 2) for dr, dc in ((2, 0), (-2, 0), (0, 2), (0, -2))
-                if 0 < r + dr < size - 1 and 0 < c + dc < size - 1 and g[r + dr, c + dc] == WALL]
+        nbrs = [
+            (r + dr, c + dc, r + dr // 2, c + dc // 2)
+            for dr, dc in ((2, 0), (-2, 0), (0, 2), (0, -2))
+            if 0 < r + dr < size - 1 and 0 < c + dc < size - 1 and g[r + dr, c + dc] == WALL
+        ]
         if not nbrs:
             stack.pop()
             continue
@@ -41,7 +45,9 @@ def carve(size: int, rng: np.random.Generator, loops: int = 0) -> np.ndarray:
     return g
 
 
-def shortest_paths(g: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> tuple[list[tuple[int, int]] | None, int]:
+def shortest_paths(
+    g: np.ndarray, start: tuple[int, int], goal: tuple[int, int]
+) -> tuple[list[tuple[int, int]] | None, int]:
     """(one shortest path, number of shortest paths capped at 2) by BFS over non-wall cells."""
     h, w = g.shape
     dist = -np.ones((h, w), dtype=np.int64)
@@ -69,18 +75,26 @@ def shortest_paths(g: np.ndarray, start: tuple[int, int], goal: tuple[int, int])
     return path[::-1], int(count[goal])
 
 
+def _cell(rc: np.ndarray) -> tuple[int, int]:
+    """A (row, col) grid index as plain ints."""
+    return int(rc[0]), int(rc[1])
+
+
 def generate(n: int, size: int, seed: int, loops: int = 0, min_path: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n (inputs, labels) pairs of flattened size*size token grids with a unique shortest path >= min_path cells."""
     rng = np.random.default_rng(seed)
-    xs, ys = [], []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
     tries = 0
     while len(xs) < n:
         tries += 1
         if tries > 50 * n + 100:
-            raise ValueError(f"could not generate {n} mazes with a unique path of >= {min_path} cells; lower min_path or loops")
+            raise ValueError(
+                f"could not generate {n} mazes with a unique path of >= {min_path} cells; lower min_path or loops"
+            )
         g = carve(size, rng, loops)
         cells = np.argwhere(g == OPEN)
-        s, t = (tuple(int(v) for v in cells[i]) for i in rng.choice(len(cells), 2, replace=False))
+        s, t = (_cell(cells[i]) for i in rng.choice(len(cells), 2, replace=False))
         path, count = shortest_paths(g, s, t)
         if path is None or count != 1 or len(path) < min_path:
             continue
@@ -100,9 +114,11 @@ def is_valid_path(pred: np.ndarray, inputs: np.ndarray, size: int) -> bool:
     p = pred.reshape(size, size)
     if np.any((g == WALL) != (p == WALL)):
         return False
-    s = tuple(int(v) for v in np.argwhere(g == START)[0])
-    t = tuple(int(v) for v in np.argwhere(g == GOAL)[0])
+    s = _cell(np.argwhere(g == START)[0])
+    t = _cell(np.argwhere(g == GOAL)[0])
     true_path, _ = shortest_paths(g, s, t)
+    if true_path is None:  # no S->G path in the input: no prediction can be a valid one
+        return False
     marked = np.where(p == PATH, OPEN, WALL)
     marked[s], marked[t] = OPEN, OPEN
     mine, _ = shortest_paths(marked, s, t)

@@ -1,4 +1,5 @@
 """Task metrics over per-step rollouts: exact-sequence and cell accuracy, at every budget and with halting."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ import numpy as np
 def exact_and_cell(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
     """Exact accuracy (all supervised positions right) and mean per-sequence cell accuracy.
     `mask` marks supervised positions (all by default, as in Sudoku where every cell is labelled)."""
-    if labels.ndim == 1:                      # one label per sample (classification): one position each
+    if labels.ndim == 1:  # one label per sample (classification): one position each
         pred, labels = np.reshape(pred, labels.shape)[:, None], labels[:, None]
     if mask is None:
         mask = np.ones_like(labels, dtype=bool)
@@ -41,12 +42,21 @@ class StepMetrics:
         return None if self.halting_steps is None else float(np.mean(self.halting_steps))
 
     def summary(self) -> dict:
-        out = {"exact_1": self.exact_per_step[0], "cell_1": self.cell_per_step[0],
-               "exact_full": self.exact_per_step[-1], "cell_full": self.cell_per_step[-1],
-               "steps": len(self.exact_per_step), "exact_per_step": list(self.exact_per_step)}
+        out = {
+            "exact_1": self.exact_per_step[0],
+            "cell_1": self.cell_per_step[0],
+            "exact_full": self.exact_per_step[-1],
+            "cell_full": self.cell_per_step[-1],
+            "steps": len(self.exact_per_step),
+            "exact_per_step": list(self.exact_per_step),
+        }
         if self.halting_steps is not None:
-            out.update(exact_halted=self.exact_halted, cell_halted=self.cell_halted,
-                       halted_before_cap=self.halted_before_cap, mean_steps=self.mean_steps)
+            out.update(
+                exact_halted=self.exact_halted,
+                cell_halted=self.cell_halted,
+                halted_before_cap=self.halted_before_cap,
+                mean_steps=self.mean_steps,
+            )
         return out
 
     def halting_histogram(self) -> list[int] | None:
@@ -56,8 +66,13 @@ class StepMetrics:
         return np.bincount(self.halting_steps, minlength=len(self.exact_per_step) + 1)[1:].tolist()
 
 
-def step_metrics(preds: list[np.ndarray], labels: np.ndarray, halt_logits: list[np.ndarray] | None = None,
-                 mask: np.ndarray | None = None, threshold: float = 0.0) -> StepMetrics:
+def step_metrics(
+    preds: list[np.ndarray],
+    labels: np.ndarray,
+    halt_logits: list[np.ndarray] | None = None,
+    mask: np.ndarray | None = None,
+    threshold: float = 0.0,
+) -> StepMetrics:
     """`preds[t]` are argmax predictions after step t+1; `halt_logits[t]` the halting logits then."""
     ex, ce = zip(*(exact_and_cell(p, labels, mask) for p in preds))
     if not halt_logits:

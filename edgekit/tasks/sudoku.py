@@ -6,6 +6,7 @@ puzzle, which keeps the solution unique. Sudoku symmetries (digit relabelling, t
 row/column-within-band permutations) also keep uniqueness, so a small pool of minimal puzzles yields an endless
 stream of distinct training puzzles at any difficulty.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,11 @@ _UNITS: list[tuple[int, ...]] = []
 for _c in range(81):
     r, c = divmod(_c, 9)
     br, bc = 3 * (r // 3), 3 * (c // 3)
-    peers = {r * 9 + j for j in range(9)} | {i * 9 + c for i in range(9)} | {(br + i) * 9 + bc + j for i in range(3) for j in range(3)}
+    peers = (
+        {r * 9 + j for j in range(9)}
+        | {i * 9 + c for i in range(9)}
+        | {(br + i) * 9 + bc + j for i in range(3) for j in range(3)}
+    )
     peers.discard(_c)
     _PEERS.append(tuple(sorted(peers)))
 for _i in range(9):
@@ -160,7 +165,7 @@ def _symmetry(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     rows = np.concatenate([3 * b + rng.permutation(3) for b in bands])
     stacks = rng.permutation(3)
     cols = np.concatenate([3 * s + rng.permutation(3) for s in stacks])
-    idx = (rows[:, None] * 9 + cols[None, :])
+    idx = rows[:, None] * 9 + cols[None, :]
     if rng.random() < 0.5:
         idx = idx.T
     digits = np.concatenate([[0], rng.permutation(9) + 1])
@@ -175,12 +180,14 @@ class SudokuPool:
     solutions: np.ndarray
 
     @classmethod
-    def generate(cls, n: int, seed: int) -> "SudokuPool":
+    def generate(cls, n: int, seed: int) -> SudokuPool:
         rng = random.Random(seed)
         pairs = [minimal_puzzle(rng) for _ in range(n)]
         return cls(np.array([p for p, _ in pairs], dtype=np.int8), np.array([s for _, s in pairs], dtype=np.int8))
 
-    def sample(self, n: int, givens: int | tuple[int, int], rng: np.random.Generator, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, n: int, givens: int | tuple[int, int], rng: np.random.Generator, augment: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """n puzzles with the given number of givens (or a range, inclusive) as (inputs, labels) token arrays.
         A requested count below a puzzle's minimal count yields the minimal puzzle itself."""
         lo, hi = (givens, givens) if isinstance(givens, int) else givens
@@ -219,7 +226,7 @@ def is_valid_solution(tokens: np.ndarray, puzzle_tokens: np.ndarray) -> bool:
 def render(tokens: np.ndarray) -> str:
     """A puzzle or answer as 9 lines of digits with '.' for blanks."""
     chars = ["?", "."] + [str(d) for d in range(1, 10)]
-    rows = ["".join(chars[int(t)] for t in tokens[r * 9:(r + 1) * 9]) for r in range(9)]
+    rows = ["".join(chars[int(t)] for t in tokens[r * 9 : (r + 1) * 9]) for r in range(9)]
     return "\n".join(rows)
 
 

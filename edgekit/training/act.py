@@ -6,13 +6,13 @@ then it is refilled with a fresh puzzle. Gradients flow only through the referen
 the step (TRM: last H-cycle; HRM: last L- and H-update). Loss: stablemax CE over tokens (per-sequence mean)
 + 0.5 * BCE(q_halt, sequence correct) [+ HRM's bootstrapped q_continue target].
 """
+
 from __future__ import annotations
 
 import copy
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -47,7 +47,9 @@ class TrainLog:
     steps_done: int = 0
 
 
-def train_act(model: ACTModel, sampler: Sampler, s: TrainSettings, log: Callable[[str], None] = print) -> tuple[ACTModel, TrainLog]:
+def train_act(
+    model: ACTModel, sampler: Sampler, s: TrainSettings, log: Callable[[str], None] = print
+) -> tuple[ACTModel, TrainLog]:
     """Train in place; return the EMA copy (what gets shipped, as TRM does) and a log."""
     torch.manual_seed(s.seed)
     rng = np.random.default_rng(s.seed)
@@ -110,9 +112,12 @@ def train_act(model: ACTModel, sampler: Sampler, s: TrainSettings, log: Callable
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - s.ema)
             # Halting as in training mode of the references, with exploration.
+            assert r.halt_logit is not None, "ACT readouts always carry a halting logit"
             hl = r.halt_logit.detach()
             halt = last | (hl > 0)
-            explore = (torch.rand(b, device=dev) < s.halt_exploration_prob) * torch.randint(2, cap + 1, (b,), device=dev)
+            explore = (torch.rand(b, device=dev) < s.halt_exploration_prob) * torch.randint(
+                2, cap + 1, (b,), device=dev
+            )
             halt = halt & (steps >= explore)
             acc["loss"] += float(loss.detach())
             acc["exact"] += float((seq_ok & halt).sum())
@@ -124,9 +129,15 @@ def train_act(model: ACTModel, sampler: Sampler, s: TrainSettings, log: Callable
             state = tuple(z.detach() for z in new_state)
         if it % s.log_every == 0 or it == s.steps:
             n = max(acc["count"], 1)
-            row = {"step": it, "lr": lr, "loss": acc["loss"] / acc["n"], "halted_exact": acc["exact"] / n,
-                   "mean_halt_step": acc["steps"] / n, "q_acc": acc["qacc"] / acc["n"],
-                   "minutes": (time.time() - t0) / 60}
+            row = {
+                "step": it,
+                "lr": lr,
+                "loss": acc["loss"] / acc["n"],
+                "halted_exact": acc["exact"] / n,
+                "mean_halt_step": acc["steps"] / n,
+                "q_acc": acc["qacc"] / acc["n"],
+                "minutes": (time.time() - t0) / 60,
+            }
             out.rows.append(row)
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             acc = dict.fromkeys(acc, 0.0)

@@ -1,4 +1,5 @@
 """Train the demo DEQ with phantom gradients: solve without grad, then backprop through a few f-steps."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,8 @@ class DEQTrainSettings:
     epochs: int = 60
     batch_size: int = 64
     lr: float = 3e-3
-    train_iters: int = 30      # solver iterations (no grad) per training forward
-    grad_steps: int = 3        # phantom-gradient steps
+    train_iters: int = 30  # solver iterations (no grad) per training forward
+    grad_steps: int = 3  # phantom-gradient steps
     max_spectral_norm: float = 0.9
     seed: int = 0
 
@@ -32,7 +33,7 @@ def train_deq(model: DEQModel, x: np.ndarray, y: np.ndarray, s: DEQTrainSettings
         order = rng.permutation(len(x))
         total = 0.0
         for i in range(0, len(x), s.batch_size):
-            idx = torch.from_numpy(order[i:i + s.batch_size])
+            idx = torch.from_numpy(order[i : i + s.batch_size])
             inj = model.encode(xt[idx])
             z = model.initial_state(inj)[0]
             with torch.no_grad():
@@ -45,7 +46,7 @@ def train_deq(model: DEQModel, x: np.ndarray, y: np.ndarray, s: DEQTrainSettings
             loss.backward()
             opt.step()
             with torch.no_grad():  # keep f a contraction so fixed-point iteration provably converges
-                W = model.f.W.weight
+                W = model.f.get_parameter("W.weight")  # TanhCell's linear map
                 sigma = torch.linalg.matrix_norm(W, ord=2)
                 if sigma > s.max_spectral_norm:
                     W.mul_(s.max_spectral_norm / sigma)

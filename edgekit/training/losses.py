@@ -1,4 +1,5 @@
 """Losses of the references' ACTLossHead (stablemax cross-entropy, halting BCE)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Compare variants of one model (PyTorch reference, exported ONNX, ...) on task data, step by step."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,7 +28,11 @@ def variant_metrics(v: Variant, labels: np.ndarray, threshold: float = 0.0) -> S
 def agreement(a: Variant, b: Variant) -> dict:
     """Argmax agreement per step, halting-step agreement and last-step max |Δlogits| between two variants."""
     per_step = [float(np.mean(pa == pb)) for pa, pb in zip(a.preds, b.preds)]
-    out = {"argmax_agreement_per_step": per_step, "argmax_agreement_last": per_step[-1], "argmax_agreement_min": min(per_step)}
+    out = {
+        "argmax_agreement_per_step": per_step,
+        "argmax_agreement_last": per_step[-1],
+        "argmax_agreement_min": min(per_step),
+    }
     if a.last_logits is not None and b.last_logits is not None:
         out["max_abs_dlogits_last"] = float(np.abs(a.last_logits.astype(np.float64) - b.last_logits).max())
     if a.halt and b.halt:

@@ -7,6 +7,7 @@ the *original* model, and a stable one?
   fixed point attracts, so small errors from quantization die out instead of growing;
 - decay of a small perturbation: ‖f^k(z + εδ) − f^k(z)‖ / ‖εδ‖ for k = 1..5.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,21 +15,29 @@ import torch
 
 
 @torch.no_grad()
-def fixed_point_report(model, inputs: np.ndarray, z: np.ndarray, steps: np.ndarray, done: np.ndarray,
-                       power_iters: int = 30, eps: float = 1e-3, seed: int = 0) -> dict:
+def fixed_point_report(
+    model,
+    inputs: np.ndarray,
+    z: np.ndarray,
+    steps: np.ndarray,
+    done: np.ndarray,
+    power_iters: int = 30,
+    eps: float = 1e-3,
+    seed: int = 0,
+) -> dict:
     x = model.encode(torch.from_numpy(np.asarray(inputs, np.float32)))
     zt = torch.from_numpy(np.asarray(z, np.float32))
     finite = torch.isfinite(zt).all(dim=1)
     f = lambda v: model.f(v, x)  # noqa: E731
     fz = f(zt)
-    res = ((fz - zt).norm(dim=1) / fz.norm(dim=1).clamp_min(1e-12))
+    res = (fz - zt).norm(dim=1) / fz.norm(dim=1).clamp_min(1e-12)
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(zt.shape, generator=g)
     v = v / v.norm(dim=1, keepdim=True)
     rho = torch.zeros(len(zt))
     with torch.enable_grad():
         for _ in range(power_iters):
-            _, jv = torch.func.jvp(f, (zt,), (v,))
+            jv = torch.func.jvp(f, (zt,), (v,))[1]  # (f(z), J v): without has_aux jvp returns a pair
             rho = jv.norm(dim=1)
             v = jv / rho.clamp_min(1e-12)[:, None]
     delta = torch.randn(zt.shape, generator=g)
@@ -37,9 +46,13 @@ def fixed_point_report(model, inputs: np.ndarray, z: np.ndarray, steps: np.ndarr
     for _ in range(5):
         a, b = f(a), f(b)
         decay.append(float(((a - b).norm(dim=1) / eps).mean()))
-    return {"residual_under_original_max": float(res[finite].max()) if finite.any() else None,
-            "residual_under_original_mean": float(res[finite].mean()) if finite.any() else None,
-            "mean_iterations": float(np.mean(steps)), "not_converged": float(1 - np.mean(done)),
-            "nan_or_inf_samples": int((~finite).sum()),
-            "spectral_radius_max": float(rho.max()), "spectral_radius_mean": float(rho.mean()),
-            "perturbation_decay": [round(d, 6) for d in decay]}
+    return {
+        "residual_under_original_max": float(res[finite].max()) if finite.any() else None,
+        "residual_under_original_mean": float(res[finite].mean()) if finite.any() else None,
+        "mean_iterations": float(np.mean(steps)),
+        "not_converged": float(1 - np.mean(done)),
+        "nan_or_inf_samples": int((~finite).sum()),
+        "spectral_radius_max": float(rho.max()),
+        "spectral_radius_mean": float(rho.mean()),
+        "perturbation_decay": [round(d, 6) for d in decay],
+    }

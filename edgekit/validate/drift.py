@@ -1,5 +1,6 @@
 """Per-step state drift between two variants of one model, each following its own trajectory from the same
 inputs: how far a compressed recursion wanders from the float32 one as steps accumulate."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """PNG plots for report.md: what changed step by step, where samples halt, accuracy per step budget, time."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,12 @@ def write_plots(results: dict, folder: Path) -> list[str]:
             if v.get("state_drift_vs_onnx_float32"):
                 d = v["state_drift_vs_onnx_float32"]
                 axes[1].plot(range(1, len(d) + 1), d, marker=".", label=v["name"])
-        axes[0].set(xlabel="step", ylabel="argmax disagreement", title="vs reference, per step", yscale="symlog", )
+        axes[0].set(
+            xlabel="step",
+            ylabel="argmax disagreement",
+            title="vs reference, per step",
+            yscale="symlog",
+        )
         axes[0].set_yscale("symlog", linthresh=1e-4)
         axes[1].set(xlabel="step", ylabel="‖Δstate‖ / ‖state‖", title="state drift vs ONNX float32")
         for ax in axes:

@@ -5,6 +5,7 @@ device may not have Python packages beyond JetPack's. So the plan is plain bash 
 hashes, the TensorRT version and the GPU, runs one trtexec per graph with the recipe's precision, shapes, workspace
 and a timing cache named by content hash, and writes the engine manifest the runtime verifies.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,8 +27,14 @@ def script_name(target: str) -> str:
     return f"build_{target}.sh"
 
 
-def write_plan(artefact: str | Path, target: Target | str, out: str | Path | None = None, precision: str | None = None,
-               strongly_typed: bool = False, graphs: list[str] | None = None) -> Path:
+def write_plan(
+    artefact: str | Path,
+    target: Target | str,
+    out: str | Path | None = None,
+    precision: str | None = None,
+    strongly_typed: bool = False,
+    graphs: list[str] | None = None,
+) -> Path:
     """Write build_<target>.sh into `out` (default: the artefact folder) and return its path. `graphs` limits the
     engines to those manifest names (default: every ONNX graph in the artefact)."""
     target = load_target(target) if isinstance(target, str) else target
@@ -47,26 +54,28 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     prof = recipe.batch
     lines = [
         "#!/usr/bin/env bash",
-        f"# edgekit on-device engine build: {artefact.name} -> {target.name} ({target.description})",
-        f"# Written by edgekit {__version__} on {_dt.date.today().isoformat()} (`edgekit plan --target {target.name}`).",
+        f"# edgekit on-device engine build: {_comment(artefact.name)} -> {_comment(target.name)} "
+        f"({_comment(target.description)})",
+        f"# Written by edgekit {__version__} on {_dt.date.today().isoformat()} "
+        f"(`edgekit plan --target {target.name}`).",
         f"# Run on the device: bash {script_name(target.name)} [ARTEFACT_DIR]",
         f"# Precision {recipe.precision}; batch min/opt/max {prof['min']}/{prof['opt']}/{prof['max']}; "
         f"workspace {recipe.workspace_mb} MiB; TensorRT {recipe.tensorrt or 'any'}.",
-        *[f"# Note: {n}" for n in recipe.notes],
+        *[f"# Note: {_comment(n)}" for n in recipe.notes],
         "# Environment: TRTEXEC (path to trtexec), ENGINE_DIR, EDGEKIT_CACHE_DIR (timing caches),",
         "#   EDGEKIT_STRONGLY_TYPED=1 (strongly typed build on TensorRT 10.x), EDGEKIT_FORCE=1 (build despite a",
         "#   TensorRT version or GPU mismatch; the engine manifest still records what was present).",
         "set -euo pipefail",
         "",
-        f"ART=\"${{1:-{art_default}}}\"",
-        f"ENGINE_DIR=\"${{ENGINE_DIR:-$ART/engines/{target.name}}}\"",
+        f'ART="${{1:-{art_default}}}"',
+        f'ENGINE_DIR="${{ENGINE_DIR:-$ART/engines/{_word(target.name)}}}"',
         'CACHE_DIR="${EDGEKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/edgekit/timing-cache}"',
         f'STRONGLY_TYPED="${{EDGEKIT_STRONGLY_TYPED:-{1 if recipe.strongly_typed else 0}}}"',
         'FORCE="${EDGEKIT_FORCE:-0}"',
         'die() { echo "error: $*" >&2; exit 1; }',
         'mismatch() { if [ "$FORCE" = 1 ]; then echo "warning: $* (EDGEKIT_FORCE=1: building anyway)" >&2; '
         'else die "$*; set EDGEKIT_FORCE=1 to build anyway"; fi; }',
-        'json_str() { printf \'%s\' "$1" | sed \'s/\\\\/\\\\\\\\/g; s/"/\\\\"/g\'; }',
+        "json_str() { printf '%s' \"$1\" | sed 's/\\\\/\\\\\\\\/g; s/\"/\\\\\"/g'; }",
         "sha() { sha256sum \"$1\" | cut -d' ' -f1; }",
         "",
         "# 1. The artefact is the one this plan was written for (sha256 from its manifest.json).",
@@ -77,42 +86,49 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "",
         "# 2. TensorRT: trtexec prints 'TensorRT v100300' for 10.3.0.",
         'TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"',
-        '[ -x "$TRTEXEC" ] || die "trtexec not found; install TensorRT (JetPack: sudo apt install tensorrt) or set TRTEXEC"',
-        'TRT_NUM=$("$TRTEXEC" --help 2>&1 | sed -n \'s/.*TensorRT v\\([0-9][0-9]*\\).*/\\1/p\' | head -n1 || true)',
+        '[ -x "$TRTEXEC" ] || die "trtexec not found; '
+        'install TensorRT (JetPack: sudo apt install tensorrt) or set TRTEXEC"',
+        "TRT_NUM=$(\"$TRTEXEC\" --help 2>&1 | sed -n 's/.*TensorRT v\\([0-9][0-9]*\\).*/\\1/p' | head -n1 || true)",
         'if [ -z "$TRT_NUM" ] && command -v python3 >/dev/null; then',
-        '  TRT_NUM=$(python3 -c "import tensorrt as t; a=(t.__version__.split(\'.\')+[\'0\',\'0\'])[:3]; '
+        "  TRT_NUM=$(python3 -c \"import tensorrt as t; a=(t.__version__.split('.')+['0','0'])[:3]; "
         'print(int(a[0])*10000+int(a[1])*100+int(a[2]))" 2>/dev/null || true)',
         "fi",
         '[ -n "$TRT_NUM" ] || die "cannot read the TensorRT version from $TRTEXEC"',
         'if [ "$TRT_NUM" -lt 100000 ]; then  # TensorRT 8/9 numbered major*1000 + minor*100 + patch',
-        '  TRT_NUM=$(( TRT_NUM / 1000 * 10000 + TRT_NUM / 100 % 10 * 100 + TRT_NUM % 100 ))',
+        "  TRT_NUM=$(( TRT_NUM / 1000 * 10000 + TRT_NUM / 100 % 10 * 100 + TRT_NUM % 100 ))",
         "fi",
         'TRT_MAJOR=$(( TRT_NUM / 10000 )); TRT_VERSION="$TRT_MAJOR.$(( TRT_NUM / 100 % 100 )).$(( TRT_NUM % 100 ))"',
     ]
     if recipe.tensorrt:
-        lines.append(f'if ! {{ {versions.bash_test(recipe.tensorrt)}; }}; then mismatch "TensorRT $TRT_VERSION is outside '
-                     f'target {target.name}\'s range {recipe.tensorrt}"; fi')
+        lines.append(
+            f'if ! {{ {versions.bash_test(recipe.tensorrt)}; }}; then mismatch "TensorRT $TRT_VERSION is outside '
+            f"target {target.name}'s range {recipe.tensorrt}\"; fi"
+        )
     lines += [
         'echo "TensorRT $TRT_VERSION ($TRTEXEC)"',
         "",
         "# 3. The GPU: Jetson by /proc/device-tree/model (and its L4T release), other GPUs by nvidia-smi.",
-        'GPU_NAME=unknown; GPU_CC=unknown; L4T=$(head -n1 /etc/nv_tegra_release 2>/dev/null || true)',
+        "GPU_NAME=unknown; GPU_CC=unknown; L4T=$(head -n1 /etc/nv_tegra_release 2>/dev/null || true)",
         "if [ -r /proc/device-tree/model ] && grep -qai jetson /proc/device-tree/model; then",
         "  GPU_NAME=$(tr -d '\\0' < /proc/device-tree/model)",
-        '  case "$GPU_NAME" in ' + " ".join(f'*{soc}*) GPU_CC={cc};;' for soc, cc in _JETSON_CC.items()) + " esac",
+        '  case "$GPU_NAME" in ' + " ".join(f"*{soc}*) GPU_CC={cc};;" for soc, cc in _JETSON_CC.items()) + " esac",
     ]
     if target.device_model:
-        lines.append(f'  case "$GPU_NAME" in *{q(target.device_model)}*) ;; *) mismatch "this is $GPU_NAME, the plan is '
-                     f'for {target.device_model} (memory and workspace differ)";; esac')
+        lines.append(
+            f'  case "$GPU_NAME" in *{q(target.device_model)}*) ;; *) mismatch "this is $GPU_NAME, the plan is '
+            f'for {target.device_model} (memory and workspace differ)";; esac'
+        )
     lines += [
         "elif command -v nvidia-smi >/dev/null; then",
-        '  GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)',
-        '  GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1)',
+        "  GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)",
+        "  GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1)",
         "fi",
     ]
     if target.compute_capability:
-        lines.append(f'[ "$GPU_CC" = {q(target.compute_capability)} ] || mismatch "GPU $GPU_NAME has compute capability '
-                     f'$GPU_CC, target {target.name} is {target.compute_capability}"')
+        lines.append(
+            f'[ "$GPU_CC" = {q(target.compute_capability)} ] || mismatch "GPU $GPU_NAME has compute capability '
+            f'$GPU_CC, target {target.name} is {target.compute_capability}"'
+        )
     lines += [
         'echo "GPU $GPU_NAME (compute capability $GPU_CC)"',
         "",
@@ -127,15 +143,15 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         shape_flags = " ".join(q(f) for f in g.trtexec_shape_flags())
         lines += [
             "",
-            f'echo "building {g.engine} from {g.onnx}"',
+            f"echo building {q(g.engine)} from {q(g.onnx)}",
             f'if [ "$TYPED" = strong ]; then PREC=(--stronglyTyped); else PREC=({weak}); fi',
             f'FLAGS_{_ident(g.name)}="${{PREC[*]-}}"',
-            f'"$TRTEXEC" --onnx="$ART/{g.onnx}" --saveEngine="$ENGINE_DIR/{g.engine}" \\',
+            f'"$TRTEXEC" --onnx="$ART"/{q(g.onnx)} --saveEngine="$ENGINE_DIR"/{q(g.engine)} \\',
             *([f"  {shape_flags} \\"] if shape_flags else []),
             '  ${PREC[@]+"${PREC[@]}"} '
             f'--memPoolSize=workspace:{recipe.workspace_mb}M --timingCacheFile="$(cache_file {g.onnx_sha256})" \\',
             f'  --skipInference > "$ENGINE_DIR/{_ident(g.name)}.build.log" 2>&1 '
-            f'|| die "trtexec failed on {g.onnx}; see $ENGINE_DIR/{_ident(g.name)}.build.log"',
+            f'|| die "trtexec failed on "{q(g.onnx)}"; see $ENGINE_DIR/{_ident(g.name)}.build.log"',
         ]
     recipe_json = json.dumps(recipe.to_dict(), sort_keys=True)
     lines += [
@@ -143,13 +159,13 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "# 5. The engine manifest the runtime checks before loading (TensorRT version, GPU, hashes).",
         f'TMP="$ENGINE_DIR/{ENGINE_MANIFEST}.tmp"',
         "{",
-        f"  printf '{{\\n \"schema_version\": {ENGINE_SCHEMA_VERSION},\\n \"target\": \"{target.name}\",\\n "
-        "\"built_with\": \"trtexec\",\\n'",
+        f'  printf \'{{\\n "schema_version": {ENGINE_SCHEMA_VERSION},\\n "target": "{_word(target.name)}",\\n '
+        '"built_with": "trtexec",\\n\'',
         '  printf \' "tensorrt_version": "%s",\\n "gpu": {"name": "%s", "compute_capability": "%s"},\\n\' '
         '"$TRT_VERSION" "$(json_str "$GPU_NAME")" "$GPU_CC"',
         '  printf \' "l4t": "%s",\\n "strongly_typed": %s,\\n\' "$(json_str "$L4T")" '
         '"$([ "$TYPED" = strong ] && echo true || echo false)"',
-        f"  printf ' \"build_recipe_sha256\": \"{recipe.sha256()}\",\\n \"build_recipe\": '",
+        f'  printf \' "build_recipe_sha256": "{recipe.sha256()}",\\n "build_recipe": \'',
         "  cat <<'EDGEKIT_RECIPE'",
         recipe_json,
         "EDGEKIT_RECIPE",
@@ -157,9 +173,11 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     ]
     for i, g in enumerate(recipe.graphs):
         sep = "," if i < len(recipe.graphs) - 1 else ""
-        lines.append(f'  printf \'  "{g.name}": {{"file": "{g.engine}", "onnx": "{g.onnx}", "onnx_sha256": "{g.onnx_sha256}", '
-                     f'"engine_sha256": "%s", "flags": "%s"}}{sep}\\n\' "$(sha "$ENGINE_DIR/{g.engine}")" '
-                     f'"$(json_str "$FLAGS_{_ident(g.name)}")"')
+        fmt = '  "%s": {"file": "%s", "onnx": "%s", "onnx_sha256": "%s", "engine_sha256": "%s", "flags": "%s"}'
+        lines.append(
+            f"  printf '{fmt}{sep}\\n' {q(g.name)} {q(g.engine)} {q(g.onnx)} {q(g.onnx_sha256)} "
+            f'"$(sha "$ENGINE_DIR"/{q(g.engine)})" "$(json_str "$FLAGS_{_ident(g.name)}")"'
+        )
     lines += [
         "  printf ' }\\n}\\n'",
         f'}} > "$TMP" && mv "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"',
@@ -167,6 +185,16 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "",
     ]
     return "\n".join(lines)
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a bash comment line: no newline or other control character can end the comment."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
+def _word(text: str) -> str:
+    """A name spliced into a double-quoted bash string: only characters with no meaning to bash survive."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(text))
 
 
 def _ident(name: str) -> str:

@@ -1,16 +1,17 @@
 """`edgekit build`: TensorRT engines from an artefact's ONNX graphs through the TensorRT Python API, on the machine
 that will run them.
 
-Same recipe as the on-device plan (edgekit.build.recipe): precision by builder flags on TensorRT 10.x, by the
+Same recipe as the on-device plan (edgekit.tensorrt.recipe): precision by builder flags on TensorRT 10.x, by the
 strongly typed graph on 11.x; one optimization profile over the batch axis; a timing cache per graph, named by the
 content hash of (ONNX, TensorRT version, GPU) and reused across builds; the engines and an engine manifest written
 atomically into <artefact>/engines/<target>/. TensorRT is imported only when a build starts.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..artefact import atomic_folder, write_json
 from ..errors import IncompatibleError
@@ -26,9 +27,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGEKIT_CACHE_DIR", base / "edgekit" / "timing-cache"))
 
 
-def build_engines(artefact: str | Path, target: Target | str, out: str | Path | None = None,
-                  precision: str | None = None, strongly_typed: bool = False, cache_dir: str | Path | None = None,
-                  graphs: list[str] | None = None, log: Callable[[str], None] = print) -> Path:
+def build_engines(
+    artefact: str | Path,
+    target: Target | str,
+    out: str | Path | None = None,
+    precision: str | None = None,
+    strongly_typed: bool = False,
+    cache_dir: str | Path | None = None,
+    graphs: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Build every graph's engine for `target` here; return the engine folder. Raises ToolchainUnavailable (exit 5)
     without TensorRT, IncompatibleError (exit 6) on the wrong TensorRT / GPU or a graph TensorRT rejects."""
     target = load_target(target) if isinstance(target, str) else target
@@ -38,27 +46,51 @@ def build_engines(artefact: str | Path, target: Target | str, out: str | Path | 
     trt_ver = tensorrt_version(trt)
     gpu, cc = gpu_info()
     if not versions.in_range(trt_ver, target.tensorrt):
-        raise IncompatibleError(f"TensorRT {trt_ver} here is outside target {target.name}'s range {target.tensorrt}",
-                                f"build on the device: `edgekit plan --target {target.name} {artefact}`")
+        raise IncompatibleError(
+            f"TensorRT {trt_ver} here is outside target {target.name}'s range {target.tensorrt}",
+            f"build on the device: `edgekit plan --target {target.name} {artefact}`",
+        )
     if target.compute_capability and cc != target.compute_capability:
-        raise IncompatibleError(f"this GPU ({gpu}) has compute capability {cc}, target {target.name} needs "
-                                f"{target.compute_capability}", f"build on the device: `edgekit plan --target {target.name} {artefact}`")
+        raise IncompatibleError(
+            f"this GPU ({gpu}) has compute capability {cc}, target {target.name} needs {target.compute_capability}",
+            f"build on the device: `edgekit plan --target {target.name} {artefact}`",
+        )
     strong = int(trt_ver.split(".")[0]) >= 11 or recipe.strongly_typed
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = Path(out) if out else engine_dir(artefact, target.name)
     engines: dict[str, dict] = {}
-    with atomic_folder(final) as tmp:
+    with atomic_folder(final, marker=ENGINE_MANIFEST) as tmp:
         for g in recipe.graphs:
-            log(f"building {g.engine} from {g.onnx} (TensorRT {trt_ver}, {'strongly typed' if strong else ', '.join(g.weak_precisions) or 'fp32'})")
+            log(
+                f"building {g.engine} from {g.onnx} "
+                f"(TensorRT {trt_ver}, {'strongly typed' if strong else ', '.join(g.weak_precisions) or 'fp32'})"
+            )
             cache = cache_dir / f"{timing_cache_key(g.onnx_sha256, trt_ver, gpu, cc)}.cache"
             plan = _build_one(trt, artefact / g.onnx, g, recipe, strong, cache)
             (tmp / g.engine).write_bytes(plan)
-            engines[g.name] = {"file": g.engine, "onnx": g.onnx, "onnx_sha256": g.onnx_sha256,
-                               "engine_sha256": sha256_file(tmp / g.engine),
-                               "flags": "strongly_typed" if strong else " ".join(g.weak_precisions)}
-        write_json(tmp / ENGINE_MANIFEST, make_manifest(target.name, "tensorrt-python", trt_ver, gpu, cc, strong,
-                                                        recipe.to_dict(), recipe.sha256(), engines, l4t_release()))
+            engines[g.name] = {
+                "file": g.engine,
+                "onnx": g.onnx,
+                "onnx_sha256": g.onnx_sha256,
+                "engine_sha256": sha256_file(tmp / g.engine),
+                "flags": "strongly_typed" if strong else " ".join(g.weak_precisions),
+            }
+        write_json(
+            tmp / ENGINE_MANIFEST,
+            make_manifest(
+                target.name,
+                "tensorrt-python",
+                trt_ver,
+                gpu,
+                cc,
+                strong,
+                recipe.to_dict(),
+                recipe.sha256(),
+                engines,
+                l4t_release(),
+            ),
+        )
     return final
 
 
@@ -72,8 +104,10 @@ def _build_one(trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong:
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # from a file, so external data resolves next to it
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["no detail"]
-        raise IncompatibleError(f"TensorRT cannot parse {onnx_path.name}: {errors[0].splitlines()[0][:200]}",
-                                f"run `edgekit check --target {recipe.target}` on the artefact and fix what it reports")
+        raise IncompatibleError(
+            f"TensorRT cannot parse {onnx_path.name}: {errors[0].splitlines()[0][:200]}",
+            f"run `edgekit check --target {recipe.target}` on the artefact and fix what it reports",
+        )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, recipe.workspace_mb << 20)
     if not strong:
@@ -90,7 +124,9 @@ def _build_one(trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong:
     config.set_timing_cache(cache, ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise IncompatibleError(f"TensorRT could not build an engine from {onnx_path.name} (its log above says why)",
-                                "try --precision fp32, or a larger workspace_mb in the target")
+        raise IncompatibleError(
+            f"TensorRT could not build an engine from {onnx_path.name} (its log above says why)",
+            "try --precision fp32, or a larger workspace_mb in the target",
+        )
     cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     return bytes(plan)

@@ -2,14 +2,17 @@
 
 TensorRT targets: opset, every op (inside Loop/If/Scan bodies too) against the parser's table for the target's
 TensorRT range, tensor types, the Q/DQ form TensorRT accepts (symmetric signed INT8, FP8 only where the target has
-it), Loop/If rules and per-op restrictions (edgekit.build.oplist says where each rule comes from). The onnxruntime
+it), Loop/If rules and per-op restrictions (edgekit.tensorrt.oplist says where each rule comes from). The onnxruntime
 target instead loads every graph in an InferenceSession, which is the real test there.
 """
+
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -17,6 +20,9 @@ from ..errors import first_line
 from ..schema import Target, load_target
 from . import oplist, versions
 from .graphs import load_manifest, onnx_files, quantization_types
+
+if TYPE_CHECKING:
+    import onnx
 
 Severity = Literal["error", "warning", "note"]
 
@@ -51,10 +57,17 @@ class CheckReport:
         return [f for f in self.findings if f.severity == "error"]
 
     def to_dict(self) -> dict:
-        return {"schema_version": 1, "artefact": self.artefact, "target": self.target, "backend": self.backend,
-                "tensorrt": self.tensorrt, "verdict": self.verdict, "graphs": self.graphs,
-                "counts": {s: sum(f.severity == s for f in self.findings) for s in ("error", "warning", "note")},
-                "findings": [asdict(f) for f in self.findings]}
+        return {
+            "schema_version": 1,
+            "artefact": self.artefact,
+            "target": self.target,
+            "backend": self.backend,
+            "tensorrt": self.tensorrt,
+            "verdict": self.verdict,
+            "graphs": self.graphs,
+            "counts": {s: sum(f.severity == s for f in self.findings) for s in ("error", "warning", "note")},
+            "findings": [asdict(f) for f in self.findings],
+        }
 
 
 def check_artefact(folder: str | Path, target: Target | str) -> CheckReport:
@@ -80,20 +93,38 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
     try:
         model = onnx.load(str(path))
     except Exception as e:  # protobuf raises several types for a damaged file
-        return [Finding("error", label, None, None, f"cannot be read as ONNX: {first_line(e)}")], {}
+        unreadable: dict[str, Any] = {"file": label, "opset": None, "nodes": 0, "ops": [], "quantization": []}
+        return [Finding("error", label, None, None, f"cannot be read as ONNX: {first_line(e)}")], unreadable
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     nodes = list(_walk(model.graph))
-    summary = {"file": label, "opset": opset, "nodes": len(nodes), "ops": sorted({n.op_type for n, _ in nodes}),
-               "quantization": sorted(quantization_types(model))}
+    summary = {
+        "file": label,
+        "opset": opset,
+        "nodes": len(nodes),
+        "ops": sorted({n.op_type for n, _ in nodes}),
+        "quantization": sorted(quantization_types(model)),
+    }
     findings: list[Finding] = []
     if opset > target.max_opset:
-        findings.append(Finding("error", label, None, None, f"opset {opset} is above the target's maximum {target.max_opset}; "
-                                f"re-export with export.opset <= {target.max_opset}"))
+        findings.append(
+            Finding(
+                "error",
+                label,
+                None,
+                None,
+                f"opset {opset} is above the target's maximum {target.max_opset}; "
+                f"re-export with export.opset <= {target.max_opset}",
+            )
+        )
     if target.backend == "onnxruntime":
         findings += _check_onnxruntime(path, label)
     else:
         if opset < oplist.MIN_OPSET:
-            findings.append(Finding("error", label, None, None, f"opset {opset} is below {oplist.MIN_OPSET}, the oldest TensorRT parses"))
+            findings.append(
+                Finding(
+                    "error", label, None, None, f"opset {opset} is below {oplist.MIN_OPSET}, the oldest TensorRT parses"
+                )
+            )
         findings += _TrtChecker(model, target, label).run()
     return _collapse(findings), summary
 
@@ -110,7 +141,7 @@ def _check_onnxruntime(path: Path, label: str) -> list[Finding]:
     return []
 
 
-def _walk(graph, where: str = "") -> Iterator[tuple[object, str]]:
+def _walk(graph: onnx.GraphProto, where: str = "") -> Iterator[tuple[onnx.NodeProto, str]]:
     """Every node with the subgraph path it sits in ("" for the main graph, "Loop 'l' body" inside a Loop)."""
     for node in graph.node:
         yield node, where
@@ -143,10 +174,8 @@ class _TrtChecker:
         import onnx
 
         self.onnx = onnx
-        try:
+        with contextlib.suppress(Exception):  # inference is best effort; rules needing types then stay silent
             model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-        except Exception:  # inference is best effort; rules needing types then stay silent
-            pass
         self.model, self.target, self.label = model, target, label
         self.lowest = versions.lowest(target.tensorrt)
         self.types: dict[str, str] = {}
@@ -168,8 +197,11 @@ class _TrtChecker:
             tt = vi.type.tensor_type
             if tt.elem_type:
                 self.types[vi.name] = self.onnx.TensorProto.DataType.Name(tt.elem_type)
-            self.shapes[vi.name] = ([d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-                                    if tt.HasField("shape") else None)
+            self.shapes[vi.name] = (
+                [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+                if tt.HasField("shape")
+                else None
+            )
         for init in graph.initializer:
             self.types[init.name] = self.onnx.TensorProto.DataType.Name(init.data_type)
             self.shapes[init.name] = list(init.dims)
@@ -182,7 +214,9 @@ class _TrtChecker:
                         self.types[node.output[0]] = self.onnx.TensorProto.DataType.Name(a.t.data_type)
                         _store(self.consts, node.output[0], numpy_helper, a.t)
                     elif a.name in ("value_int", "value_ints"):
-                        self.consts[node.output[0]] = np.array(a.i if a.name == "value_int" else list(a.ints), dtype=np.int64)
+                        self.consts[node.output[0]] = np.array(
+                            a.i if a.name == "value_int" else list(a.ints), dtype=np.int64
+                        )
             if node.op_type == "Identity" and node.input and node.input[0] in self.consts:
                 self.consts[node.output[0]] = self.consts[node.input[0]]
             for a in node.attribute:
@@ -217,31 +251,72 @@ class _TrtChecker:
         for name, t in self.types.items():
             trt = oplist.ONNX_TO_TRT.get(t)
             if trt is None:
-                self.findings.append(Finding("error", self.label, name, None, f"tensor type {t} is not a TensorRT type; "
-                                             "export with float32/float16/int32/int64/bool tensors"))
+                self.findings.append(
+                    Finding(
+                        "error",
+                        self.label,
+                        name,
+                        None,
+                        f"tensor type {t} is not a TensorRT type; export with float32/float16/int32/int64/bool tensors",
+                    )
+                )
             elif trt == "DOUBLE":
-                self.findings.append(Finding("warning", self.label, name, None, "DOUBLE tensor: TensorRT casts it to FLOAT, "
-                                             "clamping to +-FLT_MAX; export in float32"))
+                self.findings.append(
+                    Finding(
+                        "warning",
+                        self.label,
+                        name,
+                        None,
+                        "DOUBLE tensor: TensorRT casts it to FLOAT, clamping to +-FLT_MAX; export in float32",
+                    )
+                )
             elif trt == "UINT8" and name not in io and name not in qdq_tensors:
-                self.findings.append(Finding("error", self.label, name, None, "UINT8 tensor inside the graph: TensorRT "
-                                             "takes UINT8 only as a network input or output; cast to int32 or float"))
+                self.findings.append(
+                    Finding(
+                        "error",
+                        self.label,
+                        name,
+                        None,
+                        "UINT8 tensor inside the graph: TensorRT "
+                        "takes UINT8 only as a network input or output; cast to int32 or float",
+                    )
+                )
         inits = {i.name for i in self.model.graph.initializer}
         for vi in self.model.graph.input:
             if vi.name in inits:
-                # onnx-tensorrt ModelImporter.cpp: "Initializers are not really network inputs, so they need to be excluded"
-                self.findings.append(Finding("note", self.label, vi.name, None, "input with a default value (an "
-                                             "initializer): TensorRT builds the default in as a constant, so the engine "
-                                             "cannot override it"))
+                # onnx-tensorrt ModelImporter.cpp: "Initializers are not really network inputs, so they need to be
+                # excluded"
+                self.findings.append(
+                    Finding(
+                        "note",
+                        self.label,
+                        vi.name,
+                        None,
+                        "input with a default value (an "
+                        "initializer): TensorRT builds the default in as a constant, so the engine "
+                        "cannot override it",
+                    )
+                )
             elif self.types.get(vi.name) == "INT64":
-                self.findings.append(Finding("note", self.label, vi.name, None, "int64 network input: TensorRT 10 takes "
-                                             "INT64 I/O natively (feed int64 token ids as they are)"))
+                self.findings.append(
+                    Finding(
+                        "note",
+                        self.label,
+                        vi.name,
+                        None,
+                        "int64 network input: TensorRT 10 takes INT64 I/O natively (feed int64 token ids as they are)",
+                    )
+                )
 
     def _node(self, node, where: str) -> None:
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
             if (node.domain, op) not in self.local_functions:
-                self.add("error", node, f"{where}custom op {node.domain}::{op} needs a TensorRT plugin; export with "
-                                        "standard ONNX ops")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}custom op {node.domain}::{op} needs a TensorRT plugin; export with standard ONNX ops",
+                )
             return
         if (node.domain, op) in self.local_functions:
             return
@@ -268,15 +343,23 @@ class _TrtChecker:
     def _supported(self, node, where: str) -> bool:
         op = node.op_type
         if op in oplist.ADDED_IN:
-            need = oplist.ADDED_IN[op]
+            need = oplist.ADDED_IN[op]  # (major, minor)
             if self.lowest >= need:
                 return True
-            if versions.admits_at_least(self.target.tensorrt, need):
-                self.add("warning", node, f"{where}{op} is parsed from TensorRT {versions.version_str(need)}; the target "
-                                          f"admits {self.target.tensorrt}: build with TensorRT >= {versions.version_str(need)}")
+            if versions.admits_at_least(self.target.tensorrt, (*need, 0)):
+                self.add(
+                    "warning",
+                    node,
+                    f"{where}{op} is parsed from TensorRT {versions.version_str(need)}; the target "
+                    f"admits {self.target.tensorrt}: build with TensorRT >= {versions.version_str(need)}",
+                )
                 return True
-            self.add("error", node, f"{where}{op} needs TensorRT >= {versions.version_str(need)}, the target runs "
-                                    f"{self.target.tensorrt}; export it decomposed (lower export.opset)")
+            self.add(
+                "error",
+                node,
+                f"{where}{op} needs TensorRT >= {versions.version_str(need)}, the target runs "
+                f"{self.target.tensorrt}; export it decomposed (lower export.opset)",
+            )
             return False
         if op in oplist.SUPPORTED:
             return True
@@ -296,26 +379,40 @@ class _TrtChecker:
             return
         t = self.trt(node.input[idx])
         if t and t not in allowed and t not in oplist.QUANTIZED_TYPES and t != "DOUBLE" and t in oplist.TRT_TYPES:
-            self.add("error", node, f"{where}{op} takes {', '.join(allowed)} in TensorRT, got {t}; cast the input first")
+            self.add(
+                "error", node, f"{where}{op} takes {', '.join(allowed)} in TensorRT, got {t}; cast the input first"
+            )
         if op == "Cast":
             to = next((a.i for a in node.attribute if a.name == "to"), None)
             to_t = oplist.ONNX_TO_TRT.get(self.onnx.TensorProto.DataType.Name(to)) if to else None
             if to and to_t not in allowed and to_t != "DOUBLE":
-                self.add("error", node, f"{where}Cast to {self.onnx.TensorProto.DataType.Name(to)}: TensorRT casts only "
-                                        f"to {', '.join(allowed)}")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}Cast to {self.onnx.TensorProto.DataType.Name(to)}: TensorRT casts only "
+                    f"to {', '.join(allowed)}",
+                )
 
     def _constant_inputs(self, node, where: str) -> None:
         for idx, what in oplist.CONSTANT_INPUTS.get(node.op_type, {}).items():
             if len(node.input) <= idx or not node.input[idx] or node.input[idx] in self.consts:
-                if node.op_type == "Dropout" and len(node.input) > idx and node.input[idx] in self.consts \
-                        and bool(np.asarray(self.consts[node.input[idx]]).reshape(-1)[0]):
+                if (
+                    node.op_type == "Dropout"
+                    and len(node.input) > idx
+                    and node.input[idx] in self.consts
+                    and bool(np.asarray(self.consts[node.input[idx]]).reshape(-1)[0])
+                ):
                     self.add("error", node, f"{where}Dropout training_mode is True; export in eval mode")
                 continue
             relaxed = oplist.RELAXED_IN.get((node.op_type, what))
             if relaxed and self.lowest >= relaxed:
                 continue
-            self.add("error", node, f"{where}{node.op_type} `{what}` must be a build-time constant (initializer) in "
-                                    f"TensorRT {versions.version_str(self.lowest)}; fold it at export (do_constant_folding)")
+            self.add(
+                "error",
+                node,
+                f"{where}{node.op_type} `{what}` must be a build-time constant (initializer) in "
+                f"TensorRT {versions.version_str(self.lowest)}; fold it at export (do_constant_folding)",
+            )
 
     def _attributes(self, node, where: str) -> None:
         op = node.op_type
@@ -326,8 +423,12 @@ class _TrtChecker:
                 value = a.s if a.type == self.onnx.AttributeProto.STRING else a.i
                 if value not in allowed:
                     shown = value.decode() if isinstance(value, bytes) else value
-                    self.add("error", node, f"{where}{op} {name}={shown!r} is not supported by TensorRT "
-                                            f"({oplist.RESTRICTIONS.get(op, 'see operators.md')})")
+                    self.add(
+                        "error",
+                        node,
+                        f"{where}{op} {name}={shown!r} is not supported by TensorRT "
+                        f"({oplist.RESTRICTIONS.get(op, 'see operators.md')})",
+                    )
         ones = oplist.ALL_ONES_ATTRIBUTES.get(op)
         if ones in attrs and any(v != 1 for v in attrs[ones].ints):
             self.add("error", node, f"{where}{op} {ones} must be empty or all ones in TensorRT")
@@ -336,7 +437,11 @@ class _TrtChecker:
                 self.add("error", node, f"{where}{op} attribute `{name}` is not supported by TensorRT")
         limit = oplist.MAX_USED_OUTPUTS.get(op)
         if limit is not None and any(o and o in self.consumed for o in node.output[limit:]):
-            self.add("error", node, f"{where}{op}: TensorRT produces only the first {limit} output(s), and a later one is used")
+            self.add(
+                "error",
+                node,
+                f"{where}{op}: TensorRT produces only the first {limit} output(s), and a later one is used",
+            )
 
     def _qdq(self, node, where: str) -> None:
         op = node.op_type
@@ -347,33 +452,56 @@ class _TrtChecker:
             t = self.types.get(node.input[0])
         precisions = self.target.precisions
         if t is None and zp is None:
-            self.add("error", node, f"{where}{op} has no zero point, so ONNX quantizes to UINT8 (0..255) while TensorRT "
-                                    "uses INT8; quantize with a signed int8 zero point of 0")
+            self.add(
+                "error",
+                node,
+                f"{where}{op} has no zero point, so ONNX quantizes to UINT8 (0..255) while TensorRT "
+                "uses INT8; quantize with a signed int8 zero point of 0",
+            )
         elif t == "UINT8":
-            self.add("error", node, f"{where}{op} is UINT8 (asymmetric): TensorRT turns it into INT8 with the same scale, "
-                                    "clipping the upper half of the range; quantize signed (NNCF: signedness_to_force=True)")
+            self.add(
+                "error",
+                node,
+                f"{where}{op} is UINT8 (asymmetric): TensorRT turns it into INT8 with the same scale, "
+                "clipping the upper half of the range; quantize signed (NNCF: signedness_to_force=True)",
+            )
         elif t == "INT8":
             if "int8" not in precisions:
                 self.add("error", node, f"{where}INT8 Q/DQ but target {self.target.name} has no int8 precision")
         elif t == "FLOAT8E4M3FN":
             if "fp8" not in precisions:
-                self.add("error", node, f"{where}FP8 Q/DQ but target {self.target.name} has no fp8 (FP8 needs compute "
-                                        "capability >= 8.9: Ada, Hopper); quantize to int8 for this target")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}FP8 Q/DQ but target {self.target.name} has no fp8 (FP8 needs compute "
+                    "capability >= 8.9: Ada, Hopper); quantize to int8 for this target",
+                )
         elif t and t.startswith("FLOAT8"):
             self.add("error", node, f"{where}{t} Q/DQ: TensorRT's only FP8 type is E4M3FN")
         elif t in ("INT4", "UINT4"):
-            self.add("error", node, f"{where}{t} Q/DQ: not among target {self.target.name}'s precisions "
-                                    f"({', '.join(precisions)})")
+            self.add(
+                "error",
+                node,
+                f"{where}{t} Q/DQ: not among target {self.target.name}'s precisions ({', '.join(precisions)})",
+            )
         elif t is not None:
             self.add("error", node, f"{where}{op} quantizes to {t}: TensorRT quantizes only to INT8, FP8 or INT4")
         if zp:
             if zp in self.consts:
                 if np.any(np.asarray(self.consts[zp]).astype(np.float64) != 0):
-                    self.add("error", node, f"{where}{op} zero point is not 0: TensorRT supports only symmetric "
-                                            "quantization; re-quantize symmetric")
+                    self.add(
+                        "error",
+                        node,
+                        f"{where}{op} zero point is not 0: TensorRT supports only symmetric "
+                        "quantization; re-quantize symmetric",
+                    )
             else:
-                self.add("warning", node, f"{where}{op} zero point is computed at run time: TensorRT needs it to be all "
-                                          "zeros; make it an initializer")
+                self.add(
+                    "warning",
+                    node,
+                    f"{where}{op} zero point is computed at run time: TensorRT needs it to be all "
+                    "zeros; make it an initializer",
+                )
         scale = node.input[1] if len(node.input) > 1 else None
         if scale in self.consts and np.any(np.asarray(self.consts[scale]).astype(np.float64) <= 0):
             self.add("error", node, f"{where}{op} scale has values <= 0; TensorRT needs positive scales")
@@ -385,21 +513,37 @@ class _TrtChecker:
         m_value = int(np.asarray(self.consts[m]).reshape(-1)[0]) if m in self.consts else None
         has_count = m is not None and not (m_value is not None and m_value >= oplist.INT32_MAX)
         if not has_count and cond is None:
-            self.add("error", node, f"{where}Loop has neither a trip count below INT32_MAX nor a condition: TensorRT needs "
-                                    "a trip limit; pass M")
+            self.add(
+                "error",
+                node,
+                f"{where}Loop has neither a trip count below INT32_MAX nor a condition: TensorRT needs "
+                "a trip limit; pass M",
+            )
         n_carried = len(node.input) - 2
         scan_outs = [o for o in node.output[n_carried:] if o]
         if scan_outs:
             used = [o for o in scan_outs if o in self.consumed]
             if not has_count and used:
-                self.add("error", node, f"{where}Loop without trip count M: TensorRT gives its scan outputs a dummy length "
-                                        "of 1024, so they must not be used; pass a constant M")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}Loop without trip count M: TensorRT gives its scan outputs a dummy length "
+                    "of 1024, so they must not be used; pass a constant M",
+                )
             elif has_count and m_value is None:
-                self.add("error", node, f"{where}Loop scan outputs with a run-time trip count: TensorRT needs the scan "
-                                        "output length fixed; make M a constant")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}Loop scan outputs with a run-time trip count: TensorRT needs the scan "
+                    "output length fixed; make M a constant",
+                )
         if m is not None and m_value is None:
-            self.add("note", node, f"{where}Loop trip count M is a run-time tensor: TensorRT casts it to INT32 and needs "
-                                   "it available before the loop starts")
+            self.add(
+                "note",
+                node,
+                f"{where}Loop trip count M is a run-time tensor: TensorRT casts it to INT32 and needs "
+                "it available before the loop starts",
+            )
         allowed = oplist.SUPPORTED["Loop"]
         for i in range(n_carried):
             if 2 + i >= len(body.input) or 1 + i >= len(body.output):
@@ -407,20 +551,39 @@ class _TrtChecker:
             b_in, b_out = body.input[2 + i].name, body.output[1 + i].name
             t = self.trt(node.input[2 + i]) or self.trt(b_in)
             if t and t not in allowed:
-                self.add("error", node, f"{where}Loop carries {b_in!r} as {t}; TensorRT loops carry only {', '.join(allowed)}")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}Loop carries {b_in!r} as {t}; TensorRT loops carry only {', '.join(allowed)}",
+                )
             s_in, s_out = self.shapes.get(b_in), self.shapes.get(b_out)
-            if s_in is not None and s_out is not None:
-                if len(s_in) != len(s_out) or any(isinstance(a, int) and isinstance(b, int) and a and b and a != b
-                                                  for a, b in zip(s_in, s_out)):
-                    self.add("error", node, f"{where}Loop carried {b_in!r} changes shape {s_in} -> {s_out}: TensorRT needs "
-                                            "the same shape in every iteration")
+            if (
+                s_in is not None
+                and s_out is not None
+                and (
+                    len(s_in) != len(s_out)
+                    or any(
+                        isinstance(a, int) and isinstance(b, int) and a and b and a != b for a, b in zip(s_in, s_out)
+                    )
+                )
+            ):
+                self.add(
+                    "error",
+                    node,
+                    f"{where}Loop carried {b_in!r} changes shape {s_in} -> {s_out}: TensorRT needs "
+                    "the same shape in every iteration",
+                )
         carried = {body.input[i].name for i in range(2, len(body.input))}
         for inner in body.node:
             for idx in oplist.SHAPE_INPUTS.get(inner.op_type, ()):
                 if idx < len(inner.input) and inner.input[idx] in carried:
-                    self.add("warning", node, f"{where}Loop carried {inner.input[idx]!r} feeds the shape input of "
-                                              f"{inner.op_type}: a TensorRT recurrence cannot be a shape tensor "
-                                              "(onnx/onnx-tensorrt#670)")
+                    self.add(
+                        "warning",
+                        node,
+                        f"{where}Loop carried {inner.input[idx]!r} feeds the shape input of "
+                        f"{inner.op_type}: a TensorRT recurrence cannot be a shape tensor "
+                        "(onnx/onnx-tensorrt#670)",
+                    )
 
     def _if(self, node, where: str) -> None:
         branches = {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
@@ -428,21 +591,29 @@ class _TrtChecker:
         if then_g is None or else_g is None:
             return
         if len(then_g.output) != len(else_g.output):
-            self.add("error", node, f"{where}If branches have {len(then_g.output)} and {len(else_g.output)} outputs; "
-                                    "TensorRT needs the same number")
+            self.add(
+                "error",
+                node,
+                f"{where}If branches have {len(then_g.output)} and {len(else_g.output)} outputs; "
+                "TensorRT needs the same number",
+            )
             return
         for a, b in zip(then_g.output, else_g.output):
             if a.name == b.name:
-                self.add("error", node, f"{where}If branches both name an output {a.name!r}; TensorRT needs different names")
+                self.add(
+                    "error", node, f"{where}If branches both name an output {a.name!r}; TensorRT needs different names"
+                )
             sa, sb = self.shapes.get(a.name), self.shapes.get(b.name)
             if sa is not None and sb is not None and len(sa) != len(sb):
-                self.add("error", node, f"{where}If outputs {a.name!r} and {b.name!r} have ranks {len(sa)} and {len(sb)}; "
-                                        "TensorRT needs the same rank")
+                self.add(
+                    "error",
+                    node,
+                    f"{where}If outputs {a.name!r} and {b.name!r} have ranks {len(sa)} and {len(sb)}; "
+                    "TensorRT needs the same rank",
+                )
 
 
 def _store(consts: dict[str, np.ndarray], name: str, numpy_helper, tensor) -> None:
     """Record a constant's value; one that cannot be read (exotic type, missing external data) stays unknown."""
-    try:
+    with contextlib.suppress(Exception):  # numpy_helper raises several types; unknown values only silence value rules
         consts[name] = numpy_helper.to_array(tensor)
-    except Exception:  # numpy_helper raises several types; unknown values only silence value rules
-        pass

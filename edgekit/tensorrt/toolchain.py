@@ -3,6 +3,7 @@ capability. Everything else in edgekit runs without TensorRT; only these functio
 
 Standard library at import time: the on-device runtime uses it too.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,9 +26,11 @@ def require_tensorrt(target: str | None = None, artefact: str | None = None) -> 
         detail = str(e).splitlines()[0][:100] if str(e) else ""
         where = "" if getattr(e, "name", None) == "tensorrt" else f" ({detail})"  # e.g. libnvinfer.so.10 not found
         plan = f"`edgekit plan --target {target or 'TARGET'} {artefact or 'ARTEFACT'}`"
-        raise ToolchainUnavailable(f"TensorRT is not installed here{where}",
-                                   f"run {plan} and execute the script on the device, or install TensorRT "
-                                   "(JetPack's python3-libnvinfer, or pip install tensorrt from NVIDIA's index)") from None
+        raise ToolchainUnavailable(
+            f"TensorRT is not installed here{where}",
+            f"run {plan} and execute the script on the device, or install TensorRT "
+            "(JetPack's python3-libnvinfer, or pip install tensorrt from NVIDIA's index)",
+        ) from None
     return trt
 
 
@@ -46,8 +49,10 @@ def import_cudart() -> ModuleType:
         try:
             from cuda import cudart  # noqa: PLC0415 - older cuda-python
         except ImportError:
-            raise ToolchainUnavailable("cuda-python is not installed (needed for TensorRT device buffers)",
-                                       "pip install cuda-python (JetPack 6: the cuda-python matching CUDA 12.6)") from None
+            raise ToolchainUnavailable(
+                "cuda-python is not installed (needed for TensorRT device buffers)",
+                "pip install cuda-python (JetPack 6: the cuda-python matching CUDA 12.6)",
+            ) from None
     return cudart
 
 
@@ -57,13 +62,19 @@ def gpu_info(device: int = 0) -> tuple[str, str]:
         cudart = import_cudart()
         err, props = cudart.cudaGetDeviceProperties(device)
         if int(err) == 0:
-            name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
+            name = (
+                props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
+            )
             return name, f"{props.major}.{props.minor}"
     except ToolchainUnavailable:
         pass
     if shutil.which("nvidia-smi"):
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
         if out.returncode == 0 and len(lines) > device:
             name, cc = (p.strip() for p in lines[device].rsplit(",", 1))
@@ -73,5 +84,7 @@ def gpu_info(device: int = 0) -> tuple[str, str]:
         text = model.read_bytes().decode(errors="replace").rstrip("\0")
         if "Orin" in text:
             return text, "8.7"
-    raise ToolchainUnavailable("cannot read this machine's GPU (no CUDA device visible)",
-                               "run on the target device with the NVIDIA driver, or install cuda-python")
+    raise ToolchainUnavailable(
+        "cannot read this machine's GPU (no CUDA device visible)",
+        "run on the target device with the NVIDIA driver, or install cuda-python",
+    )

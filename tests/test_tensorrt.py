@@ -3,6 +3,7 @@
 Everything except the tests marked `tensorrt` runs without TensorRT or a GPU. The `tensorrt` tests need the real
 TensorRT Python package and a GPU; they skip, with the reason, where it is absent. TensorRT is never faked.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.artefact import sha256_file, write_json
-from edgekit.build import versions
-from edgekit.build.check import check_artefact, check_onnx
-from edgekit.build.engine_manifest import ENGINE_MANIFEST, make_manifest, read_manifest, timing_cache_key, verify
-from edgekit.build.graphs import describe
-from edgekit.build.plan import write_plan
-from edgekit.build.recipe import make_recipe
 from edgekit.errors import IncompatibleError, RecipeError
 from edgekit.schema import load_target, target_names
+from edgekit.tensorrt import versions
+from edgekit.tensorrt.check import check_artefact, check_onnx
+from edgekit.tensorrt.engine_manifest import ENGINE_MANIFEST, make_manifest, read_manifest, timing_cache_key, verify
+from edgekit.tensorrt.graphs import describe
+from edgekit.tensorrt.plan import write_plan
+from edgekit.tensorrt.recipe import make_recipe
 
 EDGEKIT = [sys.executable, "-m", "edgekit.cli"]
 TRT_TARGETS = [t for t in target_names() if load_target(t).backend == "tensorrt"]
@@ -75,11 +76,23 @@ def hrm_artefact(root, tmp_path_factory) -> Path:
     model = load_model(root / "examples/models/hrm-sudoku", forward_dtype="float32")
     graphs = export_step_graphs(model, d, 17)
     files = {g.name: g.path.name for g in graphs}
-    write_json(d / "manifest.json", {
-        "schema_version": 1, "target": "x86-cpu", "recipe": {"name": "hrm-sudoku", "sha256": None},
-        "model": {"family": model.family},
-        "graph": {"form": "step", "opset": 17, "state_names": list(model.state_names), "step_budget": model.step_budget},
-        "files": files, "sha256": {n: sha256_file(d / rel) for n, rel in files.items()}})
+    write_json(
+        d / "manifest.json",
+        {
+            "schema_version": 1,
+            "target": "x86-cpu",
+            "recipe": {"name": "hrm-sudoku", "sha256": None},
+            "model": {"family": model.family},
+            "graph": {
+                "form": "step",
+                "opset": 17,
+                "state_names": list(model.state_names),
+                "step_budget": model.step_budget,
+            },
+            "files": files,
+            "sha256": {n: sha256_file(d / rel) for n, rel in files.items()},
+        },
+    )
     return d
 
 
@@ -93,14 +106,24 @@ def make_artefact(folder: Path, models: dict[str, onnx.ModelProto]) -> Path:
     for name, m in models.items():
         onnx.save(m, str(folder / f"{name}.onnx"))
         files[name] = f"{name}.onnx"
-    write_json(folder / "manifest.json", {"schema_version": 1, "target": "x86-cpu", "recipe": {"sha256": "0" * 64},
-                                          "files": files, "sha256": {n: sha256_file(folder / r) for n, r in files.items()}})
+    write_json(
+        folder / "manifest.json",
+        {
+            "schema_version": 1,
+            "target": "x86-cpu",
+            "recipe": {"sha256": "0" * 64},
+            "files": files,
+            "sha256": {n: sha256_file(folder / r) for n, r in files.items()},
+        },
+    )
     return folder
 
 
 def model(nodes, inputs, outputs, inits=(), opset=17, domains=()) -> onnx.ModelProto:
     g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), *[helper.make_opsetid(d, 1) for d in domains]])
+    m = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", opset), *[helper.make_opsetid(d, 1) for d in domains]]
+    )
     m.ir_version = 8 if opset <= 18 else 10
     return m
 
@@ -117,8 +140,10 @@ def qdq_model(zp: np.ndarray | None, zp_type=None, opset: int = 17) -> onnx.Mode
         t = helper.make_tensor("zp", zp_type, [], [zp.item()]) if zp_type else numpy_helper.from_array(zp, "zp")
         inits.append(t)
         ins.append("zp")
-    nodes = [helper.make_node("QuantizeLinear", ins, ["q"], name="quant"),
-             helper.make_node("DequantizeLinear", ["q", *ins[1:]], ["y"], name="dequant")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ins, ["q"], name="quant"),
+        helper.make_node("DequantizeLinear", ["q", *ins[1:]], ["y"], name="dequant"),
+    ]
     return model(nodes, [vi("x")], [vi("y")], inits, opset)
 
 
@@ -126,7 +151,7 @@ def errors(findings) -> list[str]:
     return [f.message for f in findings if f.severity == "error"]
 
 
-# -- check: every demo artefact, every target ----------------------------------------------------------------------------
+# -- check: every demo artefact, every target --------------------------------------------------------------------------
 @pytest.mark.parametrize("artefact", ARTEFACTS)
 @pytest.mark.parametrize("target", target_names())
 def test_demo_artefacts_pass_check_on_every_target(artefact, target, request):
@@ -171,14 +196,22 @@ def test_fp8_qdq_only_where_the_target_has_fp8(tmp_path):
 
 def test_opset_21_is_above_jetson_but_fine_for_onnxruntime(tmp_path):
     path = _save(tmp_path, model([helper.make_node("Relu", ["x"], ["y"])], [vi("x")], [vi("y")], opset=21))
-    assert any("opset 21 is above the target's maximum 20" in m for m in errors(check_onnx(path, "jetson-orin-nano")[0]))
+    assert any(
+        "opset 21 is above the target's maximum 20" in m for m in errors(check_onnx(path, "jetson-orin-nano")[0])
+    )
     assert not errors(check_onnx(path, "x86-cpu")[0])
 
 
 def test_unsupported_and_custom_ops(tmp_path):
-    m = model([helper.make_node("Unique", ["x"], ["y"], name="uniq"),
-               helper.make_node("FusedMatMul", ["x", "x"], ["z"], domain="com.microsoft", name="fused")],
-              [vi("x", shape=(4,))], [vi("y", shape=("n",)), vi("z", shape=(4,))], domains=["com.microsoft"])
+    m = model(
+        [
+            helper.make_node("Unique", ["x"], ["y"], name="uniq"),
+            helper.make_node("FusedMatMul", ["x", "x"], ["z"], domain="com.microsoft", name="fused"),
+        ],
+        [vi("x", shape=(4,))],
+        [vi("y", shape=("n",)), vi("z", shape=(4,))],
+        domains=["com.microsoft"],
+    )
     errs = errors(check_onnx(_save(tmp_path, m), "rtx-40")[0])
     assert any("Unique is not supported by TensorRT's ONNX parser" in m for m in errs), errs
     assert any("custom op com.microsoft::FusedMatMul needs a TensorRT plugin" in m for m in errs), errs
@@ -190,8 +223,12 @@ def test_onnxruntime_target_loads_the_graph(tmp_path):
 
 
 def test_op_added_after_the_targets_tensorrt(tmp_path):
-    m = model([helper.make_node("RMSNormalization", ["x", "w"], ["y"], name="rms")], [vi("x"), vi("w", shape=(4,))], [vi("y")],
-              opset=20)
+    m = model(
+        [helper.make_node("RMSNormalization", ["x", "w"], ["y"], name="rms")],
+        [vi("x"), vi("w", shape=(4,))],
+        [vi("y")],
+        opset=20,
+    )
     path = _save(tmp_path, m)
     assert any("needs TensorRT >= 10.15" in m for m in errors(check_onnx(path, "jetson-orin-nano")[0]))
     f = check_onnx(path, "hopper")[0]  # 10.0 to 11.x: possible, so a warning
@@ -200,7 +237,10 @@ def test_op_added_after_the_targets_tensorrt(tmp_path):
 
 def test_slice_axes_must_be_constant_before_tensorrt_10_3(tmp_path):
     nodes = [helper.make_node("Slice", ["x", "s", "e", "axes"], ["y"], name="slice")]
-    inits = [numpy_helper.from_array(np.array([0], np.int64), "s"), numpy_helper.from_array(np.array([2], np.int64), "e")]
+    inits = [
+        numpy_helper.from_array(np.array([0], np.int64), "s"),
+        numpy_helper.from_array(np.array([2], np.int64), "e"),
+    ]
     m = model(nodes, [vi("x"), vi("axes", TensorProto.INT64, (1,))], [vi("y", shape=("batch", 2))], inits)
     path = _save(tmp_path, m)
     assert any("Slice `axes` must be a build-time constant" in m for m in errors(check_onnx(path, "rtx-30")[0]))
@@ -208,8 +248,14 @@ def test_slice_axes_must_be_constant_before_tensorrt_10_3(tmp_path):
 
 
 def test_double_tensors_warn_but_pass(tmp_path):
-    m = model([helper.make_node("Cast", ["x"], ["d"], to=TensorProto.DOUBLE),
-               helper.make_node("Cast", ["d"], ["y"], to=TensorProto.FLOAT)], [vi("x")], [vi("y")])
+    m = model(
+        [
+            helper.make_node("Cast", ["x"], ["d"], to=TensorProto.DOUBLE),
+            helper.make_node("Cast", ["d"], ["y"], to=TensorProto.FLOAT),
+        ],
+        [vi("x")],
+        [vi("y")],
+    )
     f, _ = check_onnx(_save(tmp_path, m), "jetson-orin-nano")
     assert not errors(f) and any("DOUBLE" in x.message for x in f if x.severity == "warning")
 
@@ -222,21 +268,33 @@ def _loop_model(trip: int | None, cond: bool, grow: bool = False, scan_used: boo
     else:
         body_nodes.append(helper.make_node("Add", ["s_in", "one"], ["s_out"]))
     body_nodes.append(helper.make_node("Identity", ["s_out"], ["scan"]))
-    body = helper.make_graph(body_nodes, "body",
-                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                              helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                              helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [1, 4])],
-                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-                              helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2 if grow else 1, 4]),
-                              helper.make_tensor_value_info("scan", TensorProto.FLOAT, [2 if grow else 1, 4])],
-                             initializer=[numpy_helper.from_array(np.ones((1, 4), np.float32), "one")])
+    body = helper.make_graph(
+        body_nodes,
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [1, 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2 if grow else 1, 4]),
+            helper.make_tensor_value_info("scan", TensorProto.FLOAT, [2 if grow else 1, 4]),
+        ],
+        initializer=[numpy_helper.from_array(np.ones((1, 4), np.float32), "one")],
+    )
     inits = [numpy_helper.from_array(np.zeros((1, 4), np.float32), "s0")]
     if trip is not None:
         inits.append(numpy_helper.from_array(np.array(trip, np.int64), "M"))
     if cond:
         inits.append(numpy_helper.from_array(np.array(True), "c"))
-    loop = helper.make_node("Loop", ["M" if trip is not None else "", "c" if cond else "", "s0"], ["s_final", "scans"],
-                            name="loop", body=body)
+    loop = helper.make_node(
+        "Loop",
+        ["M" if trip is not None else "", "c" if cond else "", "s0"],
+        ["s_final", "scans"],
+        name="loop",
+        body=body,
+    )
     nodes = [loop]
     outputs = [helper.make_tensor_value_info("s_final", TensorProto.FLOAT, None)]
     if scan_used:
@@ -254,15 +312,23 @@ def test_loop_rules(tmp_path):
 
 
 def test_if_branches_need_different_output_names(tmp_path):
-    branch = lambda: helper.make_graph([helper.make_node("Identity", ["x"], ["same"])], "b", [],  # noqa: E731
-                                       [helper.make_tensor_value_info("same", TensorProto.FLOAT, ["batch", 4])])
+    def branch():
+        return helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["same"])],
+            "b",
+            [],  # noqa: E731
+            [helper.make_tensor_value_info("same", TensorProto.FLOAT, ["batch", 4])],
+        )
+
     node = helper.make_node("If", ["c"], ["y"], then_branch=branch(), else_branch=branch(), name="if")
     m = model([node], [vi("x"), vi("c", TensorProto.BOOL, ())], [vi("y")])
     assert any("different names" in m for m in errors(check_onnx(_save(tmp_path, m), "rtx-40")[0]))
 
 
 def test_check_artefact_reports_every_file_and_a_verdict(tmp_path):
-    folder = make_artefact(tmp_path / "a", {"good": qdq_model(np.array(0, np.int8)), "bad": qdq_model(np.array(0, np.uint8))})
+    folder = make_artefact(
+        tmp_path / "a", {"good": qdq_model(np.array(0, np.int8)), "bad": qdq_model(np.array(0, np.uint8))}
+    )
     report = check_artefact(folder, "jetson-orin-nano")
     assert not report.compatible and report.verdict == "incompatible"
     assert {f.file for f in report.errors()} == {"bad.onnx"}
@@ -276,7 +342,7 @@ def _save(tmp_path: Path, m: onnx.ModelProto, name: str = "m") -> Path:
     return p
 
 
-# -- CLI: exit codes -------------------------------------------------------------------------------------------------------
+# -- CLI: exit codes ---------------------------------------------------------------------------------------------------
 def test_cli_check_compatible_exits_0(trm_artefact):
     r = cli("check", "--target", "jetson-orin-nano", str(trm_artefact))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -325,7 +391,7 @@ def test_cli_plan_writes_the_script(trm_artefact, tmp_path):
     assert (tmp_path / "build_rtx-40.sh").is_file() and "build_rtx-40.sh" in r.stdout
 
 
-# -- plan: the on-device script -------------------------------------------------------------------------------------------
+# -- plan: the on-device script ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", TRT_TARGETS)
 def test_plan_script_per_target(target, trm_artefact, tmp_path):
     tg = load_target(target)
@@ -342,7 +408,9 @@ def test_plan_script_per_target(target, trm_artefact, tmp_path):
         assert f"check_sha {rel} {manifest['sha256'][name]}" in text
         assert f'--onnx="$ART/{rel}"' in text
         # input names and non-batch dims come from the ONNX file itself
-        dyn = [(i.name, "x".join(map(str, i.dims[1:]))) for i in describe(trm_artefact / rel).inputs if i.batch_axis == 0]
+        dyn = [
+            (i.name, "x".join(map(str, i.dims[1:]))) for i in describe(trm_artefact / rel).inputs if i.batch_axis == 0
+        ]
         for flag, b in (("min", prof.min), ("opt", prof.opt), ("max", prof.max)):
             assert f"--{flag}Shapes=" + ",".join(f"{n}:{b}x{rest}" for n, rest in dyn) in text
     assert f"--memPoolSize=workspace:{tg.workspace_mb}M" in text
@@ -383,7 +451,9 @@ def test_plan_script_stops_on_a_changed_onnx(tmp_path):
     folder = make_artefact(tmp_path / "a", {"step": qdq_model(np.array(0, np.int8))})
     script = write_plan(folder, "jetson-orin-nano")
     onnx.save(qdq_model(np.array(0, np.int8), opset=18), str(folder / "step.onnx"))
-    r = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, env={**os.environ, "TRTEXEC": "/nonexistent"})
+    r = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=60, env={**os.environ, "TRTEXEC": "/nonexistent"}
+    )
     assert r.returncode == 1 and "step.onnx has sha256" in r.stderr and "re-run edgekit plan" in r.stderr
 
 
@@ -397,21 +467,28 @@ def test_plan_script_needs_trtexec(tmp_path):
 
 def test_plan_script_writes_an_engine_manifest_the_runtime_accepts(tmp_path):
     """Run the script's manifest step (section 5) on its own, with the values trtexec and the GPU would give."""
-    folder = make_artefact(tmp_path / "a", {"step": qdq_model(np.array(0, np.int8)), "readout": qdq_model(np.array(0, np.int8))})
+    folder = make_artefact(
+        tmp_path / "a", {"step": qdq_model(np.array(0, np.int8)), "readout": qdq_model(np.array(0, np.int8))}
+    )
     text = write_plan(folder, "jetson-orin-nano").read_text()
     helpers = "\n".join(ln for ln in text.splitlines() if ln.startswith(("json_str()", "sha()")))
-    section = text[text.index("# 5. The engine manifest"):]
+    section = text[text.index("# 5. The engine manifest") :]
     engines = tmp_path / "engines"
     engines.mkdir()
     for name in ("step", "readout"):
         (engines / f"{name}.engine").write_bytes(name.encode() * 10)  # bytes to hash; no engine is built here
-    prelude = (f'set -euo pipefail\nENGINE_DIR={engines}\nTRT_VERSION=10.3.0\nGPU_NAME=\'NVIDIA Jetson "Orin" Nano\'\n'
-               'GPU_CC=8.7\nL4T="# R36 (release), REVISION: 4.0"\nTYPED=weak\nFLAGS_step="--int8 --fp16"\n'
-               'FLAGS_readout="--int8 --fp16"\n')
+    prelude = (
+        f"set -euo pipefail\nENGINE_DIR={engines}\nTRT_VERSION=10.3.0\nGPU_NAME='NVIDIA Jetson \"Orin\" Nano'\n"
+        'GPU_CC=8.7\nL4T="# R36 (release), REVISION: 4.0"\nTYPED=weak\nFLAGS_step="--int8 --fp16"\n'
+        'FLAGS_readout="--int8 --fp16"\n'
+    )
     r = subprocess.run(["bash", "-c", prelude + helpers + "\n" + section], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     m = read_manifest(engines)
-    assert m["tensorrt_version"] == "10.3.0" and m["gpu"] == {"name": 'NVIDIA Jetson "Orin" Nano', "compute_capability": "8.7"}
+    assert m["tensorrt_version"] == "10.3.0" and m["gpu"] == {
+        "name": 'NVIDIA Jetson "Orin" Nano',
+        "compute_capability": "8.7",
+    }
     assert m["engines"]["step"]["flags"] == "--int8 --fp16" and m["strongly_typed"] is False
     assert m["l4t"] == "# R36 (release), REVISION: 4.0"
     assert m["engines"]["step"]["onnx_sha256"] == sha256_file(folder / "step.onnx")
@@ -421,11 +498,20 @@ def test_plan_script_writes_an_engine_manifest_the_runtime_accepts(tmp_path):
         verify(m, "10.4.0", "x", "8.7")
 
 
-# -- engine manifest, versions, targets ------------------------------------------------------------------------------------
+# -- engine manifest, versions, targets --------------------------------------------------------------------------------
 def test_engine_manifest_refuses_other_gpus_and_tensorrt(tmp_path):
     (tmp_path / "step.engine").write_bytes(b"plan")
-    m = make_manifest("rtx-40", "tensorrt-python", "10.8.0", "NVIDIA GeForce RTX 4090", "8.9", False, {}, "0" * 64,
-                      {"step": {"file": "step.engine", "engine_sha256": sha256_file(tmp_path / "step.engine")}})
+    m = make_manifest(
+        "rtx-40",
+        "tensorrt-python",
+        "10.8.0",
+        "NVIDIA GeForce RTX 4090",
+        "8.9",
+        False,
+        {},
+        "0" * 64,
+        {"step": {"file": "step.engine", "engine_sha256": sha256_file(tmp_path / "step.engine")}},
+    )
     assert verify(m, "10.8.0.43", "NVIDIA GeForce RTX 4090", "8.9", tmp_path) == []
     with pytest.raises(IncompatibleError, match="built with TensorRT 10.8.0"):
         verify(m, "10.9.0", "NVIDIA GeForce RTX 4090", "8.9")
@@ -442,7 +528,9 @@ def test_versions():
     assert versions.in_range("10.3.0.26", ">=10.3,<10.4") and not versions.in_range("10.4", ">=10.3,<10.4")
     assert versions.lowest(">=10.3,<10.4") == (10, 3, 0)
     assert versions.admits_major(">=10.0,<12", 11) and not versions.admits_major(">=10.0,<11", 11)
-    assert versions.admits_at_least(">=10.0,<11", (10, 15, 0)) and not versions.admits_at_least(">=10.3,<10.4", (10, 15, 0))
+    assert versions.admits_at_least(">=10.0,<11", (10, 15, 0)) and not versions.admits_at_least(
+        ">=10.3,<10.4", (10, 15, 0)
+    )
     assert versions.bash_test(">=10.3,<10.4") == '[ "$TRT_NUM" -ge 100300 ] && [ "$TRT_NUM" -lt 100400 ]'
     with pytest.raises(RecipeError):
         versions.parse_range("~10.3")
@@ -456,16 +544,21 @@ def test_targets_carry_batch_profiles():
     for name in target_names():
         p = load_target(name).profile()
         assert 1 <= p.min <= p.opt <= p.max
-    assert load_target("jetson-orin-nano").tensorrt == ">=10.3,<10.4" and load_target("jetson-orin-nano").compute_capability == "8.7"
+    assert (
+        load_target("jetson-orin-nano").tensorrt == ">=10.3,<10.4"
+        and load_target("jetson-orin-nano").compute_capability == "8.7"
+    )
     assert "fp8" in load_target("hopper").precisions and "fp8" not in load_target("jetson-agx-orin").precisions
     with pytest.raises(ValidationError):
         BatchProfile(min=8, opt=4, max=16)
 
 
-# -- runtime backend without TensorRT ---------------------------------------------------------------------------------------
+# -- runtime backend without TensorRT ----------------------------------------------------------------------------------
 def test_tensorrt_backend_imports_without_torch_or_tensorrt():
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['tensorrt'] = None\n"
-            "import edgekit.runtime.tensorrt_backend as b\nassert 'torch' not in [m for m in sys.modules if sys.modules[m]]")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['tensorrt'] = None\n"
+        "import edgekit.runtime.tensorrt_backend as b\nassert 'torch' not in [m for m in sys.modules if sys.modules[m]]"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 
@@ -480,14 +573,14 @@ def test_tensorrt_runner_without_tensorrt_raises_toolchain_unavailable(trm_artef
     assert e.value.exit_code == 5
 
 
-# -- the TensorRT path (real TensorRT and a GPU only) ------------------------------------------------------------------------
+# -- the TensorRT path (real TensorRT and a GPU only) ------------------------------------------------------------------
 def _local_target():
     """The TensorRT target matching this machine's GPU and TensorRT, or skip."""
     if not HAVE_TRT:
         pytest.skip(NO_TRT_REASON)
     import tensorrt as trt
 
-    from edgekit.build.toolchain import gpu_info, tensorrt_version
+    from edgekit.tensorrt.toolchain import gpu_info, tensorrt_version
 
     _, cc = gpu_info()
     for name in TRT_TARGETS:
@@ -510,21 +603,29 @@ def test_tensorrt_parser_accepts_what_check_passes(artefact, request):
         if rel.endswith(".onnx"):
             network = trt.Builder(logger).create_network(0)
             parser = trt.OnnxParser(network, logger)
-            assert parser.parse_from_file(str(folder / rel)), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            assert parser.parse_from_file(str(folder / rel)), [
+                str(parser.get_error(i)) for i in range(parser.num_errors)
+            ]
 
 
 @pytest.mark.tensorrt
 def test_tensorrt_engines_match_onnxruntime(trm_artefact, tmp_path):
     target = _local_target()
-    from edgekit.build.tensorrt_builder import build_engines
     from edgekit.runtime import Runner
     from edgekit.runtime.tensorrt_backend import TensorRTRunner
     from edgekit.tasks import sudoku
+    from edgekit.tensorrt.tensorrt_builder import build_engines
 
     art = tmp_path / "art"
     shutil.copytree(trm_artefact, art)
-    engines = build_engines(art, target, precision="fp32", graphs=["encode", "step", "readout"], cache_dir=tmp_path / "cache",
-                            log=lambda s: None)
+    engines = build_engines(
+        art,
+        target,
+        precision="fp32",
+        graphs=["encode", "step", "readout"],
+        cache_dir=tmp_path / "cache",
+        log=lambda s: None,
+    )
     manifest = read_manifest(engines)
     assert set(manifest["engines"]) == {"encode", "step", "readout"} and manifest["built_with"] == "tensorrt-python"
     pool = sudoku.SudokuPool.generate(8, seed=5)

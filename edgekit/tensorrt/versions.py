@@ -2,6 +2,7 @@
 
 Own parser, not `packaging`: the forms are few, and the same logic must be emitted into on-device build scripts.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,13 @@ from ..errors import RecipeError
 
 Version = tuple[int, int, int]
 _CLAUSE = re.compile(r"^\s*(>=|<=|==|>|<)\s*(\d+(?:\.\d+){0,2})\s*$")
-_OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
-        ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+_OPS = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
 _BASH = {">=": "-ge", "<=": "-le", "==": "-eq", ">": "-gt", "<": "-lt"}
 
 
@@ -23,7 +29,7 @@ def parse_version(text: str) -> Version:
     return int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
 
 
-def version_str(v: Version) -> str:
+def version_str(v: tuple[int, ...]) -> str:
     return ".".join(map(str, v))
 
 

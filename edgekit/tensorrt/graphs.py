@@ -3,11 +3,12 @@
 Plans and engine builds take input names and non-batch dims from the ONNX file, not from the manifest, so a
 script can never disagree with the graph it builds.
 """
+
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..artefact import sha256_file
 from ..errors import InputError
@@ -18,14 +19,14 @@ QUANT_NAMES = {"INT8": "int8", "UINT8": "uint8", "FLOAT8E4M3FN": "fp8", "INT4": 
 @dataclass
 class GraphInput:
     name: str
-    dtype: str                 # ONNX type name, e.g. FLOAT, INT64
-    dims: list[int | str]      # ints for static dims, names for symbolic ones
-    batch_axis: int | None     # 0 when the first dim is symbolic (edgekit exports name it "batch")
+    dtype: str  # ONNX type name, e.g. FLOAT, INT64
+    dims: list[int | str]  # ints for static dims, names for symbolic ones
+    batch_axis: int | None  # 0 when the first dim is symbolic (edgekit exports name it "batch")
 
 
 @dataclass
 class GraphInfo:
-    name: str                  # key in manifest["files"], e.g. "step"
+    name: str  # key in manifest["files"], e.g. "step"
     path: Path
     sha256: str
     opset: int
@@ -34,27 +35,28 @@ class GraphInfo:
     quantization: set[str] = field(default_factory=set)  # {"int8", "fp8", ...} from Q/DQ zero points / output_dtype
 
 
-def load_manifest(folder: str | Path) -> dict:
-    folder = Path(folder)
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"{folder} has no manifest.json", "pass an artefact folder written by `edgekit export`")
+def load_manifest(folder: str | Path) -> dict[str, Any]:
+    """The artefact's manifest through the one strict reader every command uses (edgekit.runtime.manifest)."""
+    from ..runtime.errors import ArtefactError
+    from ..runtime.manifest import read_manifest
+
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{path} is not valid JSON", "re-run `edgekit export` to rewrite the artefact") from None
-    if not isinstance(manifest.get("files"), dict):
-        raise InputError(f"{path} lists no files", "re-run `edgekit export` to rewrite the artefact")
-    return manifest
+        return read_manifest(Path(folder), complete=True)
+    except ArtefactError as e:
+        raise InputError(str(e)) from None
 
 
 def onnx_files(folder: str | Path, manifest: dict | None = None) -> dict[str, Path]:
     """name -> path of every .onnx file the manifest lists (in manifest order)."""
     folder = Path(folder)
     manifest = manifest or load_manifest(folder)
-    out = {name: folder / rel for name, rel in manifest["files"].items() if str(rel).endswith(".onnx")}
+    from ..runtime.manifest import safe_path
+
+    out = {name: safe_path(folder, rel) for name, rel in manifest["files"].items() if str(rel).endswith(".onnx")}
     if not out:
-        raise InputError(f"{folder}/manifest.json lists no .onnx file", "re-run `edgekit export` to rewrite the artefact")
+        raise InputError(
+            f"{folder}/manifest.json lists no .onnx file", "re-run `edgekit export` to rewrite the artefact"
+        )
     for name, path in out.items():
         if not path.is_file():
             raise InputError(f"{path} (graph {name!r} in manifest.json) is missing", "copy the whole artefact folder")
@@ -79,7 +81,9 @@ def describe(path: Path, name: str | None = None) -> GraphInfo:
             continue
         dims = _dims(vi)
         batch = 0 if dims and isinstance(dims[0], str) else None
-        info.inputs.append(GraphInput(vi.name, onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type), dims, batch))
+        info.inputs.append(
+            GraphInput(vi.name, onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type), dims, batch)
+        )
     info.outputs = [o.name for o in model.graph.output]
     info.quantization = quantization_types(model)
     return info
@@ -130,14 +134,17 @@ def _all_initializers(graph):
 
 def profile_shapes(info: GraphInfo, batch: tuple[int, int, int]) -> dict[str, tuple[list[int], list[int], list[int]]]:
     """input -> (min, opt, max) shapes for every input with a dynamic batch axis; other dims must be static."""
-    shapes = {}
+    shapes: dict[str, tuple[list[int], list[int], list[int]]] = {}
     for inp in info.inputs:
         rest = inp.dims[1:] if inp.batch_axis == 0 else inp.dims
+        static = [d for d in rest if isinstance(d, int) and d > 0]
         symbolic = [d for d in rest if not isinstance(d, int) or d <= 0]
         if symbolic:
-            raise InputError(f"input {inp.name!r} of {info.path.name} has symbolic dim {symbolic[0]!r} besides the batch axis",
-                             "TensorRT profiles here cover the batch only: re-export with that dim fixed")
+            raise InputError(
+                f"input {inp.name!r} of {info.path.name} has symbolic dim {symbolic[0]!r} besides the batch axis",
+                "TensorRT profiles here cover the batch only: re-export with that dim fixed",
+            )
         if inp.batch_axis == 0:
-            shapes[inp.name] = tuple([b, *rest] for b in batch)  # type: ignore[assignment]
+            lo, opt, hi = batch
+            shapes[inp.name] = ([lo, *static], [opt, *static], [hi, *static])
     return shapes
-

@@ -3,14 +3,15 @@ else. Engines are not portable across GPU architectures or TensorRT versions (sh
 
 Standard library only: the on-device runtime reads it, and the build script writes the same layout with printf.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
 
-from ..errors import IncompatibleError, InputError
 from ..artefact import sha256_file  # noqa: F401  (engine hashes; re-exported for the runtime backend)
+from ..errors import IncompatibleError, InputError
 
 ENGINE_MANIFEST = "engine_manifest.json"
 ENGINE_SCHEMA_VERSION = 1
@@ -28,14 +29,31 @@ def timing_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def make_manifest(target: str, built_with: str, trt_version: str, gpu_name: str, compute_capability: str,
-                  strongly_typed: bool, recipe: dict, recipe_sha256: str, engines: dict[str, dict],
-                  l4t: str = "") -> dict:
+def make_manifest(
+    target: str,
+    built_with: str,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    strongly_typed: bool,
+    recipe: dict,
+    recipe_sha256: str,
+    engines: dict[str, dict],
+    l4t: str = "",
+) -> dict:
     """`l4t`: first line of /etc/nv_tegra_release on a Jetson (the JetPack's L4T release), else empty."""
-    return {"schema_version": ENGINE_SCHEMA_VERSION, "target": target, "built_with": built_with,
-            "tensorrt_version": trt_version, "gpu": {"name": gpu_name, "compute_capability": compute_capability},
-            "l4t": l4t, "strongly_typed": strongly_typed, "build_recipe_sha256": recipe_sha256, "build_recipe": recipe,
-            "engines": engines}
+    return {
+        "schema_version": ENGINE_SCHEMA_VERSION,
+        "target": target,
+        "built_with": built_with,
+        "tensorrt_version": trt_version,
+        "gpu": {"name": gpu_name, "compute_capability": compute_capability},
+        "l4t": l4t,
+        "strongly_typed": strongly_typed,
+        "build_recipe_sha256": recipe_sha256,
+        "build_recipe": recipe,
+        "engines": engines,
+    }
 
 
 def l4t_release() -> str:
@@ -49,15 +67,19 @@ def l4t_release() -> str:
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / ENGINE_MANIFEST
     if not path.is_file():
-        raise InputError(f"{folder} has no {ENGINE_MANIFEST}",
-                         "build engines first: `edgekit build` here, or `edgekit plan` and run the script on the device")
+        raise InputError(
+            f"{folder} has no {ENGINE_MANIFEST}",
+            "build engines first: `edgekit build` here, or `edgekit plan` and run the script on the device",
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{path} is not valid JSON", "rebuild the engines") from None
     if data.get("schema_version") != ENGINE_SCHEMA_VERSION or not isinstance(data.get("engines"), dict):
-        raise InputError(f"{path} is not an edgekit engine manifest (schema_version {ENGINE_SCHEMA_VERSION})",
-                         "rebuild the engines with this edgekit")
+        raise InputError(
+            f"{path} is not an edgekit engine manifest (schema_version {ENGINE_SCHEMA_VERSION})",
+            "rebuild the engines with this edgekit",
+        )
     return data
 
 
@@ -67,30 +89,41 @@ def _release(v: str) -> tuple[int, ...]:
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def verify(manifest: dict, trt_version: str, gpu_name: str, compute_capability: str,
-           folder: str | Path | None = None) -> list[str]:
+def verify(
+    manifest: dict, trt_version: str, gpu_name: str, compute_capability: str, folder: str | Path | None = None
+) -> list[str]:
     """Refuse engines built for another TensorRT release or GPU architecture (IncompatibleError, exit 6); return
     warnings for softer mismatches (another GPU model of the same compute capability). With `folder`, also check
     each engine file's sha256."""
     built_trt, built_cc = manifest.get("tensorrt_version", "?"), manifest.get("gpu", {}).get("compute_capability", "?")
     if _release(built_trt) != _release(trt_version):
-        raise IncompatibleError(f"engines in {folder or 'this folder'} were built with TensorRT {built_trt}, this machine "
-                                f"has {trt_version}", "rebuild them here (`edgekit build` or the plan script)")
+        raise IncompatibleError(
+            f"engines in {folder or 'this folder'} were built with TensorRT {built_trt}, this machine "
+            f"has {trt_version}",
+            "rebuild them here (`edgekit build` or the plan script)",
+        )
     if str(built_cc) != str(compute_capability):
-        raise IncompatibleError(f"engines were built for compute capability {built_cc} "
-                                f"({manifest.get('gpu', {}).get('name', '?')}), this GPU is {compute_capability} "
-                                f"({gpu_name})", "rebuild them on this device")
+        raise IncompatibleError(
+            f"engines were built for compute capability {built_cc} "
+            f"({manifest.get('gpu', {}).get('name', '?')}), this GPU is {compute_capability} "
+            f"({gpu_name})",
+            "rebuild them on this device",
+        )
     warnings = []
     built_gpu = manifest.get("gpu", {}).get("name", "")
     if built_gpu and gpu_name and built_gpu.strip().lower() != gpu_name.strip().lower():
-        warnings.append(f"engines were built on {built_gpu}, this is {gpu_name} (same compute capability): "
-                        "they load, but rebuild here for tuned kernels")
+        warnings.append(
+            f"engines were built on {built_gpu}, this is {gpu_name} (same compute capability): "
+            "they load, but rebuild here for tuned kernels"
+        )
     if folder is not None:
         for name, e in manifest["engines"].items():
             path = Path(folder) / e["file"]
             if not path.is_file():
                 raise InputError(f"engine {path} ({name}) is missing", "rebuild the engines")
             if e.get("engine_sha256") and sha256_file(path) != e["engine_sha256"]:
-                raise IncompatibleError(f"engine {path.name} does not match its sha256 in {ENGINE_MANIFEST}",
-                                        "rebuild the engines; the file was changed or damaged")
+                raise IncompatibleError(
+                    f"engine {path.name} does not match its sha256 in {ENGINE_MANIFEST}",
+                    "rebuild the engines; the file was changed or damaged",
+                )
     return warnings

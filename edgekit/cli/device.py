@@ -1,0 +1,377 @@
+"""Device commands: verify, bench, solve, info, serve. They need the base install only (numpy + onnxruntime): nothing
+here imports torch, onnx or nncf, and task data comes from edgekit.tasks (numpy)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ..errors import EXIT_USAGE, EdgekitError, InputError
+from .app import app, console, fail
+
+_PROVIDER_HELP = "execution provider: cpu, cuda or tensorrt (onnxruntime-gpu); repeatable, CPU is always the fallback"
+
+
+@dataclass
+class DeviceOptions:
+    """Runner settings every device command shares."""
+
+    providers: list[str] | None
+    device_id: int
+    fp16: bool
+    cache_dir: Path | None
+    threads: int | None
+
+    def runner(self, artefact: Path, variant: str = "float32") -> Any:
+        from ..runtime import Runner
+
+        return Runner(
+            artefact,
+            variant=variant,
+            threads=self.threads,
+            providers=self.providers,
+            device_id=self.device_id,
+            fp16=self.fp16,
+            cache_dir=self.cache_dir,
+        )
+
+
+def _options(
+    provider: list[str] | None, device_id: int, trt_fp16: bool, cache_dir: Path | None, threads: int | None
+) -> DeviceOptions:
+    return DeviceOptions(provider or None, device_id, trt_fp16, cache_dir, threads)
+
+
+PROVIDER = typer.Option(None, "--provider", "-p", help=_PROVIDER_HELP)
+DEVICE_ID = typer.Option(0, "--device-id", min=0, help="GPU for the cuda / tensorrt providers")
+TRT_FP16 = typer.Option(False, "--trt-fp16", help="tensorrt provider: allow fp16 kernels")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="tensorrt provider: engine cache root (default ~/.cache/edgekit)")
+THREADS = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads (default: its own)")
+
+
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    from ..runtime import ArtefactError, RuntimeInputError
+
+    return ArtefactError, RuntimeInputError
+
+
+@dataclass
+class _TaskDefaults:
+    """Task settings for generated inputs (the task's defaults, `--n` and `--seed`)."""
+
+    name: str
+    n: int
+    seed: int
+    givens: tuple[int, int] | None = None
+
+
+def _task_of(runner: Any) -> Any:
+    from ..tasks import task_for_inputs
+
+    return task_for_inputs(runner.graph["input"], runner.family)
+
+
+def _file_inputs(runner: Any, path: Path) -> np.ndarray:
+    from ..runtime.inputs import read_inputs
+
+    task = _task_of(runner)
+    length = int(runner.graph["input"]["shape"][-1])
+    if task is None:
+        return read_inputs(path, None)
+    return read_inputs(path, lambda line: task.parse_line(line, length))
+
+
+def _generated_inputs(runner: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    task = _task_of(runner)
+    if task is None:
+        raise InputError(
+            f"no built-in inputs for an input of shape {runner.graph['input'].get('shape')} ({runner.family})",
+            "pass --inputs FILE (.npy, .npz or text) with examples of that shape",
+        )
+    data = task.load(_TaskDefaults(task.name, n, seed), n, seed, "test")
+    return data.inputs, data.labels, data.description
+
+
+@app.command()
+def verify(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    json_out: bool = typer.Option(False, "--json", help="print the checks as JSON"),
+    provider: list[str] | None = PROVIDER,
+    device_id: int = DEVICE_ID,
+    trt_fp16: bool = TRT_FP16,
+    cache_dir: Path | None = CACHE_DIR,
+) -> None:
+    """Re-check an artefact on this device with the runtime alone: file hashes, then the golden outputs.
+    Exit 0 when everything reproduces, 3 when something does not, 2 when it is not an artefact."""
+    from ..runtime.verify import verify as run_verify
+
+    opts = _options(provider, device_id, trt_fp16, cache_dir, None)
+    try:
+        rep = run_verify(artefact, runner=opts.runner)
+    except _runtime_errors() as e:
+        fail(InputError(str(e)))
+    if json_out:
+        print(json.dumps({"passed": rep.passed, "checks": rep.checks}, indent=1))
+    else:
+        t = Table(title=f"verify {artefact}")
+        for col in ("check", "result", "detail"):
+            t.add_column(col)
+        for c in rep.checks:
+            t.add_row(c["name"], "[green]ok[/]" if c["passed"] else "[bold red]FAILED[/]", c["detail"])
+        console.print(t)
+        console.print("[green]VERIFIED[/]" if rep.passed else "[bold red]NOT VERIFIED[/]")
+    raise typer.Exit(0 if rep.passed else 3)
+
+
+@app.command()
+def bench(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    variant: list[str] = typer.Option(["float32"], "--variant", "-v", help="precision variant (repeatable, or 'all')"),
+    mode: str = typer.Option("host", "--mode", "-m", help="host, loop, unrolled, or all (the forms the artefact has)"),
+    batch: list[int] = typer.Option([1, 64], "--batch", "-b", help="batch size (repeatable)"),
+    n: int = typer.Option(128, "--n", min=1, max=1_000_000, help="number of inputs (generated held-out task data)"),
+    repeats: int = typer.Option(5, "--repeats", min=1, max=10_000, help="timed passes over all batches"),
+    warmup: int = typer.Option(1, "--warmup", min=0, max=10_000, help="untimed calls per batch size"),
+    inputs: Path | None = typer.Option(
+        None, "--inputs", help="examples (.npy, .npz or text) instead of generated data"
+    ),
+    seed: int = typer.Option(123, "--seed", min=0, help="seed of the generated puzzles"),
+    json_out: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    provider: list[str] | None = PROVIDER,
+    device_id: int = DEVICE_ID,
+    trt_fp16: bool = TRT_FP16,
+    cache_dir: Path | None = CACHE_DIR,
+    threads: int | None = THREADS,
+) -> None:
+    """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
+    runtime, per variant x mode x batch size."""
+    from ..runtime import MODES
+    from ..runtime.bench import available_modes, benchmark
+
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    rows = []
+    try:
+        if mode != "all" and mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
+        first = opts.runner(artefact, next((v for v in variant if v != "all"), "float32"))
+        names = list(first.manifest.get("variants") or {"float32": {}}) if "all" in variant else variant
+        if inputs is not None:
+            x, y, described = _file_inputs(first, inputs), None, f"inputs from {inputs}"
+        else:
+            x, y, described = _generated_inputs(first, n, seed)
+        for v in names:
+            runner = opts.runner(artefact, v)
+            for m in available_modes(runner) if mode == "all" else [mode]:
+                for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y):
+                    rows.append({"variant": v, **s.to_dict()})
+    except _runtime_errors() as e:
+        fail(InputError(str(e)))
+    except EdgekitError as e:
+        fail(e)
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "artefact": str(artefact),
+                    "inputs": described,
+                    "threads": threads,
+                    "providers": opts.providers or ["cpu"],
+                    "results": rows,
+                },
+                indent=1,
+            )
+        )
+        return
+    t = Table(title=f"edgekit bench {artefact}  ({described}; {repeats} repeats)")
+    cols = (
+        "variant",
+        "mode",
+        "batch",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "samples/s",
+        "ms/sample",
+        "mean steps",
+        "steps",
+        "exact",
+    )
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("variant", "mode", "steps") else "right")
+    for r in rows:
+        hist = " ".join(f"{k}:{v}" for k, v in r["steps_hist"].items())
+        t.add_row(
+            r["variant"],
+            r["mode"],
+            str(r["batch"]),
+            f"{r['p50_ms']:.2f}",
+            f"{r['p90_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            f"{r['samples_per_s']:.1f}",
+            f"{r['per_sample_ms']:.2f}",
+            f"{r['mean_steps']:.2f}",
+            hist,
+            "–" if r["exact"] is None else f"{r['exact']:.3f}",
+        )
+    console.print(t)
+    console.print("[dim]steps: recursion steps taken -> number of samples (first timed pass)[/]")
+
+
+@app.command()
+def solve(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    inputs: Path = typer.Option(..., "--inputs", "-i", help="examples: .npy, .npz (its 'inputs') or text, one a line"),
+    variant: str = typer.Option("float32", "--variant", "-v", help="precision variant (`edgekit info` lists them)"),
+    mode: str = typer.Option("host", "--mode", "-m", help="host (early halting), loop or unrolled"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
+    threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per example instead of text"),
+    provider: list[str] | None = PROVIDER,
+    device_id: int = DEVICE_ID,
+    trt_fp16: bool = TRT_FP16,
+    cache_dir: Path | None = CACHE_DIR,
+    threads: int | None = THREADS,
+) -> None:
+    """Answer examples from a file with the runtime alone: one line per example (answer and steps), or JSON."""
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    try:
+        runner = opts.runner(artefact, variant)
+        x = _file_inputs(runner, inputs)
+        sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold)
+    except _runtime_errors() as e:
+        fail(InputError(str(e)))
+    task = _task_of(runner)
+    preds = sol.preds
+    for i in range(len(preds)):
+        steps, halted = int(sol.steps[i]), bool(sol.done[i])
+        if json_out:
+            print(json.dumps({"index": i, "answer": preds[i].reshape(-1).tolist(), "steps": steps, "halted": halted}))
+        else:
+            text = task.render(preds[i]) if task is not None else " ".join(map(str, preds[i].reshape(-1).tolist()))
+            print(f"{text} steps {steps}{'' if halted else ' (cap)'}")
+
+
+@app.command()
+def info(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    json_out: bool = typer.Option(False, "--json", help="print the description as JSON"),
+) -> None:
+    """What an artefact holds: model, variants and their forms, input contract, halting, files and hashes."""
+    from ..runtime.info import describe
+
+    try:
+        d = describe(artefact)
+    except _runtime_errors() as e:
+        fail(InputError(str(e)))
+    if json_out:
+        print(json.dumps(d, indent=1))
+        return
+    g = d["graph"]
+    console.print(
+        f"{artefact}: {d['model']['family']} model, recipe {d['recipe']}, target {d['target']}, "
+        f"edgekit {d['edgekit_version']}",
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"input: {g['input']}; step budget {g['step_budget']}; halting: {g['halting']}; threshold "
+        f"{g['halt_threshold']}",
+        highlight=False,
+        markup=False,
+    )
+    t = Table(title="variants")
+    for col in ("variant", "forms", "MB"):
+        t.add_column(col)
+    for name, v in d["variants"].items():
+        t.add_row(name, ", ".join(v["forms"]), f"{v['bytes'] / 1e6:.2f}")
+    console.print(t)
+    t = Table(title="files")
+    for col in ("key", "file", "bytes", "sha256"):
+        t.add_column(col)
+    for f in d["files"]:
+        t.add_row(
+            f["key"], f["file"], str(f["bytes"]) if f["bytes"] is not None else "missing", (f["sha256"] or "none")[:16]
+        )
+    console.print(t)
+    if d.get("passed") is not None:
+        console.print(f"validation: {'PASSED' if d['passed'] else 'FAILED'} ({d['gates']} gates)", markup=False)
+
+
+@app.command()
+def serve(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    slots: int = typer.Option(16, "--slots", "-b", min=1, max=65536, help="samples in flight (the batch size)"),
+    variant: str = typer.Option("float32", "--variant", "-v", help="precision variant"),
+    queue_size: int = typer.Option(256, "--queue", min=1, max=1_000_000, help="requests waiting before back-pressure"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
+    threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),
+    provider: list[str] | None = PROVIDER,
+    device_id: int = DEVICE_ID,
+    trt_fp16: bool = TRT_FP16,
+    cache_dir: Path | None = CACHE_DIR,
+    threads: int | None = THREADS,
+) -> None:
+    """Serve examples read from stdin (one a line) with slot refill: each answer is printed as a JSON line as soon
+    as it is ready (completion order, with the input's line number); a bad line gets its own error line."""
+    from ..runtime.server import Server
+
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    try:
+        runner = opts.runner(artefact, variant)
+        task = _task_of(runner)
+        length = int(runner.graph["input"]["shape"][-1])
+        server = Server(runner, slots=slots, queue_size=queue_size, max_steps=max_steps, threshold=threshold)
+    except _runtime_errors() as e:
+        fail(InputError(str(e)))
+    futures = []
+    errors = 0
+    with server:
+        for number, line in enumerate(sys.stdin, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                example = (
+                    task.parse_line(line, length)
+                    if task is not None
+                    else np.array([float(v) for v in line.replace(",", " ").split()])
+                )
+            except ValueError as e:
+                errors += 1
+                print(json.dumps({"line": number, "error": str(e)}), flush=True)
+                continue
+            fut = server.submit(example)
+            fut.add_done_callback(functools.partial(_print_answer, number=number, task=task))
+            futures.append(fut)
+    errors += sum(1 for f in futures if f.exception() is not None or f.result().error)
+    raise typer.Exit(0 if not errors else EXIT_USAGE)
+
+
+def _print_answer(fut: Any, number: int, task: Any) -> None:
+    if fut.exception() is not None:
+        print(json.dumps({"line": number, "error": str(fut.exception())}), flush=True)
+        return
+    a = fut.result()
+    if a.error:
+        print(json.dumps({"line": number, "error": a.error}), flush=True)
+        return
+    answer = task.render(a.prediction) if task is not None else a.prediction.reshape(-1).tolist()
+    print(
+        json.dumps(
+            {
+                "line": number,
+                "answer": answer,
+                "steps": a.steps,
+                "halted": a.halted,
+                "service_ms": round(a.service_s * 1e3, 3),
+            }
+        ),
+        flush=True,
+    )

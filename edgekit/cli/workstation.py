@@ -1,0 +1,312 @@
+"""Workstation commands (the `export` extra): export, validate, targets, check, plan, build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..errors import EdgekitError
+from .app import app, console, err_console, fail, num
+
+
+@app.command()
+def export(
+    recipe: Path = typer.Argument(..., help="recipe YAML, e.g. recipes/trm-sudoku.yaml"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="artefact folder (default: the recipe's output)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate the recipe and target, then stop"),
+    json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
+) -> None:
+    """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict."""
+    from ..schema import load_recipe, load_target
+
+    try:
+        r, base = load_recipe(recipe)
+        load_target(r.target)
+        from ..pipeline import resolve_output, run_export
+
+        final = resolve_output(r, base, out)
+        if dry_run:
+            console.print(
+                f"recipe {recipe} is valid (target {r.target}, model {r.model.path}, output {final})",
+                markup=False,
+                highlight=False,
+            )
+            return
+
+        outcome = run_export(recipe, out, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None)
+    except EdgekitError as e:
+        fail(e)
+    res = outcome.results
+    if json_out:
+        import json
+
+        print(json.dumps(res, indent=1))
+    else:
+        _print_results(res, outcome.folder)
+    tgt = res.get("target_build")
+    if tgt and tgt.get("exit_code"):
+        why = (
+            tgt.get("engine_error") or "the artefact is not compatible with the target (see results.json target.check)"
+        )
+        err_console.print(f"[bold red]error:[/] {why}", highlight=False, soft_wrap=True)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _print_results(res: dict, folder: Path) -> None:
+    t = Table(title=f"{res['recipe']} → {res['target']}  ({res['data']})")
+    for col in (
+        "variant",
+        "exact@1",
+        "exact@budget",
+        "exact@halt",
+        "halted<cap",
+        "mean steps",
+        "argmax vs ref",
+        "same halt step vs ref",
+        "Loop form = host",
+        "MB",
+        "time s",
+    ):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for e in res["variants"]:
+        m, v, lp = e["metrics"], e.get("vs_reference", {}), e.get("loop", {})
+        loop_ok = lp.get("same_answer_as_host", lp.get("same_iterations_as_pytorch_solver"))
+        t.add_row(
+            e["name"],
+            num(m.get("exact_1")),
+            num(m.get("exact_full")),
+            num(m.get("exact_halted")),
+            num(m.get("halted_before_cap")),
+            num(m.get("mean_steps", m.get("mean_iterations")), ".2f"),
+            num(v.get("argmax_agreement_last"), ".4f"),
+            num(v.get("halting_step_agreement")),
+            num(loop_ok),
+            num(e["bytes"] / 1e6 if "bytes" in e else None, ".2f"),
+            num(e.get("seconds"), ".1f"),
+        )
+    console.print(t)
+    for g in res["gates"]:
+        mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"
+        vs = f" vs {g['against']}" if g.get("against", "reference") not in ("reference", "absolute") else ""
+        console.print(f"gate {g['name']} on {g['variant']}{vs}: {g['value']:.4g} (limit {g['limit']}) {mark}")
+    tgt = res.get("target_build")
+    if tgt:
+        console.print(
+            f"target {res['target']}: {'compatible' if tgt['compatible'] else '[bold red]NOT compatible[/]'}"
+            + (f"; build script {tgt['plan']}" if tgt.get("plan") else "")
+            + (f"; engine: {tgt['engine']}" if tgt.get("engine") else "")
+        )
+    console.print(f"artefact: {folder}  —  {'[green]PASSED[/]' if res['passed'] else '[bold red]FAILED[/]'}")
+
+
+@app.command()
+def targets() -> None:
+    """List the deployment targets (targets/*.yaml)."""
+    from ..schema import load_target, target_names
+
+    t = Table(title="targets")
+    for col in ("name", "backend", "precisions", "TensorRT", "SM", "description"):
+        t.add_column(col)
+    for name in target_names():
+        tg = load_target(name)
+        t.add_row(
+            tg.name,
+            tg.backend,
+            ",".join(tg.precisions),
+            tg.tensorrt or "–",
+            tg.compute_capability or "–",
+            tg.description,
+        )
+    console.print(t)
+
+
+# -- TensorRT targets: check, plan, build (issue #5) ------------------------------------------------------------------
+_TARGET_HELP = "target name (`edgekit targets`); default: the target the artefact was exported for"
+_GRAPHS_HELP = "comma-separated graph names from the manifest (e.g. encode,step,readout); default: all"
+
+
+def _graph_list(graphs: str | None) -> list[str] | None:
+    return [g.strip() for g in graphs.split(",") if g.strip()] if graphs else None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _artefact_target(artefact: Path, target: str | None) -> str:
+    """--target, or the artefact's own target from its manifest."""
+    if target:
+        return target
+    from ..tensorrt.graphs import load_manifest
+
+    return load_manifest(artefact).get("target") or "x86-cpu"
+
+
+def _print_check(report) -> None:
+    for _name, g in report.graphs.items():
+        quant = ", ".join(g["quantization"]) or "none"
+        console.print(f"[dim]{g['file']}: opset {g['opset']}, {g['nodes']} nodes, Q/DQ {quant}[/]", highlight=False)
+    if report.findings:
+        t = Table(title=f"{report.artefact} → {report.target}")
+        for col in ("severity", "file", "node", "message"):
+            t.add_column(col, overflow="fold")
+        colour = {"error": "bold red", "warning": "yellow", "note": "dim"}
+        for f in report.findings:
+            t.add_row(f"[{colour[f.severity]}]{f.severity}[/]", f.file, f.node or "–", f.message)
+        console.print(t)
+    counts = {s: sum(f.severity == s for f in report.findings) for s in ("error", "warning", "note")}
+    verdict = "[green]COMPATIBLE[/]" if report.compatible else "[bold red]INCOMPATIBLE[/]"
+    trt = f", TensorRT {report.tensorrt}" if report.tensorrt else ""
+    console.print(
+        f"{report.artefact} → {report.target} ({report.backend}{trt}): {verdict}  "
+        f"({_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+        f"{_count(counts['note'], 'note')})",
+        highlight=False,
+    )
+
+
+@app.command()
+def check(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    target: str | None = typer.Option(None, "--target", "-t", help=_TARGET_HELP),
+    json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Check an artefact's ONNX graphs against a target (ops, opset, types, Q/DQ, Loop rules); no GPU. Exit 0 / 6."""
+    from ..errors import EXIT_INCOMPATIBLE
+    from ..tensorrt.check import check_artefact
+
+    try:
+        report = check_artefact(artefact, _artefact_target(artefact, target))
+    except EdgekitError as e:
+        fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        _print_check(report)
+    raise typer.Exit(0 if report.compatible else EXIT_INCOMPATIBLE)
+
+
+def _require_compatible(artefact: Path, target: str) -> None:
+    """Plans and builds start only from an artefact `check` passes; otherwise print why and exit 6."""
+    from ..errors import EXIT_INCOMPATIBLE
+    from ..tensorrt.check import check_artefact
+
+    report = check_artefact(artefact, target)
+    if not report.compatible:
+        _print_check(report)
+        err_console.print(
+            f"[bold red]error:[/] {artefact} is incompatible with {target}; fix the errors above "
+            "(`edgekit check` lists them)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INCOMPATIBLE)
+
+
+@app.command()
+def plan(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="folder for the script (default: the artefact)"),
+    precision: str | None = typer.Option(
+        None,
+        "--precision",
+        help="fp32, fp16, bf16, int8 (Q/DQ graphs), fp8; "
+        "default int8/fp8 for quantized graphs, else fp16 where the target has it",
+    ),
+    strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
+    graphs: str | None = typer.Option(None, "--graphs", help=_GRAPHS_HELP),
+) -> None:
+    """Write build_<target>.sh, the trtexec engine build to run on the device itself (Jetson engines are built
+    there)."""
+    from ..tensorrt.plan import write_plan
+    from ..tensorrt.recipe import make_recipe, tensorrt_target
+
+    try:
+        tg = tensorrt_target(target)
+        _require_compatible(artefact, tg.name)
+        recipe = make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))
+        path = write_plan(artefact, tg, out, precision, strongly_typed, _graph_list(graphs))
+    except EdgekitError as e:
+        fail(e)
+    t = Table(
+        title=f"{artefact} → {tg.name}: {recipe.precision}, batch {recipe.batch['min']}/{recipe.batch['opt']}/"
+        f"{recipe.batch['max']}, workspace {recipe.workspace_mb} MiB"
+    )
+    for col in ("engine", "onnx", "Q/DQ", "TensorRT 10 flags", "dynamic inputs"):
+        t.add_column(col)
+    for g in recipe.graphs:
+        t.add_row(
+            g.engine,
+            g.onnx,
+            ",".join(g.quantization) or "–",
+            " ".join(g.trtexec_weak_flags()) or "–",
+            ", ".join(g.shapes) or "–",
+        )
+    console.print(t)
+    for n in recipe.notes:
+        console.print(f"[dim]note: {n}[/]", highlight=False)
+    console.print(f"plan: {path}  (copy the artefact to the device, then: bash {path.name})", highlight=False)
+
+
+@app.command()
+def build(
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="engine folder (default: ARTEFACT/engines/TARGET)"),
+    precision: str | None = typer.Option(None, "--precision", help="as for `edgekit plan`"),
+    strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="timing caches (default ~/.cache/edgekit)"),
+    graphs: str | None = typer.Option(None, "--graphs", help=_GRAPHS_HELP),
+) -> None:
+    """Build TensorRT engines on this machine's GPU (Python API). Exit 5 without TensorRT: use `edgekit plan`."""
+    from ..tensorrt.recipe import make_recipe, tensorrt_target
+
+    try:
+        tg = tensorrt_target(target)
+        make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))  # usage errors before anything slow
+        _require_compatible(artefact, tg.name)
+        from ..tensorrt.tensorrt_builder import build_engines
+
+        folder = build_engines(
+            artefact,
+            tg,
+            out,
+            precision,
+            strongly_typed,
+            cache_dir,
+            _graph_list(graphs),
+            log=lambda s: console.print(f"[dim]• {s}[/]", highlight=False),
+        )
+    except EdgekitError as e:
+        fail(e)
+    console.print(f"engines: {folder}", highlight=False)
+
+
+@app.command()
+def validate(
+    recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (model, data, gates)"),
+    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
+) -> None:
+    """Re-validate an existing artefact against its PyTorch model with the recipe's data and gates; rewrites
+    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed)."""
+    try:
+        from ..pipeline import run_validate
+
+        outcome = run_validate(
+            recipe, artefact, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None
+        )
+    except EdgekitError as e:
+        fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps(outcome.results, indent=1))
+    else:
+        _print_results(outcome.results, outcome.folder)
+    raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,89 @@
+"""manifest.json of a freshly exported artefact: what is inside (files, variants, state layout, input contract,
+step budget, halting threshold) so the runtime needs no model-specific code."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..artefact import ARTEFACT_SCHEMA_VERSION, sha256_file
+from ..models.act import ACTModel
+from ..models.deq import DEQModel
+
+
+def input_spec(model: ACTModel | DEQModel) -> dict[str, Any]:
+    """The input contract the runtime checks: dtype, shape and (token models) the id range."""
+    if model.family == "deq":
+        return {"dtype": "float32", "shape": ["batch", model.encoder.in_features]}
+    return {"dtype": "int64", "shape": ["batch", model.config.seq_len], "range": [0, model.config.vocab_size - 1]}
+
+
+def write_initial_state(model: ACTModel | DEQModel, folder: Path, files: dict[str, str]) -> dict[str, Any]:
+    """HRM/TRM carry learned initial states (written as initial_state.npz); a DEQ starts from zeros."""
+    if model.family == "deq":
+        return {"kind": "zeros", "shape": [model.hidden_size]}
+    np.savez(folder / "initial_state.npz", z_H=model.H_init.float().numpy(), z_L=model.L_init.float().numpy())
+    files["initial_state"] = "initial_state.npz"
+    return {"kind": "broadcast", "file": "initial_state.npz"}
+
+
+def build_manifest(
+    model: ACTModel | DEQModel,
+    folder: Path,
+    *,
+    recipe_name: str,
+    recipe_sha256: str,
+    target: str,
+    weights_file: Path,
+    forms: list[str],
+    opset: int,
+    halt_threshold: float,
+    files: dict[str, str],
+    variants: dict[str, dict[str, str]],
+    export_seconds: dict[str, float],
+    initial_state: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest before quantization and validation (which add variants, quantization details and hashes)."""
+    if model.family != "deq":
+        config = model.config.model_dump()
+    else:
+        config = {"hidden_size": model.hidden_size, "solver": model.solver.model_dump()}
+    halting = (
+        "halt > halt_threshold (TRM: q_halt; HRM: q_halt - q_continue)"
+        if model.family != "deq"
+        else f"residual = |f(z) - z| / |f(z)| <= tol ({model.solver.name} solver)"
+    )
+    return {
+        "schema_version": ARTEFACT_SCHEMA_VERSION,
+        "edgekit_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "recipe": {"name": recipe_name, "sha256": recipe_sha256},
+        "target": target,
+        "model": {
+            "family": model.family,
+            "checkpoint": str(weights_file.name),
+            "checkpoint_sha256": sha256_file(weights_file),
+            "config": config,
+        },
+        "graph": {
+            "forms": list(forms),
+            "opset": opset,
+            "state_names": list(model.state_names),
+            "step_budget": model.step_budget,
+            "unrolled_steps": model.step_budget,
+            "halt_threshold": halt_threshold,
+            "initial_state": initial_state,
+            "input": input_spec(model),
+            "halting": halting,
+        },
+        "files": files,
+        "variants": variants,
+        "sha256": {},
+        "export_seconds": export_seconds,
+        "bytes": {k: (folder / rel).stat().st_size for k, rel in files.items()},
+        "quantization": {},
+    }

@@ -1,0 +1,66 @@
+"""`edgekit info`: what an artefact holds, read with the runtime alone (no graph is loaded, nothing is run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtefactError
+from .runner import Runner
+
+
+def describe(folder: str | Path) -> dict[str, Any]:
+    """Model, variants with their forms and size, input contract, halting, files with sizes and hashes, and the
+    validation verdict when results.json is there."""
+    folder = Path(folder)
+    r = Runner(folder)  # the manifest checks every command shares
+    m = r.manifest
+    files = m["files"]
+    hashes: dict[str, Any] = m["sha256"] if isinstance(m.get("sha256"), dict) else {}
+    listed = []
+    for key in sorted(files):
+        path = r.file(key)
+        listed.append(
+            {
+                "key": key,
+                "file": files[key],
+                "bytes": path.stat().st_size if path.is_file() else None,
+                "sha256": hashes.get(key),
+            }
+        )
+    sizes = {f["key"]: f["bytes"] or 0 for f in listed}
+    variants = {}
+    for name, graphs in (m.get("variants") or {"float32": {}}).items():
+        forms = ["step"] if {"encode", "step", "readout"} <= set(graphs) else []
+        forms += [f for f in ("loop", "unrolled") if f in graphs]
+        variants[name] = {
+            "forms": forms,
+            "graphs": graphs,
+            "bytes": sum(sizes.get(k, 0) for g, k in graphs.items() if g in ("encode", "step", "readout")),
+        }
+    out: dict[str, Any] = {
+        "artefact": str(folder),
+        "schema_version": m.get("schema_version"),
+        "edgekit_version": m.get("edgekit_version"),
+        "recipe": (m.get("recipe") or {}).get("name"),
+        "target": m.get("target"),
+        "model": {
+            "family": r.family,
+            "checkpoint": m["model"].get("checkpoint"),
+            "checkpoint_sha256": m["model"].get("checkpoint_sha256"),
+        },
+        "graph": {k: r.graph.get(k) for k in ("input", "step_budget", "halt_threshold", "halting", "state_names")},
+        "variants": variants,
+        "files": listed,
+        "passed": None,
+        "gates": 0,
+    }
+    results = folder / "results.json"
+    if results.is_file() and not results.is_symlink():
+        try:
+            res = json.loads(results.read_text())
+            out["passed"], out["gates"] = bool(res.get("passed")), len(res.get("gates", []))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RecursionError):
+            raise ArtefactError(f"{results} is corrupt: re-run `edgekit validate`") from None
+    return out

@@ -1,0 +1,183 @@
+"""The validation stage: every variant of an artefact against the PyTorch reference on task data, forms parity,
+DEQ fixed-point report and gates; writes results.json, golden.npz, junit.xml, plots, report.md and the manifest's
+hashes. `edgekit export` runs it last; `edgekit validate` re-runs it on an existing artefact.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..artefact import sha256_file, write_json
+from ..errors import RecipeError
+from ..schema import Recipe, load_target
+from ..tasks import TaskData
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+def _torch_variant(model, data: TaskData, name: str, batch: int):
+    from ..tasks.evaluate import rollout_predictions
+    from .compare import Variant
+
+    t0 = time.time()
+    preds, halts, last = rollout_predictions(model, data.inputs, batch_size=batch)
+    return Variant(name, preds, halts, last, time.time() - t0)
+
+
+def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
+    from .compare import agreement, variant_metrics
+
+    sm = variant_metrics(v, data.labels, thr)
+    e = {"name": v.name, "metrics": sm.summary(), "seconds": round(v.seconds or 0.0, 3)}
+    if sm.halting_histogram() is not None:
+        e["halting_histogram"] = sm.halting_histogram()
+    if ref is not None:
+        e["vs_reference"] = agreement(v, ref)
+    if parity_with is not None:
+        # export parity: the same precision on both sides, so differences are the exporter's alone
+        e["vs_pytorch_float32"] = agreement(v, parity_with)
+    return e
+
+
+def _onnx_variant(runner, data: TaskData, name: str, batch: int):
+    from .compare import Variant
+
+    t0 = time.time()
+    chunks = [runner.run(data.inputs[i : i + batch]) for i in range(0, len(data.inputs), batch)]
+    steps = len(chunks[0].preds)
+    return Variant(
+        name,
+        [np.concatenate([c.preds[s] for c in chunks]) for s in range(steps)],
+        [np.concatenate([c.halt[s] for c in chunks]) for s in range(steps)] if chunks[0].halt else [],
+        np.concatenate([c.logits for c in chunks]),
+        time.time() - t0,
+    )
+
+
+def validate_artefact(
+    tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: dict, log: Callable[[str], None] = print
+) -> dict:
+    """The validation stage on an artefact folder: every variant against the PyTorch reference, forms parity,
+    DEQ fixed-point report, gates; writes results.json, golden.npz, junit.xml, plots, report.md and the
+    manifest's hashes. Used by `edgekit export` (last stage) and `edgekit validate` (an existing artefact)."""
+    files, variants = manifest["files"], manifest["variants"]
+    quant_info = manifest.get("quantization", {})
+    thr = float(manifest["graph"].get("halt_threshold", 0.0))
+    native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
+    target = load_target(recipe.target)
+    log(f"validating on {data.description}")
+    from .compare import agreement
+    from .drift import state_drift
+    from .forms import loop_parity, unrolled_parity
+    from .gates import evaluate_gates
+
+    bs = recipe.validate_.batch_size
+    which = recipe.validate_.reference
+    if fp32 is native or which == "float32":   # the ONNX graphs are float32: the like-for-like reference
+        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs)
+    elif which == "trained":
+        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
+    else:  # both: gates against the model as trained, export parity against float32 PyTorch
+        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
+        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs)
+    entries = [_entry(ref, data, thr, None, None)]
+    if fp32_v is not ref:
+        entries.append(_entry(fp32_v, data, thr, ref, None))
+    solver_its = None
+    if native.family == "deq":
+        import torch
+
+        sol = native.solve(torch.from_numpy(data.inputs))
+        solver_its = sol.iterations.numpy()
+        acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
+        entries.append(
+            {
+                "name": f"pytorch ({native.solver.name} solve)",
+                "metrics": {
+                    "exact_full": acc,
+                    "cell_full": acc,
+                    "mean_iterations": float(sol.iterations.float().mean()),
+                    "converged": float(sol.converged.float().mean()),
+                },
+            }
+        )
+    onnx_entries = []
+    from ..runtime import Runner
+
+    onnx_fp32 = None
+    for precision in variants:
+        runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
+        v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
+        # export parity against the same precision in PyTorch where there is one
+        e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
+        if precision == "float32":
+            onnx_fp32 = (runner, v)
+        else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
+            assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
+            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1])
+            e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
+        if precision in quant_info:
+            e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
+        e["bytes"] = sum(
+            (tmp / files[key]).stat().st_size
+            for g, key in variants[precision].items()
+            if g in ("encode", "step", "readout")
+        )
+        if "loop" in variants[precision]:
+            e["loop"] = loop_parity(
+                runner,
+                data.inputs,
+                data.labels,
+                v,
+                bs,
+                thr if native.family != "deq" else native.solver.tol,
+                solver_its,
+            )
+        if native.family == "deq":
+            from .deq import fixed_point_report
+
+            sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
+            if sol.state is None:  # the host-loop fixed-point solve returns no state, the Loop form does
+                raise RecipeError(
+                    f"the DEQ fixed-point report of the {precision} variant needs the solver's final state, "
+                    "which only the Loop form returns for fixed-point iteration",
+                    "add loop to export.forms",
+                )
+            e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
+        if "unrolled" in variants[precision]:
+            e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
+        entries.append(e)
+        onnx_entries.append(e)
+    gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
+    passed = all(x["passed"] for x in gates)
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "recipe": recipe.name,
+        "target": target.name,
+        "data": data.description,
+        "reference": ref.name,
+        "variants": entries,
+        "gates": gates,
+        "passed": passed,
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__},
+    }
+    write_json(tmp / "results.json", results)
+    from ..runtime.verify import GOLDEN, write_golden
+    from .junit import junit_xml
+    from .plots import write_plots
+    from .report import report_markdown
+
+    write_golden(tmp, data.inputs[: min(8, len(data.inputs))])
+    files["golden"] = GOLDEN
+    (tmp / "junit.xml").write_text(junit_xml(results))
+    plots = write_plots(results, tmp)
+    (tmp / "report.md").write_text(report_markdown(results, manifest, plots))
+    manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
+    write_json(tmp / "manifest.json", manifest)
+    return results
