@@ -63,7 +63,10 @@ def check_output(final: Path, marker: str = MARKER, protect: Sequence[Path] = ()
     fix = "choose another output folder (recipe `output:` or --out)"
     if final.is_symlink():
         raise OutputError(f"output {final} is a symbolic link; edgekit does not write through links", fix)
-    resolved = final.resolve()
+    try:
+        resolved = final.resolve()
+    except (RuntimeError, OSError):  # a symlink loop on the way
+        raise OutputError(f"output {final} goes through a loop of symbolic links", fix) from None
     danger = [Path("/"), Path.home().resolve(), Path.cwd().resolve(), *(Path(p).resolve() for p in protect)]
     for d in danger:
         if resolved == d or _is_within(d, resolved):

@@ -38,7 +38,13 @@ def quantize_fingerprint(weights_sha256: str, recipe: Recipe, halt_threshold: fl
 
 
 def _model_path(recipe: Recipe, base: Path) -> Path:
-    model_path = (base / recipe.model.path).resolve()
+    try:
+        model_path = (base / recipe.model.path).resolve()
+    except (RuntimeError, OSError):  # a symlink loop
+        raise RecipeError(
+            f"model.path {recipe.model.path!r} is a loop of symbolic links",
+            "point model.path at the checkpoint folder itself",
+        ) from None
     if not model_path.exists():
         raise RecipeError(
             f"model.path {recipe.model.path!r} does not exist (resolved to {model_path})",

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 MAX_BYTES = 1 << 20  # a recipe or config is a few KB; a 1 MiB one is not what it claims to be
-MAX_ALIASES = 20        # recipes need none; aliases can make a small file expand into a huge structure
+MAX_ALIASES = 20  # recipes need none; aliases can make a small file expand into a huge structure
 
 _REPR = reprlib.Repr()
 _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 6, 6, 3

@@ -7,6 +7,7 @@ Recipes are data, never code: they are parsed with `yaml.safe_load`, every key i
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,7 +84,6 @@ class ExportSection(_Strict):
 class ValidateSection(_Strict):
     halt_threshold: float | Literal["auto"] = Field(
         default=0.0,
-        allow_inf_nan=False,
         description="halt when the halting logit exceeds this; 'auto' picks the smallest threshold whose "
         "early-halting accuracy stays within halt_tolerance of the full budget on held-out data",
     )
@@ -93,6 +93,14 @@ class ValidateSection(_Strict):
         "trained precision (bfloat16 for the references; slow on CPUs without AVX512-BF16), or both",
     )
     halt_tolerance: float = Field(default=0.005, ge=0, le=1)
+
+    @field_validator("halt_threshold")
+    @classmethod
+    def _finite(cls, v: float | str) -> float | str:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("must be a finite number or 'auto'")
+        return v
+
     halt_calibration_n: int = Field(default=128, gt=0, le=1_000_000)
     batch_size: int = Field(default=64, gt=0, le=65536)
 

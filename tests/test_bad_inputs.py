@@ -113,7 +113,7 @@ def test_bad_inputs_get_one_line_and_leave_nothing(root, tmp_path, capsys):
         assert text in lines[0], (label, lines[0])
         assert not (tmp_path / "out").exists(), label
     assert not os.path.exists("/tmp/edgekit-pwned")
-    table = os.environ.get("EDGEKIT_BAD_INPUT_TABLE")   # the table quoted in issue notes, written on request
+    table = os.environ.get("EDGEKIT_BAD_INPUT_TABLE")  # the table quoted in issue notes, written on request
     if table:
         with open(table, "w") as f:
             f.write("\n".join(rows) + "\n")

@@ -30,9 +30,9 @@ def test_demo_files_are_small_and_documented(root, name):
 # puzzles (test_bf16_and_fp32_demo_agree) and is 15x faster on CPUs without AVX512-BF16 (CI machines vary).
 def test_bf16_and_fp32_demo_agree(root, puzzles):
     x, y = puzzles["34-40"]
-    bf = evaluate(load_model(root / "examples" / "models" / "trm-sudoku"), x[:8], y[:8]).summary()
-    fp = evaluate(load_model(root / "examples" / "models" / "trm-sudoku", forward_dtype="float32"), x[:8], y[:8])
-    assert abs(bf["exact_full"] - fp.summary()["exact_full"]) <= 1 / 8 + 1e-9
+    bf = evaluate(load_model(root / "examples" / "models" / "trm-sudoku"), x[:4], y[:4]).summary()
+    fp = evaluate(load_model(root / "examples" / "models" / "trm-sudoku", forward_dtype="float32"), x[:4], y[:4])
+    assert abs(bf["exact_full"] - fp.summary()["exact_full"]) <= 1 / 4 + 1e-9
 
 
 def test_trm_demo_recursion_and_halting_matter(root, puzzles):

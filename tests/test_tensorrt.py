@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def deq_artefact(root, tmp_path_factory) -> Path:
 def hrm_artefact(root, tmp_path_factory) -> Path:
     """The HRM demo's encode/step/readout graphs with their manifest, exported directly: the full pipeline validates
     every form on Sudoku (minutes on 2 cores), which the compatibility check does not need."""
+    from edgekit.export.manifest import input_spec
     from edgekit.export.onnx_export import export_step_graphs
     from edgekit.models.checkpoint import load_model
 
@@ -88,6 +90,8 @@ def hrm_artefact(root, tmp_path_factory) -> Path:
                 "opset": 17,
                 "state_names": list(model.state_names),
                 "step_budget": model.step_budget,
+                "input": input_spec(model),
+                "initial_state": {"kind": "broadcast"},
             },
             "files": files,
             "sha256": {n: sha256_file(d / rel) for n, rel in files.items()},
@@ -112,6 +116,13 @@ def make_artefact(folder: Path, models: dict[str, onnx.ModelProto]) -> Path:
             "schema_version": 1,
             "target": "x86-cpu",
             "recipe": {"sha256": "0" * 64},
+            "model": {"family": "trm"},  # a valid manifest around graphs that are not a model (check reads graphs)
+            "graph": {
+                "state_names": ["z"],
+                "step_budget": 1,
+                "initial_state": {"kind": "zeros"},
+                "input": {"dtype": "float32", "shape": ["batch", 4]},
+            },
             "files": files,
             "sha256": {n: sha256_file(folder / r) for n, r in files.items()},
         },
@@ -406,7 +417,7 @@ def test_plan_script_per_target(target, trm_artefact, tmp_path):
         if not rel.endswith(".onnx"):
             continue
         assert f"check_sha {rel} {manifest['sha256'][name]}" in text
-        assert f'--onnx="$ART/{rel}"' in text
+        assert f'--onnx="$ART"/{shlex.quote(rel)}' in text  # every value quoted (hostile names: test_trust_boundary)
         # input names and non-batch dims come from the ONNX file itself
         dyn = [
             (i.name, "x".join(map(str, i.dims[1:]))) for i in describe(trm_artefact / rel).inputs if i.batch_axis == 0

@@ -487,3 +487,36 @@ def test_manifest_reader_on_arbitrary_json(art, doc, part):
         return
     for rel in m["files"].values():  # what it accepts stays inside the folder
         assert (art / rel).resolve().is_relative_to(art.resolve())
+
+
+def test_full_disk_is_one_line_exit_2(monkeypatch, capsys):
+    import errno
+
+    import edgekit.cli as cli
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/artefacts/x/step.onnx")
+
+    monkeypatch.setattr(cli, "app", full)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert e.value.code == 2 and len(err) == 1 and "no space left" in err[0] and "free some space" in err[0]
+
+
+def test_model_path_that_is_a_symlink_loop(root, tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    p = tmp_path / "r.yaml"
+    p.write_text(f"schema_version: 1\nname: t\nmodel: {{path: {loop}}}\ntask: {{name: digits, n: 8}}\n")
+    _one_line(_cli("export", str(p), "--out", str(tmp_path / "o")), 2, "model.path")
+
+
+def test_huge_checkpoint_config_is_refused(root, tmp_path):
+    ck = tmp_path / "ck"
+    shutil.copytree(root / "examples/models/trm-sudoku", ck)
+    with open(ck / "all_config.yaml", "a") as f:
+        f.write("# " + "x" * (2 << 20) + "\n")
+    p = tmp_path / "r.yaml"
+    p.write_text(f"schema_version: 1\nname: t\nmodel: {{path: {ck}}}\ntask: {{name: sudoku, n: 8}}\n")
+    _one_line(_cli("export", str(p), "--out", str(tmp_path / "o"), timeout=120), 2, "too large")

@@ -79,7 +79,7 @@ def validate_artefact(
 
     bs = recipe.validate_.batch_size
     which = recipe.validate_.reference
-    if fp32 is native or which == "float32":   # the ONNX graphs are float32: the like-for-like reference
+    if fp32 is native or which == "float32":  # the ONNX graphs are float32: the like-for-like reference
         ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs)
     elif which == "trained":
         ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
