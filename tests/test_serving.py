@@ -135,3 +135,42 @@ def test_tensorrt_provider_options_cache_outside_the_artefact(tmp_path):
     assert opts["device_id"] == 1 and opts["trt_fp16_enable"] is True and opts["trt_engine_cache_enable"] is True
     assert opts["trt_engine_cache_path"] == str(tmp_path / "cache" / "abc")
     assert PROVIDERS["cuda"][1](ProviderSettings(device_id=2)) == {"device_id": 2}
+
+
+def test_serving_benchmark_script(trm_artefact, root, tmp_path):
+    """benchmarks/serving.py on a tiny stream: three modes per B, identical answers for (b) and (c), fewer step
+    calls with slot refill."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "serving.py"),
+            str(trm_artefact),
+            "--n",
+            "24",
+            "--slots",
+            "8",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["identical_answers"] is True and len(data["results"]) == 3
+    rows = {row["mode"][:3]: row for row in data["results"]}
+    assert rows["(a)"]["mean_steps"] == 16 and rows["(b)"]["mean_steps"] == rows["(c)"]["mean_steps"] < 16
+    assert rows["(c)"]["step_calls"] < rows["(b)"]["step_calls"] <= rows["(a)"]["step_calls"]
+    bad = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "serving.py"), str(tmp_path), "--n", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "manifest.json" in bad.stderr and "Traceback" not in bad.stderr
