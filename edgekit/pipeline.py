@@ -17,7 +17,7 @@ from typing import Any
 from .artefact import atomic_folder, sha256_file, write_json
 from .errors import EXIT_ACCURACY_GATE, EXIT_OK, RecipeError
 from .schema import Recipe, load_recipe, load_target
-from .tasks import load_task
+from .tasks import TaskData, load_task
 
 Log = Callable[[str], None]
 
@@ -59,14 +59,24 @@ def _load_models(recipe: Recipe, model_path: Path, log: Log) -> tuple[Any, Any]:
     from .models.checkpoint import load_model  # heavy imports only after the recipe is valid
 
     log(f"loading {model_path}")
-    native = load_model(model_path, seq_len=recipe.model.seq_len)
+    seq = _data_seq_len(recipe)
+    native = load_model(model_path, seq_len=recipe.model.seq_len, data_seq_len=seq)
     native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
     fp32 = (
         native
         if native_dtype == "float32"
-        else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype="float32")
+        else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype="float32", data_seq_len=seq)
     )
     return native, fp32
+
+
+def _data_seq_len(recipe: Recipe) -> int | None:
+    """The validation split's seq_len (dataset.json), for RoPE checkpoints whose shapes do not tell it."""
+    if recipe.task.data is None or recipe.task.data.endswith(".npz"):
+        return None
+    from .tasks.files import open_data
+
+    return open_data(Path(recipe.task.data), recipe.task.split).meta.seq_len
 
 
 def resolve_output(recipe: Recipe, base: Path, out: str | Path | None = None) -> Path:
@@ -79,10 +89,12 @@ def resolve_output(recipe: Recipe, base: Path, out: str | Path | None = None) ->
     return check_output(final, protect=[base])
 
 
-def _check_task_fits(recipe: Recipe, model: Any) -> None:
-    """Refuse, before any heavy work, a task whose examples the model cannot take (e.g. digits on a Sudoku TRM)."""
+def _task_data(recipe: Recipe, model: Any) -> TaskData:
+    """The validation examples, refused before any heavy work when the model cannot take them: a task for other
+    inputs (digits on a Sudoku TRM), or a dataset whose seq_len, vocabulary or puzzle ids disagree with it."""
     from .export.manifest import input_spec
     from .tasks import get_task
+    from .tasks.loading import check_declared, check_fits
 
     spec = input_spec(model)
     if not get_task(recipe.task.name).fits(spec, model.family):
@@ -90,6 +102,21 @@ def _check_task_fits(recipe: Recipe, model: Any) -> None:
             f"task {recipe.task.name!r} does not fit this {model.family} model (input {spec['dtype']} {spec['shape']})",
             "set task.name to the task the model was trained on",
         )
+    if model.family != "deq":
+        check_declared(recipe.task, model.config.seq_len, model.config.vocab_size)
+    data = load_task(recipe.task)
+    if model.family != "deq":
+        c = model.config
+        check_fits(data, c.seq_len, c.vocab_size, c.num_puzzle_identifiers if c.puzzle_emb_ndim > 0 else 1)
+    return data
+
+
+def _digest(*arrays: Any) -> str:
+    """Content hash of examples: part of the quantization cache keys, so changed task data is never a hit."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log = print) -> ExportOutcome:
@@ -105,8 +132,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     model_path = _model_path(recipe, base)
     final = resolve_output(recipe, base, out)
     native, fp32 = _load_models(recipe, model_path, log)
-    _check_task_fits(recipe, native)
-    data = load_task(recipe.task)
+    data = _task_data(recipe, native)
     weights_file = find_files(model_path)[0]
     with atomic_folder(final, protect=[base]) as tmp:
         ex = recipe.export
@@ -116,7 +142,9 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         def load(precision: str) -> Any:
             if precision == "float32":
                 return fp32
-            return load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision)
+            return load_model(
+                model_path, seq_len=recipe.model.seq_len, forward_dtype=precision, data_seq_len=_data_seq_len(recipe)
+            )
 
         precisions: list[str] = list(ex.precisions)
         if "float16" in recipe.quantize.modes and "float16" not in precisions:
@@ -147,6 +175,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             calib = load_task(recipe.task, q.calibration.n, q.calibration.seed, split="train")
             search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
             fingerprint = quantize_fingerprint(sha256_file(weights_file), recipe, thr)
+            fingerprint += "|" + _digest(calib.inputs, search_set.inputs, search_set.labels)
             job = QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log)
             qfiles, qvariants, manifest["quantization"] = run_quantize(job)
             files.update(qfiles)
@@ -188,8 +217,7 @@ def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print
             "validate against the recipe and checkpoint it was exported from",
         )
     native, fp32 = _load_models(recipe, model_path, log)
-    _check_task_fits(recipe, native)
-    data = load_task(recipe.task)
+    data = _task_data(recipe, native)
     with atomic_folder(artefact, protect=[base]) as tmp:
         # links are copied as links, never followed: nothing outside the folder is read into the artefact
         shutil.copytree(artefact, tmp, symlinks=True, dirs_exist_ok=True)

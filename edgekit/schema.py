@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
 from .quantize.config import QuantizeSection
@@ -39,6 +39,38 @@ class TaskSection(_Strict):
         default=None, description="sudoku: range of givens (default 28-40); 0 = the minimal puzzle itself"
     )
     seed: int = Field(default=123, ge=0, le=2**63 - 1)
+    data: str | None = Field(
+        default=None,
+        description="examples from a dataset folder in the reference builders' layout (<split>/dataset.json, "
+        "<set>__inputs.npy, ...) or one .npz (inputs, labels[, puzzle_identifiers]), relative to the recipe; "
+        "unset: the task generates its examples",
+    )
+    split: str = Field(
+        default="test",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="with task.data: the split validated on, its first n examples in file order",
+    )
+    calibration_split: str = Field(
+        default="train",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="with task.data: the split calibration, halting-threshold and search sets are drawn from",
+    )
+
+    @model_validator(mode="after")
+    def _data(self) -> TaskSection:
+        from .tasks import get_task
+
+        task = get_task(self.name)
+        if self.data is None and not task.generates:
+            raise ValueError(f"task {self.name!r} reads its examples from files: set task.data")
+        if self.data is not None and not task.reads_files:
+            raise ValueError(f"task {self.name!r} does not read task.data (it uses its own examples)")
+        if self.data is not None and not self.data.endswith(".npz") and self.split == self.calibration_split:
+            raise ValueError(
+                f"task.split and task.calibration_split are both {self.split!r}: calibration and search sets "
+                "must never be drawn from the validation examples"
+            )
+        return self
 
     @field_validator("givens")
     @classmethod
@@ -275,4 +307,7 @@ def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
 def load_recipe(path: str | Path) -> tuple[Recipe, Path]:
     """(recipe, folder that relative paths in it are resolved against)."""
     path = Path(path)
-    return parse_recipe(_read_yaml(path), str(path)), path.resolve().parent
+    recipe, base = parse_recipe(_read_yaml(path), str(path)), path.resolve().parent
+    if recipe.task.data is not None:  # relative to the recipe, like model.path
+        recipe.task.data = str((base / Path(recipe.task.data).expanduser()).resolve())
+    return recipe, base

@@ -71,6 +71,9 @@ class _TaskDefaults:
     n: int
     seed: int
     givens: tuple[int, int] | None = None
+    data: str | None = None
+    split: str = "test"
+    calibration_split: str = "train"
 
 
 def _task_of(runner: Any) -> Any:

@@ -262,8 +262,12 @@ def load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) 
                 v.copy_(sd[k].to(v.dtype))
 
 
-def load_act(path: str | Path, seq_len: int | None = None, forward_dtype: str | None = None) -> ACTModel:
-    """Load an HRM/TRM checkpoint folder or file into an eval-mode ACTModel."""
+def load_act(
+    path: str | Path, seq_len: int | None = None, forward_dtype: str | None = None, data_seq_len: int | None = None
+) -> ACTModel:
+    """Load an HRM/TRM checkpoint folder or file into an eval-mode ACTModel. The sequence length comes from the
+    weights' shapes, else `seq_len`, else all_config.yaml's edgekit section, else the task data's dataset.json
+    (`data_seq_len`): reference configs do not record it, the dataset the model was trained on does."""
     path = Path(path)
     weights, cfg_path = find_files(path)
     if cfg_path is None:
@@ -276,7 +280,11 @@ def load_act(path: str | Path, seq_len: int | None = None, forward_dtype: str | 
     arch = dict(raw["arch"])
     if forward_dtype:
         arch["forward_dtype"] = forward_dtype
-    config = infer_act_config(arch, sd, seq_len, raw.get("edgekit"))
+    section = raw.get("edgekit")
+    extra: dict[str, Any] = section if isinstance(section, dict) else {}
+    if data_seq_len and "seq_len" not in extra:
+        extra = {**extra, "seq_len": data_seq_len}
+    config = infer_act_config(arch, sd, seq_len, extra)
     model = build_act_model(config)
     load_into(model, sd, str(weights))
     return model.eval().requires_grad_(False)
@@ -360,7 +368,9 @@ def load_deq(path: str | Path):
     return model.eval().requires_grad_(False)
 
 
-def load_model(path: str | Path, seq_len: int | None = None, forward_dtype: str | None = None):
+def load_model(
+    path: str | Path, seq_len: int | None = None, forward_dtype: str | None = None, data_seq_len: int | None = None
+):
     """Any supported checkpoint folder or file -> eval-mode RecursiveModel (HRM, TRM or DEQ)."""
     p = Path(path)
     if not p.exists():
@@ -368,4 +378,4 @@ def load_model(path: str | Path, seq_len: int | None = None, forward_dtype: str 
     folder = p if p.is_dir() else p.parent
     if (folder / DEQ_CONFIG_NAME).is_file():
         return load_deq(p)
-    return load_act(p, seq_len=seq_len, forward_dtype=forward_dtype)
+    return load_act(p, seq_len=seq_len, forward_dtype=forward_dtype, data_seq_len=data_seq_len)

@@ -78,10 +78,12 @@ def make_batches(
 
 
 def _exact(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-sample exact match: every position (sequence tasks) or the class (labels [N] or [N, 1])."""
+    """Per-sample exact match: every labelled position (sequence tasks; negative labels are unlabelled) or the
+    class (labels [N] or [N, 1])."""
     if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1 and preds.ndim == 1):
         return np.asarray(preds.reshape(-1) == labels.reshape(-1))
-    return np.asarray((preds == labels).reshape(len(labels), -1).all(-1))
+    ok = (preds.reshape(labels.shape) == labels) | (labels < 0)
+    return np.asarray(ok.reshape(len(labels), -1).all(-1))
 
 
 def benchmark(

@@ -1,4 +1,5 @@
-"""Tasks: one file per task (Sudoku, digits for the DEQ; Maze data generator), each registered by name.
+"""Tasks: one file per task (sudoku, maze, sequence, digits for the DEQ), each registered by name; examples come
+from `task.data` (reference-layout dataset folders or .npz, edgekit/tasks/files.py) or the task's generator.
 
 `get_task(name).load(settings, n, seed, split)` returns `TaskData`; `load_task` applies a recipe's defaults.
 Importing this package registers the built-in tasks; it needs numpy only.
@@ -6,7 +7,7 @@ Importing this package registers the built-in tasks; it needs numpy only.
 
 from __future__ import annotations
 
-from . import digits_task, sudoku_task  # noqa: F401  (registration)
+from . import digits_task, maze_task, sequence_task, sudoku_task  # noqa: F401  (registration)
 from .base import Task, TaskData, TaskSettings, get_task, register, task_for_inputs, task_names
 
 

@@ -18,8 +18,11 @@ class TaskData:
     one-line description recorded in results.json so a reader knows what was measured."""
 
     inputs: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray  # positions the metrics skip (the reference's ignore_label_id) hold files.IGNORE
     description: str
+    source: dict[str, Any] | None = None  # file, split and examples measured (task data read from files)
+    meta: Any = None  # files.Meta of a dataset folder: what it declares, checked against the model
+    puzzle_ids: np.ndarray | None = None
 
 
 class TaskSettings(Protocol):
@@ -29,17 +32,31 @@ class TaskSettings(Protocol):
     n: int
     seed: int
     givens: tuple[int, int] | None
+    data: str | None  # a dataset folder (reference layout) or .npz; None: the task generates examples
+    split: str
+    calibration_split: str
 
 
 class Task:
-    """One task: `load` returns examples of a split; `fits` says whether an artefact's input contract is this
-    task's, so device commands can generate held-out inputs without a recipe."""
+    """One task: `load` returns examples of a split (read from `task.data`, else generated); `fits` says whether
+    an artefact's input contract is this task's, so device commands can generate held-out inputs without a
+    recipe; `parse_line` / `render` are its text form."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    reads_files: ClassVar[bool] = True  # accepts task.data (a reference-layout folder or .npz)
+    generates: ClassVar[bool] = True  # can make examples itself when task.data is not set
 
     def load(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
-        raise NotImplementedError
+        """`split` is "test" (the validation examples) or "train" (calibration, threshold and search sets)."""
+        if getattr(settings, "data", None):
+            from .loading import load_files
+
+            return load_files(settings, n, seed, split)
+        return self.generate(settings, n, seed, split)
+
+    def generate(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
+        raise NotImplementedError(f"task {self.name} reads its examples from task.data")
 
     def fits(self, input_spec: dict[str, Any], family: str) -> bool:
         return False
@@ -90,5 +107,7 @@ def get_task(name: str) -> Task:
 
 
 def task_for_inputs(input_spec: dict[str, Any], family: str) -> Task | None:
-    """The registered task whose inputs an artefact takes, if any (first match in name order)."""
-    return next((_REGISTRY[n] for n in task_names() if _REGISTRY[n].fits(input_spec, family)), None)
+    """The registered task whose inputs an artefact takes, if any: tasks that generate examples first (they can
+    feed `bench` / `solve` without files), then in name order."""
+    order = sorted(_REGISTRY.values(), key=lambda t: (not t.generates, t.name))
+    return next((t for t in order if t.fits(input_spec, family)), None)

@@ -14,8 +14,9 @@ from .base import Task, TaskData, TaskSettings, register
 class DigitsTask(Task):
     name = "digits"
     description = "scikit-learn 8x8 handwritten digits, features in [0, 1], 10 classes"
+    reads_files = False  # a classification task: the reference dataset layout holds token sequences
 
-    def load(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
+    def generate(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
         x, y = digits.load(split)
         if split != "test":
             pick = np.random.default_rng(seed).permutation(len(x))[:n]

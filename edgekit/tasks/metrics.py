@@ -12,8 +12,8 @@ def exact_and_cell(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None
     `mask` marks supervised positions (all by default, as in Sudoku where every cell is labelled)."""
     if labels.ndim == 1:  # one label per sample (classification): one position each
         pred, labels = np.reshape(pred, labels.shape)[:, None], labels[:, None]
-    if mask is None:
-        mask = np.ones_like(labels, dtype=bool)
+    if mask is None:  # negative labels are unsupervised positions (the reference's ignore_label_id -> -100)
+        mask = labels >= 0
     ok = (pred == labels) & mask
     n = mask.sum(-1).clip(min=1)
     exact = float(np.mean(ok.sum(-1) == mask.sum(-1)))

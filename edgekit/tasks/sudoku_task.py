@@ -17,7 +17,7 @@ class SudokuTask(Task):
     name = "sudoku"
     description = "9x9 Sudoku with unique solutions, reference tokens (0 pad, 1 blank, 2-10 digits)"
 
-    def load(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
+    def generate(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
         lo, hi = settings.givens or DEFAULT_GIVENS
         pool = sudoku.SudokuPool.generate(n, seed=seed)
         x, y = pool.sample(n, (lo, hi), np.random.default_rng(seed), augment=False)

@@ -161,6 +161,7 @@ def validate_artefact(
         "recipe": recipe.name,
         "target": target.name,
         "data": data.description,
+        **({"data_source": data.source} if data.source else {}),
         "reference": ref.name,
         "variants": entries,
         "gates": gates,

@@ -1,0 +1,62 @@
+"""Write the bundled demo datasets in the reference builders' layout (edgekit/tasks/files.py), so recipes can show
+`task.data` working without downloading anything:
+
+    python examples/make_reference_datasets.py          # writes examples/data/sudoku-demo and examples/data/maze-demo
+
+- sudoku-demo/test holds exactly the 256 puzzles recipes/trm-sudoku.yaml generates (28-40 givens, seed 123), so
+  recipes/trm-sudoku-from-folder.yaml validates the demo TRM on the same examples; train holds 512 others (drawn
+  with another seed) for the halting-threshold calibration and quantization.
+- maze-demo holds 30x30 mazes from edgekit's Maze generator, in the Maze-Hard encoding (vocab 6, seq 900).
+Both are deterministic: running the script again writes identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from edgekit.tasks import get_task
+from edgekit.tasks.files import write_reference_layout
+from edgekit.tasks.maze import VOCAB_SIZE as MAZE_VOCAB
+from edgekit.tasks.sudoku import VOCAB_SIZE as SUDOKU_VOCAB
+
+HERE = Path(__file__).resolve().parent
+
+
+class _Settings:
+    """The recipe task settings of recipes/trm-sudoku.yaml (what its generated validation set depends on)."""
+
+    def __init__(self, name: str, n: int, seed: int, givens: tuple[int, int] | None = None) -> None:
+        self.name, self.n, self.seed, self.givens = name, n, seed, givens
+        self.data, self.split, self.calibration_split = None, "test", "train"
+
+
+def _split(task: str, n: int, seed: int, givens: tuple[int, int] | None = None) -> tuple:
+    d = get_task(task).generate(_Settings(task, n, seed, givens), n, seed, "test")
+    return d.inputs, d.labels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE / "data")
+    args = ap.parse_args()
+    sudoku_dir, maze_dir = args.out / "sudoku-demo", args.out / "maze-demo"
+    for d in (sudoku_dir, maze_dir):
+        if d.exists():
+            shutil.rmtree(d)
+    write_reference_layout(
+        sudoku_dir,
+        {"test": _split("sudoku", 256, 123, (28, 40)), "train": _split("sudoku", 512, 2024, (28, 40))},
+        vocab_size=SUDOKU_VOCAB,
+    )
+    write_reference_layout(
+        maze_dir, {"test": _split("maze", 24, 5), "train": _split("maze", 48, 6)}, vocab_size=MAZE_VOCAB
+    )
+    for d in (sudoku_dir, maze_dir):
+        size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+        print(f"wrote {d} ({size / 1024:.0f} KB)")
+
+
+if __name__ == "__main__":
+    main()
