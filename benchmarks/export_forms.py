@@ -59,7 +59,7 @@ def export_all(model, folder: Path, solver=None, forms=("step", "loop", "unrolle
         files["loop"] = g.path.name
     if "unrolled" in forms:
         t0 = time.perf_counter()
-        g = export_unrolled(model, folder / "unrolled.onnx")
+        g = export_unrolled(model, folder, folder / "unrolled.onnx")
         stats["unrolled"] = {"seconds": time.perf_counter() - t0, "bytes": g.bytes}
         files["unrolled"] = g.path.name
     if model.family == "deq":

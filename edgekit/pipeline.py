@@ -176,7 +176,9 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
             fingerprint = quantize_fingerprint(sha256_file(weights_file), recipe, thr)
             fingerprint += "|" + _digest(calib.inputs, search_set.inputs, search_set.labels)
-            job = QuantizeJob(fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log)
+            job = QuantizeJob(
+                fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log, tuple(ex.forms)
+            )
             qfiles, qvariants, manifest["quantization"] = run_quantize(job)
             files.update(qfiles)
             variants.update(qvariants)

@@ -216,6 +216,12 @@ class Target(_Strict):
     tensorrt: str | None = Field(default=None, description="TensorRT version range, e.g. '>=10.3,<10.4'")
     compute_capability: str | None = None
     memory_gb: float | None = None
+    memory_reserved_gb: float = Field(
+        default=0.0, ge=0, description="memory the OS and other processes keep (not available to the model)"
+    )
+    unified_memory: bool = Field(
+        default=False, description="CPU and GPU share the DRAM (Jetson): an engine's file and the engine coexist"
+    )
     workspace_mb: int | None = None
     batch_sizes: list[int] = [1, 64]
     batch_profile: BatchProfile | None = Field(

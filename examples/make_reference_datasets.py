@@ -3,9 +3,10 @@
 
     python examples/make_reference_datasets.py          # writes examples/data/sudoku-demo and examples/data/maze-demo
 
-- sudoku-demo/test holds exactly the 256 puzzles recipes/trm-sudoku.yaml generates (28-40 givens, seed 123), so
-  recipes/trm-sudoku-from-folder.yaml validates the demo TRM on the same examples; train holds 512 others (drawn
-  with another seed) for the halting-threshold calibration and quantization.
+- sudoku-demo/test holds exactly the 256 puzzles recipes/trm-sudoku.yaml generates (28-40 givens, seed 123), and
+  sudoku-demo/train exactly the 128 it generates to calibrate the halting threshold (seed 123 + 7919; a draw of
+  all 128 examples of a split is the split in file order), so recipes/trm-sudoku-from-folder.yaml measures the
+  same numbers as recipes/trm-sudoku.yaml, threshold included.
 - maze-demo holds 30x30 mazes from edgekit's Maze generator, in the Maze-Hard encoding (vocab 6, seq 900).
 Both are deterministic: running the script again writes identical files.
 """
@@ -47,7 +48,7 @@ def main() -> None:
             shutil.rmtree(d)
     write_reference_layout(
         sudoku_dir,
-        {"test": _split("sudoku", 256, 123, (28, 40)), "train": _split("sudoku", 512, 2024, (28, 40))},
+        {"test": _split("sudoku", 256, 123, (28, 40)), "train": _split("sudoku", 128, 123 + 7919, (28, 40))},
         vocab_size=SUDOKU_VOCAB,
     )
     write_reference_layout(

@@ -54,6 +54,36 @@ def test_int8_step_is_tensorrt_style_and_wraps_into_loop_body(trm_job):
     assert exact > 0.6 and out["steps"].mean() < 16  # still solves and halts (fp32 solves ~all of these)
 
 
+def test_quantized_step_unrolls_with_its_weights_stored_once(trm_job):
+    """The unrolled form of a quantized variant: 16 copies of the INT8 step reading one set of INT8 weights, the
+    same answer as running that step graph 16 times in the host loop."""
+    q = quantize_int8(trm_job.step(), trm_job.items(), [".*q_head.*"], [])
+    unrolled = trm_job.wrap(q, "unrolled")
+    stored = sum(len(t.raw_data) for t in unrolled.graph.initializer)
+    assert stored < 1.05 * sum(len(t.raw_data) for t in q.graph.initializer) + 200_000  # + encode / readout weights
+    assert not any(n.op_type == "Loop" for n in unrolled.graph.node)
+    sess = ort.InferenceSession(unrolled.SerializeToString())
+    x = trm_job.search_inputs[:8]
+    logits, halt = sess.run(None, {"inputs": x})
+    enc = ort.InferenceSession(str(trm_job.folder / "encode.onnx"))
+    step = ort.InferenceSession(q.SerializeToString())
+    read = ort.InferenceSession(str(trm_job.folder / "readout.onnx"))
+    xe = enc.run(None, {"inputs": x})[0]
+    from edgekit.export.onnx_export import initial_vectors
+
+    init = initial_vectors(trm_job.model)
+    zh, zl = (np.broadcast_to(init[k], xe.shape).astype(np.float32) for k in ("z_H", "z_L"))
+    names = [i.name for i in step.get_inputs()]
+    for _ in range(16):
+        feed = {"z_H": zh, "z_L": zl, "x": xe}
+        zh, zl, _h = step.run(None, {k: feed[k] for k in names})
+    want, want_halt = read.run(
+        None, {k: v for k, v in (("z_H", zh), ("z_L", zl)) if k in [i.name for i in read.get_inputs()]}
+    )
+    assert np.array_equal(logits.argmax(-1), want.argmax(-1))
+    assert np.abs(logits - want).max() <= 1e-4 * np.abs(want).max() and np.abs(halt - want_halt).max() < 1e-3
+
+
 def test_weight_only_compression_shrinks_and_keeps_outputs(trm_job):
     step = trm_job.step()
     q = compress_weights_int8(step, [".*q_head.*"], [])

@@ -56,8 +56,10 @@ def test_bundled_sudoku_folder_holds_the_demo_recipes_puzzles(root):
     a, b = load_task(gen.task), load_task(folder.task)
     assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.labels, b.labels)
     assert b.source == {"data": folder.task.data, "split": "test", "examples": [0, 256], "of": 256}
-    cal = load_task(folder.task, 128, 7919, split="train")
-    assert cal.source["split"] == "train"
+    # the halting-threshold calibration set too (validate/threshold.py draws 128 with seed + 7919): same threshold
+    seed = folder.task.seed + 7919
+    cal, cal_gen = load_task(folder.task, 128, seed, split="train"), load_task(gen.task, 128, seed, split="train")
+    assert cal.source["split"] == "train" and np.array_equal(cal.inputs, cal_gen.inputs)
     assert not (cal.inputs[:, None, :] == b.inputs[None]).all(-1).any(), "a calibration example is a test example"
 
 

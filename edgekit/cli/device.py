@@ -14,6 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from .. import progress
 from ..errors import EXIT_USAGE, EdgekitError, InputError
 from .app import app, console, fail
 
@@ -170,11 +171,13 @@ def bench(
             x, y, described = _file_inputs(first, inputs), None, f"inputs from {inputs}"
         else:
             x, y, described = _generated_inputs(first, n, seed)
-        for v in names:
-            runner = opts.runner(artefact, v)
-            for m in available_modes(runner) if mode == "all" else [mode]:
-                for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y):
-                    rows.append({"variant": v, **s.to_dict()})
+        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+            for v in names:
+                runner = opts.runner(artefact, v)
+                for m in available_modes(runner) if mode == "all" else [mode]:
+                    with progress.task(f"bench {v} {m}"):
+                        for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y):
+                            rows.append({"variant": v, **s.to_dict()})
     except _runtime_errors() as e:
         fail(InputError(str(e)))
     except EdgekitError as e:

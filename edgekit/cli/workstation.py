@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from .. import progress
 from ..errors import EdgekitError
 from .app import app, console, err_console, fail, num
 
@@ -35,7 +37,8 @@ def export(
             )
             return
 
-        outcome = run_export(recipe, out, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None)
+        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+            outcome = run_export(recipe, out, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None)
     except EdgekitError as e:
         fail(e)
     res = outcome.results
@@ -298,9 +301,10 @@ def validate(
     try:
         from ..pipeline import run_validate
 
-        outcome = run_validate(
-            recipe, artefact, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None
-        )
+        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+            outcome = run_validate(
+                recipe, artefact, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None
+            )
     except EdgekitError as e:
         fail(e)
     if json_out:

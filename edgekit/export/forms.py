@@ -64,7 +64,7 @@ def export_forms(load: Callable[[str], ACTModel | DEQModel], folder: Path, plan:
             out.add(
                 precision,
                 folder,
-                export_unrolled(model, sub / "unrolled.onnx", opset=plan.opset, optimize=False),
+                export_unrolled(model, sub, sub / "unrolled.onnx"),
                 "unrolled",
             )
     return out

@@ -61,23 +61,6 @@ class ReadoutGraph(nn.Module):
         return _outputs(self.model.readout(tuple(state)))
 
 
-class UnrolledGraph(nn.Module):
-    """inputs -> logits (and halting logit / residual) after a fixed budget of K steps: the static form every
-    ONNX consumer accepts. The references evaluate ACT models with K = 16."""
-
-    def __init__(self, model: RecursiveModel, steps: int) -> None:
-        super().__init__()
-        self.model = model
-        self.steps = steps
-
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = self.model.encode(inputs)
-        state = self.model.initial_state(x)
-        for _ in range(self.steps):
-            state = self.model.step(state, x)
-        return _outputs(self.model.readout(state))
-
-
 def solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Solve A w = b for a batch of small symmetric positive-definite systems by Gauss-Jordan elimination
     without pivoting (safe for SPD matrices), unrolled over the static size so it exports to plain ONNX ops."""

@@ -20,7 +20,8 @@ from ..errors import ExportError, first_line
 from ..models.act import ACTModel
 from ..models.config import SolverConfig
 from ..models.deq import DEQModel
-from .graphs import EncodeGraph, ReadoutGraph, StepGraph, UnrolledGraph
+from .graphs import EncodeGraph, ReadoutGraph, StepGraph
+from .initializers import dedupe_initializers
 from .loop import build_loop
 from .optimize import optimize_step
 
@@ -79,6 +80,7 @@ def _export(
             proto = optimize_step(proto)
         except Exception as e:  # the optimizer is a speed-up, never a reason to fail an export
             warnings.warn(f"graph optimization of {path.name} skipped: {first_line(e, 200)}", stacklevel=2)
+    dedupe_initializers(proto)  # after the optimizer, which turns the exporter's Constant nodes into initializers
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -153,13 +155,23 @@ def export_loop(
     )
 
 
-@torch.no_grad()
 def export_unrolled(
-    model: ACTModel | DEQModel, path: Path, steps: int | None = None, opset: int = 17, optimize: bool = False
+    model: ACTModel | DEQModel, folder: Path, path: Path, steps: int | None = None, step_file: str = "step.onnx"
 ) -> ExportedGraph:
-    """Write one graph running encode, `steps` recursion steps (default: the budget) and readout.
-    Not optimized by default: onnxscript's optimizer takes minutes on a 17k-node unrolled TRM (measured 134 s)."""
-    model = model.eval()
-    steps = model.step_budget if steps is None else steps
-    outs = ["logits"] if model.family == "deq" else ["logits", "halt"]
-    return _export(UnrolledGraph(model, steps), (example_inputs(model),), Path(path), ["inputs"], outs, opset, optimize)
+    """Stitch the encode / step / readout graphs already in `folder` into one graph running `steps` recursion
+    steps (default: the budget) at `path`; the step weights are stored once (export/unrolled.py)."""
+    from .unrolled import build_unrolled
+
+    t0 = time.time()
+    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
+    proto = build_unrolled(
+        *parts,
+        family=model.family,
+        state_names=list(model.state_names),
+        initial=initial_vectors(model),
+        steps=model.step_budget if steps is None else steps,
+    )
+    data = proto.SerializeToString()
+    Path(path).write_bytes(data)
+    outs = [o.name for o in proto.graph.output]
+    return ExportedGraph(Path(path).stem, Path(path), ["inputs"], outs, time.time() - t0, len(data))

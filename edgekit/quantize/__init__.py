@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .. import progress
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
 from .calibration import cache_file, cache_key, cached_items, read_json_cache, trajectory_items, write_cache
@@ -39,6 +40,7 @@ class QuantizeJob:
     search_labels: np.ndarray
     fingerprint: str  # checkpoint hash + task description: part of every cache key
     log: Callable[[str], None] = print
+    forms: tuple[str, ...] = ("step", "loop")  # the recipe's export.forms: each variant gets the same ones
     _items: list | None = field(default=None, repr=False)
     _int8_input: tuple | None = field(default=None, repr=False)
 
@@ -74,18 +76,26 @@ class QuantizeJob:
                 self._int8_input = smoothed, {"smooth": {"alpha": alpha, "pairs": report}}
         return self._int8_input
 
-    def wrap(self, step: onnx.ModelProto) -> onnx.ModelProto:
+    def wrap(self, step: onnx.ModelProto, form: str = "loop") -> onnx.ModelProto:
+        """The quantized step graph as the Loop form, or unrolled (its weights stored once either way)."""
         from ..export.loop import build_loop
         from ..export.onnx_export import initial_vectors
+        from ..export.unrolled import build_unrolled
 
         m = self.model
+        encode, readout = onnx.load(str(self.folder / "encode.onnx")), onnx.load(str(self.folder / "readout.onnx"))
+        names, init = list(m.state_names), initial_vectors(m)
+        if form == "unrolled":
+            return build_unrolled(
+                encode, step, readout, family=m.family, state_names=names, initial=init, steps=m.step_budget
+            )
         return build_loop(
-            onnx.load(str(self.folder / "encode.onnx")),
+            encode,
             step,
-            onnx.load(str(self.folder / "readout.onnx")),
+            readout,
             family=m.family,
-            state_names=list(m.state_names),
-            initial=initial_vectors(m),
+            state_names=names,
+            initial=init,
             budget=m.step_budget,
             solver=getattr(m, "solver", None),
         )
@@ -188,7 +198,8 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
             continue
         t0 = time.time()
         job.log(f"quantizing the step graph: {mode}")
-        out = MODES[mode](job)
+        with progress.task(f"quantizing ({mode})"):
+            out = MODES[mode](job)
         bad = qdq_violations(out.step)
         if bad:
             raise QuantizeError(
@@ -198,10 +209,13 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
         sub = job.folder / mode
         sub.mkdir(exist_ok=True)
         onnx.save(out.step, str(sub / "step.onnx"))
-        onnx.save(job.wrap(out.step), str(sub / "loop.onnx"))
         files[f"{mode}/step"] = f"{mode}/step.onnx"
-        files[f"{mode}/loop"] = f"{mode}/loop.onnx"
-        variants[mode] = {"encode": "encode", "step": f"{mode}/step", "readout": "readout", "loop": f"{mode}/loop"}
+        variants[mode] = {"encode": "encode", "step": f"{mode}/step", "readout": "readout"}
+        for form in ("loop", "unrolled"):
+            if form in job.forms:
+                onnx.save(job.wrap(out.step, form), str(sub / f"{form}.onnx"))
+                files[f"{mode}/{form}"] = f"{mode}/{form}.onnx"
+                variants[mode][form] = f"{mode}/{form}"
         infos[mode] = {
             **out.info,
             "quantize_linear_nodes": count_qdq(out.step),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import progress
 from ..artefact import OutputError
 from ..models.base import RecursiveModel
 
@@ -76,12 +77,14 @@ def trajectory_items(model: RecursiveModel, inputs: np.ndarray, batch: int) -> l
     """Step-graph feeds {state..., x} at every recursion step of every sample (float32)."""
     items: list[dict[str, np.ndarray]] = []
     names = list(model.state_names)
-    for i in range(0, len(inputs), batch):
-        x = model.encode(torch.from_numpy(inputs[i : i + batch]))
-        state = model.initial_state(x)
-        for _ in range(model.step_budget):
-            items.append({**{n: s.float().numpy() for n, s in zip(names, state)}, "x": x.float().numpy()})
-            state = model.step(state, x)
+    with progress.task("calibration trajectories", len(inputs)) as bar:
+        for i in range(0, len(inputs), batch):
+            x = model.encode(torch.from_numpy(inputs[i : i + batch]))
+            state = model.initial_state(x)
+            for _ in range(model.step_budget):
+                items.append({**{n: s.float().numpy() for n, s in zip(names, state)}, "x": x.float().numpy()})
+                state = model.step(state, x)
+            bar.advance(len(inputs[i : i + batch]))
     return items
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from .. import progress
 from ..tasks.metrics import exact_and_cell
 
 
@@ -98,8 +99,9 @@ def search(
             return SearchResult(keep, s, reference, trials, False), best
         round_ = []
         for k in remaining:
-            q = quantize(names(keep + [k]))
-            sk, _ = score(q)
+            with progress.task(f"search: scoring {' + '.join(keep + [k])} float"):
+                q = quantize(names(keep + [k]))
+                sk, _ = score(q)
             trials.append({"keep_float": keep + [k], "exact": sk.exact, "halting_agreement": sk.halting_agreement})
             log(
                 f"keep {' + '.join(keep + [k])} float: exact {sk.exact:.3f}, "

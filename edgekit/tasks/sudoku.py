@@ -181,8 +181,14 @@ class SudokuPool:
 
     @classmethod
     def generate(cls, n: int, seed: int) -> SudokuPool:
+        from .. import progress
+
         rng = random.Random(seed)
-        pairs = [minimal_puzzle(rng) for _ in range(n)]
+        pairs = []
+        with progress.task("generating minimal Sudoku puzzles", n) as bar:
+            for _ in range(n):
+                pairs.append(minimal_puzzle(rng))
+                bar.advance()
         return cls(np.array([p for p, _ in pairs], dtype=np.int8), np.array([s for _, s in pairs], dtype=np.int8))
 
     def sample(

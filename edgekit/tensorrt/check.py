@@ -20,6 +20,7 @@ from ..errors import first_line
 from ..schema import Target, load_target
 from . import oplist, versions
 from .graphs import load_manifest, onnx_files, quantization_types
+from .memory import activation_bytes_per_sample, memory_estimate, memory_messages
 
 if TYPE_CHECKING:
     import onnx
@@ -44,6 +45,7 @@ class CheckReport:
     artefact: str
     findings: list[Finding] = field(default_factory=list)
     graphs: dict[str, dict] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
 
     @property
     def compatible(self) -> bool:
@@ -65,6 +67,7 @@ class CheckReport:
             "tensorrt": self.tensorrt,
             "verdict": self.verdict,
             "graphs": self.graphs,
+            "memory": self.memory,
             "counts": {s: sum(f.severity == s for f in self.findings) for s in ("error", "warning", "note")},
             "findings": [asdict(f) for f in self.findings],
         }
@@ -74,12 +77,16 @@ def check_artefact(folder: str | Path, target: Target | str) -> CheckReport:
     """Check every .onnx file an artefact's manifest lists against `target`."""
     target = load_target(target) if isinstance(target, str) else target
     folder = Path(folder)
-    files = onnx_files(folder, load_manifest(folder))
+    manifest = load_manifest(folder)
+    files = onnx_files(folder, manifest)
     report = CheckReport(target.name, target.backend, target.tensorrt, str(folder))
     for name, path in files.items():
         findings, summary = check_onnx(path, target, label=path.relative_to(folder).as_posix())
         report.findings += findings
         report.graphs[name] = summary
+    report.memory = memory_estimate(manifest, report.graphs, target)
+    for severity, label, message in memory_messages(report.memory, target.name):
+        report.findings.append(Finding(severity, label, None, None, message))  # type: ignore[arg-type]
     return report
 
 
@@ -103,6 +110,8 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
         "nodes": len(nodes),
         "ops": sorted({n.op_type for n, _ in nodes}),
         "quantization": sorted(quantization_types(model)),
+        "bytes": path.stat().st_size,
+        "activation_bytes_per_sample": activation_bytes_per_sample(model),
     }
     findings: list[Finding] = []
     if opset > target.max_opset:

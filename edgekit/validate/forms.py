@@ -11,12 +11,17 @@ import time
 
 import numpy as np
 
+from .. import progress
 from ..tasks.metrics import exact_and_cell, halting_steps
 from .compare import Variant
 
 
 def _batches(runner, inputs: np.ndarray, batch: int, **kw):
-    outs = [runner.solve(inputs[i : i + batch], **kw) for i in range(0, len(inputs), batch)]
+    outs = []
+    with progress.task(f"{kw.get('mode', 'host')} form parity", len(inputs)) as bar:
+        for i in range(0, len(inputs), batch):
+            outs.append(runner.solve(inputs[i : i + batch], **kw))
+            bar.advance(len(outs[-1].logits))
     return (
         np.concatenate([o.logits for o in outs]),
         np.concatenate([o.steps for o in outs]),

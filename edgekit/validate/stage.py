@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, progress
 from ..artefact import sha256_file, write_json
 from ..errors import RecipeError
 from ..schema import Recipe, load_target
@@ -26,7 +26,7 @@ def _torch_variant(model, data: TaskData, name: str, batch: int):
     from .compare import Variant
 
     t0 = time.time()
-    preds, halts, last = rollout_predictions(model, data.inputs, batch_size=batch)
+    preds, halts, last = rollout_predictions(model, data.inputs, batch_size=batch, label=f"validating {name}")
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
@@ -49,7 +49,11 @@ def _onnx_variant(runner, data: TaskData, name: str, batch: int):
     from .compare import Variant
 
     t0 = time.time()
-    chunks = [runner.run(data.inputs[i : i + batch]) for i in range(0, len(data.inputs), batch)]
+    chunks = []
+    with progress.task(f"validating {name}", len(data.inputs)) as bar:
+        for i in range(0, len(data.inputs), batch):
+            chunks.append(runner.run(data.inputs[i : i + batch]))
+            bar.advance(len(chunks[-1].preds[0]))
     steps = len(chunks[0].preds)
     return Variant(
         name,

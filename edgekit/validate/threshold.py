@@ -20,7 +20,7 @@ def calibrate_halt_threshold(recipe: Recipe, model, log: Callable[[str], None]) 
     from ..tasks.metrics import step_metrics
 
     cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
-    preds, halts, _ = rollout_predictions(model, cal.inputs, batch_size=v.batch_size)
+    preds, halts, _ = rollout_predictions(model, cal.inputs, batch_size=v.batch_size, label="halting threshold")
     preds = [p.reshape(cal.labels.shape) for p in preds]
     for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0):
         m = step_metrics(preds, cal.labels, halts, threshold=t)
