@@ -127,7 +127,7 @@ def measure(name: str, work: Path, modes: list[str], n: int = 8) -> dict:
     row["variants"] = {}
     for v in manifest["variants"]:
         e = next((x for x in res["variants"] if f"({v}," in x["name"]), {})
-        agree = e.get("vs_onnx_float32", {}).get("halting_agreement")
+        agree = e.get("vs_onnx_float32", {}).get("halting_step_agreement")
         row["variants"][v] = {
             "mb": round(e.get("bytes", 0) / 1e6, 1),
             "step_ms_b1": round(_step_ms(art, v, 1, cfg["seq_len"], cfg["vocab_size"]), 2),

@@ -136,7 +136,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     weights_file = find_files(model_path)[0]
     with atomic_folder(final, protect=[base]) as tmp:
         ex = recipe.export
-        thr = calibrate_halt_threshold(recipe, fp32, log)
+        thr = calibrate_halt_threshold(recipe, fp32, log, sha256_file(weights_file))
         log(f"exporting ONNX ({', '.join(ex.forms)}; {', '.join(ex.precisions)}; opset {ex.opset})")
 
         def load(precision: str) -> Any:

@@ -56,3 +56,15 @@ def test_memory_estimate_counts_weights_once_on_discrete_gpus():
     assert b["needs_mb"] - b["activations_mb"] - 1024 == 6000  # twice on unified memory, plus the workspace
     assert a["needs_mb"] - a["activations_mb"] - 4096 == 3000
     assert b["share_of_free"] > 1  # 3 GB of weights do not fit an 8 GB Orin Nano's ~6.5 GB twice over
+
+
+def test_attention_scores_count_even_where_shape_inference_cannot_see_them():
+    """The seq-900 TRM's attention scores (8 heads x 916 x 916 floats per sample) sit behind computed Reshapes;
+    the estimate never goes below what the configuration says they take."""
+    config = {"family": "trm", "hidden_size": 512, "seq_len": 900, "puzzle_emb_ndim": 512, "puzzle_emb_len": 16,
+              "num_heads": 8, "expansion": 4}  # fmt: skip
+    manifest = {"model": {"config": config}, "variants": {"float32": {"step": "step"}}}
+    graphs = {"step": {"bytes": 28_000_000, "activation_bytes_per_sample": 15_000_000}}
+    est = memory_estimate(manifest, graphs, load_target("jetson-orin-nano"))
+    scores = 8 * 916 * 916 * 4 * 16  # one float32 score tensor at batch 16
+    assert est["forms"]["float32 host loop"]["activations_mb"] * 1e6 >= 2 * scores

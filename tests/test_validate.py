@@ -121,3 +121,67 @@ def test_halting_gate_compares_compressed_variants_with_the_float32_export():
     g8 = [g for g in evaluate_gates(gates, ref, int8) if g["name"] == "min_halting_agreement"][0]
     assert (g32["against"], g32["passed"]) == ("reference", True)
     assert (g8["against"], g8["value"], g8["passed"]) == ("onnx float32", 0.9, False)  # not the 0.97 vs reference
+
+
+def test_report_opens_with_the_verdict_and_defines_its_terms(trm_artefact):
+    from edgekit.validate.report import GLOSSARY
+
+    report = (trm_artefact / "report.md").read_text()
+    lines = [ln for ln in report.splitlines() if ln.strip()]
+    assert lines[1].startswith("**PASSED**: all ") and lines[2].startswith("A device would use **onnx (float32")
+    header = next(ln for ln in lines if ln.startswith("| variant | exact@1"))
+    for term in ("exact@1", "exact@budget", "cell@budget", "exact (early halting)", "halted before cap"):
+        assert term in header and term in GLOSSARY
+    assert "## Glossary" in report and "95 % interval" in lines[2]
+
+
+def test_report_of_a_failed_gate_says_which_and_recommends_nothing_unfit():
+    from edgekit.validate.report import report_markdown
+
+    m = {"exact_full": 0.5, "exact_1": 0.1, "cell_full": 0.9, "exact_full_interval": [0.4, 0.6]}
+    results = {
+        "recipe": "r",
+        "target": "x86-cpu",
+        "data": "8 examples",
+        "reference": "pytorch (float32)",
+        "passed": False,
+        "variants": [
+            {"name": "pytorch (float32)", "metrics": m},
+            {"name": "onnx (int8, step graph, host loop)", "metrics": m, "bytes": 1},
+        ],
+        "gates": [
+            {"name": "max_exact_drop", "variant": "onnx (int8, step graph, host loop)", "value": 0.2, "limit": 0.01,
+             "passed": False, "against": "reference"},
+        ],
+    }  # fmt: skip
+    text = report_markdown(results, {"graph": {}})
+    assert "**FAILED**: 1 of 1 gates failed (max_exact_drop on onnx (int8, step graph, host loop))" in text
+    assert "No ONNX variant passes its gates" in text
+
+
+def test_reference_rollouts_are_cached_by_content(root, tmp_path, monkeypatch):
+    """A second rollout of the same weights on the same examples is read back (bit-identical); other examples or
+    another precision are a miss."""
+    import numpy as np
+
+    from edgekit.models.checkpoint import load_model
+    from edgekit.tasks import sudoku
+    from edgekit.validate.reference import reference_rollout
+
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path))
+    m = load_model(root / "examples/models/trm-sudoku", forward_dtype="float32")
+    x, _ = sudoku.SudokuPool.generate(4, seed=3).sample(4, (28, 40), np.random.default_rng(3), augment=False)
+    logs: list[str] = []
+    a = reference_rollout(m, x, 4, "ref", "sha-of-weights", logs.append)
+    b = reference_rollout(m, x, 4, "ref", "sha-of-weights", logs.append)
+    assert logs == [f"ref: PyTorch rollout read from the cache ({next((tmp_path / 'reference').iterdir()).name})"]
+    assert all(np.array_equal(p, q) for p, q in zip(a[0], b[0])) and np.array_equal(a[2], b[2])
+    assert all(np.array_equal(p, q) for p, q in zip(a[1], b[1]))
+    reference_rollout(m, x[:3], 4, "ref", "sha-of-weights", logs.append)
+    reference_rollout(m, x, 4, "ref", "other-weights", logs.append)
+    assert len(logs) == 1 and len(list((tmp_path / "reference").iterdir())) == 3
+    (next((tmp_path / "reference").iterdir())).write_bytes(b"damaged")  # a damaged entry is recomputed
+    for _ in range(2):
+        reference_rollout(m, x[:3], 4, "ref", "sha-of-weights", logs.append)
+        reference_rollout(m, x, 4, "ref", "sha-of-weights", logs.append)
+    assert len(list((tmp_path / "reference").iterdir())) == 3

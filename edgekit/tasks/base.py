@@ -6,10 +6,13 @@ pipeline, the validation stage and `edgekit bench` only ever go through `get_tas
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
+from ..errors import EdgekitError
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Task:
             from .loading import load_files
 
             return load_files(settings, n, seed, split)
-        return self.generate(settings, n, seed, split)
+        return _cached_generate(self, settings, n, seed, split)
 
     def generate(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
         raise NotImplementedError(f"task {self.name} reads its examples from task.data")
@@ -111,3 +114,35 @@ def task_for_inputs(input_spec: dict[str, Any], family: str) -> Task | None:
     feed `bench` / `solve` without files), then in name order."""
     order = sorted(_REGISTRY.values(), key=lambda t: (not t.generates, t.name))
     return next((t for t in order if t.fits(input_spec, family)), None)
+
+
+GENERATED_VERSION = 1  # bump when a generator changes the examples it makes for the same settings
+
+
+def _cached_generate(task: Task, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
+    """Generated examples are a pure function of (task, settings, n, seed, split): cached by that key, since
+    generating 256 unique-solution Sudokus takes ~30 s on a small CPU. Best effort: an unwritable cache only
+    costs the time."""
+    import hashlib
+    import json
+
+    from .. import __version__
+    from ..cache import cache_file, write_cache
+
+    givens = getattr(settings, "givens", None)
+    parts = [GENERATED_VERSION, __version__, task.name, n, seed, split, list(givens) if givens else None]
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+    try:
+        path = cache_file("tasks", f"{key}.npz")
+    except (OSError, EdgekitError):  # an unusable cache folder
+        return task.generate(settings, n, seed, split)
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return TaskData(z["inputs"], z["labels"], str(z["description"]))
+        except (OSError, KeyError, ValueError, EOFError):
+            path.unlink(missing_ok=True)
+    data = task.generate(settings, n, seed, split)
+    with contextlib.suppress(OSError, EdgekitError):
+        write_cache(path, lambda t: np.savez(t, inputs=data.inputs, labels=data.labels, description=data.description))
+    return data

@@ -30,6 +30,7 @@ class StepMetrics:
     halting_steps: np.ndarray | None  # 1-based step where each sample halts (budget where it never does)
     exact_halted: float | None
     cell_halted: float | None
+    n: int = 0  # samples measured (for the intervals)
 
     @property
     def halted_before_cap(self) -> float | None:
@@ -46,6 +47,7 @@ class StepMetrics:
             "exact_1": self.exact_per_step[0],
             "cell_1": self.cell_per_step[0],
             "exact_full": self.exact_per_step[-1],
+            "exact_full_interval": wilson(round(self.exact_per_step[-1] * self.n), self.n),
             "cell_full": self.cell_per_step[-1],
             "steps": len(self.exact_per_step),
             "exact_per_step": list(self.exact_per_step),
@@ -53,6 +55,7 @@ class StepMetrics:
         if self.halting_steps is not None:
             out.update(
                 exact_halted=self.exact_halted,
+                exact_halted_interval=wilson(round((self.exact_halted or 0.0) * self.n), self.n),
                 cell_halted=self.cell_halted,
                 halted_before_cap=self.halted_before_cap,
                 mean_steps=self.mean_steps,
@@ -76,14 +79,24 @@ def step_metrics(
     """`preds[t]` are argmax predictions after step t+1; `halt_logits[t]` the halting logits then."""
     ex, ce = zip(*(exact_and_cell(p, labels, mask) for p in preds))
     if not halt_logits:
-        return StepMetrics(list(ex), list(ce), None, None, None)
+        return StepMetrics(list(ex), list(ce), None, None, None, len(labels))
     hs = halting_steps(np.stack(halt_logits), threshold)
     chosen = np.stack(preds)[hs - 1, np.arange(labels.shape[0])]
     eh, chh = exact_and_cell(chosen, labels, mask)
-    return StepMetrics(list(ex), list(ce), hs, eh, chh)
+    return StepMetrics(list(ex), list(ce), hs, eh, chh, len(labels))
 
 
 def halting_steps(q: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     """q: [T, B] halting logits -> first 1-based step with q > threshold, T where none."""
     halted = q > threshold
     return np.where(halted.any(0), halted.argmax(0) + 1, q.shape[0])
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float]:
+    """95 % Wilson score interval of a share: how far a gate's estimate can be from the truth at this n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(float(max(0.0, centre - half)), 4), round(float(min(1.0, centre + half)), 4)]

@@ -3,7 +3,9 @@ at the target's largest batch, against what the device leaves free.
 
 Activations come from ONNX shape inference on the graph itself: the per-sample bytes of the largest tensors that
 are alive together (the biggest op's inputs and outputs are at least that; the estimate takes the four largest
-intermediates), times the batch. On unified-memory devices (Jetson) the serialized engine and the built engine
+intermediates), times the batch; for HRM / TRM never less than a floor computed from the configuration
+(attention scores sit behind computed Reshapes that shape inference leaves unknown).
+On unified-memory devices (Jetson) the serialized engine and the built engine
 share the same DRAM while an engine loads, so weights count twice there. These are estimates, labelled as such;
 a GPU with TensorRT is what measures the real figure.
 """
@@ -55,6 +57,22 @@ def activation_bytes_per_sample(model: onnx.ModelProto) -> int:
     return int(sum(sorted(sizes, reverse=True)[:LIVE_TENSORS]))
 
 
+def analytic_bytes_per_sample(config: dict[str, Any]) -> int:
+    """A floor from the model's configuration for what shape inference cannot see (attention scores behind
+    computed Reshapes): float32 attention scores and softmax (heads x S x S), the gated MLP's two projections
+    (S x expansion x hidden) and three states (S x hidden), S = sequence plus puzzle-embedding prefix."""
+    try:
+        h, seq = int(config["hidden_size"]), int(config["seq_len"])
+        emb = int(config.get("puzzle_emb_ndim") or 0)
+        prefix = int(config.get("puzzle_emb_len") or 0) if config.get("family") == "trm" else -(-emb // h)
+        s = seq + (prefix if emb else 0)
+        attention = 0 if config.get("mlp_t") else 2 * int(config.get("num_heads", 1)) * s * s
+        mlp = 2 * s * int(float(config.get("expansion", 4)) * h)
+        return 4 * (attention + mlp + 3 * s * h)
+    except (KeyError, TypeError, ValueError):  # not an HRM / TRM config: shape inference only
+        return 0
+
+
 def form_groups(manifest: dict[str, Any]) -> dict[str, tuple[list[str], str | None]]:
     """'<variant> <form>' -> (the file keys a device loads together for it: host loop = encode + step + readout;
     the variant's step graph key, whose activations a Loop or unrolled graph has at least)."""
@@ -84,7 +102,8 @@ def memory_estimate(manifest: dict[str, Any], graphs: dict[str, dict], target: A
         # shape inference does not always see through a Loop body's batch axis: a Loop or unrolled graph has at
         # least the activations of the step graph it runs
         act_graphs = summaries + ([graphs[step]] if step in graphs else [])
-        act = max((s.get("activation_bytes_per_sample", 0) for s in act_graphs), default=0) * batch
+        floor = analytic_bytes_per_sample(manifest.get("model", {}).get("config") or {})
+        act = max([floor] + [s.get("activation_bytes_per_sample", 0) for s in act_graphs]) * batch
         need = factor * weights + act + workspace
         forms[label] = {
             "weights_mb": round(weights / 1e6, 1),

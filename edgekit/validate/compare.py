@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..tasks.metrics import StepMetrics, step_metrics
+from ..tasks.metrics import StepMetrics, step_metrics, wilson
 
 
 @dataclass
@@ -33,11 +33,21 @@ def agreement(a: Variant, b: Variant) -> dict:
         "argmax_agreement_last": per_step[-1],
         "argmax_agreement_min": min(per_step),
     }
+    last_a, last_b = a.preds[-1].reshape(len(a.preds[-1]), -1), b.preds[-1].reshape(len(b.preds[-1]), -1)
+    out["same_answer_last"] = float(np.mean((last_a == last_b).all(-1)))  # whole answers, not positions
     if a.last_logits is not None and b.last_logits is not None:
-        out["max_abs_dlogits_last"] = float(np.abs(a.last_logits.astype(np.float64) - b.last_logits).max())
+        d = np.abs(a.last_logits.astype(np.float64) - b.last_logits).reshape(len(a.last_logits), -1)
+        out["max_abs_dlogits_last"] = float(d.max())
+        # per sample, the largest logit difference relative to that sample's largest |logit|: what a reader can
+        # judge (raw differences of a chaotic sample's logits can be large while every argmax still agrees)
+        scale = np.maximum(np.abs(a.last_logits.astype(np.float64)).reshape(len(d), -1).max(-1), 1e-12)
+        rel = d.max(-1) / scale
+        out["dlogits_rel_median"] = float(np.median(rel))
+        out["dlogits_rel_p99"] = float(np.quantile(rel, 0.99))
     if a.halt and b.halt:
         from ..tasks.metrics import halting_steps
 
         ha, hb = halting_steps(np.stack(a.halt)), halting_steps(np.stack(b.halt))
         out["halting_step_agreement"] = float(np.mean(ha == hb))
+        out["halting_step_agreement_interval"] = wilson(int(np.sum(ha == hb)), len(ha))
     return out

@@ -1,8 +1,15 @@
-"""PNG plots for report.md: what changed step by step, where samples halt, accuracy per step budget, time."""
+"""PNG plots for report.md, each answering one question: how accuracy grows with the step budget, where a
+variant's answers part from the reference's (and how far its state drifts), and where samples halt.
+
+Latency is not plotted here: validation records every step of every sample, which is not how a device runs;
+`edgekit bench` measures per-puzzle latency on the device itself.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+STYLES = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", "-"), ("x", "--"), ("P", ":"), ("*", "-.")]
 
 
 def write_plots(results: dict, folder: Path) -> list[str]:
@@ -11,61 +18,80 @@ def write_plots(results: dict, folder: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     made: list[str] = []
     variants = results["variants"]
 
     def save(fig, name: str) -> None:
         fig.tight_layout()
-        fig.savefig(folder / name, dpi=90)
+        fig.savefig(folder / name, dpi=100)
         plt.close(fig)
         made.append(name)
 
+    def steps_axis(ax) -> None:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
     per_step = [v for v in variants if v.get("metrics", {}).get("exact_per_step")]
     if per_step:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for v in per_step:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        seen: dict[tuple, str] = {}
+        for i, v in enumerate(per_step):
             ys = v["metrics"]["exact_per_step"]
-            ax.plot(range(1, len(ys) + 1), ys, marker=".", label=v["name"])
-        ax.set(xlabel="step budget", ylabel="exact accuracy", title="accuracy vs step budget")
+            marker, line = STYLES[i % len(STYLES)]
+            same = seen.get(tuple(ys))
+            label = v["name"] + (f" (same as {same})" if same else "")
+            seen.setdefault(tuple(ys), v["name"])
+            # later lines drawn smaller and hollow, so a line hidden under an identical one still shows
+            ax.plot(range(1, len(ys) + 1), ys, marker=marker, linestyle=line, markersize=7 - min(i, 4),
+                    markerfacecolor="none" if i else None, label=label)  # fmt: skip
+        ax.set(xlabel="step budget (steps run)", ylabel="exact accuracy", title="Exact accuracy vs step budget")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        steps_axis(ax)
         ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
         save(fig, "accuracy_vs_steps.png")
-    drift = [v for v in variants if "vs_reference" in v]
-    if drift:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        for v in drift:
-            ys = v["vs_reference"]["argmax_agreement_per_step"]
-            axes[0].plot(range(1, len(ys) + 1), [1 - y for y in ys], marker=".", label=v["name"])
-            if v.get("state_drift_vs_onnx_float32"):
+    compared = [v for v in variants if "vs_reference" in v]
+    drift = [v for v in compared if v.get("state_drift_vs_onnx_float32")]
+    if compared:
+        fig, axes = plt.subplots(1, 2 if drift else 1, figsize=(10 if drift else 6.5, 4), squeeze=False)
+        ax = axes[0][0]
+        for i, v in enumerate(compared):
+            ys = [1 - y for y in v["vs_reference"]["argmax_agreement_per_step"]]
+            marker, line = STYLES[i % len(STYLES)]
+            ax.plot(range(1, len(ys) + 1), ys, marker=marker, linestyle=line, label=v["name"])
+        ax.set(xlabel="step", ylabel="positions answered differently", title="Disagreement with the reference")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
+        ax.set_ylim(bottom=0)
+        steps_axis(ax)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        if not drift:
+            ax.annotate("no compressed variant: no state drift to show", (0.02, 0.95), xycoords="axes fraction",
+                        fontsize=8, va="top", color="grey")  # fmt: skip
+        else:
+            ax = axes[0][1]
+            for i, v in enumerate(drift):
                 d = v["state_drift_vs_onnx_float32"]
-                axes[1].plot(range(1, len(d) + 1), d, marker=".", label=v["name"])
-        axes[0].set(
-            xlabel="step",
-            ylabel="argmax disagreement",
-            title="vs reference, per step",
-            yscale="symlog",
-        )
-        axes[0].set_yscale("symlog", linthresh=1e-4)
-        axes[1].set(xlabel="step", ylabel="‖Δstate‖ / ‖state‖", title="state drift vs ONNX float32")
-        for ax in axes:
-            if ax.lines:
-                ax.legend(fontsize=7)
+                marker, line = STYLES[i % len(STYLES)]
+                ax.plot(range(1, len(d) + 1), d, marker=marker, linestyle=line, label=v["name"])
+            ax.set(xlabel="step", ylabel="‖Δ state‖ / ‖state‖", title="State drift vs the float32 export")
+            ax.set_ylim(bottom=0)
+            steps_axis(ax)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
         save(fig, "error_vs_step.png")
     halting = [v for v in variants if v.get("halting_histogram")]
     if halting:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
+        fig, ax = plt.subplots(figsize=(7, 4))
         width = 0.8 / len(halting)
         for i, v in enumerate(halting):
             h = v["halting_histogram"]
-            ax.bar([s + i * width for s in range(1, len(h) + 1)], h, width=width, label=v["name"])
-        ax.set(xlabel="halting step", ylabel="samples", title="where samples halt")
+            ax.bar([s + (i - (len(halting) - 1) / 2) * width for s in range(1, len(h) + 1)], h, width=width,
+                   label=v["name"])  # fmt: skip
+        ax.set(xlabel="halting step (the last bin includes samples that never halt)", ylabel="samples",
+               title="Where samples halt")  # fmt: skip
+        steps_axis(ax)
         ax.legend(fontsize=7)
         save(fig, "halting_histogram.png")
-    timed = [v for v in variants if v.get("seconds")]
-    if timed:
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(timed)))
-        ax.barh([v["name"] for v in timed], [v["seconds"] for v in timed])
-        ax.set(xlabel="seconds for the validation set (all steps recorded)", title="validation time per variant")
-        ax.tick_params(axis="y", labelsize=7)
-        save(fig, "latency.png")
     return made

@@ -16,23 +16,86 @@ def _against(g: dict[str, Any]) -> str:
     return f" vs {g['against']}" if g.get("against", "reference") not in ("reference", "absolute") else ""
 
 
+GLOSSARY = {
+    "exact@budget": "share of examples whose every labelled position is right after the full step budget (16)",
+    "exact@1": "the same after one step",
+    "cell@budget": "share of labelled positions right after the full budget, averaged over examples",
+    "exact (early halting)": "exact accuracy of the answer at each example's halting step (what a device "
+    "returns when it stops as soon as the halting logit passes the threshold)",
+    "halted before cap": "share of examples that halt before the step budget",
+    "argmax agreement": "share of positions where a variant's answer equals the reference's",
+    "same halting step": "share of examples halting at the same step in both variants",
+    "relative Δlogits": "per example, the largest logit difference divided by that example's largest |logit| "
+    "(median and 99th percentile); raw differences (max_abs_dlogits_last in results.json) can be large on a "
+    "chaotic example while every answer agrees",
+    "interval": "95 % Wilson interval of a share: how far the estimate can be from the truth at this sample size",
+}
+
+
+def _deployable(results: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The ONNX variant a device would use: every gate on it passed, smallest step graphs."""
+    gates: dict[str, bool] = {}
+    for g in results["gates"]:
+        gates[g["variant"]] = gates.get(g["variant"], True) and g["passed"]
+    onnx = [e for e in results["variants"] if e["name"].startswith("onnx") and gates.get(e["name"], True)]
+    return min(onnx, key=lambda e: e.get("bytes", 0), default=None)
+
+
+def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """The verdict and one paragraph saying what it means."""
+    failed = [g for g in results["gates"] if not g["passed"]]
+    n = len(results["gates"])
+    if failed:
+        names = sorted({f"{g['name']} on {g['variant']}" for g in failed})
+        head = f"**FAILED**: {len(failed)} of {n} gates failed ({'; '.join(names)})."
+    else:
+        head = f"**PASSED**: all {n} gates hold."
+    best = _deployable(results, manifest)
+    if best is None:
+        return [head, "", "No ONNX variant passes its gates: none is fit to deploy.", ""]
+    m = best["metrics"]
+    cost = f"{best.get('bytes', 0) / 1e6:.2f} MB of step graphs"
+    halting = ""
+    if m.get("exact_halted") is not None:
+        halting = (
+            f", {m['exact_halted']:.3f} at its halting step after {m.get('mean_steps', 0):.2f} steps on average "
+            f"(threshold {manifest.get('graph', {}).get('halt_threshold', 0)})"
+        )
+    lo, hi = m.get("exact_full_interval", [None, None])
+    interval = f" (95 % interval {lo:.3f}-{hi:.3f})" if lo is not None else ""
+    ref = results.get("reference", "the PyTorch reference")
+    return [
+        head,
+        "",
+        f"A device would use **{best['name']}**: exact accuracy {m['exact_full']:.3f}{interval} at the full "
+        f"budget{halting}; {cost}. Measured on {results['data']}, against {ref}. Latency is measured on the "
+        "device with `edgekit bench`, not here.",
+        "",
+    ]
+
+
 def report_markdown(results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines = [
         f"# edgekit report: {results['recipe']}",
         "",
+        *_reading(results, manifest),
         f"Target: {results['target']}. Data: {results['data']}.",
+    ]
+    src = results.get("data_source")
+    if src:
+        lines.append(f"Data file: `{src['data']}`, split `{src['split']}`, examples {src['examples']} of {src['of']}.")
+    lines += [
         "",
         "| variant | exact@1 | exact@budget | cell@budget | exact (early halting) | halted before cap "
-        "| argmax agreement vs reference |",
-        "|---|---|---|---|---|---|---|",
+        "| argmax agreement vs reference | relative Δlogits median / p99 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in results["variants"]:
         m = e["metrics"]
         cells = [_cell(m, k) for k in ("exact_1", "exact_full", "cell_full", "exact_halted", "halted_before_cap")]
-        lines.append(
-            f"| {e['name']} | {' | '.join(cells)} | "
-            f"{_cell(e.get('vs_reference', {}), 'argmax_agreement_last', '.4f')} |"
-        )
+        vs = e.get("vs_reference", {})
+        rel = f"{_cell(vs, 'dlogits_rel_median', '.1e')} / {_cell(vs, 'dlogits_rel_p99', '.1e')}"
+        lines.append(f"| {e['name']} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |")
     lines += ["", "## Gates", ""]
     lines += [
         f"- {g['name']} on {g['variant']}{_against(g)}: {g['value']} (limit {g['limit']}) → "
@@ -68,4 +131,5 @@ def report_markdown(results: dict[str, Any], manifest: dict[str, Any], plots: Se
             )
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
     lines += [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines)
+    lines += ["", "## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY.items()]
+    return "\n".join(lines) + "\n"

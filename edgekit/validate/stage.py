@@ -21,12 +21,12 @@ from ..tasks import TaskData
 RESULTS_SCHEMA_VERSION = 1
 
 
-def _torch_variant(model, data: TaskData, name: str, batch: int):
-    from ..tasks.evaluate import rollout_predictions
+def _torch_variant(model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None):
     from .compare import Variant
+    from .reference import reference_rollout
 
     t0 = time.time()
-    preds, halts, last = rollout_predictions(model, data.inputs, batch_size=batch, label=f"validating {name}")
+    preds, halts, last = reference_rollout(model, data.inputs, batch, f"validating {name}", weights_sha256, log)
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
@@ -83,13 +83,14 @@ def validate_artefact(
 
     bs = recipe.validate_.batch_size
     which = recipe.validate_.reference
+    sha = manifest["model"].get("checkpoint_sha256")
     if fp32 is native or which == "float32":  # the ONNX graphs are float32: the like-for-like reference
-        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs)
+        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log)
     elif which == "trained":
-        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
+        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log)
     else:  # both: gates against the model as trained, export parity against float32 PyTorch
-        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs)
-        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs)
+        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log)
+        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log)
     entries = [_entry(ref, data, thr, None, None)]
     if fp32_v is not ref:
         entries.append(_entry(fp32_v, data, thr, ref, None))

@@ -9,18 +9,20 @@ from ..schema import Recipe
 from ..tasks import load_task
 
 
-def calibrate_halt_threshold(recipe: Recipe, model, log: Callable[[str], None]) -> float:
+def calibrate_halt_threshold(
+    recipe: Recipe, model, log: Callable[[str], None], weights_sha256: str | None = None
+) -> float:
     """The recipe's threshold, or with 'auto' the smallest one (from a grid) whose answers at the halting step
     are within `halt_tolerance` of the full-budget accuracy on held-out data (disjoint seed): the halting head
     of a model trained with ACT may fire too early for deployment (the TRM demo loses 7 points at 0)."""
     v = recipe.validate_
     if v.halt_threshold != "auto" or model.family == "deq":
         return 0.0 if v.halt_threshold == "auto" else float(v.halt_threshold)
-    from ..tasks.evaluate import rollout_predictions
     from ..tasks.metrics import step_metrics
+    from .reference import reference_rollout
 
     cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
-    preds, halts, _ = rollout_predictions(model, cal.inputs, batch_size=v.batch_size, label="halting threshold")
+    preds, halts, _ = reference_rollout(model, cal.inputs, v.batch_size, "halting threshold", weights_sha256, log)
     preds = [p.reshape(cal.labels.shape) for p in preds]
     for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0):
         m = step_metrics(preds, cal.labels, halts, threshold=t)

@@ -1,0 +1,101 @@
+"""Every command in README.md's shell blocks is exercised here (issue #20): setup lines are what CI runs, device
+lines run against an exported artefact with the base install, the main job's recipe is checked (and run in full
+with `-m slow`), training commands run for a few steps. A README command no test knows fails the first test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    """Commands of the ```bash blocks: comments dropped, `&&` chains split."""
+    text = (ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line and not line.startswith("#"):
+                out += [c.strip() for c in line.split("&&")]
+    return out
+
+
+SETUP = re.compile(r"^python3 -m venv (\.venv(-device)?)$|^\.venv(-device)?/bin/pip install -e (\S+)$")
+EXPORT = re.compile(r"^\.venv/bin/(edgekit export recipes/\S+\.yaml)$")
+DEVICE = re.compile(r"^\.venv-device/bin/(edgekit|python) (.*)$")
+PYTEST = ".venv/bin/python -m pytest -q"
+TRAIN = re.compile(r"^\.venv/bin/python (examples/train_\w+\.py) (.*)$")
+
+
+def test_every_readme_command_is_one_this_file_exercises():
+    cmds = readme_commands()
+    assert len(cmds) >= 10
+    unknown = [
+        c for c in cmds if not (SETUP.match(c) or EXPORT.match(c) or DEVICE.match(c) or TRAIN.match(c) or c == PYTEST)
+    ]
+    assert not unknown, f"README commands no test runs: {unknown}"
+
+
+def test_setup_commands_are_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text().replace(" -q", "")
+    for c in readme_commands():
+        m = SETUP.match(c)
+        if m and m.group(4):
+            assert c in ci or c.replace('".[export]"', '".[test]"') in ci, c  # [test] includes [export]
+    assert ".venv/bin/python -m pytest" in ci
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if EXPORT.match(c)])
+def test_main_job_recipe_is_valid(cmd):
+    """The main job's recipe parses, its model and target exist (the full run is the slow test below and the
+    `trm_artefact` fixture's smaller copy of the same recipe)."""
+    args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--dry-run"]
+    r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "is valid" in r.stdout, r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if EXPORT.match(c)])
+def test_main_job_runs(cmd, tmp_path):
+    args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--out", str(tmp_path / "art")]
+    r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def _device_python() -> Path:
+    return Path(os.environ.get("EDGEKIT_DEVICE_PYTHON", ROOT / ".venv-device" / "bin" / "python"))
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if DEVICE.match(c)])
+def test_device_commands_run_on_an_artefact_with_the_base_install(cmd, trm_artefact):
+    py = _device_python()
+    if not py.exists():
+        pytest.skip(f"no device venv at {py} (.ci/run builds it; tests/test_device_install.py too)")
+    tool, rest = DEVICE.match(cmd).groups()
+    args = [a.replace("artefacts/trm-sudoku", str(trm_artefact)) for a in shlex.split(rest)]
+    argv = [str(py.parent / "edgekit"), *args] if tool == "edgekit" else [str(py), *args]
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, (cmd, r.stdout[-1000:], r.stderr[-1000:])
+    assert r.stdout.strip(), cmd
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if TRAIN.match(c)])
+def test_training_commands_run_a_few_steps(cmd, tmp_path):
+    script, rest = TRAIN.match(cmd).groups()
+    args = [a if not a.startswith("examples/models/") else str(tmp_path / "m") for a in shlex.split(rest)]
+    short = (
+        ["--epochs", "1"]
+        if "deq" in script
+        else ["--steps", "2", "--pool", "12", "--eval-n", "8", "--dtype", "float32"]
+    )
+    r = subprocess.run([sys.executable, str(ROOT / script), *args, *short], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, (cmd, r.stderr[-2000:])
+    assert any((tmp_path / "m").iterdir())
