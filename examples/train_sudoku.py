@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (x, y) in eval_sets(args.eval_n, seed=99).items():
         m = evaluate(ema.eval(), x, y).summary()
         results[name] = m
-        print(f"eval {name:>7}: " + " ".join(f"{k}={v:.3f}" for k, v in m.items()), flush=True)
+        scalars = " ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float))
+        print(f"eval {name:>7}: {scalars}", flush=True)
     meta = {
         "task": "sudoku",
         "preset": args.family,

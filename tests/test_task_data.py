@@ -156,7 +156,7 @@ def _bad_datasets(root: Path, tmp: Path) -> list[tuple[str, str, str]]:
     cases.append(("float token ids", f"{{name: sudoku, data: {d}}}", "expected integer token ids"))
     d = copy("pickle")
     np.save(d / "test" / "all__inputs.npy", np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
-    cases.append(("object-array (pickle) .npy", f"{{name: sudoku, data: {d}}}", "never loads"))
+    cases.append(("object-array (pickle) .npy", f"{{name: sudoku, data: {d}}}", "which edgekit never does"))
     d = copy("labels")
     y = np.load(d / "test" / "all__labels.npy")
     y[3, 4] = 11

@@ -220,16 +220,17 @@ def _npy(path: Path) -> np.ndarray:
     except (OSError, ValueError, EOFError) as e:
         reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
         if "pickle" in reason.lower() or "object" in reason.lower():
-            reason = "it holds Python objects (a pickle), which edgekit never loads"
+            reason = "it is not a numeric .npy array (reading it would take unpickling, which edgekit never does)"
         raise DataError(f"cannot read {path}: {reason}", _REBUILD) from None
     if not isinstance(a, np.ndarray):
         raise DataError(f"{path} is not a single .npy array", _REBUILD)
-    return _numeric(a, path, path.name)
+    return _numeric(a, path)
 
 
-def _numeric(a: np.ndarray, path: Path, name: str) -> np.ndarray:
+def _numeric(a: np.ndarray, path: Path, name: str | None = None) -> np.ndarray:
     if a.dtype.kind not in "iu":
-        raise DataError(f"{path}: {name} has dtype {a.dtype}, expected integer token ids", _REBUILD)
+        what = f"{path}: {name}" if name else str(path)
+        raise DataError(f"{what} has dtype {a.dtype}, expected integer token ids", _REBUILD)
     return a
 
 

@@ -83,7 +83,7 @@ def check_fits(data: TaskData, seq_len: int, vocab_size: int, num_puzzle_identif
         if top >= num_puzzle_identifiers:
             raise DataError(
                 f"{src}: puzzle identifier {top} is beyond the checkpoint's puzzle-embedding table "
-                f"({num_puzzle_identifiers} rows)",
+                f"({num_puzzle_identifiers} row{'s' if num_puzzle_identifiers != 1 else ''})",
                 "use the dataset the model was trained on",
             )
         blank = getattr(meta, "blank_identifier_id", 0)
