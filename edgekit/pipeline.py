@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .artefact import atomic_folder, sha256_file, write_json
-from .errors import EXIT_ACCURACY_GATE, EXIT_OK, RecipeError
+from .errors import RecipeError
 from .schema import Recipe, load_recipe, load_target
 from .tasks import TaskData, load_task
 
@@ -189,7 +189,9 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         if build:
             results["target_build"] = build
             write_json(tmp / "results.json", results)
-    code = EXIT_OK if results["passed"] else EXIT_ACCURACY_GATE
+    from .validate.gates import exit_code
+
+    code = exit_code(results["gates"])
     if results["passed"] and build and build["exit_code"]:
         code = build["exit_code"]
     return ExportOutcome(final, results, code)
@@ -224,4 +226,6 @@ def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print
         # links are copied as links, never followed: nothing outside the folder is read into the artefact
         shutil.copytree(artefact, tmp, symlinks=True, dirs_exist_ok=True)
         results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
-    return ExportOutcome(artefact, results, EXIT_OK if results["passed"] else EXIT_ACCURACY_GATE)
+    from .validate.gates import exit_code
+
+    return ExportOutcome(artefact, results, exit_code(results["gates"]))

@@ -135,6 +135,8 @@ class ValidateSection(_Strict):
 
     halt_calibration_n: int = Field(default=128, gt=0, le=1_000_000)
     batch_size: int = Field(default=64, gt=0, le=65536)
+    latency_batch: int = Field(default=1, gt=0, le=65536, description="batch the latency gates are measured at")
+    latency_n: int = Field(default=64, gt=0, le=100_000, description="validation examples timed for latency gates")
 
 
 class GatesSection(_Strict):
@@ -159,6 +161,18 @@ class GatesSection(_Strict):
     )
     max_residual: float | None = Field(
         default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model"
+    )
+    max_size_mb: float | None = Field(
+        default=None, gt=0, description="budget (exit 4): MB of each ONNX variant's step graphs (encode+step+readout)"
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="budget (exit 4): ms per puzzle of each ONNX variant on the validating machine (host loop, "
+        "early halting, validate.latency_batch; median of 3 timed passes)",
+    )
+    min_speedup_vs_float32: float | None = Field(
+        default=None, gt=0, description="budget (exit 4): each compressed variant vs float32, same measurement"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+BUDGET_GATES = ("max_size_mb", "max_latency_ms", "min_speedup_vs_float32")  # a failure is exit 4, not 3
+
 
 def _gate(name: str, variant: str, value: float, limit: float, passed: bool, against: str = "reference") -> dict:
     return {
@@ -11,7 +13,18 @@ def _gate(name: str, variant: str, value: float, limit: float, passed: bool, aga
         "limit": limit,
         "passed": bool(passed),
         "against": against,
+        "kind": "budget" if name in BUDGET_GATES else "accuracy",
     }
+
+
+def exit_code(gates: list[dict]) -> int:
+    """0 when every gate passed; 3 when an accuracy gate failed (it decides first); 4 when only budgets failed."""
+    from ..errors import EXIT_ACCURACY_GATE, EXIT_BUDGET_GATE, EXIT_OK
+
+    failed = [g for g in gates if not g["passed"]]
+    if not failed:
+        return EXIT_OK
+    return EXIT_ACCURACY_GATE if any(g.get("kind") != "budget" for g in failed) else EXIT_BUDGET_GATE
 
 
 def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
@@ -62,4 +75,15 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
         r = fp["residual_under_original_max"]
         ok = r is not None and r <= gates.max_residual and fp["nan_or_inf_samples"] == 0
         out.append(_gate("max_residual", name, r if r is not None else float("inf"), gates.max_residual, ok))
+    if getattr(gates, "max_size_mb", None) is not None and "bytes" in candidate:
+        mb = candidate["bytes"] / 1e6
+        out.append(_gate("max_size_mb", name, mb, gates.max_size_mb, mb <= gates.max_size_mb, "absolute"))
+    lat = candidate.get("latency")
+    if getattr(gates, "max_latency_ms", None) is not None and lat:
+        ms = lat["ms_per_puzzle"]
+        out.append(_gate("max_latency_ms", name, ms, gates.max_latency_ms, ms <= gates.max_latency_ms, "absolute"))
+    if getattr(gates, "min_speedup_vs_float32", None) is not None and lat and "speedup_vs_float32" in lat:
+        sp = lat["speedup_vs_float32"]
+        limit = gates.min_speedup_vs_float32
+        out.append(_gate("min_speedup_vs_float32", name, sp, limit, sp >= limit, "onnx float32"))
     return out

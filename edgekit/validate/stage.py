@@ -64,6 +64,42 @@ def _onnx_variant(runner, data: TaskData, name: str, batch: int):
     )
 
 
+def measure_latency(tmp: Path, entries: list[dict], names: list[str], inputs: np.ndarray, v, log) -> None:
+    """Per-puzzle latency of each ONNX variant on this machine, as a device answers: host loop with early
+    halting and batch compaction at `latency_batch`, median of 3 timed passes over the first `latency_n`
+    examples after one warm-up pass; compressed variants also get their speed-up over float32."""
+    import os
+
+    from ..runtime import Runner
+
+    x = inputs[: v.latency_n]
+    per: dict[str, float] = {}
+    for name, e in zip(names, entries):
+        runner = Runner(tmp, variant=name, complete=False)
+        chunks = [x[i : i + v.latency_batch] for i in range(0, len(x), v.latency_batch)]
+        times = []
+        with progress.task(f"latency {name} (batch {v.latency_batch})", 4 * len(chunks)) as bar:
+            for rep in range(4):
+                t0 = time.perf_counter()
+                for c in chunks:
+                    runner.solve(c)
+                    bar.advance()
+                if rep:  # the first pass warms up
+                    times.append((time.perf_counter() - t0) * 1000 / len(x))
+        per[name] = float(np.median(times))
+        e["latency"] = {
+            "ms_per_puzzle": round(per[name], 3),
+            "batch": v.latency_batch,
+            "examples": len(x),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        }
+    base = per.get("float32")
+    for name, e in zip(names, entries):
+        if base and name != "float32":
+            e["latency"]["speedup_vs_float32"] = round(base / per[name], 3)
+    log("latency per puzzle: " + ", ".join(f"{n} {per[n]:.2f} ms" for n in names) + f" (batch {v.latency_batch})")
+
+
 def validate_artefact(
     tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: dict, log: Callable[[str], None] = print
 ) -> dict:
@@ -159,6 +195,9 @@ def validate_artefact(
             e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
         entries.append(e)
         onnx_entries.append(e)
+    gs = recipe.gates
+    if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
+        measure_latency(tmp, onnx_entries, list(variants), data.inputs, recipe.validate_, log)
     gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
     passed = all(x["passed"] for x in gates)
     results = {
