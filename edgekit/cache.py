@@ -8,9 +8,13 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from .artefact import OutputError
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -36,6 +40,19 @@ def read_json_cache(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def read_npz_cache(path: Path, decode: Callable[[Any], T]) -> T | None:
+    """A cached .npz decoded by `decode(npz)` (arrays read inside it), or None when absent; a damaged entry
+    (unreadable, or without a key `decode` needs) is removed, so the caller rebuilds it, never trusts it."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return decode(z)
+    except (OSError, KeyError, ValueError, EOFError):
         path.unlink(missing_ok=True)
         return None
 

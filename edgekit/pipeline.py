@@ -53,13 +53,12 @@ def _model_path(recipe: Recipe, base: Path) -> Path:
     return model_path
 
 
-def _load_models(recipe: Recipe, model_path: Path, log: Log) -> tuple[Any, Any]:
+def _load_models(recipe: Recipe, model_path: Path, log: Log, seq: int | None) -> tuple[Any, Any]:
     """(the model as trained, its float32 twin): the ONNX graphs are fp32, so a bf16-trained model is also run in
     fp32 PyTorch to separate export error from precision."""
     from .models.checkpoint import load_model  # heavy imports only after the recipe is valid
 
     log(f"loading {model_path}")
-    seq = _data_seq_len(recipe)
     native = load_model(model_path, seq_len=recipe.model.seq_len, data_seq_len=seq)
     native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
     fp32 = (
@@ -131,7 +130,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     target = load_target(recipe.target)
     model_path = _model_path(recipe, base)
     final = resolve_output(recipe, base, out)
-    native, fp32 = _load_models(recipe, model_path, log)
+    data_seq = _data_seq_len(recipe)
+    native, fp32 = _load_models(recipe, model_path, log, data_seq)
     data = _task_data(recipe, native)
     weights_file = find_files(model_path)[0]
     with atomic_folder(final, protect=[base]) as tmp:
@@ -142,9 +142,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         def load(precision: str) -> Any:
             if precision == "float32":
                 return fp32
-            return load_model(
-                model_path, seq_len=recipe.model.seq_len, forward_dtype=precision, data_seq_len=_data_seq_len(recipe)
-            )
+            return load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision, data_seq_len=data_seq)
 
         precisions: list[str] = list(ex.precisions)
         if "float16" in recipe.quantize.modes and "float16" not in precisions:
@@ -220,7 +218,7 @@ def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print
             f"the artefact in {artefact} was not exported from {model_path}",
             "validate against the recipe and checkpoint it was exported from",
         )
-    native, fp32 = _load_models(recipe, model_path, log)
+    native, fp32 = _load_models(recipe, model_path, log, _data_seq_len(recipe))
     data = _task_data(recipe, native)
     with atomic_folder(artefact, protect=[base]) as tmp:
         # links are copied as links, never followed: nothing outside the folder is read into the artefact

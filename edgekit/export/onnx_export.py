@@ -126,6 +126,49 @@ def initial_vectors(model: ACTModel | DEQModel) -> dict[str, np.ndarray]:
     return {"z_H": model.H_init.float().numpy(), "z_L": model.L_init.float().numpy()}
 
 
+def stitch(
+    model: ACTModel | DEQModel,
+    form: str,
+    encode: onnx.ModelProto,
+    step: onnx.ModelProto,
+    readout: onnx.ModelProto,
+    halt_threshold: float = 0.0,
+    solver: SolverConfig | None = None,
+    steps: int | None = None,
+) -> onnx.ModelProto:
+    """The `loop` (export/loop.py) or `unrolled` (export/unrolled.py) form of a model from its encode / step /
+    readout graphs: the float ones in a folder, or a quantized step graph in memory."""
+    from .unrolled import build_unrolled
+
+    names, init = list(model.state_names), initial_vectors(model)
+    if form == "unrolled":
+        budget = model.step_budget if steps is None else steps
+        return build_unrolled(encode, step, readout, family=model.family, state_names=names, initial=init, steps=budget)
+    return build_loop(
+        encode,
+        step,
+        readout,
+        family=model.family,
+        state_names=names,
+        initial=init,
+        budget=model.step_budget,
+        halt_threshold=halt_threshold,
+        solver=(solver or model.solver) if model.family == "deq" else None,
+    )
+
+
+def _stitch_folder(
+    model: ACTModel | DEQModel, form: str, folder: Path, path: Path, step_file: str, **kw
+) -> ExportedGraph:
+    t0 = time.time()
+    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
+    proto = stitch(model, form, *parts, **kw)
+    data = proto.SerializeToString()
+    Path(path).write_bytes(data)
+    ins, outs = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
+    return ExportedGraph(Path(path).stem, Path(path), ins, outs, time.time() - t0, len(data))
+
+
 def export_loop(
     model: ACTModel | DEQModel,
     folder: Path,
@@ -136,23 +179,7 @@ def export_loop(
 ) -> ExportedGraph:
     """Wrap the encode / step / readout graphs already in `folder` into one ONNX Loop model at `path`.
     `step_file` picks the step graph (e.g. a quantized one); see export/loop.py for the semantics."""
-    t0 = time.time()
-    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
-    proto = build_loop(
-        *parts,
-        family=model.family,
-        state_names=list(model.state_names),
-        initial=initial_vectors(model),
-        budget=model.step_budget,
-        halt_threshold=halt_threshold,
-        solver=(solver or model.solver) if model.family == "deq" else None,
-    )
-    data = proto.SerializeToString()
-    Path(path).write_bytes(data)
-    outs = [o.name for o in proto.graph.output]
-    return ExportedGraph(
-        Path(path).stem, Path(path), [i.name for i in proto.graph.input], outs, time.time() - t0, len(data)
-    )
+    return _stitch_folder(model, "loop", folder, path, step_file, halt_threshold=halt_threshold, solver=solver)
 
 
 def export_unrolled(
@@ -160,18 +187,4 @@ def export_unrolled(
 ) -> ExportedGraph:
     """Stitch the encode / step / readout graphs already in `folder` into one graph running `steps` recursion
     steps (default: the budget) at `path`; the step weights are stored once (export/unrolled.py)."""
-    from .unrolled import build_unrolled
-
-    t0 = time.time()
-    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
-    proto = build_unrolled(
-        *parts,
-        family=model.family,
-        state_names=list(model.state_names),
-        initial=initial_vectors(model),
-        steps=model.step_budget if steps is None else steps,
-    )
-    data = proto.SerializeToString()
-    Path(path).write_bytes(data)
-    outs = [o.name for o in proto.graph.output]
-    return ExportedGraph(Path(path).stem, Path(path), ["inputs"], outs, time.time() - t0, len(data))
+    return _stitch_folder(model, "unrolled", folder, path, step_file, steps=steps)

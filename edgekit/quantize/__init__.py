@@ -78,27 +78,10 @@ class QuantizeJob:
 
     def wrap(self, step: onnx.ModelProto, form: str = "loop") -> onnx.ModelProto:
         """The quantized step graph as the Loop form, or unrolled (its weights stored once either way)."""
-        from ..export.loop import build_loop
-        from ..export.onnx_export import initial_vectors
-        from ..export.unrolled import build_unrolled
+        from ..export.onnx_export import stitch
 
-        m = self.model
         encode, readout = onnx.load(str(self.folder / "encode.onnx")), onnx.load(str(self.folder / "readout.onnx"))
-        names, init = list(m.state_names), initial_vectors(m)
-        if form == "unrolled":
-            return build_unrolled(
-                encode, step, readout, family=m.family, state_names=names, initial=init, steps=m.step_budget
-            )
-        return build_loop(
-            encode,
-            step,
-            readout,
-            family=m.family,
-            state_names=names,
-            initial=init,
-            budget=m.step_budget,
-            solver=getattr(m, "solver", None),
-        )
+        return stitch(self.model, form, encode, step, readout)
 
 
 @dataclass

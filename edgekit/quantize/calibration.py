@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import numpy as np
 import torch
 
 from .. import progress
-from ..cache import cache_dir, cache_file, read_json_cache, write_cache  # noqa: F401  (re-exported)
+from ..cache import cache_dir, cache_file, read_json_cache, read_npz_cache, write_cache  # noqa: F401  (re-exported)
 from ..models.base import RecursiveModel
 
 
@@ -46,14 +47,14 @@ def trajectory_items(model: RecursiveModel, inputs: np.ndarray, batch: int) -> l
 def cached_items(key: str, make) -> tuple[list[dict[str, np.ndarray]], bool]:
     """Load calibration items for `key` from the cache, or make and store them. Returns (items, was_cached)."""
     path = cache_file("calibration", f"{key}.npz")
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                n = int(z["count"])
-                names = [str(s) for s in z["names"]]
-                return [{k: z[f"{j}/{k}"] for k in names} for j in range(n)], True
-        except (OSError, KeyError, ValueError, EOFError):
-            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+
+    def decode(z: Any) -> list[dict[str, np.ndarray]]:
+        names = [str(s) for s in z["names"]]
+        return [{k: z[f"{j}/{k}"] for k in names} for j in range(int(z["count"]))]
+
+    cached = read_npz_cache(path, decode)
+    if cached is not None:
+        return cached, True
     items = make()
     arrays = {f"{j}/{k}": v for j, it in enumerate(items) for k, v in it.items()}
     write_cache(path, lambda tmp: np.savez(tmp, count=len(items), names=np.array(list(items[0])), **arrays))

@@ -127,7 +127,7 @@ def _cached_generate(task: Task, settings: TaskSettings, n: int, seed: int, spli
     import json
 
     from .. import __version__
-    from ..cache import cache_file, write_cache
+    from ..cache import cache_file, read_npz_cache, write_cache
 
     givens = getattr(settings, "givens", None)
     parts = [GENERATED_VERSION, __version__, task.name, n, seed, split, list(givens) if givens else None]
@@ -136,12 +136,9 @@ def _cached_generate(task: Task, settings: TaskSettings, n: int, seed: int, spli
         path = cache_file("tasks", f"{key}.npz")
     except (OSError, EdgekitError):  # an unusable cache folder
         return task.generate(settings, n, seed, split)
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return TaskData(z["inputs"], z["labels"], str(z["description"]))
-        except (OSError, KeyError, ValueError, EOFError):
-            path.unlink(missing_ok=True)
+    cached = read_npz_cache(path, lambda z: TaskData(z["inputs"], z["labels"], str(z["description"])))
+    if cached is not None:
+        return cached
     data = task.generate(settings, n, seed, split)
     with contextlib.suppress(OSError, EdgekitError):
         write_cache(path, lambda t: np.savez(t, inputs=data.inputs, labels=data.labels, description=data.description))

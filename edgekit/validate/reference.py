@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from .. import __version__
-from ..cache import cache_file, write_cache
+from ..cache import cache_file, read_npz_cache, write_cache
 
 ROLLOUT_VERSION = 1  # bump when rollout_predictions changes what it returns
 MAX_CACHED_BYTES = 256 << 20  # larger rollouts (long sequences x many examples) are recomputed, not stored
@@ -38,15 +38,11 @@ def reference_rollout(
     if not weights_sha256:
         return rollout_predictions(model, inputs, batch_size=batch, label=label)
     path = cache_file("reference", f"{rollout_key(model, inputs, weights_sha256)}.npz")
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                preds, halts, last = list(z["preds"]), list(z["halts"]), z["last"]
-            if log:
-                log(f"{label}: PyTorch rollout read from the cache ({path.name})")
-            return preds, halts, last
-        except (OSError, KeyError, ValueError, EOFError):
-            path.unlink(missing_ok=True)  # a damaged entry is rebuilt, never trusted
+    cached = read_npz_cache(path, lambda z: (list(z["preds"]), list(z["halts"]), z["last"]))
+    if cached is not None:
+        if log:
+            log(f"{label}: PyTorch rollout read from the cache ({path.name})")
+        return cached
     preds, halts, last = rollout_predictions(model, inputs, batch_size=batch, label=label)
     stacked = np.stack(preds)
     halts_arr = np.stack(halts) if halts else np.zeros((0, len(inputs)), np.float32)
