@@ -38,6 +38,22 @@ def _split(task: str, n: int, seed: int, givens: tuple[int, int] | None = None) 
     return d.inputs, d.labels
 
 
+def _written_here(folder: Path) -> bool:
+    """True when `folder` holds only what write_reference_layout writes (so replacing it deletes nothing else)."""
+    for f in folder.rglob("*"):
+        rel = f.relative_to(folder)
+        if f.is_symlink():
+            return False
+        if f.is_dir() and len(rel.parts) == 1:
+            continue
+        if rel.parts == ("identifiers.json",) or (len(rel.parts) == 2 and f.is_file() and (
+            rel.name == "dataset.json" or (rel.name.startswith("all__") and rel.suffix == ".npy")
+        )):  # fmt: skip
+            continue
+        return False
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "data")
@@ -45,6 +61,8 @@ def main() -> None:
     sudoku_dir, maze_dir = args.out / "sudoku-demo", args.out / "maze-demo"
     for d in (sudoku_dir, maze_dir):
         if d.exists():
+            if not _written_here(d):
+                raise SystemExit(f"{d} holds files this script did not write; pass another --out")
             shutil.rmtree(d)
     write_reference_layout(
         sudoku_dir,

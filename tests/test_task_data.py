@@ -251,3 +251,16 @@ def test_pickle_npy_is_never_unpickled(tmp_path):
     with pytest.raises(DataError):
         open_data(d, "test")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_dataset_script_replaces_only_folders_it_wrote(root, tmp_path):
+    """examples/make_reference_datasets.py deletes an existing output folder only when it holds nothing but
+    what the script writes (never a user's folder that happens to share the name)."""
+    sys.path.insert(0, str(root / "examples"))
+    from make_reference_datasets import _written_here
+
+    assert _written_here(root / "examples/data/sudoku-demo") and _written_here(root / "examples/data/maze-demo")
+    mine = tmp_path / "maze-demo"
+    shutil.copytree(root / "examples/data/maze-demo", mine)
+    (mine / "test" / "my_notes.txt").write_text("keep me")
+    assert not _written_here(mine)
