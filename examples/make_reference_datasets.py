@@ -3,10 +3,10 @@
 
     python examples/make_reference_datasets.py          # writes examples/data/sudoku-demo and examples/data/maze-demo
 
-- sudoku-demo/test holds exactly the 256 puzzles recipes/trm-sudoku.yaml generates (28-40 givens, seed 123), and
+- sudoku-demo/test holds exactly the 256 puzzles the sudoku task generates with 28-40 givens and seed 123, and
   sudoku-demo/train exactly the 128 it generates to calibrate the halting threshold (seed 123 + 7919; a draw of
-  all 128 examples of a split is the split in file order), so recipes/trm-sudoku-from-folder.yaml measures the
-  same numbers as recipes/trm-sudoku.yaml, threshold included.
+  all 128 examples of a split is the split in file order): recipes/trm-sudoku.yaml (the main job) reads this
+  folder and measures what the generated puzzles measure, threshold included.
 - maze-demo holds 30x30 mazes from edgekit's Maze generator, in the Maze-Hard encoding (vocab 6, seq 900).
 Both are deterministic: running the script again writes identical files.
 """

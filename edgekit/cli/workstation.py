@@ -93,7 +93,8 @@ def _print_results(res: dict, folder: Path) -> None:
     for g in res["gates"]:
         mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"
         vs = f" vs {g['against']}" if g.get("against", "reference") not in ("reference", "absolute") else ""
-        console.print(f"gate {g['name']} on {g['variant']}{vs}: {g['value']:.4g} (limit {g['limit']}) {mark}")
+        ci = f", 95 % interval {g['interval'][0]:.4g} to {g['interval'][1]:.4g}" if g.get("interval") else ""
+        console.print(f"gate {g['name']} on {g['variant']}{vs}: {g['value']:.4g}{ci} (limit {g['limit']}) {mark}")
     tgt = res.get("target_build")
     if tgt:
         console.print(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..tasks.metrics import StepMetrics, step_metrics, wilson
+from ..tasks.metrics import StepMetrics, exact_per_sample, paired_drop_interval, step_metrics, wilson
 
 
 @dataclass
@@ -25,8 +25,10 @@ def variant_metrics(v: Variant, labels: np.ndarray, threshold: float = 0.0) -> S
     return step_metrics(preds, labels, v.halt or None, threshold=threshold)
 
 
-def agreement(a: Variant, b: Variant) -> dict:
-    """Argmax agreement per step, halting-step agreement and last-step max |Δlogits| between two variants."""
+def agreement(a: Variant, b: Variant, threshold: float = 0.0, labels: np.ndarray | None = None) -> dict:
+    """Argmax agreement per step, halting-step agreement at the artefact's halting threshold and last-step
+    |Δlogits| between two variants; with labels, the paired 95 % intervals of b's exact accuracy minus a's (at the
+    full budget and at each sample's halting step), which the drop gates report."""
     per_step = [float(np.mean(pa == pb)) for pa, pb in zip(a.preds, b.preds)]
     out = {
         "argmax_agreement_per_step": per_step,
@@ -47,7 +49,15 @@ def agreement(a: Variant, b: Variant) -> dict:
     if a.halt and b.halt:
         from ..tasks.metrics import halting_steps
 
-        ha, hb = halting_steps(np.stack(a.halt)), halting_steps(np.stack(b.halt))
+        ha, hb = halting_steps(np.stack(a.halt), threshold), halting_steps(np.stack(b.halt), threshold)
         out["halting_step_agreement"] = float(np.mean(ha == hb))
         out["halting_step_agreement_interval"] = wilson(int(np.sum(ha == hb)), len(ha))
+    if labels is not None:
+        ok_a, ok_b = exact_per_sample(a.preds[-1], labels), exact_per_sample(b.preds[-1], labels)
+        out["exact_drop_interval"] = paired_drop_interval(ok_b, ok_a)
+        if a.halt and b.halt:
+            cols = np.arange(len(labels))
+            ok_a = exact_per_sample(np.stack(a.preds)[ha - 1, cols], labels)
+            ok_b = exact_per_sample(np.stack(b.preds)[hb - 1, cols], labels)
+            out["exact_halted_drop_interval"] = paired_drop_interval(ok_b, ok_a)
     return out

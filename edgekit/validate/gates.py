@@ -5,8 +5,18 @@ from __future__ import annotations
 BUDGET_GATES = ("max_size_mb", "max_latency_ms", "min_speedup_vs_float32")  # a failure is exit 4, not 3
 
 
-def _gate(name: str, variant: str, value: float, limit: float, passed: bool, against: str = "reference") -> dict:
-    return {
+def _gate(
+    name: str,
+    variant: str,
+    value: float,
+    limit: float,
+    passed: bool,
+    against: str = "reference",
+    interval: list[float] | None = None,
+) -> dict:
+    """`interval`: the 95 % interval of the estimate at this sample size (a gate passed by its point estimate
+    whose interval crosses the limit is a pass that more samples could overturn)."""
+    g = {
         "name": name,
         "variant": variant,
         "value": round(float(value), 6),
@@ -15,6 +25,9 @@ def _gate(name: str, variant: str, value: float, limit: float, passed: bool, aga
         "against": against,
         "kind": "budget" if name in BUDGET_GATES else "accuracy",
     }
+    if interval is not None:
+        g["interval"] = interval
+    return g
 
 
 def exit_code(gates: list[dict]) -> int:
@@ -34,10 +47,14 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
     vs = candidate.get("vs_reference", {})
     if getattr(gates, "min_exact", None) is not None:
         acc = cand["exact_full"]
-        out.append(_gate("min_exact", name, acc, gates.min_exact, acc >= gates.min_exact - 1e-12, "absolute"))
+        ok = acc >= gates.min_exact - 1e-12
+        out.append(_gate("min_exact", name, acc, gates.min_exact, ok, "absolute", cand.get("exact_full_interval")))
     if gates.max_exact_drop is not None:
         drop = ref["exact_full"] - cand["exact_full"]
-        out.append(_gate("max_exact_drop", name, drop, gates.max_exact_drop, drop <= gates.max_exact_drop + 1e-12))
+        ok = drop <= gates.max_exact_drop + 1e-12
+        out.append(
+            _gate("max_exact_drop", name, drop, gates.max_exact_drop, ok, interval=vs.get("exact_drop_interval"))
+        )
     if gates.max_exact_halted_drop is not None and ref.get("exact_halted") is not None:
         drop = ref["exact_halted"] - cand["exact_halted"]
         out.append(
@@ -47,6 +64,7 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
                 drop,
                 gates.max_exact_halted_drop,
                 drop <= gates.max_exact_halted_drop + 1e-12,
+                interval=vs.get("exact_halted_drop_interval"),
             )
         )
     if gates.min_argmax_agreement is not None:
@@ -68,6 +86,7 @@ def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
                 gates.min_halting_agreement,
                 agr >= gates.min_halting_agreement,
                 against,
+                hv.get("halting_step_agreement_interval"),
             )
         )
     fp = candidate.get("fixed_point")

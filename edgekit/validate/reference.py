@@ -1,32 +1,81 @@
-"""PyTorch reference rollouts, cached by content: the weights' hash, the model's configuration and precision, the
-examples themselves, the step budget and the torch / edgekit versions. A second `edgekit export` or `edgekit
-validate` with unchanged inputs reads them back instead of re-running PyTorch (the slowest part of the main job
-on a CPU); anything that could change a number changes the key."""
+"""Rollouts cached by content, so a second `edgekit export` or `edgekit validate` with unchanged inputs reads them
+back instead of recomputing (the rollouts are nearly all of the main job's time on a CPU).
+
+- PyTorch reference rollouts: keyed by the weights' hash, the model's configuration and precision, the examples,
+  the step budget and the torch / edgekit versions.
+- ONNX rollouts of an artefact's variant: keyed by the bytes of the graphs it runs (encode / step / readout, and
+  the initial state), the examples, the step budget and the onnxruntime / edgekit versions and providers. A
+  re-export that writes byte-identical graphs is a hit; any change to a graph, a weight or a threshold baked into
+  it is a miss.
+
+Anything that could change a number changes the key."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..cache import cache_file, read_npz_cache, write_cache
 
-ROLLOUT_VERSION = 1  # bump when rollout_predictions changes what it returns
+ROLLOUT_VERSION = 2  # bump when rollout_predictions or Runner.run change what they return
 MAX_CACHED_BYTES = 256 << 20  # larger rollouts (long sequences x many examples) are recomputed, not stored
+
+Rollout = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
+
+
+def _inputs_digest(inputs: np.ndarray) -> str:
+    h = hashlib.sha256(str(inputs.shape).encode() + str(inputs.dtype).encode())
+    h.update(np.ascontiguousarray(inputs).tobytes())
+    return h.hexdigest()
+
+
+def _key(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def rollout_key(model, inputs: np.ndarray, weights_sha256: str) -> str:
     import torch
 
-    h = hashlib.sha256(str(inputs.shape).encode() + str(inputs.dtype).encode())
-    h.update(np.ascontiguousarray(inputs).tobytes())
     config = model.config.model_dump() if hasattr(model, "config") else repr(model)
     dtype = str(next(model.parameters()).dtype)
-    parts = [ROLLOUT_VERSION, weights_sha256, config, dtype, h.hexdigest(), model.step_budget, torch.__version__,
-             __version__]  # fmt: skip
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return _key([ROLLOUT_VERSION, weights_sha256, config, dtype, _inputs_digest(inputs), model.step_budget,
+                 torch.__version__, __version__])  # fmt: skip
+
+
+def onnx_rollout_key(files: list[Path], inputs: np.ndarray, steps: int, settings: list) -> str:
+    """`settings`: what else decides the numbers (providers, the manifest's state layout and initial state)."""
+    import onnxruntime as ort
+
+    graphs = []
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        graphs.append(h.hexdigest())
+    return _key([ROLLOUT_VERSION, "onnx", graphs, _inputs_digest(inputs), steps, settings, ort.__version__,
+                 __version__])  # fmt: skip
+
+
+def cached_rollout(kind: str, key: str, compute: Callable[[], Rollout], label: str, log=None) -> tuple[Rollout, bool]:
+    """(compute(), False), or (the stored result, True) when the key was computed before."""
+    path = cache_file(kind, f"{key}.npz")
+    cached = read_npz_cache(path, lambda z: (list(z["preds"]), list(z["halts"]), z["last"]))
+    if cached is not None:
+        if log:
+            log(f"{label}: read from the cache ({path.name})")
+        return cached, True
+    preds, halts, last = compute()
+    stacked = np.stack(preds)
+    halts_arr = np.stack(halts) if halts else np.zeros((0, len(last)), np.float32)
+    if stacked.nbytes + halts_arr.nbytes + last.nbytes <= MAX_CACHED_BYTES:
+        write_cache(path, lambda t: np.savez(t, preds=stacked, halts=halts_arr, last=last))
+    return (preds, halts, last), False
 
 
 def reference_rollout(
@@ -35,17 +84,9 @@ def reference_rollout(
     """rollout_predictions, read from the cache when this exact rollout was computed before."""
     from ..tasks.evaluate import rollout_predictions
 
-    if not weights_sha256:
+    def compute() -> Rollout:
         return rollout_predictions(model, inputs, batch_size=batch, label=label)
-    path = cache_file("reference", f"{rollout_key(model, inputs, weights_sha256)}.npz")
-    cached = read_npz_cache(path, lambda z: (list(z["preds"]), list(z["halts"]), z["last"]))
-    if cached is not None:
-        if log:
-            log(f"{label}: PyTorch rollout read from the cache ({path.name})")
-        return cached
-    preds, halts, last = rollout_predictions(model, inputs, batch_size=batch, label=label)
-    stacked = np.stack(preds)
-    halts_arr = np.stack(halts) if halts else np.zeros((0, len(inputs)), np.float32)
-    if stacked.nbytes + halts_arr.nbytes + last.nbytes <= MAX_CACHED_BYTES:
-        write_cache(path, lambda t: np.savez(t, preds=stacked, halts=halts_arr, last=last))
-    return preds, halts, last
+
+    if not weights_sha256:
+        return compute()
+    return cached_rollout("reference", rollout_key(model, inputs, weights_sha256), compute, label, log)[0]

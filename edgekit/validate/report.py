@@ -12,6 +12,11 @@ def _cell(d: dict[str, Any], key: str, fmt: str = ".3f") -> str:
     return format(v, fmt) if isinstance(v, float) else "–"
 
 
+def _interval(g: dict) -> str:
+    iv = g.get("interval")
+    return f" (95 % interval {iv[0]:.4g} to {iv[1]:.4g})" if iv else ""
+
+
 def _against(g: dict[str, Any]) -> str:
     return f" vs {g['against']}" if g.get("against", "reference") not in ("reference", "absolute") else ""
 
@@ -28,7 +33,8 @@ GLOSSARY = {
     "relative Δlogits": "per example, the largest logit difference divided by that example's largest |logit| "
     "(median and 99th percentile); raw differences (max_abs_dlogits_last in results.json) can be large on a "
     "chaotic example while every answer agrees",
-    "interval": "95 % Wilson interval of a share: how far the estimate can be from the truth at this sample size",
+    "interval": "95 % Wilson interval of a share: how far the estimate can be from the truth at this sample size; "
+    "for a drop gate, the paired interval of the accuracy difference on the same examples (Newcombe)",
 }
 
 
@@ -98,7 +104,7 @@ def report_markdown(results: dict[str, Any], manifest: dict[str, Any], plots: Se
         lines.append(f"| {e['name']} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |")
     lines += ["", "## Gates", ""]
     lines += [
-        f"- {g['name']} on {g['variant']}{_against(g)}: {g['value']} (limit {g['limit']}) → "
+        f"- {g['name']} on {g['variant']}{_against(g)}: {g['value']}{_interval(g)} (limit {g['limit']}) → "
         f"{'passed' if g['passed'] else 'FAILED'}"
         for g in results["gates"]
     ]

@@ -38,30 +38,39 @@ def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
     if sm.halting_histogram() is not None:
         e["halting_histogram"] = sm.halting_histogram()
     if ref is not None:
-        e["vs_reference"] = agreement(v, ref)
+        e["vs_reference"] = agreement(v, ref, thr, data.labels)
     if parity_with is not None:
         # export parity: the same precision on both sides, so differences are the exporter's alone
-        e["vs_pytorch_float32"] = agreement(v, parity_with)
+        e["vs_pytorch_float32"] = agreement(v, parity_with, thr)
     return e
 
 
-def _onnx_variant(runner, data: TaskData, name: str, batch: int):
+def _onnx_variant(runner, data: TaskData, name: str, batch: int, log=None):
+    """Every step of every example through the variant's step graphs, read from the cache when these exact graph
+    bytes ran on these examples before (see validate/reference.py)."""
     from .compare import Variant
+    from .reference import cached_rollout, onnx_rollout_key
 
+    def compute():
+        chunks = []
+        with progress.task(f"validating {name}", len(data.inputs)) as bar:
+            for i in range(0, len(data.inputs), batch):
+                chunks.append(runner.run(data.inputs[i : i + batch]))
+                bar.advance(len(chunks[-1].preds[0]))
+        steps = len(chunks[0].preds)
+        return (
+            [np.concatenate([c.preds[s] for c in chunks]) for s in range(steps)],
+            [np.concatenate([c.halt[s] for c in chunks]) for s in range(steps)] if chunks[0].halt else [],
+            np.concatenate([c.logits for c in chunks]),
+        )
+
+    keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
+    files = [runner.file(k) for k in keys + (["initial_state"] if "initial_state" in runner.manifest["files"] else [])]
+    settings = [list(runner.providers), runner.state_names, runner.graph.get("initial_state")]
+    key = onnx_rollout_key(files, data.inputs, int(runner.graph["step_budget"]), settings)
     t0 = time.time()
-    chunks = []
-    with progress.task(f"validating {name}", len(data.inputs)) as bar:
-        for i in range(0, len(data.inputs), batch):
-            chunks.append(runner.run(data.inputs[i : i + batch]))
-            bar.advance(len(chunks[-1].preds[0]))
-    steps = len(chunks[0].preds)
-    return Variant(
-        name,
-        [np.concatenate([c.preds[s] for c in chunks]) for s in range(steps)],
-        [np.concatenate([c.halt[s] for c in chunks]) for s in range(steps)] if chunks[0].halt else [],
-        np.concatenate([c.logits for c in chunks]),
-        time.time() - t0,
-    )
+    (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
+    return Variant(name, preds, halts, last, time.time() - t0), hit
 
 
 def measure_latency(tmp: Path, entries: list[dict], names: list[str], inputs: np.ndarray, v, log) -> None:
@@ -154,14 +163,16 @@ def validate_artefact(
     onnx_fp32 = None
     for precision in variants:
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
-        v = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs)
+        v, from_cache = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
+        if from_cache:
+            e["rollout_from_cache"] = True
         if precision == "float32":
             onnx_fp32 = (runner, v)
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
-            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1])
+            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels)
             e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
         if precision in quant_info:
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
