@@ -121,8 +121,25 @@ def read_manifest(folder: str | Path, complete: bool = True) -> dict[str, Any]:
             for g, key in graphs.items():
                 _need(g in GRAPHS, f"variant {name} names an unknown graph {_short(g)}")
                 _need(key in files, f"variant {name}'s {g} graph {_short(key)} is not among the listed files")
+    _check_defaults(m.get("runtime_defaults"), variants or {"float32": {}}, m["graph"]["step_budget"])
     checked: dict[str, Any] = m
     return checked
+
+
+def _check_defaults(d: object, variants: dict[str, Any], budget: int) -> None:
+    """`runtime_defaults` (written by `edgekit tune --apply`): a listed variant, a finite threshold or null (never
+    halt early), a step cap within the budget."""
+    if d is None:
+        return
+    _need(isinstance(d, dict), "'runtime_defaults' is not an object")
+    assert isinstance(d, dict)
+    _need(d.get("variant") in variants, f"runtime_defaults.variant {_short(d.get('variant'))} is not a variant")
+    thr = d.get("halt_threshold")
+    _need(thr is None or _num(thr), f"runtime_defaults.halt_threshold {_short(thr)} is not a number or null")
+    _need(
+        _int(d.get("max_steps"), 1, budget),
+        f"runtime_defaults.max_steps {_short(d.get('max_steps'))} is not an integer in [1, {budget}]",
+    )
 
 
 def _check_graph(g: object) -> None:

@@ -81,7 +81,7 @@ class Runner:
     def __init__(
         self,
         artefact: str | Path,
-        variant: str = "float32",
+        variant: str | None = None,
         threads: int | None = None,
         providers: list[str] | None = None,
         device_id: int = 0,
@@ -100,6 +100,11 @@ class Runner:
         variants = self.manifest.get("variants") or {
             "float32": {k: k for k in ("encode", "step", "readout", "loop", "unrolled")}
         }
+        # the artefact's runtime default (written by `edgekit tune --apply`), else the float32 export
+        self.defaults: dict[str, Any] = self.manifest.get("runtime_defaults") or {}
+        variant = variant or self.defaults.get("variant", "float32")
+        if self.defaults.get("variant") != variant:
+            self.defaults = {}  # tuned threshold and cap belong to the tuned variant only
         if variant not in variants:
             raise ArtefactError(f"artefact has no variant {variant!r}; it has: {', '.join(map(str, variants))}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -121,6 +126,12 @@ class Runner:
         self.solver: dict[str, Any] = (
             self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
         )
+
+    def validated_settings(self) -> Runner:
+        """Ignore the artefact's tuned runtime defaults: answer at the threshold and budget validation used (what
+        golden answers were recorded at)."""
+        self.defaults = {}
+        return self
 
     def file(self, key: str) -> Path:
         """The artefact file a manifest key names, confined to the folder."""
@@ -246,14 +257,17 @@ class Runner:
         """(step cap, threshold) with the artefact's defaults; out-of-range values are one-line errors."""
         budget = int(self.graph["step_budget"])
         if max_steps is None:
-            cap = budget
+            cap = int(self.defaults.get("max_steps", budget))
         elif (
             isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= 100_000
         ):
             raise RuntimeInputError(f"max_steps must be an integer in [1, 100000], got {max_steps!r}")
         else:
             cap = int(max_steps)
-        if threshold is None:
+        if threshold is None and "halt_threshold" in self.defaults:
+            tuned = self.defaults["halt_threshold"]
+            threshold = math.inf if tuned is None else float(tuned)  # None: never halt before the cap
+        elif threshold is None:
             threshold = (
                 float(self.solver.get("tol", 1e-4))
                 if self.family == "deq"

@@ -126,7 +126,7 @@ def paired_drop_interval(ref_ok: np.ndarray, cand_ok: np.ndarray, z: float = 1.9
     l1, u1 = wilson(a + b, n, z, digits=None)
     l2, u2 = wilson(a + c, n, z, digits=None)
     denom = float(np.sqrt(float(a + b) * (c + d) * (a + c) * (b + d)))
-    num = a * d - b * c
+    num = float(a * d - b * c)
     if num > 0:  # Newcombe's continuity correction of the correlation
         num = max(num - n / 2, 0.0)
     phi = num / denom if denom > 0 else 0.0

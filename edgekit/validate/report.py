@@ -80,7 +80,34 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def report_markdown(results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = ()) -> str:
+def _tune_section(t: dict[str, Any]) -> list[str]:
+    """What `edgekit tune` chose for its budget, and how the choice held on examples it never saw."""
+    c = t.get("chosen")
+    lines = ["", f"## Tuning for {t['budget_ms']:g} ms per puzzle at batch {t['batch']} (`edgekit tune`)", ""]
+    if not c:
+        f = t["fastest"]
+        lines.append(f"No configuration meets the budget; the fastest is {f['latency_ms']:.2f} ms ({f['variant']}).")
+    else:
+        thr = "never" if c["threshold"] is None else f"{c['threshold']:g}"
+        lines.append(
+            f"Chosen: **{c['variant']}, halt threshold {thr}, step cap {c['cap']}**: {c['latency_ms']:.2f} ms per "
+            f"puzzle (measured on {t['machine']}), exact {c['exact']:.3f} on the tuning set, out of "
+            f"{t['configurations']} configurations ({len(t['front'])} on the front)."
+        )
+        ck = t.get("check")
+        if ck:
+            lines.append(
+                f"Re-measured on {ck['n']} held-out examples ({ck['data']}): chosen {ck['chosen']['exact']:.3f} "
+                f"(95 % interval {ck['chosen']['exact_interval'][0]:.3f} to {ck['chosen']['exact_interval'][1]:.3f}), "
+                f"validated default {ck['default']['exact']:.3f}."
+            )
+    lines += ["", "![tune_front.png](tune_front.png)"]
+    return lines
+
+
+def report_markdown(
+    results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = (), tune: dict[str, Any] | None = None
+) -> str:
     lines = [
         f"# edgekit report: {results['recipe']}",
         "",
@@ -137,5 +164,7 @@ def report_markdown(results: dict[str, Any], manifest: dict[str, Any], plots: Se
             )
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
     lines += [f"![{p}]({p})" for p in plots]
+    if tune:
+        lines += _tune_section(tune)
     lines += ["", "## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY.items()]
     return "\n".join(lines) + "\n"

@@ -45,7 +45,7 @@ def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
     return e
 
 
-def _onnx_variant(runner, data: TaskData, name: str, batch: int, log=None):
+def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None):
     """Every step of every example through the variant's step graphs, read from the cache when these exact graph
     bytes ran on these examples before (see validate/reference.py)."""
     from .compare import Variant
@@ -163,7 +163,7 @@ def validate_artefact(
     onnx_fp32 = None
     for precision in variants:
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
-        v, from_cache = _onnx_variant(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
+        v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
         if from_cache:

@@ -1,0 +1,110 @@
+"""`edgekit tune`: parse, call edgekit.tune, print the front and the choice; exit 4 when nothing fits the budget."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .. import progress
+from ..errors import EXIT_BUDGET_GATE, EdgekitError
+from .app import app, console, err_console, fail
+
+
+def _thr(t: float | None) -> str:
+    return "never" if t is None or (isinstance(t, float) and math.isinf(t)) else f"{t:g}"
+
+
+@app.command()
+def tune(
+    recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (its data and target)"),
+    latency_budget: float = typer.Option(..., "--latency-budget", min=0.001, help="ms per puzzle on this machine"),
+    batch: int = typer.Option(64, "--batch", min=1, max=4096, help="batch size the device serves at"),
+    artefact: Path | None = typer.Option(None, "--artefact", help="artefact folder (default: the recipe's output)"),
+    variant: list[str] = typer.Option([], "--variant", "-v", help="only these variants (default: all)"),
+    check_n: int = typer.Option(512, "--check-n", min=1, max=100_000, help="held-out examples to re-measure on"),
+    apply: bool = typer.Option(False, "--apply", help="write the choice as the artefact's runtime default"),
+    json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
+) -> None:
+    """The accuracy-latency front over the artefact's variants, halting thresholds and step caps, measured on this
+    machine; the most accurate configuration within the budget; with --apply (or when confirmed on a terminal)
+    written as the artefact's runtime default. Exit 4 when no configuration meets the budget."""
+    from ..tune import TuneSettings, apply_defaults, run_tune
+
+    settings = TuneSettings(latency_budget, batch, variant or None, check_n=check_n)
+    try:
+        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+            res = run_tune(recipe, artefact, settings, log=lambda s: None if json_out else console.print(
+                f"[dim]• {escape(s)}[/]"))  # fmt: skip
+        folder = artefact or _folder(recipe)
+        if res["chosen"] and not apply and not json_out and sys.stdin.isatty():
+            apply = typer.confirm("write this configuration as the artefact's runtime default?", default=False)
+        if res["chosen"] and apply:
+            res["applied"] = apply_defaults(folder, res)
+    except EdgekitError as e:
+        fail(e)
+    if json_out:
+        import json
+
+        print(json.dumps(res, indent=1))
+    else:
+        _print(res)
+    if not res["chosen"]:
+        fastest = res["fastest"]
+        err_console.print(
+            f"error: no configuration meets {latency_budget:g} ms per puzzle at batch {batch} on this machine; the "
+            f"fastest is {fastest['latency_ms']:.2f} ms ({fastest['variant']}, cap {fastest['cap']}): raise the "
+            "budget, add a faster variant (quantize.modes) or serve at another batch size",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_BUDGET_GATE)
+
+
+def _folder(recipe: Path) -> Path:
+    from ..pipeline import resolve_output
+    from ..schema import load_recipe
+
+    r, base = load_recipe(recipe)
+    return resolve_output(r, base)
+
+
+def _print(res: dict) -> None:
+    t = Table(title=f"accuracy-latency front ({res['configurations']} configurations, batch {res['batch']})")
+    for col in ("variant", "halt threshold", "step cap", "exact", "95 % interval", "mean steps", "same answer as "
+                "default", "ms / puzzle", "latency"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("variant", "latency") else "right")
+    chosen = res["chosen"]
+    for c in res["front"]:
+        mark = " ◀ chosen" if chosen and (c["variant"], c["threshold"], c["cap"]) == (
+            chosen["variant"], chosen["threshold"], chosen["cap"]) else ""  # fmt: skip
+        lo, hi = c["exact_interval"]
+        t.add_row(c["variant"], _thr(c["threshold"]), str(c["cap"]), f"{c['exact']:.3f}", f"{lo:.3f}–{hi:.3f}",
+                  f"{c['mean_steps']:.2f}", f"{c['same_answer_as_default']:.3f}", f"{c['latency_ms']:.2f}",
+                  c["latency_source"] + mark)  # fmt: skip
+    console.print(t)
+    if chosen:
+        console.print(
+            f"chosen for {res['budget_ms']:g} ms: {chosen['variant']}, halt threshold {_thr(chosen['threshold'])}, "
+            f"cap {chosen['cap']} — {chosen['latency_ms']:.2f} ms per puzzle (measured), exact {chosen['exact']:.3f} "
+            "on the tuning set",
+            markup=False,
+            highlight=False,
+        )
+        ck = res.get("check")
+        if ck:
+            c, d = ck["chosen"], ck["default"]
+            console.print(
+                f"re-measured on {ck['n']} held-out examples: chosen {c['exact']:.3f} ({c['exact_interval'][0]:.3f}–"
+                f"{c['exact_interval'][1]:.3f}), validated default {d['exact']:.3f} ({d['exact_interval'][0]:.3f}–"
+                f"{d['exact_interval'][1]:.3f})",
+                markup=False,
+                highlight=False,
+            )
+    if res.get("applied"):
+        console.print("written as the artefact's runtime default (manifest runtime_defaults)", markup=False)

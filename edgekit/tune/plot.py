@@ -1,0 +1,44 @@
+"""tune_front.png: every configuration's accuracy against its per-puzzle latency, the front, the budget and the
+chosen point, so a reader sees what a millisecond buys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    variants = sorted({c.variant for c in configs})
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
+    for i, v in enumerate(variants):
+        pts = [c for c in configs if c.variant == v]
+        ax.scatter([c.latency_ms for c in pts], [c.exact for c in pts], s=12, alpha=0.35,
+                   marker=markers[i % len(markers)], label=f"{v} (threshold x step cap)")  # fmt: skip
+    ax.step([c.latency_ms for c in front], [c.exact for c in front], where="post", color="black", lw=1.2,
+            label="front: nothing both faster and more accurate")  # fmt: skip
+    ax.axvline(result["budget_ms"], color="tab:red", ls="--", lw=1, label=f"budget {result['budget_ms']:g} ms")
+    if chosen is not None:
+        ax.scatter([chosen.latency_ms], [chosen.exact], s=120, facecolors="none", edgecolors="tab:red", lw=2,
+                   label=f"chosen: {chosen.variant}, cap {chosen.cap} ({chosen.latency_source})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(f"ms per puzzle at batch {result['batch']} (this machine; predicted unless marked measured)")
+    ax.set_ylabel("exact accuracy (tuning set)")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title(f"{result['recipe']}: accuracy vs latency over {result['configurations']} configurations")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)  # never a half-written plot
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,233 @@
+"""`edgekit tune`: the accuracy-latency front of an artefact's configurations (variant x halting threshold x step
+cap) on this machine, the best configuration within a latency budget, and (with --apply) that configuration
+written as the artefact's runtime default (manifest `runtime_defaults`, which Runner, solve, bench and serve use).
+
+Accuracy is scored on the recipe's validation examples from one recorded rollout per variant (cached: after
+`edgekit export` these are the rollouts validation already ran); the chosen configuration is then re-measured
+end to end on held-out examples the choice never saw (the calibration split, or fresh generated puzzles), since
+the best of many configurations on one set is optimistic on that set.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import RecipeError
+from .front import Config, answers, choose, grid, halting_steps, pareto_front, thresholds_for
+from .latency import StepTimes, measure_ms, predict_ms, time_graphs
+
+TUNE_SCHEMA_VERSION = 1
+CHECK_SEED_OFFSET = 15_485_863  # held-out check set of generated tasks: a seed no other stage draws with
+
+
+@dataclass
+class TuneSettings:
+    budget_ms: float
+    batch: int = 64
+    variants: list[str] | None = None  # default: every variant with step graphs
+    latency_n: int = 64  # examples timed end to end per measured configuration
+    check_n: int = 512  # held-out examples the chosen configuration is re-measured on
+
+
+def _rollout(runner, data, name: str, batch: int, log) -> tuple[np.ndarray, np.ndarray]:
+    from ..validate.stage import onnx_rollout
+
+    v, _ = onnx_rollout(runner, data, name, batch, log)
+    return np.stack(v.preds), np.stack(v.halt)
+
+
+def _check_set(recipe, n: int):
+    """Examples the tuning never saw: the calibration split of a dataset folder, or fresh generated puzzles."""
+    from ..tasks import load_task
+
+    task = recipe.task
+    if task.data is not None and not task.data.endswith(".npz"):
+        from ..tasks.files import open_data
+
+        available = len(open_data(Path(task.data), task.calibration_split))
+        return load_task(task, min(n, available), task.seed + CHECK_SEED_OFFSET, split=task.calibration_split)
+    return load_task(task, n, task.seed + CHECK_SEED_OFFSET, split="train")
+
+
+def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettings, log: Callable = print) -> dict:
+    """The tune result (front, choice, re-measured accuracy) as a dict; writes tune.json and tune_front.png into
+    the artefact. The artefact's manifest is changed only by `apply_defaults`."""
+    from ..pipeline import resolve_output
+    from ..runtime import Runner
+    from ..runtime.errors import ArtefactError
+    from ..runtime.manifest import read_manifest
+    from ..schema import load_recipe, load_target
+    from ..tasks import load_task
+
+    recipe, base = load_recipe(recipe_path)
+    target = load_target(recipe.target)
+    if target.backend != "onnxruntime":
+        raise RecipeError(
+            f"target {target.name} runs TensorRT engines, whose latency this machine cannot measure",
+            "run `edgekit bench` on the device, or tune for an onnxruntime target (x86-cpu)",
+        )
+    folder = Path(artefact).expanduser() if artefact else resolve_output(recipe, base)
+    try:
+        manifest = read_manifest(folder, complete=True)
+    except ArtefactError as e:
+        raise RecipeError(str(e), "run `edgekit export` on the recipe first, or pass --artefact") from None
+    if manifest["model"]["family"] == "deq":
+        raise RecipeError(
+            "edgekit tune covers ACT models (HRM, TRM): a DEQ's solver tolerance is not tuned yet",
+            "set validate.solver settings in the recipe instead",
+        )
+    names = s.variants or [v for v, g in manifest["variants"].items() if {"encode", "step", "readout"} <= set(g)]
+    unknown = [v for v in names if v not in manifest["variants"]]
+    if unknown:
+        raise RecipeError(
+            f"the artefact has no variant {unknown[0]!r}", f"use one of {', '.join(manifest['variants'])}"
+        )
+    data = load_task(recipe.task)
+    budget = int(manifest["graph"]["step_budget"])
+    default_thr = float(manifest["graph"].get("halt_threshold", 0.0))
+    bs = recipe.validate_.batch_size
+    log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} on this machine")
+
+    runners = {v: Runner(folder, variant=v) for v in names}
+    records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log) for v in names}
+    ref = "float32" if "float32" in records else names[0]
+    ref_preds, ref_halt = records[ref]
+    default_answers = answers(ref_preds, halting_steps(ref_halt, default_thr, budget))
+    timed = data.inputs[: s.latency_n]
+    configs: list[Config] = []
+    timings: dict[str, StepTimes] = {}
+    for v in names:
+        preds, halt = records[v]
+        cs = grid(v, preds, halt, data.labels, default_answers, thresholds_for(halt, default_thr))
+        times = time_graphs(runners[v], data.inputs, s.batch)
+        # one end-to-end measurement of the default configuration calibrates the model for the host loop's overhead
+        measured = measure_ms(runners[v], timed, s.batch, default_thr, budget)
+        predicted = predict_ms(times, halting_steps(halt[:, : len(timed)], default_thr, budget), s.batch)
+        times.scale = measured / predicted if predicted > 0 else 1.0
+        timings[v] = times
+        for c in cs:
+            assert c.halting_steps is not None
+            c.latency_ms = predict_ms(times, c.halting_steps, s.batch)
+        configs += cs
+    chosen = _choose_measured(configs, s, runners, timed, log)
+    front = pareto_front(configs)
+    check = _recheck(recipe, runners, chosen, ref, default_thr, budget, s, log) if chosen else None
+    fastest = front[0] if front else None
+    result: dict[str, Any] = {
+        "schema_version": TUNE_SCHEMA_VERSION,
+        "recipe": recipe.name,
+        "budget_ms": s.budget_ms,
+        "batch": s.batch,
+        "data": data.description,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "edgekit": __version__,
+        "default": {"variant": ref, "threshold": default_thr, "cap": budget},
+        "configurations": len(configs),
+        "front": [c.to_dict() for c in front],
+        "chosen": chosen.to_dict() if chosen else None,
+        "fastest": fastest.to_dict() if fastest else None,
+        "check": check,
+        "latency_model": {
+            v: {"batch_sizes": t.sizes, "step_ms": [round(x, 3) for x in t.step], "scale": round(t.scale, 3)}
+            for v, t in timings.items()
+        },
+    }
+    _write_outputs(folder, result, manifest, configs, front, chosen)
+    return result
+
+
+def _choose_measured(configs: list[Config], s: TuneSettings, runners, timed: np.ndarray, log) -> Config | None:
+    """Choose on predicted latency, then measure the choice end to end; if the measurement breaks the budget, the
+    next faster front point is measured, and so on (at most 6 measurements)."""
+    excluded: set[int] = set()
+    for _ in range(6):
+        front = pareto_front([c for c in configs if id(c) not in excluded])
+        pick = choose(front, s.budget_ms)
+        if pick is None:
+            return None
+        if pick.latency_source != "measured":
+            pick.latency_ms = measure_ms(runners[pick.variant], timed, s.batch, pick.threshold, pick.cap)
+            pick.latency_source = "measured"
+            log(f"measured {_label(pick)}: {pick.latency_ms:.2f} ms per puzzle")
+        if pick.latency_ms <= s.budget_ms:
+            return pick
+        excluded.add(id(pick))
+    return None
+
+
+def _label(c: Config) -> str:
+    thr = "never" if math.isinf(c.threshold) else f"{c.threshold:g}"
+    return f"{c.variant}, halt threshold {thr}, cap {c.cap}"
+
+
+def _recheck(recipe, runners, chosen: Config, ref: str, default_thr: float, budget: int, s: TuneSettings, log) -> dict:
+    """The chosen configuration and the validated default, end to end on held-out examples the choice never saw."""
+    from ..tasks.metrics import exact_per_sample, wilson
+
+    data = _check_set(recipe, s.check_n)
+    out: dict[str, Any] = {"data": data.description, "n": len(data.inputs)}
+    t0 = time.time()
+    for key, runner, thr, cap in (
+        ("chosen", runners[chosen.variant], chosen.threshold, chosen.cap),
+        ("default", runners[ref], default_thr, budget),
+    ):
+        sol = runner.solve(data.inputs, max_steps=cap, threshold=thr)
+        ok = exact_per_sample(sol.preds, data.labels)
+        out[key] = {"exact": float(ok.mean()), "exact_interval": wilson(int(ok.sum()), len(ok)),
+                    "mean_steps": float(sol.steps.mean())}  # fmt: skip
+    log(
+        f"held-out check ({out['n']} examples, {time.time() - t0:.0f} s): chosen exact {out['chosen']['exact']:.3f}, "
+        f"validated default {out['default']['exact']:.3f}"
+    )
+    return out
+
+
+def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, chosen) -> None:
+    """tune.json, tune_front.png and report.md's tuning section, each replaced atomically."""
+    import json
+
+    from ..artefact import replace_file
+    from .plot import plot_front
+
+    replace_file(folder / "tune.json", (json.dumps(result, indent=1) + "\n").encode())
+    plot_front(folder / "tune_front.png", configs, front, chosen, result)
+    results_path = folder / "results.json"
+    if results_path.is_file():
+        from ..validate.report import report_markdown
+
+        results = json.loads(results_path.read_text())
+        plots = [p for p in ("accuracy_vs_steps.png", "error_vs_step.png", "halting_histogram.png")
+                 if (folder / p).is_file()]  # fmt: skip
+        replace_file(folder / "report.md", report_markdown(results, manifest, plots, tune=result).encode())
+
+
+def apply_defaults(folder: str | Path, result: dict) -> dict:
+    """Write the chosen configuration as the artefact's runtime default (manifest `runtime_defaults`)."""
+    import json
+
+    from ..artefact import replace_file
+    from ..runtime.manifest import read_manifest
+
+    chosen = result.get("chosen")
+    if not chosen:
+        raise RecipeError("no configuration meets the latency budget, so there is nothing to apply")
+    folder = Path(folder)
+    manifest = read_manifest(folder, complete=True)
+    manifest["runtime_defaults"] = {
+        "variant": chosen["variant"],
+        "halt_threshold": chosen["threshold"],  # null: never halt before the cap
+        "max_steps": chosen["cap"],
+        "chosen_by": f"edgekit tune, {result['budget_ms']:g} ms per puzzle at batch {result['batch']}",
+    }
+    replace_file(folder / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    read_manifest(folder, complete=True)  # what was written is what the runtime accepts
+    return manifest["runtime_defaults"]

@@ -1,0 +1,126 @@
+"""`edgekit tune`: configurations scored from a recorded rollout, the front, the latency model, the budget choice,
+runtime defaults written with --apply and honoured by the runtime, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgekit.tune.front import Config, choose, grid, halting_steps, pareto_front
+from edgekit.tune.latency import StepTimes, predict_ms
+
+
+def test_grid_scores_each_configuration_from_the_recorded_rollout():
+    """3 samples, 3 steps: answers and halting logits recorded per step; a configuration's exact accuracy is what
+    the host loop would return, computed by hand here."""
+    labels = np.array([[1, 1], [2, 2], [3, 3]])
+    preds = np.array(
+        [
+            [[1, 0], [2, 2], [0, 0]],  # step 1: sample 1 right
+            [[1, 1], [2, 2], [3, 0]],  # step 2: samples 0, 1 right
+            [[1, 1], [0, 2], [3, 3]],  # step 3: samples 0, 2 right
+        ]
+    )
+    halt = np.array([[-1.0, 5.0, -1.0], [3.0, 0.0, -1.0], [3.0, 0.0, 2.0]])
+    assert halting_steps(halt, 1.0, 3).tolist() == [2, 1, 3]
+    configs = {(c.threshold, c.cap): c for c in grid("float32", preds, halt, labels, preds[2], [1.0, math.inf])}
+    assert configs[(1.0, 3)].exact == pytest.approx(1.0)  # 0 at step 2, 1 at step 1, 2 at step 3: all right
+    assert configs[(math.inf, 3)].exact == pytest.approx(2 / 3)  # everyone at step 3: sample 1 wrong
+    assert configs[(1.0, 1)].exact == pytest.approx(1 / 3) and configs[(1.0, 1)].mean_steps == 1.0
+    assert configs[(math.inf, 3)].same_answer_as_default == 1.0
+
+
+def test_front_keeps_only_undominated_configurations_and_choice_respects_the_budget():
+    cs = [
+        Config("a", 0.0, 1, exact=0.5, latency_ms=10),
+        Config("a", 0.0, 2, exact=0.7, latency_ms=20),
+        Config("b", 0.0, 1, exact=0.6, latency_ms=25),  # slower and worse than a/2: dominated
+        Config("a", 0.0, 4, exact=0.9, latency_ms=40),
+        Config("b", 0.0, 2, exact=0.9, latency_ms=45),  # as accurate as a/4, slower: dominated
+    ]
+    front = pareto_front(cs)
+    assert [(c.variant, c.cap) for c in front] == [("a", 1), ("a", 2), ("a", 4)]
+    assert choose(front, 30).cap == 2 and choose(front, 40).cap == 4 and choose(front, 9) is None
+
+
+def test_latency_model_replays_compaction():
+    """Step cost grows with the active batch; a chunk of 4 where samples stop at steps 1, 1, 2, 3 runs step 1 on 4,
+    step 2 on 2, step 3 on 1, reading out 2, 1, 1."""
+    t = StepTimes([1, 2, 4], encode=[1, 1, 2], step=[10, 12, 16], readout=[0.5, 0.5, 0.5])
+    ms = predict_ms(t, np.array([1, 1, 2, 3]), batch=4)
+    assert ms == pytest.approx((2 + 16 + 12 + 10 + 3 * 0.5) / 4)
+    t.scale = 2.0
+    assert predict_ms(t, np.array([1, 1, 2, 3]), batch=4) == pytest.approx(2 * ms)
+
+
+def _edgekit(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_tune_chooses_applies_and_the_runtime_follows(small_trm_recipe, trm_artefact, tmp_path):
+    """On the demo TRM (32 validation puzzles, batch 8): a generous budget picks a configuration, --apply writes it
+    as runtime_defaults, Runner answers with it by default, verify still passes (golden answers are at the
+    validated settings); a budget below the fastest configuration is exit 4 with one line naming the fastest."""
+    from edgekit.runtime import Runner
+    from edgekit.runtime.verify import verify
+
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    args = ["tune", str(small_trm_recipe), "--artefact", str(art), "--batch", "8", "--check-n", "32"]
+    p = _edgekit(*args, "--latency-budget", "100000", "--apply", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    chosen = res["chosen"]
+    assert chosen["latency_source"] == "measured" and chosen["latency_ms"] <= 100000
+    assert chosen["exact"] == max(c["exact"] for c in res["front"])
+    assert res["check"]["n"] == 32 and 0.0 <= res["check"]["chosen"]["exact"] <= 1.0
+    on_disk = json.loads((art / "tune.json").read_text())
+    assert on_disk["chosen"] == chosen and (art / "tune_front.png").stat().st_size > 10_000
+    assert "## Tuning for 100000 ms" in (art / "report.md").read_text()
+    defaults = json.loads((art / "manifest.json").read_text())["runtime_defaults"]
+    assert defaults["variant"] == chosen["variant"] and defaults["max_steps"] == chosen["cap"]
+    r = Runner(art)
+    want_thr = math.inf if chosen["threshold"] is None else chosen["threshold"]
+    assert r.limits(None, None) == (chosen["cap"], want_thr)
+    assert Runner(art).validated_settings().limits(None, None)[0] == 16
+    rep = verify(art)
+    assert rep.passed, rep.checks
+
+    fastest = res["front"][0]["latency_ms"]
+    p = _edgekit(*args, "--latency-budget", f"{fastest / 1000:.4f}")
+    assert p.returncode == 4, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no configuration meets") and "fastest is" in err[0]
+
+
+def test_tampered_runtime_defaults_are_one_line(trm_artefact, tmp_path):
+    from edgekit.runtime import Runner
+    from edgekit.runtime.errors import ArtefactError
+
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    m = json.loads((art / "manifest.json").read_text())
+    for bad, word in [
+        ({"variant": "int3", "halt_threshold": 1.0, "max_steps": 2}, "variant"),
+        ({"variant": "float32", "halt_threshold": "high", "max_steps": 2}, "halt_threshold"),
+        ({"variant": "float32", "halt_threshold": 1.0, "max_steps": 10**6}, "max_steps"),
+    ]:
+        m["runtime_defaults"] = bad
+        (art / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(ArtefactError, match=f"runtime_defaults.{word}"):
+            Runner(art)
+
+
+def test_tune_refuses_what_it_cannot_measure(small_trm_recipe, tmp_path):
+    p = _edgekit("tune", str(small_trm_recipe), "--artefact", str(tmp_path / "none"), "--latency-budget", "5")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "manifest.json" in p.stderr
+    jetson = tmp_path / "jetson.yaml"
+    jetson.write_text(small_trm_recipe.read_text().replace("target: x86-cpu", "target: jetson-orin-nano"))
+    p = _edgekit("tune", str(jetson), "--latency-budget", "5")
+    assert p.returncode == 2 and "TensorRT" in p.stderr and "edgekit bench" in p.stderr
