@@ -74,13 +74,18 @@ def cpu_info() -> dict:
     ghz = (float(np.mean(mhz)) if mhz else 0.0) / 1000.0
     per_cycle = 64 if "avx512f" in flags.split() else 32
     zen4 = "AMD" in model.upper() and family == 25 and per_cycle == 64
+    # AMD Zen / Zen+ (family 23, models below 0x30) execute AVX2 on two 128-bit FMA units: 16 fp32 FLOP/cycle
+    zen1 = "AMD" in model.upper() and family == 23 and (cpu_model or 0) < 0x30
+    if zen1:
+        per_cycle = 16
     return {
         "model": model,
         "cores": cores,
         "ghz": round(ghz, 3),
         "flop_per_cycle": per_cycle,
         "peak_gflops": round(cores * ghz * per_cycle, 1),
-        "note": "estimate: cores x clock x 64 FLOP/cycle (2 AVX-512 FMA units x 16 fp32 lanes x 2)"
+        "note": f"estimate: cores x clock x {per_cycle} FLOP/cycle"
+        + (" (Zen/Zen+: 2 FMA units x 4 fp32 lanes x 2)" if zen1 else " (2 FMA units x lanes x 2)")
         + (
             "; this is AMD Zen 4 (family 25), which executes AVX-512 on 256-bit units, so at this clock its realistic "
             "peak is half; the clock is the nominal one a VM reports, boost clocks are higher"

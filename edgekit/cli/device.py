@@ -31,7 +31,8 @@ class DeviceOptions:
     cache_dir: Path | None
     threads: int | None
 
-    def runner(self, artefact: Path, variant: str = "float32") -> Any:
+    def runner(self, artefact: Path, variant: str | None = None) -> Any:
+        """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32."""
         from ..runtime import Runner
 
         return Runner(
@@ -138,7 +139,9 @@ def verify(
 @app.command()
 def bench(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
-    variant: list[str] = typer.Option(["float32"], "--variant", "-v", help="precision variant (repeatable, or 'all')"),
+    variant: list[str] = typer.Option(
+        [], "--variant", "-v", help="precision variant (repeatable, or 'all'; default: the artefact's default)"
+    ),
     mode: str = typer.Option("host", "--mode", "-m", help="host, loop, unrolled, or all (the forms the artefact has)"),
     batch: list[int] = typer.Option([1, 64], "--batch", "-b", help="batch size (repeatable)"),
     n: int = typer.Option(128, "--n", min=1, max=1_000_000, help="number of inputs (generated held-out task data)"),
@@ -149,6 +152,9 @@ def bench(
     ),
     seed: int = typer.Option(123, "--seed", min=0, help="seed of the generated puzzles"),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="write a PNG of per-puzzle latency per variant and batch size (needs matplotlib)"
+    ),
     provider: list[str] | None = PROVIDER,
     device_id: int = DEVICE_ID,
     trt_fp16: bool = TRT_FP16,
@@ -165,8 +171,9 @@ def bench(
     try:
         if mode != "all" and mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
-        first = opts.runner(artefact, next((v for v in variant if v != "all"), "float32"))
+        first = opts.runner(artefact, next((v for v in variant if v != "all"), None))
         names = list(first.manifest.get("variants") or {"float32": {}}) if "all" in variant else variant
+        names = names or [first.variant]
         if inputs is not None:
             x, y, described = _file_inputs(first, inputs), None, f"inputs from {inputs}"
         else:
@@ -182,6 +189,13 @@ def bench(
         fail(InputError(str(e)))
     except EdgekitError as e:
         fail(e)
+    if plot is not None:
+        from ..bench_plot import write_bench_plot
+
+        try:
+            write_bench_plot(rows, plot, f"edgekit bench {artefact.name} ({described}; {repeats} repeats)")
+        except OSError as e:
+            fail(InputError(f"cannot write the plot {plot} ({e.strerror})", "pass --plot a writable file path"))
     if json_out:
         print(
             json.dumps(
@@ -235,7 +249,9 @@ def bench(
 def solve(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     inputs: Path = typer.Option(..., "--inputs", "-i", help="examples: .npy, .npz (its 'inputs') or text, one a line"),
-    variant: str = typer.Option("float32", "--variant", "-v", help="precision variant (`edgekit info` lists them)"),
+    variant: str | None = typer.Option(
+        None, "--variant", "-v", help="precision variant (`edgekit info` lists them; default: the artefact's default)"
+    ),
     mode: str = typer.Option("host", "--mode", "-m", help="host (early halting), loop or unrolled"),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
     threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),
@@ -293,6 +309,15 @@ def info(
         highlight=False,
         markup=False,
     )
+    rd = d.get("runtime_defaults")
+    if rd:
+        thr = "never" if rd["halt_threshold"] is None else rd["halt_threshold"]
+        console.print(
+            f"runtime default: {rd['variant']}, halt threshold {thr}, step cap {rd['max_steps']} "
+            f"({rd.get('chosen_by', 'set by hand')})",
+            highlight=False,
+            markup=False,
+        )
     t = Table(title="variants")
     for col in ("variant", "forms", "MB"):
         t.add_column(col)
@@ -315,7 +340,9 @@ def info(
 def serve(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     slots: int = typer.Option(16, "--slots", "-b", min=1, max=65536, help="samples in flight (the batch size)"),
-    variant: str = typer.Option("float32", "--variant", "-v", help="precision variant"),
+    variant: str | None = typer.Option(
+        None, "--variant", "-v", help="precision variant (default: the artefact's default)"
+    ),
     queue_size: int = typer.Option(256, "--queue", min=1, max=1_000_000, help="requests waiting before back-pressure"),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
     threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),

@@ -46,6 +46,7 @@ class BatchStats:
     mean_steps: float
     steps_hist: dict[int, int] = field(default_factory=dict)  # steps -> samples (first timed pass)
     exact: float | None = None  # exact-match accuracy when labels were given (all positions right)
+    latencies_ms: list[float] = field(default_factory=list)  # every timed solve call, for distributions
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,6 +139,7 @@ def benchmark(
                 mean_steps=float(st.mean()),
                 steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
                 exact=float(np.concatenate(correct).mean()) if correct else None,
+                latencies_ms=[round(x, 3) for x in lat],
             )
         )
     return out

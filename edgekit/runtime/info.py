@@ -52,6 +52,9 @@ def describe(folder: str | Path) -> dict[str, Any]:
         },
         "graph": {k: r.graph.get(k) for k in ("input", "step_budget", "halt_threshold", "halting", "state_names")},
         "variants": variants,
+        "runtime_defaults": m.get(
+            "runtime_defaults"
+        ),  # `edgekit tune --apply`; None: float32 at the validated settings
         "files": listed,
         "passed": None,
         "gates": 0,
