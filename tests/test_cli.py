@@ -85,14 +85,14 @@ def test_accuracy_gate_failure_gives_exit_3_and_names_the_gate(root, tmp_path, m
     from edgekit import pipeline
     from edgekit.validate import stage
 
-    real = stage._onnx_variant
+    real = stage.onnx_rollout
 
     def degraded(*a, **k):
-        v = real(*a, **k)
+        v, hit = real(*a, **k)
         v.preds = [np.where(np.arange(len(p)) % 4 == 0, (p + 1) % 10, p) for p in v.preds]  # break 25 %
-        return v
+        return v, hit
 
-    monkeypatch.setattr(stage, "_onnx_variant", degraded)
+    monkeypatch.setattr(stage, "onnx_rollout", degraded)
     out = pipeline.run_export(root / "recipes" / "deq-digits.yaml", tmp_path / "out", log=lambda s: None)
     assert out.exit_code == 3 and out.results["passed"] is False
     failed = [g["name"] for g in out.results["gates"] if not g["passed"]]

@@ -33,13 +33,16 @@ EXPORT = re.compile(r"^\.venv/bin/(edgekit export recipes/\S+\.yaml)$")
 DEVICE = re.compile(r"^\.venv-device/bin/(edgekit|python) (.*)$")
 PYTEST = ".venv/bin/python -m pytest -q"
 TRAIN = re.compile(r"^\.venv/bin/python (examples/train_\w+\.py) (.*)$")
+TUNE = re.compile(r"^\.venv/bin/edgekit tune recipes/trm-sudoku\.yaml (.*)$")
 
 
 def test_every_readme_command_is_one_this_file_exercises():
     cmds = readme_commands()
     assert len(cmds) >= 10
     unknown = [
-        c for c in cmds if not (SETUP.match(c) or EXPORT.match(c) or DEVICE.match(c) or TRAIN.match(c) or c == PYTEST)
+        c
+        for c in cmds
+        if not (SETUP.match(c) or EXPORT.match(c) or DEVICE.match(c) or TRAIN.match(c) or TUNE.match(c) or c == PYTEST)
     ]
     assert not unknown, f"README commands no test runs: {unknown}"
 
@@ -99,3 +102,25 @@ def test_training_commands_run_a_few_steps(cmd, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / script), *args, *short], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, (cmd, r.stderr[-2000:])
     assert any((tmp_path / "m").iterdir())
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if TUNE.match(c)])
+def test_tune_command_runs(cmd, small_trm_recipe, trm_artefact, tmp_path):
+    """The README's tune line on a copy of the demo artefact (the small recipe's: 32 puzzles), with its options;
+    its budget is per puzzle on this machine, so exit 4 (nothing fits) is a correct outcome too, but then it must
+    name the fastest configuration."""
+    import json
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    args = shlex.split(TUNE.match(cmd).group(1))
+    argv = [sys.executable, "-m", "edgekit.cli", "tune", str(small_trm_recipe), "--artefact", str(art), "--check-n",
+            "16", *args]  # fmt: skip
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode in (0, 4), r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((art / "tune.json").read_text())
+    if r.returncode == 0:
+        assert "--apply" not in args or json.loads((art / "manifest.json").read_text())["runtime_defaults"]
+    else:
+        assert "fastest is" in r.stderr and res["chosen"] is None

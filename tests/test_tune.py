@@ -124,3 +124,19 @@ def test_tune_refuses_what_it_cannot_measure(small_trm_recipe, tmp_path):
     jetson.write_text(small_trm_recipe.read_text().replace("target: x86-cpu", "target: jetson-orin-nano"))
     p = _edgekit("tune", str(jetson), "--latency-budget", "5")
     assert p.returncode == 2 and "TensorRT" in p.stderr and "edgekit bench" in p.stderr
+
+
+def test_tune_skips_variants_whose_validation_gates_failed(small_trm_recipe, trm_artefact, tmp_path):
+    """A variant results.json marks as failed is never chosen unless named with --variant."""
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    res = json.loads((art / "results.json").read_text())
+    for g in res["gates"]:
+        g["passed"] = False
+    (art / "results.json").write_text(json.dumps(res))
+    p = _edgekit("tune", str(small_trm_recipe), "--artefact", str(art), "--latency-budget", "5")
+    assert p.returncode == 2 and "every variant of the artefact failed its validation gates" in p.stderr
+    (art / "results.json").write_text("{not json")
+    p = _edgekit("tune", str(small_trm_recipe), "--artefact", str(art), "--latency-budget", "0.001", "--batch", "8",
+                 "--check-n", "8")  # fmt: skip
+    assert p.returncode == 4 and "results.json is unreadable" in p.stdout

@@ -12,7 +12,7 @@ def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import PercentFormatter, ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     variants = sorted({c.variant for c in configs})
@@ -28,6 +28,9 @@ def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
         ax.scatter([chosen.latency_ms], [chosen.exact], s=120, facecolors="none", edgecolors="tab:red", lw=2,
                    label=f"chosen: {chosen.variant}, cap {chosen.cap} ({chosen.latency_source})")  # fmt: skip
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 30, 40, 60 ms rather than 3x10^1
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(f"ms per puzzle at batch {result['batch']} (this machine; predicted unless marked measured)")
     ax.set_ylabel("exact accuracy (tuning set)")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))

@@ -91,6 +91,14 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         raise RecipeError(
             f"the artefact has no variant {unknown[0]!r}", f"use one of {', '.join(manifest['variants'])}"
         )
+    failed = _failed_variants(folder, log)
+    if not s.variants and failed:  # a variant that failed validation is never chosen unless asked for by name
+        log(
+            f"not tuning {', '.join(sorted(failed))}: validation gates failed (results.json); --variant tunes it anyway"
+        )
+        names = [v for v in names if v not in failed]
+    if not names:
+        raise RecipeError("every variant of the artefact failed its validation gates", "name one with --variant")
     data = load_task(recipe.task)
     budget = int(manifest["graph"]["step_budget"])
     default_thr = float(manifest["graph"].get("halt_threshold", 0.0))
@@ -143,6 +151,31 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     }
     _write_outputs(folder, result, manifest, configs, front, chosen)
     return result
+
+
+def _failed_variants(folder: Path, log) -> set[str]:
+    """Variants with a failed gate in the artefact's results.json (untrusted: read with a size bound; anything
+    unexpected means no gate information, said in one line)."""
+    import json
+    import re
+
+    path = folder / "results.json"
+    if not path.is_file() or path.is_symlink():
+        return set()
+    try:
+        if path.stat().st_size > 64 << 20:
+            raise ValueError("over 64 MiB")
+        gates = json.loads(path.read_text())["gates"]
+        names = {g["variant"] for g in gates if isinstance(g, dict) and g.get("passed") is False}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        log("results.json is unreadable: every variant is tuned, whatever its validation said")
+        return set()
+    out = set()
+    for n in names:
+        m = re.match(r"^onnx \(([A-Za-z0-9_.-]+),", n) if isinstance(n, str) else None
+        if m:
+            out.add(m.group(1))
+    return out
 
 
 def _choose_measured(configs: list[Config], s: TuneSettings, runners, timed: np.ndarray, log) -> Config | None:

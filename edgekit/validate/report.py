@@ -80,6 +80,37 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     ]
 
 
+def _validated(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """What this report's numbers cover and what they do not: a device user must not read an fp16 TensorRT engine
+    into a float32 validation."""
+    onnx = [e["name"] for e in results["variants"] if e["name"].startswith("onnx")]
+    precisions = list(manifest.get("variants") or {"float32": {}})
+    lines = [
+        "## What was validated, and what was not",
+        "",
+        f"- Validated here: {', '.join(onnx) or 'no ONNX variant'}, on onnxruntime's CPU provider, against "
+        f"{results.get('reference', 'PyTorch')}.",
+    ]
+    tensorrt = results.get("target_build") is not None or results.get("target", "x86-cpu") != "x86-cpu"
+    if tensorrt:
+        fp16 = "float16" in precisions
+        lines.append(
+            "- Not validated here: TensorRT engines. They are built on the device (`edgekit plan` / `edgekit "
+            "build`) in fp16 by default on targets that support it; "
+            + (
+                "the float16 variant above is the validated fp16 form."
+                if fp16
+                else "**fp16 was not validated**: add float16 to export.precisions, or build with `--precision fp32`."
+            )  # fmt: skip
+            + " `edgekit verify` on the device checks the engines against golden.npz."
+        )
+    lines.append(
+        "- Latency: measured here only by latency gates and `edgekit tune` (on this machine); a device's own is "
+        "`edgekit bench` there."
+    )
+    return lines + [""]
+
+
 def _tune_section(t: dict[str, Any]) -> list[str]:
     """What `edgekit tune` chose for its budget, and how the choice held on examples it never saw."""
     c = t.get("chosen")
@@ -117,6 +148,7 @@ def report_markdown(
     src = results.get("data_source")
     if src:
         lines.append(f"Data file: `{src['data']}`, split `{src['split']}`, examples {src['examples']} of {src['of']}.")
+    lines += ["", *_validated(results, manifest)]
     lines += [
         "",
         "| variant | exact@1 | exact@budget | cell@budget | exact (early halting) | halted before cap "
