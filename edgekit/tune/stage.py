@@ -149,7 +149,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
             for v, t in timings.items()
         },
     }
-    _write_outputs(folder, result, manifest, configs, front, chosen)
+    _write_outputs(folder, result, manifest, configs, front, chosen, log)
     return result
 
 
@@ -224,7 +224,7 @@ def _recheck(recipe, runners, chosen: Config, ref: str, default_thr: float, budg
     return out
 
 
-def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, chosen) -> None:
+def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, chosen, log) -> None:
     """tune.json, tune_front.png and report.md's tuning section, each replaced atomically."""
     import json
 
@@ -234,13 +234,18 @@ def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, c
     replace_file(folder / "tune.json", (json.dumps(result, indent=1) + "\n").encode())
     plot_front(folder / "tune_front.png", configs, front, chosen, result)
     results_path = folder / "results.json"
-    if results_path.is_file():
+    if results_path.is_file() and not results_path.is_symlink():
         from ..validate.report import report_markdown
 
-        results = json.loads(results_path.read_text())
         plots = [p for p in ("accuracy_vs_steps.png", "error_vs_step.png", "halting_histogram.png")
                  if (folder / p).is_file()]  # fmt: skip
-        replace_file(folder / "report.md", report_markdown(results, manifest, plots, tune=result).encode())
+        try:  # untrusted like the rest of the folder: a damaged results.json means no report section, not a crash
+            results = json.loads(results_path.read_text())
+            text = report_markdown(results, manifest, plots, tune=result)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
+            log("results.json is unreadable: report.md is left as it was (tune.json and tune_front.png are written)")
+            return
+        replace_file(folder / "report.md", text.encode())
 
 
 def apply_defaults(folder: str | Path, result: dict) -> dict:
