@@ -4,9 +4,11 @@ together) and what one puzzle costs in throughput (call time / batch). Needs mat
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
+
+from .artefact import replace_file
 
 
 def write_bench_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -29,10 +31,9 @@ def write_bench_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None
     cost.grid(True, axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    replace_file(path, buf.getvalue())  # never a half-written plot

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgekit.tune.front import Config, choose, grid, halting_steps, pareto_front
+from edgekit.tasks.metrics import halting_steps
+from edgekit.tune.front import Config, choose, grid, pareto_front
 from edgekit.tune.latency import StepTimes, predict_ms
 
 
@@ -28,7 +29,7 @@ def test_grid_scores_each_configuration_from_the_recorded_rollout():
         ]
     )
     halt = np.array([[-1.0, 5.0, -1.0], [3.0, 0.0, -1.0], [3.0, 0.0, 2.0]])
-    assert halting_steps(halt, 1.0, 3).tolist() == [2, 1, 3]
+    assert halting_steps(halt[:3], 1.0).tolist() == [2, 1, 3]
     configs = {(c.threshold, c.cap): c for c in grid("float32", preds, halt, labels, preds[2], [1.0, math.inf])}
     assert configs[(1.0, 3)].exact == pytest.approx(1.0)  # 0 at step 2, 1 at step 1, 2 at step 3: all right
     assert configs[(math.inf, 3)].exact == pytest.approx(2 / 3)  # everyone at step 3: sample 1 wrong

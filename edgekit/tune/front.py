@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.metrics import exact_per_sample, wilson
+from ..tasks.metrics import exact_per_sample, halting_steps, wilson
 
 
 @dataclass
@@ -34,12 +34,6 @@ class Config:
         d.pop("halting_steps")
         d["threshold"] = None if math.isinf(self.threshold) else self.threshold
         return d
-
-
-def halting_steps(halt: np.ndarray, threshold: float, cap: int) -> np.ndarray:
-    """halt: [T, B] recorded halting logits -> 1-based step each sample answers at, under threshold and cap."""
-    halted = halt[:cap] > threshold
-    return np.where(halted.any(0), halted.argmax(0) + 1, cap)
 
 
 def answers(preds: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -68,7 +62,7 @@ def grid(
     budget = preds.shape[0]
     for cap in range(1, budget + 1):
         for thr in thresholds:
-            hs = halting_steps(halt, thr, cap)
+            hs = halting_steps(halt[:cap], thr)  # first step past the threshold, else the cap
             ans = answers(preds, hs)
             ok = exact_per_sample(ans, labels)
             same = (ans.reshape(n, -1) == default_answers.reshape(n, -1)).all(-1)

@@ -11,7 +11,7 @@ loop's own overhead; the front's chosen point and its neighbours are measured en
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -28,7 +28,6 @@ class StepTimes:
     step: list[float]
     readout: list[float]
     scale: float = 1.0  # measured / predicted, from the default configuration
-    extra: dict = field(default_factory=dict)
 
     def at(self, graph: str, b: int) -> float:
         if b <= 0:

@@ -3,8 +3,10 @@ chosen point, so a reader sees what a millisecond buys."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
+
+from ..artefact import replace_file
 
 
 def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
@@ -38,10 +40,9 @@ def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)  # never a half-written plot
+        fig.savefig(buf, format="png", dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    replace_file(path, buf.getvalue())  # never a half-written plot

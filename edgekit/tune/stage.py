@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import RecipeError
-from .front import Config, answers, choose, grid, halting_steps, pareto_front, thresholds_for
+from ..tasks.metrics import halting_steps
+from .front import Config, answers, choose, grid, pareto_front, thresholds_for
 from .latency import StepTimes, measure_ms, predict_ms, time_graphs
 
 TUNE_SCHEMA_VERSION = 1
@@ -109,7 +110,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log) for v in names}
     ref = "float32" if "float32" in records else names[0]
     ref_preds, ref_halt = records[ref]
-    default_answers = answers(ref_preds, halting_steps(ref_halt, default_thr, budget))
+    default_answers = answers(ref_preds, halting_steps(ref_halt[:budget], default_thr))
     timed = data.inputs[: s.latency_n]
     configs: list[Config] = []
     timings: dict[str, StepTimes] = {}
@@ -119,7 +120,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         times = time_graphs(runners[v], data.inputs, s.batch)
         # one end-to-end measurement of the default configuration calibrates the model for the host loop's overhead
         measured = measure_ms(runners[v], timed, s.batch, default_thr, budget)
-        predicted = predict_ms(times, halting_steps(halt[:, : len(timed)], default_thr, budget), s.batch)
+        predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], default_thr), s.batch)
         times.scale = measured / predicted if predicted > 0 else 1.0
         timings[v] = times
         for c in cs:

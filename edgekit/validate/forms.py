@@ -47,20 +47,18 @@ def _batches(runner, inputs: np.ndarray, chunks: list[np.ndarray], **kw):
 
 def _cached_loop(runner, inputs: np.ndarray, batch: int, expected: np.ndarray | None, threshold: float):
     """_batches of the Loop form, read back when these graph bytes ran on these inputs at this threshold before."""
-    from ..cache import cache_file, read_npz_cache, write_cache
-    from .reference import onnx_rollout_key
+    from ..cache import cache_file
+    from .reference import cached_arrays, onnx_rollout_key
 
     key = onnx_rollout_key(
         [runner.file(runner.graphs["loop"])], inputs, 0, ["loop", threshold, batch, list(runner.providers)]
     )
-    path = cache_file("onnx", f"loop-{key}.npz")
-    hit = read_npz_cache(path, lambda z: (z["logits"], z["steps"], z["done"]))
-    if hit is not None:
-        return hit, True
-    chunks = _chunks(len(inputs), batch, expected)
-    logits, steps, done = _batches(runner, inputs, chunks, mode="loop", threshold=threshold)
-    write_cache(path, lambda t: np.savez(t, logits=logits, steps=steps, done=done))
-    return (logits, steps, done), False
+
+    def compute() -> tuple[np.ndarray, ...]:
+        chunks = _chunks(len(inputs), batch, expected)
+        return _batches(runner, inputs, chunks, mode="loop", threshold=threshold)
+
+    return cached_arrays(cache_file("onnx", f"loop-{key}.npz"), ("logits", "steps", "done"), compute)
 
 
 def loop_parity(

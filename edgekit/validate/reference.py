@@ -62,20 +62,33 @@ def onnx_rollout_key(files: list[Path], inputs: np.ndarray, steps: int, settings
                  __version__])  # fmt: skip
 
 
+def cached_arrays(
+    path: Path, names: tuple[str, ...], compute: Callable[[], tuple[np.ndarray, ...]]
+) -> tuple[tuple[np.ndarray, ...], bool]:
+    """(compute(), False), or (the arrays stored under `names` at `path`, True) when they were computed before;
+    results over MAX_CACHED_BYTES are returned without being stored."""
+    cached = read_npz_cache(path, lambda z: tuple(z[n] for n in names))
+    if cached is not None:
+        return cached, True
+    arrays = compute()
+    if sum(a.nbytes for a in arrays) <= MAX_CACHED_BYTES:
+        # numpy's stub types **kwds as bool
+        write_cache(path, lambda t: np.savez(t, **dict(zip(names, arrays))))  # type: ignore[arg-type]
+    return arrays, False
+
+
 def cached_rollout(kind: str, key: str, compute: Callable[[], Rollout], label: str, log=None) -> tuple[Rollout, bool]:
     """(compute(), False), or (the stored result, True) when the key was computed before."""
     path = cache_file(kind, f"{key}.npz")
-    cached = read_npz_cache(path, lambda z: (list(z["preds"]), list(z["halts"]), z["last"]))
-    if cached is not None:
-        if log:
-            log(f"{label}: read from the cache ({path.name})")
-        return cached, True
-    preds, halts, last = compute()
-    stacked = np.stack(preds)
-    halts_arr = np.stack(halts) if halts else np.zeros((0, len(last)), np.float32)
-    if stacked.nbytes + halts_arr.nbytes + last.nbytes <= MAX_CACHED_BYTES:
-        write_cache(path, lambda t: np.savez(t, preds=stacked, halts=halts_arr, last=last))
-    return (preds, halts, last), False
+
+    def stacked() -> tuple[np.ndarray, ...]:
+        preds, halts, last = compute()
+        return np.stack(preds), np.stack(halts) if halts else np.zeros((0, len(last)), np.float32), last
+
+    (preds, halts, last), hit = cached_arrays(path, ("preds", "halts", "last"), stacked)
+    if hit and log:
+        log(f"{label}: read from the cache ({path.name})")
+    return (list(preds), list(halts), last), hit
 
 
 def reference_rollout(
