@@ -110,6 +110,19 @@ def _task_data(recipe: Recipe, model: Any) -> TaskData:
     return data
 
 
+def _check_modes(recipe: Recipe, target: Any) -> None:
+    """Refuse onnxruntime-only quantization modes for a TensorRT target before any work."""
+    from .quantize import cpu_only_modes
+
+    cpu = cpu_only_modes(list(recipe.quantize.modes))
+    if cpu and target.backend == "tensorrt":
+        raise RecipeError(
+            f"quantize.modes {', '.join(cpu)} make onnxruntime CPU graphs, which TensorRT target {target.name} "
+            "cannot build",
+            "use int8, mixed or int8_weight_only for TensorRT targets, or set target to a CPU target",
+        )
+
+
 def _digest(*arrays: Any) -> str:
     """Content hash of examples: part of the quantization cache keys, so changed task data is never a hit."""
     h = hashlib.sha256()
@@ -128,6 +141,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
 
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
+    _check_modes(recipe, target)
     model_path = _model_path(recipe, base)
     final = resolve_output(recipe, base, out)
     data_seq = _data_seq_len(recipe)

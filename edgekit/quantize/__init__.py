@@ -23,6 +23,7 @@ from .calibration import cache_file, cache_key, cached_items, read_json_cache, t
 from .config import QuantizeSection
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
+from .ort_backend import quantize_dynamic_int8, quantize_matmul_nbits
 from .smooth import smooth_gated
 
 SEARCH_VERSION = 2  # part of the search cache key: bump when the search or its scoring changes
@@ -163,11 +164,57 @@ def _weight_only(job: QuantizeJob) -> Quantized:
     )
 
 
-MODES: dict[str, Callable[[QuantizeJob], Quantized]] = {
-    "int8": _int8,
-    "mixed": _mixed,
-    "int8_weight_only": _weight_only,
+def _dynamic(job: QuantizeJob) -> Quantized:
+    kf = job.section.keep_float
+    return Quantized(
+        quantize_dynamic_int8(job.step(), kf.patterns, kf.types),
+        {
+            "method": "onnxruntime.quantization.quantize_dynamic (weights int8 per channel, activation ranges "
+            "computed per call: DynamicQuantizeLinear + MatMulInteger)",
+            "keep_float": {"patterns": kf.patterns, "types": kf.types},
+        },
+    )
+
+
+def _nbits(bits: int) -> Callable[[QuantizeJob], Quantized]:
+    def handler(job: QuantizeJob) -> Quantized:
+        kf, block = job.section.keep_float, job.section.weights.block_size
+        return Quantized(
+            quantize_matmul_nbits(job.step(), bits, block, kf.patterns, kf.types),
+            {
+                "method": f"onnxruntime MatMulNBitsQuantizer ({bits}-bit symmetric weights, blocks of {block} "
+                "input channels, accuracy_level 4)",
+                "bits": bits,
+                "block_size": block,
+                "keep_float": {"patterns": kf.patterns, "types": kf.types},
+            },
+        )
+
+    return handler
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A registered quantization mode: its handler, and whether its graphs are TensorRT-form (symmetric signed
+    INT8 Q/DQ, lint-checked) or onnxruntime CPU graphs (refused for TensorRT targets at recipe load)."""
+
+    handler: Callable[[QuantizeJob], Quantized]
+    tensorrt: bool = True
+
+
+MODES: dict[str, Mode] = {
+    "int8": Mode(_int8),
+    "mixed": Mode(_mixed),
+    "int8_weight_only": Mode(_weight_only),
+    "int8_dynamic": Mode(_dynamic, tensorrt=False),
+    "int8_nbits": Mode(_nbits(8), tensorrt=False),
+    "int4_weight_only": Mode(_nbits(4), tensorrt=False),
 }
+
+
+def cpu_only_modes(modes: list[str]) -> list[str]:
+    """The requested modes whose graphs only onnxruntime runs (for the recipe check against TensorRT targets)."""
+    return [m for m in modes if m in MODES and not MODES[m].tensorrt]
 
 
 def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, dict]]:
@@ -182,8 +229,8 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
         t0 = time.time()
         job.log(f"quantizing the step graph: {mode}")
         with progress.task(f"quantizing ({mode})"):
-            out = MODES[mode](job)
-        bad = qdq_violations(out.step)
+            out = MODES[mode].handler(job)
+        bad = qdq_violations(out.step) if MODES[mode].tensorrt else []
         if bad:
             raise QuantizeError(
                 f"{mode} step graph has Q/DQ TensorRT cannot take: {bad[0]} ({len(bad)} in all)",
@@ -201,6 +248,7 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
                 variants[mode][form] = f"{mode}/{form}"
         infos[mode] = {
             **out.info,
+            "backends": ["onnxruntime", "tensorrt"] if MODES[mode].tensorrt else ["onnxruntime"],
             "quantize_linear_nodes": count_qdq(out.step),
             "seconds": round(time.time() - t0, 1),
             "step_bytes": (sub / "step.onnx").stat().st_size,
@@ -208,4 +256,4 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
     return files, variants, infos
 
 
-__all__ = ["MODES", "QuantizeJob", "QuantizeSection", "run_quantize", "QuantizeError"]
+__all__ = ["MODES", "Mode", "cpu_only_modes", "QuantizeJob", "QuantizeSection", "run_quantize", "QuantizeError"]

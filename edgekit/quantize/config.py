@@ -3,7 +3,9 @@
 Each entry of `modes` becomes one artefact variant, built by the handler registered for it in
 `edgekit.quantize.MODES`: int8 (NNCF PTQ of the step graph, sensitive parts kept float), mixed (int8 plus an
 accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
-compression), float16 (the float16 export of the model).
+compression), float16 (the float16 export of the model); for onnxruntime CPU targets only: int8_dynamic
+(onnxruntime dynamic INT8: activation ranges per call, so per recursion step), int8_nbits (MatMulNBits 8-bit
+block-wise weights, accuracy_level 4); int4_weight_only (NNCF INT4_SYM, data-aware scales, DequantizeLinear).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-QuantMode = Literal["int8", "mixed", "int8_weight_only", "float16"]
+QuantMode = Literal["int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_nbits", "int4_weight_only", "float16"]
 
 
 class _Strict(BaseModel):
@@ -51,9 +53,16 @@ class SmoothSection(_Strict):
     alpha: float | None = Field(default=0.75, ge=0, le=1)
 
 
+class WeightsSection(_Strict):
+    """Block-wise weight modes (int8_nbits, int4_weight_only): weights per block of `block_size` input channels."""
+
+    block_size: int = Field(default=32, ge=16, le=4096, description="a power of two, >= 16")
+
+
 class QuantizeSection(_Strict):
     modes: list[QuantMode] = Field(default_factory=list)
     calibration: CalibrationSection = CalibrationSection()
     keep_float: KeepFloatSection = KeepFloatSection()
     search: SearchSection = SearchSection()
     smooth: SmoothSection = SmoothSection()
+    weights: WeightsSection = WeightsSection()

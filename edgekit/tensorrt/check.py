@@ -352,6 +352,14 @@ class _TrtChecker:
 
     def _supported(self, node, where: str) -> bool:
         op = node.op_type
+        if op in ORT_CPU_OPS:
+            self.add(
+                "error",
+                node,
+                f"{where}{op} is an onnxruntime CPU kernel (quantize mode {ORT_CPU_OPS[op]}): this is not a "
+                "TensorRT graph; deploy it with onnxruntime, or quantize with mode int8 (static Q/DQ) for TensorRT",
+            )
+            return False
         if op in oplist.ADDED_IN:
             need = oplist.ADDED_IN[op]  # (major, minor)
             if self.lowest >= need:
@@ -621,6 +629,16 @@ class _TrtChecker:
                     f"{where}If outputs {a.name!r} and {b.name!r} have ranks {len(sa)} and {len(sb)}; "
                     "TensorRT needs the same rank",
                 )
+
+
+# ops of onnxruntime's CPU quantizers (quantize/ort_backend.py), named after the mode that makes them
+ORT_CPU_OPS = {
+    "DynamicQuantizeLinear": "int8_dynamic",
+    "MatMulInteger": "int8_dynamic",
+    "DynamicQuantizeMatMul": "int8_dynamic",
+    "MatMulIntegerToFloat": "int8_dynamic",
+    "MatMulNBits": "int8_nbits / int4_weight_only",
+}
 
 
 def _store(consts: dict[str, np.ndarray], name: str, numpy_helper, tensor) -> None:
