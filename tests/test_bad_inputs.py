@@ -92,6 +92,17 @@ def _cases(root, tmp):
             2,
             "quantize.modes",
         ),
+        (
+            "onnxruntime-only quantize mode for a TensorRT target",
+            [
+                "export",
+                str(_recipe(tmp / "m12", deq, "target: jetson-orin-nano\nquantize: {modes: [int8_dynamic]}\n")),
+                "--out",
+                out,
+            ],
+            2,
+            "cannot build",
+        ),
         ("recipe is not YAML", ["export", str(tmp / "m11.yaml"), "--out", out], 2, "not valid YAML"),
         ("artefact folder without manifest", ["verify", str(tmp / "missing")], 2, "manifest.json"),
     ]

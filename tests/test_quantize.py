@@ -380,3 +380,86 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
     for args in ([str(tmp_path)], [str(folder), "--rounds", "0"]):
         bad = _bench(root, "quantize_speed.py", *args, timeout=120)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_weight_only_scales_are_positive_and_check_agrees(trm_job, tmp_path):
+    """NNCF's INT8_SYM weight compression keeps each channel's sign in its scale; TensorRT refuses negative
+    scales. edgekit flips them into the weights, so the lint and `edgekit check` both pass the graph."""
+    from edgekit.tensorrt.check import check_onnx
+
+    q = compress_weights_int8(trm_job.step(), [".*q_head.*"], [])
+    scales = [numpy_helper.to_array(t) for t in q.graph.initializer if t.name.endswith("_scale")]
+    assert scales and all((s > 0).all() for s in scales)
+    path = tmp_path / "wo.onnx"
+    onnx.save(q, str(path))
+    findings, _ = check_onnx(path, "jetson-orin-nano")
+    assert not [f for f in findings if f.severity == "error" and "scale" in f.message]
+
+
+def test_lint_rejects_negative_and_non_constant_scales():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    s = helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    inits = [
+        numpy_helper.from_array(np.array([-0.1, 0.2], np.float32), "neg"),
+        numpy_helper.from_array(np.array([1, 2], np.int8), "w"),
+        numpy_helper.from_array(np.array(0, np.int8), "zp"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w", "neg", "zp"], ["d"], name="negscale", axis=0),
+        helper.make_node("QuantizeLinear", ["x", "s_in", "zp"], ["q"], name="dyn"),
+        helper.make_node("DequantizeLinear", ["q", "s_in", "zp"], ["d2"], name="dyn_dq"),
+        helper.make_node("Add", ["d", "d2"], ["y"]),
+    ]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x, s], [y], inits))
+    bad = qdq_violations(m)
+    assert any("negscale:" in b and "<= 0" in b for b in bad)
+    assert any("dyn:" in b and "not a constant" in b for b in bad)
+    from edgekit.quantize.lint import positive_scales
+
+    fixed, changed = positive_scales(m)
+    assert changed == 1 and not any("negscale" in b for b in qdq_violations(fixed))
+    w = numpy_helper.to_array(next(t for t in fixed.graph.initializer if t.name == "w"))
+    assert w.tolist() == [-1, 2]  # the channel whose scale was negated is negated too: same dequantized values
+
+
+@pytest.mark.parametrize("mode", ["int8_dynamic", "int8_nbits", "int4_weight_only"])
+def test_onnxruntime_cpu_modes_run_close_to_float_and_are_not_tensorrt_graphs(trm_job, tmp_path, mode):
+    """The onnxruntime CPU modes: their step graph stays close to float32 on a real step input, keeps the halting
+    head float, re-wraps into the Loop form, and `edgekit check` names it as not a TensorRT graph."""
+    from edgekit.quantize import MODES
+    from edgekit.tensorrt.check import check_onnx
+
+    out = MODES[mode].handler(trm_job)
+    assert not MODES[mode].tensorrt
+    ops = {n.op_type for n in out.step.graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeLinear", "MatMulNBits"}
+    assert any(n.op_type in ("Gemm", "MatMul") and "q_head" in n.name for n in out.step.graph.node)
+    feeds = dict(trm_job.items()[3].items())
+    a = ort.InferenceSession(trm_job.step().SerializeToString()).run(None, feeds)
+    b = ort.InferenceSession(out.step.SerializeToString()).run(None, feeds)
+    # relative error of every output (state and halting logit); static INT8 measures 0.09, dynamic INT8 on the
+    # unsmoothed graph 0.23-0.45 (why int8_dynamic quantizes the smoothed graph)
+    assert all(np.linalg.norm(u - v) < 0.15 * np.linalg.norm(u) for u, v in zip(a, b))
+    loop = trm_job.wrap(out.step)
+    ort.InferenceSession(loop.SerializeToString())  # the Loop form loads with the com.microsoft / integer ops
+    path = tmp_path / f"{mode}.onnx"
+    onnx.save(out.step, str(path))
+    findings, _ = check_onnx(path, "jetson-orin-nano")
+    assert any(f.severity == "error" and "not a TensorRT graph" in f.message for f in findings)
+    cpu, _ = check_onnx(path, "x86-cpu")
+    assert not [f for f in cpu if f.severity == "error"]
+
+
+def test_trajectory_cosine_predicts_changed_halting():
+    from edgekit.validate.drift import auroc, cosine_predicts_halting
+
+    assert auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([True, True, False, False])) == 1.0
+    assert auroc(np.array([0.1, 0.9]), np.array([True, False])) == 0.0
+    assert auroc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    assert auroc(np.array([0.5]), np.array([True])) is None
+    cos = np.array([[0.99, 0.5], [0.9, 0.98], [0.999, 0.999]])
+    steps_a, steps_b = np.array([1, 2, 2]), np.array([1, 1, 2])
+    r = cosine_predicts_halting(cos, steps_a, steps_b)
+    # sample 0 halts at step 1 (its step-2 cosine is not looked at): lowest 0.99; sample 1: 0.9 and it changed
+    assert r["halting_changed"] == 1 and r["auroc"] == 1.0 and r["mean_min_cosine_changed"] == pytest.approx(0.9)

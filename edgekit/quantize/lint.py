@@ -1,5 +1,6 @@
-"""TensorRT-compatible Q/DQ: signed INT8, zero point 0 (symmetric). NNCF can emit uint8 or non-zero zero
-points (its MIXED preset, or no model_type), which TensorRT rejects (shared/research/toolchain.md)."""
+"""TensorRT-compatible Q/DQ: signed INT8, zero point 0 (symmetric), constant positive scales: every rule `edgekit
+check` applies to Q/DQ for TensorRT. NNCF can emit uint8 or non-zero zero points (its MIXED preset, or no
+model_type) and negative weight scales (INT8_SYM weight compression), which TensorRT rejects (toolchain.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,43 @@ def qdq_violations(model: onnx.ModelProto) -> list[str]:
             out.append(f"{n.name}: zero point dtype {zp.dtype}, expected int8")
         elif np.any(zp != 0):
             out.append(f"{n.name}: non-zero zero point (asymmetric)")
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        s = inits.get(n.input[1]) or consts.get(n.input[1])
+        if s is None:
+            out.append(f"{n.name}: scale {n.input[1]} is not a constant")
+            continue
+        scale = numpy_helper.to_array(s).astype(np.float64)
+        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            out.append(f"{n.name}: scale has values <= 0 or not finite (TensorRT needs positive scales)")
     return out
+
+
+def positive_scales(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Make every weight DequantizeLinear scale positive: where a channel's scale is negative (NNCF's INT8_SYM
+    weight compression keeps the sign of each channel's largest weight in its scale), negate the scale and that
+    channel's int8 weights. Exact except a weight of -128, which becomes 127 (one step of that channel).
+    Returns the model and the number of scales changed."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    changed = 0
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits or n.input[1] not in inits:
+            continue
+        w, s = numpy_helper.to_array(inits[n.input[0]]), numpy_helper.to_array(inits[n.input[1]])
+        if w.dtype != np.int8 or not np.any(s < 0):
+            continue
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        sign = np.where(s < 0, -1, 1).astype(np.int16)
+        shape = [1] * w.ndim
+        if s.ndim == 1 and s.size > 1:
+            shape[axis % w.ndim] = s.size
+        w2 = np.clip(w.astype(np.int16) * sign.reshape(shape), -128, 127).astype(np.int8)
+        inits[n.input[0]].CopyFrom(numpy_helper.from_array(w2, n.input[0]))
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array(np.abs(s).astype(s.dtype), n.input[1]))
+        changed += int(np.sum(s < 0))
+    return model, changed
 
 
 def count_qdq(model: onnx.ModelProto) -> int:

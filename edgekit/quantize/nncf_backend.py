@@ -154,12 +154,14 @@ def compress_weights_int8(step: onnx.ModelProto, patterns: list[str], types: lis
                 mode=nncf.CompressWeightsMode.INT8_SYM,
                 ignored_scope=nncf.IgnoredScope(patterns=list(patterns), types=list(types), validate=False),
             )
-        return share_identical_initializers(q)
     except Exception as e:
         raise QuantizeError(
             f"NNCF weight compression of the step graph failed: {first_line(e, 200)}",
             "use quantize mode int8 or float16 instead",
         ) from None
+    from .lint import positive_scales
+
+    return positive_scales(share_identical_initializers(q))[0]
 
 
 def layer_groups(step: onnx.ModelProto, by: str = "role") -> dict[str, list[str]]:

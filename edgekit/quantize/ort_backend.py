@@ -5,6 +5,7 @@ parse; `edgekit check` says so for TensorRT targets."""
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from pathlib import Path
@@ -15,9 +16,18 @@ from ..errors import first_line
 from .nncf_backend import QuantizeError, _quiet, prepare
 
 
+def _silence() -> None:
+    """onnxruntime.quantization logs one INFO line per node through its own handlers (not stdout)."""
+    for name in ("onnxruntime.quantization", "onnxruntime.quantization.matmul_nbits_quantizer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _excluded(step: onnx.ModelProto, patterns: list[str], types: list[str]) -> list[str]:
     """Node names the recipe keeps float (`quantize.keep_float`), matched as NNCF's ignored scope would."""
-    return [n.name for n in step.graph.node if n.op_type in types or any(re.fullmatch(p, n.name) for p in patterns)]
+    names = [n.name for n in step.graph.node if n.op_type in types or any(re.fullmatch(p, n.name) for p in patterns)]
+    # quantize_dynamic first rewrites each Gemm into a MatMul named <gemm>_MatMul (+ Add), then quantizes that
+    gemms = {n.name for n in step.graph.node if n.op_type == "Gemm"}
+    return names + [f"{n}_MatMul" for n in names if n in gemms]
 
 
 def quantize_dynamic_int8(step: onnx.ModelProto, patterns: list[str], types: list[str]) -> onnx.ModelProto:
@@ -25,6 +35,7 @@ def quantize_dynamic_int8(step: onnx.ModelProto, patterns: list[str], types: lis
     asymmetric uint8 range per call and tensor). onnxruntime fuses the pair into DynamicQuantizeMatMul."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    _silence()
     prepared = prepare(step)
     with tempfile.TemporaryDirectory(prefix="edgekit-dyn-") as d:
         src, dst = Path(d) / "in.onnx", Path(d) / "out.onnx"
@@ -55,6 +66,7 @@ def quantize_matmul_nbits(
     with per-block dynamic activation quantization where the CPU has the kernels)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
+    _silence()
     prepared = prepare(step)
     cfg = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=bits)
     try:

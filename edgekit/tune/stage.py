@@ -236,10 +236,10 @@ def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, c
     plot_front(folder / "tune_front.png", configs, front, chosen, result)
     results_path = folder / "results.json"
     if results_path.is_file() and not results_path.is_symlink():
+        from ..validate.plots import PLOTS
         from ..validate.report import report_markdown
 
-        plots = [p for p in ("accuracy_vs_steps.png", "error_vs_step.png", "halting_histogram.png")
-                 if (folder / p).is_file()]  # fmt: skip
+        plots = [p for p in PLOTS if (folder / p).is_file()]
         try:  # untrusted like the rest of the folder: a damaged results.json means no report section, not a crash
             results = json.loads(results_path.read_text())
             text = report_markdown(results, manifest, plots, tune=result)

@@ -1,5 +1,6 @@
-"""Per-step state drift between two variants of one model, each following its own trajectory from the same
-inputs: how far a compressed recursion wanders from the float32 one as steps accumulate."""
+"""Per-step fidelity of a compressed recursion to the float32 one, each following its own trajectory from the
+same inputs: relative state drift, and the cosine similarity of the carried state — a label-free measure a CI
+gate can use when a user has no labels (how well it predicts halting disagreement is reported with it)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,64 @@ import numpy as np
 from .. import progress
 
 
-def state_drift(a, b, inputs: np.ndarray, steps: int | None = None) -> list[float]:
-    """Relative L2 distance ‖s_b − s_a‖ / ‖s_a‖ of the first state tensor after every step (runtime Runners)."""
+def _flat(state: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([s.reshape(len(s), -1).astype(np.float64) for s in state], axis=1)
+
+
+def trajectory_fidelity(a, b, inputs: np.ndarray, steps: int | None = None, batch: int = 64) -> dict:
+    """Runners `a` (float32) and `b` (compressed) from the same inputs for `steps` steps without halting.
+    Returns `drift` (‖s_b − s_a‖ / ‖s_a‖ of the first state tensor over all samples, per step), `cosine_mean` /
+    `cosine_p05` (per-sample cosine of all carried state tensors, mean and 5th percentile per step) and
+    `cosine` (samples × steps) for the predictive check."""
     steps = steps or a.graph["step_budget"]
-    xa = a._call("encode", {"inputs": a.check_inputs(inputs)})[0]
-    xb = b._call("encode", {"inputs": b.check_inputs(inputs)})[0]
-    sa, sb = a.initial_state(xa), b.initial_state(xb)
-    out = []
-    with progress.task("state drift per step", steps) as bar:
-        for _ in range(steps):
-            sa = a._call("step", {**dict(zip(a.state_names, sa)), "x": xa})[:-1]
-            sb = b._call("step", {**dict(zip(b.state_names, sb)), "x": xb})[:-1]
-            ref = max(np.linalg.norm(sa[0].astype(np.float64)), 1e-12)
-            out.append(round(float(np.linalg.norm(sb[0].astype(np.float64) - sa[0]) / ref), 6))
-            bar.advance()
-    return out
+    cos = np.zeros((len(inputs), steps))
+    num, den = np.zeros(steps), np.zeros(steps)
+    with progress.task("trajectory fidelity per step", len(inputs)) as bar:
+        for i in range(0, len(inputs), batch):
+            chunk = inputs[i : i + batch]
+            xa = a._call("encode", {"inputs": a.check_inputs(chunk)})[0]
+            xb = b._call("encode", {"inputs": b.check_inputs(chunk)})[0]
+            sa, sb = a.initial_state(xa), b.initial_state(xb)
+            for t in range(steps):
+                sa = a._call("step", {**dict(zip(a.state_names, sa)), "x": xa})[:-1]
+                sb = b._call("step", {**dict(zip(b.state_names, sb)), "x": xb})[:-1]
+                fa, fb = _flat(sa), _flat(sb)
+                norms = np.maximum(np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1), 1e-30)
+                cos[i : i + len(chunk), t] = np.sum(fa * fb, axis=1) / norms
+                d0 = sb[0].astype(np.float64) - sa[0]
+                num[t] += float(np.sum(d0 * d0))
+                den[t] += float(np.sum(sa[0].astype(np.float64) ** 2))
+            bar.advance(len(chunk))
+    return {
+        "samples": len(inputs),
+        "drift": [round(float(np.sqrt(n / max(d, 1e-24))), 6) for n, d in zip(num, den)],
+        "cosine_mean": [round(float(c), 6) for c in cos.mean(0)],
+        "cosine_p05": [round(float(c), 6) for c in np.quantile(cos, 0.05, axis=0)],
+        "cosine": cos,
+    }
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve of `score` ranking the `positive` samples first (ties count half); None when
+    one class is empty. 0.5 = no better than chance."""
+    pos, neg = score[positive], score[~positive]
+    if not len(pos) or not len(neg):
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def cosine_predicts_halting(cos: np.ndarray, steps_a: np.ndarray, steps_b: np.ndarray) -> dict:
+    """How well the label-free cosine predicts a changed halting step, per sample: the score is 1 − the lowest
+    cosine up to the float32 halting step; AUROC over the samples both were measured on."""
+    n = len(cos)
+    upto = np.clip(steps_a[:n], 1, cos.shape[1])
+    low = np.array([cos[i, : upto[i]].min() for i in range(n)])
+    changed = steps_a[:n] != steps_b[:n]
+    return {
+        "samples": n,
+        "halting_changed": int(changed.sum()),
+        "auroc": auroc(1 - low, changed),
+        "mean_min_cosine_changed": float(low[changed].mean()) if changed.any() else None,
+        "mean_min_cosine_same": float(low[~changed].mean()) if (~changed).any() else None,
+    }

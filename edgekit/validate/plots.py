@@ -1,5 +1,6 @@
 """PNG plots for report.md, each answering one question: how accuracy grows with the step budget, where a
-variant's answers part from the reference's (and how far its state drifts), and where samples halt.
+variant's answers part from the reference's (and how far its state drifts), how close its carried state stays to
+the float32 one (cosine), and where samples halt.
 
 Latency is not plotted here: validation records every step of every sample, which is not how a device runs;
 `edgekit bench` measures per-puzzle latency on the device itself.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# every plot write_plots can make, in report order
+PLOTS = ("accuracy_vs_steps.png", "error_vs_step.png", "trajectory_cosine.png", "halting_histogram.png")
 STYLES = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", "-"), ("x", "--"), ("P", ":"), ("*", "-.")]
 
 
@@ -81,6 +84,21 @@ def write_plots(results: dict, folder: Path) -> list[str]:
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
         save(fig, "error_vs_step.png")
+    cosine = [v for v in variants if v.get("trajectory_cosine_vs_onnx_float32")]
+    if cosine:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for i, v in enumerate(cosine):
+            c = v["trajectory_cosine_vs_onnx_float32"]
+            marker, line = STYLES[i % len(STYLES)]
+            xs = range(1, len(c["mean"]) + 1)
+            (drawn,) = ax.plot(xs, c["mean"], marker=marker, linestyle=line, label=f"{v['name']} (mean)")
+            ax.plot(xs, c["p05"], linestyle=":", color=drawn.get_color(), label=f"{v['name']} (5th percentile)")
+        ax.set(xlabel="step", ylabel="cosine(carried state, float32 state)",
+               title="Trajectory cosine vs the float32 export (label-free)")  # fmt: skip
+        steps_axis(ax)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        save(fig, "trajectory_cosine.png")
     halting = [v for v in variants if v.get("halting_histogram")]
     if halting:
         fig, ax = plt.subplots(figsize=(7, 4))

@@ -136,6 +136,33 @@ def _tune_section(t: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _fidelity(variants: list[dict[str, Any]]) -> list[str]:
+    """The label-free measure per compressed variant, and how well it predicted a changed halting step here."""
+    rows = [(e["name"], e["trajectory_cosine_vs_onnx_float32"]) for e in variants
+            if isinstance(e.get("trajectory_cosine_vs_onnx_float32"), dict)]  # fmt: skip
+    if not rows:
+        return []
+    out = [
+        "",
+        "## Trajectory fidelity vs the float32 export (label-free)",
+        "",
+        "Cosine of each variant's carried state to the float32 state, each on its own trajectory from the same "
+        "inputs, full budget. AUROC: how well 1 − (lowest cosine up to the float32 halting step) ranks the samples "
+        "whose halting step changed (0.5 = chance).",
+        "",
+        "| variant | samples | cosine step 1 | cosine last step | 5th percentile last step | halting changed | AUROC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in rows:
+        pr = c.get("predicts_halting_change") or {}
+        auc = pr.get("auroc")
+        out.append(
+            f"| {name} | {c.get('samples')} | {c['mean'][0]:.5f} | {c['mean'][-1]:.5f} | {c['p05'][-1]:.5f} | "
+            f"{pr.get('halting_changed', '–')} | {'–' if auc is None else f'{auc:.2f}'} |"
+        )
+    return out
+
+
 def report_markdown(
     results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = (), tune: dict[str, Any] | None = None
 ) -> str:
@@ -194,6 +221,7 @@ def report_markdown(
                 f"- {name}: {q.get('method')}; {q.get('quantize_linear_nodes', 0)} QuantizeLinear nodes; step "
                 f"graph {q.get('step_bytes', 0) / 1e6:.2f} MB; kept float: {q.get('keep_float')}"
             )
+    lines += _fidelity(results["variants"])
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
     lines += [f"![{p}]({p})" for p in plots]
     if tune:

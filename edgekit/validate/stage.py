@@ -19,6 +19,7 @@ from ..schema import Recipe, load_target
 from ..tasks import TaskData
 
 RESULTS_SCHEMA_VERSION = 1
+FIDELITY_SAMPLES = 128  # trajectory cosine / drift: full-budget rollouts of both variants on this many samples
 
 
 def _torch_variant(model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None):
@@ -145,7 +146,7 @@ def validate_artefact(
     target = load_target(recipe.target)
     log(f"validating on {data.description}")
     from .compare import agreement
-    from .drift import state_drift
+    from .drift import cosine_predicts_halting, trajectory_fidelity
     from .forms import loop_parity, unrolled_parity
     from .gates import evaluate_gates
 
@@ -196,7 +197,19 @@ def validate_artefact(
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
             e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels)
-            e["state_drift_vs_onnx_float32"] = state_drift(onnx_fp32[0], runner, data.inputs[:16])
+            fid = trajectory_fidelity(onnx_fp32[0], runner, data.inputs[:FIDELITY_SAMPLES])
+            e["state_drift_vs_onnx_float32"] = fid["drift"]
+            e["trajectory_cosine_vs_onnx_float32"] = {
+                "samples": fid["samples"],
+                "mean": fid["cosine_mean"],
+                "p05": fid["cosine_p05"],
+            }
+            if v.halt and onnx_fp32[1].halt:
+                from ..tasks.metrics import halting_steps
+
+                e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
+                    fid["cosine"], halting_steps(np.stack(onnx_fp32[1].halt), thr), halting_steps(np.stack(v.halt), thr)
+                )
         if precision in quant_info:
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
         e["bytes"] = sum(
