@@ -321,7 +321,9 @@ class _TrtChecker:
     def _node(self, node, where: str) -> None:
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            if (node.domain, op) not in self.local_functions:
+            if op in ORT_CPU_OPS and node.domain == "com.microsoft":
+                self._supported(node, where)  # names the quantize mode that made it
+            elif (node.domain, op) not in self.local_functions:
                 self.add(
                     "error",
                     node,
