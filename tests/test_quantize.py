@@ -323,6 +323,17 @@ def test_export_pipeline_writes_int8_and_mixed_variants(quant_artefact):
     names = [v["name"] for v in results["variants"]]
     assert any("int8" in n for n in names) and any("mixed" in n for n in names)
     assert all("vs_onnx_float32" in v for v in results["variants"] if "int8" in v["name"] or "mixed" in v["name"])
+    # the label-free fidelity measure: per-step cosine of every compressed variant, plotted and reported
+    for v in results["variants"]:
+        if "int8" in v["name"] or "mixed" in v["name"]:
+            c = v["trajectory_cosine_vs_onnx_float32"]
+            assert len(c["mean"]) == len(c["p05"]) == 16 and c["samples"] == 32
+            # cosines of a working INT8 recursion: close to 1, never above it (a 5th percentile can exceed the mean)
+            assert all(0.5 < m <= 1.0 + 1e-9 for m in c["mean"] + c["p05"])
+            assert min(c["mean"]) < 1.0  # compression moved the state: the measure is not a constant
+            assert 0 <= c["predicts_halting_change"]["halting_changed"] <= 32
+    assert (folder / "trajectory_cosine.png").is_file()
+    assert "Trajectory fidelity" in (folder / "report.md").read_text()
 
 
 def _bench(root, script: str, *args: str, timeout: int = 600):
