@@ -5,14 +5,14 @@ Each entry of `modes` becomes one artefact variant, built by the handler registe
 accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
 compression), float16 (the float16 export of the model); for onnxruntime CPU targets only: int8_dynamic
 (onnxruntime dynamic INT8: activation ranges per call, so per recursion step), int8_nbits (MatMulNBits 8-bit
-block-wise weights, accuracy_level 4); int4_weight_only (NNCF INT4_SYM, data-aware scales, DequantizeLinear).
+block-wise weights, accuracy_level 4) and int4_weight_only (the same with 4-bit weights).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QuantMode = Literal["int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_nbits", "int4_weight_only", "float16"]
 
@@ -57,6 +57,13 @@ class WeightsSection(_Strict):
     """Block-wise weight modes (int8_nbits, int4_weight_only): weights per block of `block_size` input channels."""
 
     block_size: int = Field(default=32, ge=16, le=4096, description="a power of two, >= 16")
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"{v} is not a power of two (MatMulNBits takes 16, 32, 64, ...)")
+        return v
 
 
 class QuantizeSection(_Strict):

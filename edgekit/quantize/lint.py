@@ -17,6 +17,13 @@ def qdq_violations(model: onnx.ModelProto) -> list[str]:
     for n in model.graph.node:
         if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             continue
+        s = inits.get(n.input[1]) or consts.get(n.input[1])
+        if s is None:
+            out.append(f"{n.name}: scale {n.input[1]} is not a constant")
+        else:
+            scale = numpy_helper.to_array(s).astype(np.float64)
+            if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+                out.append(f"{n.name}: scale has values <= 0 or not finite (TensorRT needs positive scales)")
         if len(n.input) < 3 or not n.input[2]:
             # no zero point: 0 of the quantized type, which for Q is uint8 and for DQ that of its input
             x = inits.get(n.input[0])
@@ -32,16 +39,6 @@ def qdq_violations(model: onnx.ModelProto) -> list[str]:
             out.append(f"{n.name}: zero point dtype {zp.dtype}, expected int8")
         elif np.any(zp != 0):
             out.append(f"{n.name}: non-zero zero point (asymmetric)")
-    for n in model.graph.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        s = inits.get(n.input[1]) or consts.get(n.input[1])
-        if s is None:
-            out.append(f"{n.name}: scale {n.input[1]} is not a constant")
-            continue
-        scale = numpy_helper.to_array(s).astype(np.float64)
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            out.append(f"{n.name}: scale has values <= 0 or not finite (TensorRT needs positive scales)")
     return out
 
 

@@ -320,10 +320,16 @@ class _TrtChecker:
 
     def _node(self, node, where: str) -> None:
         op = node.op_type
+        if op in ORT_CPU_OPS and node.domain in ("", "ai.onnx", "com.microsoft"):
+            self.add(
+                "error",
+                node,
+                f"{where}{op} is an onnxruntime CPU kernel (quantize mode {ORT_CPU_OPS[op]}): this is not a "
+                "TensorRT graph; deploy it with onnxruntime, or quantize with mode int8 (static Q/DQ) for TensorRT",
+            )
+            return
         if node.domain not in ("", "ai.onnx"):
-            if op in ORT_CPU_OPS and node.domain == "com.microsoft":
-                self._supported(node, where)  # names the quantize mode that made it
-            elif (node.domain, op) not in self.local_functions:
+            if (node.domain, op) not in self.local_functions:
                 self.add(
                     "error",
                     node,
@@ -354,14 +360,6 @@ class _TrtChecker:
 
     def _supported(self, node, where: str) -> bool:
         op = node.op_type
-        if op in ORT_CPU_OPS:
-            self.add(
-                "error",
-                node,
-                f"{where}{op} is an onnxruntime CPU kernel (quantize mode {ORT_CPU_OPS[op]}): this is not a "
-                "TensorRT graph; deploy it with onnxruntime, or quantize with mode int8 (static Q/DQ) for TensorRT",
-            )
-            return False
         if op in oplist.ADDED_IN:
             need = oplist.ADDED_IN[op]  # (major, minor)
             if self.lowest >= need:

@@ -13,37 +13,43 @@ def _flat(state: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([s.reshape(len(s), -1).astype(np.float64) for s in state], axis=1)
 
 
-def trajectory_fidelity(a, b, inputs: np.ndarray, steps: int | None = None, batch: int = 64) -> dict:
-    """Runners `a` (float32) and `b` (compressed) from the same inputs for `steps` steps without halting.
-    Returns `drift` (‖s_b − s_a‖ / ‖s_a‖ of the first state tensor over all samples, per step), `cosine_mean` /
-    `cosine_p05` (per-sample cosine of all carried state tensors, mean and 5th percentile per step) and
-    `cosine` (samples × steps) for the predictive check."""
+def trajectory_fidelity(a, others: list, inputs: np.ndarray, steps: int | None = None, batch: int = 64) -> list[dict]:
+    """Runner `a` (float32) and each of `others` (compressed) from the same inputs for `steps` steps without
+    halting; `a`'s trajectory is computed once for all of them. Per runner in `others`: `drift` (‖s_b − s_a‖ /
+    ‖s_a‖ of the first state tensor over all samples, per step), `cosine_mean` / `cosine_p05` (per-sample cosine
+    of all carried state tensors, mean and 5th percentile per step) and `cosine` (samples × steps) for the
+    predictive check."""
     steps = steps or a.graph["step_budget"]
-    cos = np.zeros((len(inputs), steps))
-    num, den = np.zeros(steps), np.zeros(steps)
+    cos = [np.zeros((len(inputs), steps)) for _ in others]
+    num, den = np.zeros((len(others), steps)), np.zeros(steps)
     with progress.task("trajectory fidelity per step", len(inputs)) as bar:
         for i in range(0, len(inputs), batch):
             chunk = inputs[i : i + batch]
             xa = a._call("encode", {"inputs": a.check_inputs(chunk)})[0]
-            xb = b._call("encode", {"inputs": b.check_inputs(chunk)})[0]
-            sa, sb = a.initial_state(xa), b.initial_state(xb)
+            xb = [b._call("encode", {"inputs": b.check_inputs(chunk)})[0] for b in others]
+            sa, sb = a.initial_state(xa), [b.initial_state(x) for b, x in zip(others, xb)]
             for t in range(steps):
                 sa = a._call("step", {**dict(zip(a.state_names, sa)), "x": xa})[:-1]
-                sb = b._call("step", {**dict(zip(b.state_names, sb)), "x": xb})[:-1]
-                fa, fb = _flat(sa), _flat(sb)
-                norms = np.maximum(np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1), 1e-30)
-                cos[i : i + len(chunk), t] = np.sum(fa * fb, axis=1) / norms
-                d0 = sb[0].astype(np.float64) - sa[0]
-                num[t] += float(np.sum(d0 * d0))
+                fa = _flat(sa)
                 den[t] += float(np.sum(sa[0].astype(np.float64) ** 2))
+                for j, b in enumerate(others):
+                    sb[j] = b._call("step", {**dict(zip(b.state_names, sb[j])), "x": xb[j]})[:-1]
+                    fb = _flat(sb[j])
+                    norms = np.maximum(np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1), 1e-30)
+                    cos[j][i : i + len(chunk), t] = np.sum(fa * fb, axis=1) / norms
+                    d0 = sb[j][0].astype(np.float64) - sa[0]
+                    num[j, t] += float(np.sum(d0 * d0))
             bar.advance(len(chunk))
-    return {
-        "samples": len(inputs),
-        "drift": [round(float(np.sqrt(n / max(d, 1e-24))), 6) for n, d in zip(num, den)],
-        "cosine_mean": [round(float(c), 6) for c in cos.mean(0)],
-        "cosine_p05": [round(float(c), 6) for c in np.quantile(cos, 0.05, axis=0)],
-        "cosine": cos,
-    }
+    return [
+        {
+            "samples": len(inputs),
+            "drift": [round(float(np.sqrt(n / max(d, 1e-24))), 6) for n, d in zip(num[j], den)],
+            "cosine_mean": [round(float(c), 6) for c in cos[j].mean(0)],
+            "cosine_p05": [round(float(c), 6) for c in np.quantile(cos[j], 0.05, axis=0)],
+            "cosine": cos[j],
+        }
+        for j in range(len(others))
+    ]
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float | None:

@@ -9,6 +9,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -185,6 +186,7 @@ def validate_artefact(
     from ..runtime import Runner
 
     onnx_fp32 = None
+    compressed: list[tuple[dict, Any, Any]] = []  # (entry, runner, rollout) of each compressed variant
     for precision in variants:
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
@@ -197,19 +199,7 @@ def validate_artefact(
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
             e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels)
-            fid = trajectory_fidelity(onnx_fp32[0], runner, data.inputs[:FIDELITY_SAMPLES])
-            e["state_drift_vs_onnx_float32"] = fid["drift"]
-            e["trajectory_cosine_vs_onnx_float32"] = {
-                "samples": fid["samples"],
-                "mean": fid["cosine_mean"],
-                "p05": fid["cosine_p05"],
-            }
-            if v.halt and onnx_fp32[1].halt:
-                from ..tasks.metrics import halting_steps
-
-                e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
-                    fid["cosine"], halting_steps(np.stack(onnx_fp32[1].halt), thr), halting_steps(np.stack(v.halt), thr)
-                )
+            compressed.append((e, runner, v))
         if precision in quant_info:
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
         e["bytes"] = sum(
@@ -242,6 +232,22 @@ def validate_artefact(
             e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
         entries.append(e)
         onnx_entries.append(e)
+    if compressed:  # state drift and trajectory cosine: the float32 trajectory computed once for all variants
+        assert onnx_fp32 is not None
+        fids = trajectory_fidelity(onnx_fp32[0], [r for _, r, _ in compressed], data.inputs[:FIDELITY_SAMPLES])
+        for (e, _, v), fid in zip(compressed, fids):
+            e["state_drift_vs_onnx_float32"] = fid["drift"]
+            e["trajectory_cosine_vs_onnx_float32"] = {
+                "samples": fid["samples"],
+                "mean": fid["cosine_mean"],
+                "p05": fid["cosine_p05"],
+            }
+            if v.halt and onnx_fp32[1].halt:
+                from ..tasks.metrics import halting_steps
+
+                e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
+                    fid["cosine"], halting_steps(np.stack(onnx_fp32[1].halt), thr), halting_steps(np.stack(v.halt), thr)
+                )
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
         measure_latency(tmp, onnx_entries, list(variants), data.inputs, recipe.validate_, log)
