@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .artefact import atomic_folder, sha256_file, write_json
 from .errors import RecipeError
 from .schema import Recipe, load_recipe, load_target
@@ -110,6 +112,28 @@ def _task_data(recipe: Recipe, model: Any) -> TaskData:
     return data
 
 
+def _puzzle_table(recipe: Recipe, model: Any, base: Path, data: TaskData) -> Any:
+    """The puzzle-embedding rows the export keeps (export.puzzle_ids), checked against the validation examples:
+    None for models without a table."""
+    from .export.graphs import takes_puzzle_ids
+    from .export.puzzle_table import select
+
+    if not takes_puzzle_ids(model):
+        if recipe.export.puzzle_ids is not None:
+            raise RecipeError("export.puzzle_ids is set but the model has no puzzle-embedding table", "remove it")
+        return None
+    table = select(recipe.export.puzzle_ids, model, recipe.task.data, recipe.task.split, base)
+    if data.puzzle_ids is not None and len(data.puzzle_ids):
+        missing = np.setdiff1d(np.unique(data.puzzle_ids), table.original)
+        if len(missing):
+            raise RecipeError(
+                f"the validation examples use puzzle identifier {int(missing[0])}, which export.puzzle_ids does not "
+                f"keep ({len(missing)} such identifiers)",
+                "keep every identifier the validation split uses (export.puzzle_ids: from_data)",
+            )
+    return table
+
+
 def _check_modes(recipe: Recipe, target: Any) -> None:
     """Refuse onnxruntime-only quantization modes for a TensorRT target before any work."""
     from .quantize import cpu_only_modes
@@ -147,6 +171,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     data_seq = _data_seq_len(recipe)
     native, fp32 = _load_models(recipe, model_path, log, data_seq)
     data = _task_data(recipe, native)
+    table = _puzzle_table(recipe, native, base, data)
     weights_file = find_files(model_path)[0]
     with atomic_folder(final, protect=[base]) as tmp:
         ex = recipe.export
@@ -161,7 +186,16 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         precisions: list[str] = list(ex.precisions)
         if "float16" in recipe.quantize.modes and "float16" not in precisions:
             precisions.append("float16")
-        exported = export_forms(load, tmp, ExportPlan(list(ex.forms), precisions, ex.opset, thr, ex.optimize))
+        if table is not None:
+            mb = table.spec(4)
+            log(
+                f"puzzle table: {table.rows:,} of {table.rows_before:,} rows kept "
+                f"({mb['bytes_before'] / 1e6:,.1f} -> {mb['bytes_after'] / 1e6:,.1f} MB in float32)"
+            )
+        plan = ExportPlan(
+            list(ex.forms), precisions, ex.opset, thr, ex.optimize, table, external=ex.external_data == "always"
+        )
+        exported = export_forms(load, tmp, plan)
         files, variants = dict(exported.files), dict(exported.variants)
         init = write_initial_state(native, tmp, files)
         manifest = build_manifest(
@@ -177,8 +211,14 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             files=files,
             variants=variants,
             initial_state=init,
-            export_seconds={k: round(g.seconds, 3) for k, g in zip(exported.files, exported.graphs)},
+            export_seconds=dict(exported.seconds),
         )
+        if table is not None:
+            from .export.puzzle_table import write_table
+
+            files["puzzle_ids"] = write_table(tmp, table)
+            manifest["graph"]["puzzle_ids"] = table.spec(native.puzzle_emb.weights.element_size())
+            manifest["bytes"]["puzzle_ids"] = (tmp / files["puzzle_ids"]).stat().st_size
         write_json(tmp / "manifest.json", manifest)  # the float variants: what the quantize stage reads
         if any(m != "float16" for m in recipe.quantize.modes):
             from .quantize import QuantizeJob, run_quantize
@@ -187,9 +227,22 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             calib = load_task(recipe.task, q.calibration.n, q.calibration.seed, split="train")
             search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
             fingerprint = quantize_fingerprint(sha256_file(weights_file), recipe, thr)
-            fingerprint += "|" + _digest(calib.inputs, search_set.inputs, search_set.labels)
+            ids = calib.puzzle_ids if table is not None else None
+            fingerprint += "|" + _digest(
+                calib.inputs, search_set.inputs, search_set.labels, *([ids] if ids is not None else [])
+            )
             job = QuantizeJob(
-                fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log, tuple(ex.forms)
+                fp32,
+                tmp,
+                q,
+                calib.inputs,
+                search_set.inputs,
+                search_set.labels,
+                fingerprint,
+                log,
+                tuple(ex.forms),
+                ids,
+                search_set.puzzle_ids if table is not None else None,
             )
             qfiles, qvariants, manifest["quantization"] = run_quantize(job)
             files.update(qfiles)

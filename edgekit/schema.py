@@ -104,6 +104,28 @@ class ExportSection(_Strict):
         description="step graphs: fold shape arithmetic and split sliced SwiGLU "
         "projections (same numbers, ~1.2-1.3x faster steps on onnxruntime CPU)",
     )
+    puzzle_ids: list[str | int] | str | None = Field(
+        default=None,
+        description="rows of the puzzle-embedding table the exported graphs keep: a list of identifier names "
+        "(identifiers.json of task.data) or ids, a text file of names (one per line, relative to the recipe), or "
+        "from_data (the identifiers of task.split); unset: the whole table",
+    )
+    external_data: Literal["auto", "always"] = Field(
+        default="auto",
+        description="auto: the puzzle-embedding table is stored beside encode.onnx (ONNX external data) when it "
+        "is over 1 GiB (protobuf's 2 GB limit); always: whenever the model has one",
+    )
+
+    @field_validator("puzzle_ids")
+    @classmethod
+    def _ids(cls, v: list[str | int] | str | None) -> list[str | int] | str | None:
+        if isinstance(v, list) and not 1 <= len(v) <= 50_000_000:
+            raise ValueError("must list at least one identifier")
+        if isinstance(v, list) and any(isinstance(i, int) and i < 0 for i in v):
+            raise ValueError("identifier ids are >= 0")
+        if isinstance(v, str) and not v:
+            raise ValueError("must be a list, a file of names, or from_data")
+        return v
 
     @field_validator("precisions")
     @classmethod

@@ -16,6 +16,7 @@ from ..errors import ExportError
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
 from .onnx_export import ExportedGraph, export_loop, export_step_graphs, export_unrolled
+from .puzzle_table import PuzzleTable
 
 FORMS = ("step", "loop", "unrolled")
 PRECISIONS = ("float32", "float16")
@@ -28,6 +29,8 @@ class ExportPlan:
     opset: int = 17
     halt_threshold: float = 0.0
     optimize: bool = True
+    table: PuzzleTable | None = None  # the puzzle-embedding rows kept (export.puzzle_ids)
+    external: bool = False  # store the puzzle table as external data whatever its size
 
 
 @dataclass
@@ -35,13 +38,17 @@ class Exported:
     files: dict[str, str] = field(default_factory=dict)  # key -> path relative to the folder
     variants: dict[str, dict[str, str]] = field(default_factory=dict)  # precision -> graph -> file key
     graphs: list[ExportedGraph] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # file key -> export wall time
 
     def add(self, precision: str, folder: Path, g: ExportedGraph, graph: str | None = None) -> None:
         graph = graph or g.name
         key = graph if precision == "float32" else f"{precision}/{graph}"
         self.files[key] = str(g.path.relative_to(folder))
         self.variants.setdefault(precision, {})[graph] = key
+        if g.data is not None:
+            self.files[f"{key}_data"] = str(g.data.relative_to(folder))
         self.graphs.append(g)
+        self.seconds[key] = round(g.seconds, 3)
 
 
 def export_forms(load: Callable[[str], ACTModel | DEQModel], folder: Path, plan: ExportPlan) -> Exported:
@@ -56,7 +63,7 @@ def export_forms(load: Callable[[str], ACTModel | DEQModel], folder: Path, plan:
             )
         sub = folder if precision == "float32" else folder / precision
         sub.mkdir(exist_ok=True)
-        for g in export_step_graphs(model, sub, plan.opset, plan.optimize):
+        for g in export_step_graphs(model, sub, plan.opset, plan.optimize, plan.table, plan.external):
             out.add(precision, folder, g)
         if "loop" in plan.forms:
             out.add(precision, folder, export_loop(model, sub, sub / "loop.onnx", plan.halt_threshold))

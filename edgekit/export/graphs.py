@@ -4,7 +4,8 @@ They are the unit the host-loop runtime, quantization and TensorRT step engines 
 and ONNX-Loop forms on top of the step graph). Names of inputs/outputs are fixed so the runtime needs no
 model-specific code:
 
-  encode:  inputs [B, S] (int64 tokens, or float features for DEQ)      -> x
+  encode:  inputs [B, S] (int64 tokens, or float features for DEQ)
+           [, puzzle_ids [B] int64: rows of the puzzle-embedding table]  -> x
   step:    <state names...>, x                                          -> <state names>_next..., halt (ACT)
                                                                            | residual (DEQ, the solver's stop measure
                                                                              of f(z) against z)
@@ -31,8 +32,14 @@ class EncodeGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(inputs)  # in the model's compute dtype, like the state
+    def forward(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.encode(inputs, puzzle_ids)  # in the model's compute dtype, like the state
+
+
+def takes_puzzle_ids(model: RecursiveModel) -> bool:
+    """HRM / TRM with a puzzle-embedding table of more than the blank row (ARC): their encode graph takes the
+    table rows as a second input. A blank-only table (Sudoku, Maze) is a constant of the graph, as before."""
+    return isinstance(model, ACTModel) and model.config.puzzle_emb_ndim > 0 and model.config.num_puzzle_identifiers > 1
 
 
 class StepGraph(nn.Module):

@@ -20,10 +20,14 @@ from ..errors import ExportError, first_line
 from ..models.act import ACTModel
 from ..models.config import SolverConfig
 from ..models.deq import DEQModel
-from .graphs import EncodeGraph, ReadoutGraph, StepGraph
+from .graphs import EncodeGraph, ReadoutGraph, StepGraph, takes_puzzle_ids
 from .initializers import dedupe_initializers
-from .loop import build_loop
+from .loop import build_loop, has_external_data
 from .optimize import optimize_step
+from .puzzle_table import PuzzleTable, swapped_table
+
+EXTERNAL_BYTES = 1 << 30  # puzzle tables above this are written as external data (protobuf stops at 2 GB)
+TABLE = "model.puzzle_emb.weights"  # the table's initializer name in the exported encode graph
 
 
 @dataclass
@@ -34,6 +38,7 @@ class ExportedGraph:
     outputs: list[str]
     seconds: float
     bytes: int
+    data: Path | None = None  # ONNX external data beside the graph (a puzzle table over protobuf's 2 GB)
 
 
 def example_inputs(model: ACTModel | DEQModel, batch: int = 2) -> torch.Tensor:
@@ -92,9 +97,58 @@ def _export(
     return ExportedGraph(path.stem, path, inputs, outputs, time.time() - t0, len(data))
 
 
+def _export_encode(
+    model: ACTModel | DEQModel, folder: Path, opset: int, optimize: bool, table: PuzzleTable | None, external: bool
+) -> ExportedGraph:
+    """encode.onnx; with a puzzle table it takes `puzzle_ids` (rows of the kept table). A table over
+    EXTERNAL_BYTES (or any, with `external`) is traced as a one-row stand-in and written as encode.onnx.data,
+    so neither the exporter nor protobuf ever holds it (an ARC-2 table is 2.1 GB)."""
+    inp = example_inputs(model)
+    path = folder / "encode.onnx"
+    if not isinstance(model, ACTModel) or not takes_puzzle_ids(model):
+        return _export(EncodeGraph(model), (inp,), path, ["inputs"], ["x"], opset, optimize)
+    weights = table.weights(model) if table is not None else model.puzzle_emb.weights.detach()
+    pids = torch.zeros(inp.shape[0], dtype=torch.long)
+    nbytes = weights.numel() * weights.element_size()
+    if not external and nbytes <= EXTERNAL_BYTES:
+        with swapped_table(model, weights):
+            return _export(EncodeGraph(model), (inp, pids), path, ["inputs", "puzzle_ids"], ["x"], opset, optimize)
+    with swapped_table(model, weights[:1].clone()):
+        g = _export(EncodeGraph(model), (inp, pids), path, ["inputs", "puzzle_ids"], ["x"], opset, optimize)
+    t0 = time.time()
+    proto = onnx.load(str(path))
+    init = next((t for t in proto.graph.initializer if t.name == TABLE), None)
+    if init is None or list(init.dims) != [1, weights.shape[1]]:
+        raise ExportError(f"the encode graph has no {TABLE} initializer to store externally", "report this bug")
+    data = folder / "encode.onnx.data"
+    raw = weights.contiguous().view(torch.uint8).numpy()  # a view of the table's bytes: no copy
+    with open(data, "wb") as fh:
+        for i in range(0, len(raw), 1 << 16):  # rows in chunks, so writing never copies the whole table
+            raw[i : i + (1 << 16)].tofile(fh)
+    init.ClearField("raw_data")
+    init.dims[:] = list(weights.shape)
+    init.data_location = onnx.TensorProto.EXTERNAL
+    del init.external_data[:]
+    for k, v in (("location", data.name), ("offset", "0"), ("length", str(nbytes))):
+        e = init.external_data.add()
+        e.key, e.value = k, v
+    body = proto.SerializeToString()
+    path.write_bytes(body)
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this bug") from None
+    return ExportedGraph(g.name, path, g.inputs, g.outputs, g.seconds + time.time() - t0, len(body) + nbytes, data)
+
+
 @torch.no_grad()
 def export_step_graphs(
-    model: ACTModel | DEQModel, folder: Path, opset: int = 17, optimize: bool = True
+    model: ACTModel | DEQModel,
+    folder: Path,
+    opset: int = 17,
+    optimize: bool = True,
+    table: PuzzleTable | None = None,
+    external: bool = False,
 ) -> list[ExportedGraph]:
     """Write encode.onnx, step.onnx, readout.onnx into `folder` and return what was written."""
     model = model.eval()
@@ -105,7 +159,7 @@ def export_step_graphs(
     extra = "residual" if model.family == "deq" else "halt"
     head_out = ["logits"] if model.family == "deq" else ["logits", "halt"]
     return [
-        _export(EncodeGraph(model), (inp,), folder / "encode.onnx", ["inputs"], ["x"], opset, optimize),
+        _export_encode(model, folder, opset, optimize, table, external),
         _export(
             StepGraph(model),
             (*state, x),
@@ -161,10 +215,18 @@ def _stitch_folder(
     model: ACTModel | DEQModel, form: str, folder: Path, path: Path, step_file: str, **kw
 ) -> ExportedGraph:
     t0 = time.time()
-    parts = [onnx.load(str(folder / f)) for f in ("encode.onnx", step_file, "readout.onnx")]
+    # external data (a large puzzle table) stays where it is: the stitched graph refers to the same file
+    parts = [onnx.load(str(folder / f), load_external_data=False) for f in ("encode.onnx", step_file, "readout.onnx")]
     proto = stitch(model, form, *parts, **kw)
     data = proto.SerializeToString()
     Path(path).write_bytes(data)
+    if has_external_data(proto):  # the checker resolves external data beside the written file
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+        except onnx.checker.ValidationError as e:
+            raise ExportError(
+                f"{Path(path).name} fails onnx.checker: {first_line(e, 240)}", "report this bug"
+            ) from None
     ins, outs = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
     return ExportedGraph(Path(path).stem, Path(path), ins, outs, time.time() - t0, len(data))
 

@@ -13,7 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import ExportError, first_line
-from .loop import inline
+from .loop import has_external_data, inline
 
 
 def build_unrolled(
@@ -29,7 +29,7 @@ def build_unrolled(
     """inputs -> readout after exactly `steps` steps from the initial state (no halting: the fixed budget)."""
     if steps < 1:
         raise ExportError(f"an unrolled graph needs at least 1 step, got {steps}", "set the step budget >= 1")
-    nodes, inits = inline(encode.graph, "enc/", {"inputs": "inputs", "x": "x"})
+    nodes, inits = inline(encode.graph, "enc/", {i.name: i.name for i in encode.graph.input} | {"x": "x"})
     nodes.append(helper.make_node("Shape", ["x"], ["x_shape"]))
     elem = next(v for v in step.graph.input if v.name == state_names[0]).type.tensor_type.elem_type
     dtype = helper.tensor_dtype_to_np_dtype(elem)
@@ -51,12 +51,13 @@ def build_unrolled(
     nodes += n
     inits += i
     outputs = [o for o in readout.graph.output if o.name in head_out]
-    graph = helper.make_graph(nodes, "edgekit_unrolled", [encode.graph.input[0]], outputs, initializer=inits)
+    graph = helper.make_graph(nodes, "edgekit_unrolled", list(encode.graph.input), outputs, initializer=inits)
     model = helper.make_model(
         graph, opset_imports=list(step.opset_import), producer_name="edgekit", ir_version=step.ir_version
     )
     try:
-        onnx.checker.check_model(model, full_check=model.ByteSize() < 2_000_000_000)
+        if not has_external_data(model):  # else checked once written, beside its data (export/onnx_export.py)
+            onnx.checker.check_model(model, full_check=model.ByteSize() < 2_000_000_000)
     except onnx.checker.ValidationError as e:
         raise ExportError(
             f"the unrolled graph fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug"

@@ -42,6 +42,8 @@ class QuantizeJob:
     fingerprint: str  # checkpoint hash + task description: part of every cache key
     log: Callable[[str], None] = print
     forms: tuple[str, ...] = ("step", "loop")  # the recipe's export.forms: each variant gets the same ones
+    calib_puzzle_ids: np.ndarray | None = None  # identifiers of the calibration examples (puzzle-table models)
+    search_puzzle_ids: np.ndarray | None = None
     _items: list | None = field(default=None, repr=False)
     _int8_input: tuple | None = field(default=None, repr=False)
 
@@ -49,7 +51,9 @@ class QuantizeJob:
         if self._items is None:
             c = self.section.calibration
             key = cache_key("calib", self.fingerprint, c.model_dump(), self.model.step_budget)
-            self._items, hit = cached_items(key, lambda: trajectory_items(self.model, self.calib_inputs, c.batch))
+            self._items, hit = cached_items(
+                key, lambda: trajectory_items(self.model, self.calib_inputs, c.batch, self.calib_puzzle_ids)
+            )
             self.log(
                 f"calibration: {len(self._items)} step inputs from {len(self.calib_inputs)} trajectories"
                 f" x {self.model.step_budget} steps{' (cached)' if hit else ''}"
@@ -81,7 +85,9 @@ class QuantizeJob:
         """The quantized step graph as the Loop form, or unrolled (its weights stored once either way)."""
         from ..export.onnx_export import stitch
 
-        encode, readout = onnx.load(str(self.folder / "encode.onnx")), onnx.load(str(self.folder / "readout.onnx"))
+        encode, readout = (
+            onnx.load(str(self.folder / g), load_external_data=False) for g in ("encode.onnx", "readout.onnx")
+        )
         return stitch(self.model, form, encode, step, readout)
 
 
@@ -127,8 +133,9 @@ def _mixed(job: QuantizeJob) -> Quantized:
         job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
         q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
         return Quantized(q, {**hit, "cached": True})
-    ref, ref_steps = host_scorer(job.folder, job.search_inputs, job.search_labels)(plain)
-    scorer = host_scorer(job.folder, job.search_inputs, job.search_labels, ref_steps)
+    ids = job.search_puzzle_ids
+    ref, ref_steps = host_scorer(job.folder, job.search_inputs, job.search_labels, puzzle_ids=ids)(plain)
+    scorer = host_scorer(job.folder, job.search_inputs, job.search_labels, ref_steps, puzzle_ids=ids)
     t0 = time.time()
     res, q = search(quantize, groups, scorer, Score(ref.exact, 1.0), s.max_exact_drop, s.min_halting_agreement, job.log)
     info = {
@@ -243,8 +250,14 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
         onnx.save(out.step, str(sub / "step.onnx"))
         files[f"{mode}/step"] = f"{mode}/step.onnx"
         variants[mode] = {"encode": "encode", "step": f"{mode}/step", "readout": "readout"}
+        external = (job.folder / "encode.onnx.data").exists()
+        if external and set(job.forms) & {"loop", "unrolled"}:
+            job.log(
+                f"{mode}: no Loop / unrolled form (the puzzle table is external data, which a graph in a "
+                "sub-folder cannot reach)"
+            )
         for form in ("loop", "unrolled"):
-            if form in job.forms:
+            if form in job.forms and not external:
                 onnx.save(job.wrap(out.step, form), str(sub / f"{form}.onnx"))
                 files[f"{mode}/{form}"] = f"{mode}/{form}.onnx"
                 variants[mode][form] = f"{mode}/{form}"

@@ -29,13 +29,16 @@ def cache_key(*parts: object) -> str:
 
 
 @torch.no_grad()
-def trajectory_items(model: RecursiveModel, inputs: np.ndarray, batch: int) -> list[dict[str, np.ndarray]]:
+def trajectory_items(
+    model: RecursiveModel, inputs: np.ndarray, batch: int, puzzle_ids: np.ndarray | None = None
+) -> list[dict[str, np.ndarray]]:
     """Step-graph feeds {state..., x} at every recursion step of every sample (float32)."""
     items: list[dict[str, np.ndarray]] = []
     names = list(model.state_names)
     with progress.task("calibration trajectories", len(inputs)) as bar:
         for i in range(0, len(inputs), batch):
-            x = model.encode(torch.from_numpy(inputs[i : i + batch]))
+            ids = None if puzzle_ids is None else torch.from_numpy(puzzle_ids[i : i + batch])
+            x = model.encode(torch.from_numpy(inputs[i : i + batch]), ids)
             state = model.initial_state(x)
             for _ in range(model.step_budget):
                 items.append({**{n: s.float().numpy() for n, s in zip(names, state)}, "x": x.float().numpy()})

@@ -36,7 +36,12 @@ class SearchResult:
 
 
 def host_scorer(
-    folder, inputs: np.ndarray, labels: np.ndarray, ref_steps: np.ndarray | None = None, batch: int = 64
+    folder,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    ref_steps: np.ndarray | None = None,
+    batch: int = 64,
+    puzzle_ids: np.ndarray | None = None,
 ) -> Callable[[onnx.ModelProto], tuple[Score, np.ndarray]]:
     """Score a step graph by deployment: the runtime's host loop with early halting and batch compaction over
     the artefact's float32 encode/readout graphs (halted samples leave the batch, so scoring is cheap)."""
@@ -46,7 +51,12 @@ def host_scorer(
 
     def score(step: onnx.ModelProto) -> tuple[Score, np.ndarray]:
         runner.override("step", step.SerializeToString())
-        sols = [runner.solve(inputs[i : i + batch], mode="host") for i in range(0, len(inputs), batch)]
+        sols = [
+            runner.solve(
+                inputs[i : i + batch], mode="host", puzzle_ids=None if puzzle_ids is None else puzzle_ids[i : i + batch]
+            )
+            for i in range(0, len(inputs), batch)
+        ]
         preds = np.concatenate([s.preds for s in sols]).reshape(labels.shape)
         steps = np.concatenate([s.steps for s in sols])
         exact, _ = exact_and_cell(preds, labels)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,27 @@ def safe_path(folder: Path, rel: object) -> Path:
     return path
 
 
+MAX_ENTRIES = 10_000
+
+
+def _no_links(folder: Path) -> None:
+    """No symbolic link anywhere in the artefact (bounded walk): a graph's external-data reference is resolved by
+    onnxruntime inside the folder, so a link there could lead it to a file outside."""
+    seen, stack = 0, [(folder, 0)]
+    while stack:
+        d, depth = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            _need(seen <= MAX_ENTRIES, f"the folder holds over {MAX_ENTRIES} entries: not an edgekit artefact")
+            _need(not e.is_symlink(), f"{_short(e.name)} is a symbolic link; artefact folders hold regular files only")
+            if e.is_dir(follow_symlinks=False) and depth < 4:
+                stack.append((Path(e.path), depth + 1))
+
+
 def read_manifest(folder: str | Path, complete: bool = True) -> dict[str, Any]:
     """The validated manifest of an artefact folder. `complete=False` while an export is still writing it (hashes
     are added last)."""
@@ -93,6 +115,7 @@ def read_manifest(folder: str | Path, complete: bool = True) -> dict[str, Any]:
         _need(isinstance(key, str) and bool(KEY.match(key)), f"file key {_short(key)} is not a plain name")
         safe_path(folder, rel)
     _need(len(set(files.values())) == len(files), "two file keys name the same file")
+    _no_links(folder)
     hashes = m.get("sha256", {})
     _need(isinstance(hashes, dict), "'sha256' is not a mapping of file keys to hashes")
     for key, digest in hashes.items():
@@ -142,6 +165,22 @@ def _check_defaults(d: object, variants: dict[str, Any], budget: int) -> None:
     )
 
 
+def _check_puzzle_ids(p: object) -> None:
+    """`graph.puzzle_ids`: the puzzle-identifier input of models with a puzzle-embedding table."""
+    if p is None:
+        return
+    _need(isinstance(p, dict), "graph.puzzle_ids is not an object")
+    assert isinstance(p, dict)
+    _need(_int(p.get("rows"), 1, 50_000_000), f"graph.puzzle_ids.rows {_short(p.get('rows'))} is not a row count")
+    _need(
+        _int(p.get("rows_before"), p["rows"], 50_000_000),
+        f"graph.puzzle_ids.rows_before {_short(p.get('rows_before'))} is not >= rows",
+    )
+    d = p.get("default_row")
+    _need(d is None or _int(d, 0, p["rows"] - 1), f"graph.puzzle_ids.default_row {_short(d)} is not a row")
+    _need(p.get("file") == "puzzle_ids", "graph.puzzle_ids.file is not the puzzle_ids file key")
+
+
 def _check_graph(g: object) -> None:
     _need(isinstance(g, dict), "'graph' is not an object")
     assert isinstance(g, dict)
@@ -175,6 +214,7 @@ def _check_graph(g: object) -> None:
             isinstance(rng, list) and len(rng) == 2 and all(_int(v, -(2**62), 2**62) for v in rng) and rng[0] <= rng[1],
             f"graph.input.range {_short(rng)} is not [lo, hi]",
         )
+    _check_puzzle_ids(g.get("puzzle_ids"))
     init = g.get("initial_state")
     _need(
         isinstance(init, dict) and init.get("kind") in ("zeros", "broadcast"),

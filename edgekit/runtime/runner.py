@@ -27,6 +27,7 @@ from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
 from .manifest import read_manifest, safe_path
 from .providers import ProviderError, ProviderSettings, artefact_key, resolve
+from .puzzles import PuzzleMap
 
 
 @dataclass
@@ -128,6 +129,9 @@ class Runner:
         except ProviderError as e:
             raise RuntimeInputError(str(e)) from None
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self._puzzles: PuzzleMap | None = None
+        if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
+            raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
         self._init_vecs: dict[str, np.ndarray] | None = None
         self._inputs: dict[str, set[str]] = {}
         self.solver: dict[str, Any] = (
@@ -218,13 +222,45 @@ class Runner:
             raise RuntimeInputError("inputs contain NaN or Inf")
         return inputs
 
+    @property
+    def takes_puzzle_ids(self) -> bool:
+        return "puzzle_ids" in self.graph
+
+    @property
+    def puzzles(self) -> PuzzleMap:
+        """The artefact's puzzle-identifier map (models with a puzzle-embedding table only)."""
+        if self._puzzles is None:
+            if not self.takes_puzzle_ids:
+                raise RuntimeInputError("this model takes no puzzle identifiers")
+            self._puzzles = PuzzleMap(self.graph["puzzle_ids"], self.file("puzzle_ids"))
+        return self._puzzles
+
+    def puzzle_rows(self, puzzle_ids: Any, n: int) -> np.ndarray | None:
+        """Rows of the exported puzzle table for `n` samples (None for models without one; ids given to such a
+        model are refused, not ignored)."""
+        if not self.takes_puzzle_ids:
+            if puzzle_ids is not None:
+                raise RuntimeInputError("this model takes no puzzle identifiers; do not pass puzzle_ids")
+            return None
+        return self.puzzles.to_rows(puzzle_ids, n)
+
+    def feeds(self, x_in: np.ndarray, rows: np.ndarray | None) -> dict[str, np.ndarray]:
+        """What the encode graph (and the single-graph forms) take: inputs, and puzzle-table rows."""
+        return {"inputs": x_in} if rows is None else {"inputs": x_in, "puzzle_ids": rows}
+
+    def encode(self, x_in: np.ndarray, puzzle_ids: Any = None) -> np.ndarray:
+        """The encode graph on checked inputs and their puzzle identifiers (ids or names)."""
+        return self._call("encode", self.feeds(x_in, self.puzzle_rows(puzzle_ids, len(x_in))))[0]
+
     # -- validation path: every step, recorded --------------------------------------------------------------------
-    def run(self, inputs: np.ndarray, steps: int | None = None, record: bool = True) -> RunResult:
+    def run(
+        self, inputs: np.ndarray, steps: int | None = None, record: bool = True, puzzle_ids: Any = None
+    ) -> RunResult:
         """Run `steps` steps (default: the model's budget) for every sample, recording per-step outputs;
         early halting is then a choice made on the recorded halting logits, exactly as validation does."""
         x_in = self.check_inputs(inputs)
         steps = steps or self.graph["step_budget"]
-        x = self._call("encode", {"inputs": x_in})[0]
+        x = self.encode(x_in, puzzle_ids)
         state = self.initial_state(x)
         res = RunResult()
         for _ in range(steps):
@@ -246,6 +282,7 @@ class Runner:
         max_steps: int | None = None,
         threshold: float | None = None,
         compact: bool = True,
+        puzzle_ids: Any = None,
     ) -> Solution:
         """Answer a batch. `threshold` is the halting-logit threshold (ACT, default the artefact's) or the residual
         tolerance (DEQ, default the solver's); `max_steps` caps the recursion (default: the budget). Inputs larger
@@ -254,9 +291,13 @@ class Runner:
             raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         cap, threshold = self.limits(max_steps, threshold)
         x_all = self.check_inputs(inputs)
+        rows = self.puzzle_rows(puzzle_ids, len(x_all))
+        c = self.chunk_size
         parts = [
-            self._solve_chunk(x_all[i : i + self.chunk_size], mode, cap, threshold, compact)
-            for i in range(0, len(x_all), self.chunk_size)
+            self._solve_chunk(
+                x_all[i : i + c], None if rows is None else rows[i : i + c], mode, cap, threshold, compact
+            )
+            for i in range(0, len(x_all), c)
         ]
         return parts[0] if len(parts) == 1 else Solution.concatenate(parts)
 
@@ -284,11 +325,13 @@ class Runner:
             raise RuntimeInputError(f"threshold must be a number, got {threshold!r}")
         return cap, float(threshold)
 
-    def _solve_chunk(self, x_in: np.ndarray, mode: str, cap: int, threshold: float, compact: bool) -> Solution:
+    def _solve_chunk(
+        self, x_in: np.ndarray, rows: np.ndarray | None, mode: str, cap: int, threshold: float, compact: bool
+    ) -> Solution:
         if mode == "loop":
-            return self._solve_loop(x_in, cap, threshold)
+            return self._solve_loop(self.feeds(x_in, rows), cap, threshold)
         if mode == "unrolled":
-            out = self._call("unrolled", {"inputs": x_in})
+            out = self._call("unrolled", self.feeds(x_in, rows))
             return Solution(
                 out[0],
                 np.full(len(x_in), self.graph.get("unrolled_steps", cap)),
@@ -297,18 +340,16 @@ class Runner:
             )
         if self.family == "deq" and self.solver.get("name") == "anderson":
             return self._solve_host_anderson(x_in, cap, threshold)
-        return self._solve_host(x_in, cap, threshold, compact)
+        return self._solve_host(x_in, cap, threshold, compact, rows)
 
-    def _solve_loop(self, x_in: np.ndarray, cap: int, threshold: float) -> Solution:
+    def _solve_loop(self, feeds: dict[str, np.ndarray], cap: int, threshold: float) -> Solution:
         limit = "tol" if self.family == "deq" else "halt_threshold"
         sess = self.session("loop")
         names = [o.name for o in sess.get_outputs()]
         out = dict(
             zip(
                 names,
-                sess.run(
-                    None, {"inputs": x_in, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)}
-                ),
+                sess.run(None, {**feeds, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)}),
             )
         )
         state = out.get("best", out.get(f"{self.state_names[0]}_final"))
@@ -317,8 +358,10 @@ class Runner:
     def stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
         return signal <= threshold if self.family == "deq" else signal > threshold
 
-    def _solve_host(self, x_in: np.ndarray, cap: int, threshold: float, compact: bool) -> Solution:
-        x = self._call("encode", {"inputs": x_in})[0]
+    def _solve_host(
+        self, x_in: np.ndarray, cap: int, threshold: float, compact: bool, rows: np.ndarray | None = None
+    ) -> Solution:
+        x = self._call("encode", self.feeds(x_in, rows))[0]
         state = self.initial_state(x)
         n = len(x_in)
         steps = np.zeros(n, np.int64)

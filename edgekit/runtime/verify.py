@@ -51,16 +51,18 @@ def _variants(folder: Path) -> list[str]:
     return sorted(names, key=lambda n: n != "float32") or ["float32"]
 
 
-def write_golden(folder: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
+def write_golden(folder: Path, inputs: np.ndarray, puzzle_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run every variant and mode of the artefact in `folder` on `inputs` and save the answers."""
     import json
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     arrays: dict[str, np.ndarray] = {"inputs": inputs}
+    if puzzle_ids is not None:
+        arrays["puzzle_ids"] = np.asarray(puzzle_ids, np.int64)
     for variant in manifest.get("variants", {"float32": {}}):
         runner = Runner(folder, variant=variant, complete=False).validated_settings()  # before the hashes
         for mode in _modes(runner):
-            sol = runner.solve(inputs, mode=mode)
+            sol = runner.solve(inputs, mode=mode, puzzle_ids=puzzle_ids)
             arrays[f"{variant}/{mode}/logits"] = sol.logits
             arrays[f"{variant}/{mode}/steps"] = sol.steps
     np.savez(Path(folder) / GOLDEN, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
@@ -110,7 +112,7 @@ def verify(folder: str | Path, rtol: float = 1e-3, runner: Callable[[Path, str],
             if f"{key}/logits" not in golden:
                 continue
             try:
-                sol = r.solve(inputs, mode=mode)
+                sol = r.solve(inputs, mode=mode, puzzle_ids=golden.get("puzzle_ids"))
             except Exception as e:  # a damaged graph must fail verification, not crash it
                 rep.add(f"golden {key}", False, f"cannot run: {str(e).splitlines()[0][:160]}")
                 continue

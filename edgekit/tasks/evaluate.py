@@ -17,6 +17,7 @@ def rollout_predictions(
     steps: int | None = None,
     batch_size: int = 256,
     label: str = "PyTorch rollout",
+    puzzle_ids: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Argmax predictions and halting logits after every step, and the last step's logits; batched to bound memory.
     Reports progress (samples done) under `label`."""
@@ -26,7 +27,8 @@ def rollout_predictions(
     dev = next(model.parameters()).device
     with progress.task(label, len(inputs)) as bar:
         for i in range(0, len(inputs), batch_size):
-            r = model.rollout(torch.from_numpy(inputs[i : i + batch_size]).to(dev), steps)
+            ids = None if puzzle_ids is None else torch.from_numpy(puzzle_ids[i : i + batch_size]).to(dev)
+            r = model.rollout(torch.from_numpy(inputs[i : i + batch_size]).to(dev), steps, puzzle_ids=ids)
             preds.append([lg.float().argmax(-1).cpu().numpy() for lg in r.logits])
             halts.append([h.float().cpu().numpy() for h in r.halt_logits])
             last.append(r.logits[-1].float().cpu().numpy())

@@ -304,3 +304,22 @@ def write_reference_layout(
         }
         (folder / "dataset.json").write_text(json.dumps(info))
     (root / "identifiers.json").write_text(json.dumps(["<blank>"]))
+
+
+MAX_IDENTIFIERS_BYTES = 1 << 30  # ARC-2 builds hold ~1.1M names (tens of MB); far below this
+
+
+def read_identifiers(root: Path) -> list[str]:
+    """`ROOT/identifiers.json` (identifier id -> name, "<blank>" at 0) of a reference-layout dataset folder."""
+    path = Path(root) / "identifiers.json"
+    if path.is_symlink() or not path.is_file():
+        raise DataError(f"{root} has no identifiers.json", _REBUILD)
+    if path.stat().st_size > MAX_IDENTIFIERS_BYTES:
+        raise DataError(f"{path} is over 1 GiB, too large for an identifiers.json", _REBUILD)
+    try:
+        names = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise DataError(f"cannot read {path}: {str(e).splitlines()[0][:100]}", _REBUILD) from None
+    if not isinstance(names, list) or not all(isinstance(n, str) and len(n) <= 1024 for n in names):
+        raise DataError(f"{path} is not a list of identifier names", _REBUILD)
+    return names

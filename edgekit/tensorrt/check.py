@@ -98,7 +98,7 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
     path = Path(path)
     label = label or path.name
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)  # ops and Q/DQ only; a large puzzle table stays on disk
     except Exception as e:  # protobuf raises several types for a damaged file
         unreadable: dict[str, Any] = {"file": label, "opset": None, "nodes": 0, "ops": [], "quantization": []}
         return [Finding("error", label, None, None, f"cannot be read as ONNX: {first_line(e)}")], unreadable
@@ -643,5 +643,7 @@ ORT_CPU_OPS = {
 
 def _store(consts: dict[str, np.ndarray], name: str, numpy_helper, tensor) -> None:
     """Record a constant's value; one that cannot be read (exotic type, missing external data) stays unknown."""
+    if tensor.data_location == tensor.EXTERNAL:  # never read: numpy_helper would resolve it against the cwd
+        return
     with contextlib.suppress(Exception):  # numpy_helper raises several types; unknown values only silence value rules
         consts[name] = numpy_helper.to_array(tensor)

@@ -72,7 +72,7 @@ def describe(path: Path, name: str | None = None) -> GraphInfo:
     """Inputs (without initializers), outputs, opset and quantization types of one ONNX file."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load(str(path), load_external_data=False)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     info = GraphInfo(name or path.stem, path, sha256_file(path), opset)
     inits = {i.name for i in model.graph.initializer}

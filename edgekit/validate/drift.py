@@ -13,7 +13,9 @@ def _flat(state: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([s.reshape(len(s), -1).astype(np.float64) for s in state], axis=1)
 
 
-def trajectory_fidelity(a, others: list, inputs: np.ndarray, steps: int | None = None, batch: int = 64) -> list[dict]:
+def trajectory_fidelity(
+    a, others: list, inputs: np.ndarray, steps: int | None = None, batch: int = 64, puzzle_ids: np.ndarray | None = None
+) -> list[dict]:
     """Runner `a` (float32) and each of `others` (compressed) from the same inputs for `steps` steps without
     halting; `a`'s trajectory is computed once for all of them. Per runner in `others`: `drift` (‖s_b − s_a‖ /
     ‖s_a‖ of the first state tensor over all samples, per step), `cosine_mean` / `cosine_p05` (per-sample cosine
@@ -25,8 +27,9 @@ def trajectory_fidelity(a, others: list, inputs: np.ndarray, steps: int | None =
     with progress.task("trajectory fidelity per step", len(inputs)) as bar:
         for i in range(0, len(inputs), batch):
             chunk = inputs[i : i + batch]
-            xa = a._call("encode", {"inputs": a.check_inputs(chunk)})[0]
-            xb = [b._call("encode", {"inputs": b.check_inputs(chunk)})[0] for b in others]
+            ids = None if puzzle_ids is None else puzzle_ids[i : i + batch]
+            xa = a.encode(a.check_inputs(chunk), ids)
+            xb = [b.encode(b.check_inputs(chunk), ids) for b in others]
             sa, sb = a.initial_state(xa), [b.initial_state(x) for b, x in zip(others, xb)]
             for t in range(steps):
                 sa = a._call("step", {**dict(zip(a.state_names, sa)), "x": xa})[:-1]

@@ -30,12 +30,12 @@ def _chunks(n: int, batch: int, expected: np.ndarray | None = None) -> list[np.n
     return out
 
 
-def _batches(runner, inputs: np.ndarray, chunks: list[np.ndarray], **kw):
+def _batches(runner, inputs: np.ndarray, chunks: list[np.ndarray], ids: np.ndarray | None = None, **kw):
     """The form's answers for every input, chunk by chunk, returned in input order."""
     outs = []
     with progress.task(f"{kw.get('mode', 'host')} form parity", len(inputs)) as bar:
         for idx in chunks:
-            outs.append(runner.solve(inputs[idx], **kw))
+            outs.append(runner.solve(inputs[idx], puzzle_ids=None if ids is None else ids[idx], **kw))
             bar.advance(len(idx))
     back = np.argsort(np.concatenate(chunks))
     return (
@@ -45,18 +45,19 @@ def _batches(runner, inputs: np.ndarray, chunks: list[np.ndarray], **kw):
     )
 
 
-def _cached_loop(runner, inputs: np.ndarray, batch: int, expected: np.ndarray | None, threshold: float):
+def _cached_loop(
+    runner, inputs: np.ndarray, ids: np.ndarray | None, batch: int, expected: np.ndarray | None, threshold: float
+):
     """_batches of the Loop form, read back when these graph bytes ran on these inputs at this threshold before."""
     from ..cache import cache_file
-    from .reference import cached_arrays, onnx_rollout_key
+    from .reference import cached_arrays, keyed, onnx_rollout_key
 
-    key = onnx_rollout_key(
-        [runner.file(runner.graphs["loop"])], inputs, 0, ["loop", threshold, batch, list(runner.providers)]
-    )
+    files = [runner.file(runner.graphs["loop"])] + ([runner.file("puzzle_ids")] if ids is not None else [])
+    key = onnx_rollout_key(files, keyed(inputs, ids), 0, ["loop", threshold, batch, list(runner.providers)])
 
     def compute() -> tuple[np.ndarray, ...]:
         chunks = _chunks(len(inputs), batch, expected)
-        return _batches(runner, inputs, chunks, mode="loop", threshold=threshold)
+        return _batches(runner, inputs, chunks, ids, mode="loop", threshold=threshold)
 
     return cached_arrays(cache_file("onnx", f"loop-{key}.npz"), ("logits", "steps", "done"), compute)
 
@@ -64,6 +65,7 @@ def _cached_loop(runner, inputs: np.ndarray, batch: int, expected: np.ndarray | 
 def loop_parity(
     runner,
     inputs: np.ndarray,
+    ids: np.ndarray | None,
     labels: np.ndarray,
     host: Variant,
     batch: int,
@@ -73,7 +75,7 @@ def loop_parity(
     t0 = time.time()
     hs = halting_steps(np.stack(host.halt), threshold) if host.halt else None
     expected = hs if hs is not None else solver_iterations
-    (logits, steps, done), hit = _cached_loop(runner, inputs, batch, expected, threshold)
+    (logits, steps, done), hit = _cached_loop(runner, inputs, ids, batch, expected, threshold)
     seconds = time.time() - t0
     preds = logits.argmax(-1).reshape(labels.shape)
     exact, cell = exact_and_cell(preds, labels)
@@ -95,9 +97,11 @@ def loop_parity(
     return out
 
 
-def unrolled_parity(runner, inputs: np.ndarray, labels: np.ndarray, host: Variant, batch: int) -> dict:
+def unrolled_parity(
+    runner, inputs: np.ndarray, ids: np.ndarray | None, labels: np.ndarray, host: Variant, batch: int
+) -> dict:
     t0 = time.time()
-    logits, _, _ = _batches(runner, inputs, _chunks(len(inputs), batch), mode="unrolled")
+    logits, _, _ = _batches(runner, inputs, _chunks(len(inputs), batch), ids, mode="unrolled")
     seconds = time.time() - t0
     preds = logits.argmax(-1)
     exact, cell = exact_and_cell(preds.reshape(labels.shape), labels)

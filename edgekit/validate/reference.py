@@ -38,6 +38,11 @@ def _key(parts: list) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def keyed(inputs: np.ndarray, puzzle_ids: np.ndarray | None) -> np.ndarray:
+    """The examples as a cache key sees them: inputs, and the puzzle identifiers they are answered under."""
+    return inputs if puzzle_ids is None else np.concatenate([inputs, np.asarray(puzzle_ids)[:, None]], 1)
+
+
 def rollout_key(model, inputs: np.ndarray, weights_sha256: str) -> str:
     import torch
 
@@ -92,14 +97,21 @@ def cached_rollout(kind: str, key: str, compute: Callable[[], Rollout], label: s
 
 
 def reference_rollout(
-    model, inputs: np.ndarray, batch: int, label: str, weights_sha256: str | None, log=None
+    model,
+    inputs: np.ndarray,
+    batch: int,
+    label: str,
+    weights_sha256: str | None,
+    log=None,
+    puzzle_ids: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """rollout_predictions, read from the cache when this exact rollout was computed before."""
     from ..tasks.evaluate import rollout_predictions
 
     def compute() -> Rollout:
-        return rollout_predictions(model, inputs, batch_size=batch, label=label)
+        return rollout_predictions(model, inputs, batch_size=batch, label=label, puzzle_ids=puzzle_ids)
 
     if not weights_sha256:
         return compute()
-    return cached_rollout("reference", rollout_key(model, inputs, weights_sha256), compute, label, log)[0]
+    key = rollout_key(model, keyed(inputs, puzzle_ids), weights_sha256)
+    return cached_rollout("reference", key, compute, label, log)[0]

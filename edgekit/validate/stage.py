@@ -23,12 +23,24 @@ RESULTS_SCHEMA_VERSION = 1
 FIDELITY_SAMPLES = 128  # trajectory cosine / drift: full-budget rollouts of both variants on this many samples
 
 
+def takes_ids(model) -> bool:
+    from ..export.graphs import takes_puzzle_ids
+
+    return takes_puzzle_ids(model)
+
+
+def runner_ids(runner, data: TaskData) -> np.ndarray | None:
+    """The examples' puzzle identifiers for a runner whose model takes them (None otherwise)."""
+    return data.puzzle_ids if runner.takes_puzzle_ids else None
+
+
 def _torch_variant(model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None):
     from .compare import Variant
     from .reference import reference_rollout
 
     t0 = time.time()
-    preds, halts, last = reference_rollout(model, data.inputs, batch, f"validating {name}", weights_sha256, log)
+    ids = data.puzzle_ids if takes_ids(model) else None
+    preds, halts, last = reference_rollout(model, data.inputs, batch, f"validating {name}", weights_sha256, log, ids)
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
@@ -51,13 +63,15 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None):
     """Every step of every example through the variant's step graphs, read from the cache when these exact graph
     bytes ran on these examples before (see validate/reference.py)."""
     from .compare import Variant
-    from .reference import cached_rollout, onnx_rollout_key
+    from .reference import cached_rollout, keyed, onnx_rollout_key
+
+    ids = runner_ids(runner, data)
 
     def compute():
         chunks = []
         with progress.task(f"validating {name}", len(data.inputs)) as bar:
             for i in range(0, len(data.inputs), batch):
-                chunks.append(runner.run(data.inputs[i : i + batch]))
+                chunks.append(runner.run(data.inputs[i : i + batch], puzzle_ids=_part(ids, i, batch)))
                 bar.advance(len(chunks[-1].preds[0]))
         steps = len(chunks[0].preds)
         return (
@@ -67,15 +81,20 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None):
         )
 
     keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
-    files = [runner.file(k) for k in keys + (["initial_state"] if "initial_state" in runner.manifest["files"] else [])]
+    extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest["files"]]
+    files = [runner.file(k) for k in keys + extra]
     settings = [list(runner.providers), runner.state_names, runner.graph.get("initial_state")]
-    key = onnx_rollout_key(files, data.inputs, int(runner.graph["step_budget"]), settings)
+    key = onnx_rollout_key(files, keyed(data.inputs, ids), int(runner.graph["step_budget"]), settings)
     t0 = time.time()
     (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
     return Variant(name, preds, halts, last, time.time() - t0), hit
 
 
-def measure_latency(tmp: Path, entries: list[dict], names: list[str], inputs: np.ndarray, v, log) -> None:
+def _part(ids: np.ndarray | None, i: int, n: int) -> np.ndarray | None:
+    return None if ids is None else ids[i : i + n]
+
+
+def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: TaskData, v, log) -> None:
     """Per-puzzle latency of each ONNX variant on this machine, as a device answers: host loop with early
     halting and batch compaction at `latency_batch`, median of 3 timed passes over the first `latency_n`
     examples after one warm-up pass; compressed variants also get their speed-up over float32."""
@@ -83,17 +102,19 @@ def measure_latency(tmp: Path, entries: list[dict], names: list[str], inputs: np
 
     from ..runtime import Runner
 
-    x = inputs[: v.latency_n]
+    x = data.inputs[: v.latency_n]
     per: dict[str, float] = {}
     for name, e in zip(names, entries):
         runner = Runner(tmp, variant=name, complete=False)
-        chunks = [x[i : i + v.latency_batch] for i in range(0, len(x), v.latency_batch)]
+        ids = runner_ids(runner, data)
+        b = v.latency_batch
+        chunks = [(x[i : i + b], _part(ids, i, b)) for i in range(0, len(x), b)]
         times = []
         with progress.task(f"latency {name} (batch {v.latency_batch})", 4 * len(chunks)) as bar:
             for rep in range(4):
                 t0 = time.perf_counter()
-                for c in chunks:
-                    runner.solve(c)
+                for c, p in chunks:
+                    runner.solve(c, puzzle_ids=p)
                     bar.advance()
                 if rep:  # the first pass warms up
                     times.append((time.perf_counter() - t0) * 1000 / len(x))
@@ -111,22 +132,22 @@ def measure_latency(tmp: Path, entries: list[dict], names: list[str], inputs: np
     log("latency per puzzle: " + ", ".join(f"{n} {per[n]:.2f} ms" for n in names) + f" (batch {v.latency_batch})")
 
 
-def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden) -> None:
+def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.ndarray | None = None) -> None:
     """golden.npz (every variant and mode on a few inputs, what `edgekit verify` re-checks on a device), copied
     from the cache when the same graph bytes answered the same inputs before."""
     import shutil
 
     from ..cache import cache_file, read_npz_cache, write_cache
     from ..runtime.verify import GOLDEN
-    from .reference import onnx_rollout_key
+    from .reference import keyed, onnx_rollout_key
 
     graphs = sorted(k for k in files if k != "golden")
-    key = onnx_rollout_key([tmp / files[k] for k in graphs], inputs, 0, ["golden", graphs])
+    key = onnx_rollout_key([tmp / files[k] for k in graphs], keyed(inputs, ids), 0, ["golden", graphs])
     path = cache_file("onnx", f"golden-{key}.npz")
     if read_npz_cache(path, lambda z: z["inputs"].shape) is not None:  # a damaged entry is removed and rebuilt
         shutil.copyfile(path, tmp / GOLDEN)
         return
-    write_golden(tmp, inputs)
+    write_golden(tmp, inputs, ids)
 
     def store(t: Path) -> None:
         shutil.copyfile(tmp / GOLDEN, t)
@@ -211,6 +232,7 @@ def validate_artefact(
             e["loop"] = loop_parity(
                 runner,
                 data.inputs,
+                runner_ids(runner, data),
                 data.labels,
                 v,
                 bs,
@@ -229,12 +251,18 @@ def validate_artefact(
                 )
             e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
         if "unrolled" in variants[precision]:
-            e["unrolled"] = unrolled_parity(runner, data.inputs, data.labels, v, bs)
+            e["unrolled"] = unrolled_parity(runner, data.inputs, runner_ids(runner, data), data.labels, v, bs)
         entries.append(e)
         onnx_entries.append(e)
     if compressed:  # state drift and trajectory cosine: the float32 trajectory computed once for all variants
         assert onnx_fp32 is not None
-        fids = trajectory_fidelity(onnx_fp32[0], [r for _, r, _ in compressed], data.inputs[:FIDELITY_SAMPLES])
+        ids = runner_ids(onnx_fp32[0], data)
+        fids = trajectory_fidelity(
+            onnx_fp32[0],
+            [r for _, r, _ in compressed],
+            data.inputs[:FIDELITY_SAMPLES],
+            puzzle_ids=None if ids is None else ids[:FIDELITY_SAMPLES],
+        )
         for (e, _, v), fid in zip(compressed, fids):
             e["state_drift_vs_onnx_float32"] = fid["drift"]
             e["trajectory_cosine_vs_onnx_float32"] = {
@@ -250,7 +278,7 @@ def validate_artefact(
                 )
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
-        measure_latency(tmp, onnx_entries, list(variants), data.inputs, recipe.validate_, log)
+        measure_latency(tmp, onnx_entries, list(variants), data, recipe.validate_, log)
     gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
     passed = all(x["passed"] for x in gates)
     results = {
@@ -271,7 +299,9 @@ def validate_artefact(
     from .plots import write_plots
     from .report import report_markdown
 
-    _golden(tmp, files, data.inputs[: min(8, len(data.inputs))], write_golden)
+    k = min(8, len(data.inputs))
+    gids = data.puzzle_ids[:k] if data.puzzle_ids is not None and takes_ids(fp32) else None
+    _golden(tmp, files, data.inputs[:k], write_golden, gids)
     files["golden"] = GOLDEN
     (tmp / "junit.xml").write_text(junit_xml(results))
     plots = write_plots(results, tmp)

@@ -22,7 +22,10 @@ def calibrate_halt_threshold(
     from .reference import reference_rollout
 
     cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
-    preds, halts, _ = reference_rollout(model, cal.inputs, v.batch_size, "halting threshold", weights_sha256, log)
+    from ..export.graphs import takes_puzzle_ids
+
+    ids = cal.puzzle_ids if takes_puzzle_ids(model) else None
+    preds, halts, _ = reference_rollout(model, cal.inputs, v.batch_size, "halting threshold", weights_sha256, log, ids)
     preds = [p.reshape(cal.labels.shape) for p in preds]
     for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0):
         m = step_metrics(preds, cal.labels, halts, threshold=t)
