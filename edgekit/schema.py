@@ -181,6 +181,13 @@ class GatesSection(_Strict):
         description="share halting at the same step: the float32 export vs the "
         "reference, each compressed variant vs the float32 export",
     )
+    max_pass2_drop: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="ARC: pass@2 after voting at the full budget (TRM: fractional credit per test input; HRM: all "
+        "test inputs of a task), reference minus variant",
+    )
     max_residual: float | None = Field(
         default=None, gt=0, description="DEQ: ‖f(z)-z‖/‖f(z)‖ of the returned z under the original model"
     )
@@ -216,6 +223,12 @@ class Recipe(_Strict):
     )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _task_gates(self) -> Recipe:
+        if self.gates.max_pass2_drop is not None and self.task.name != "arc":
+            raise ValueError(f"gates.max_pass2_drop scores ARC voting; task {self.task.name!r} has none")
+        return self
 
     @field_validator("target")
     @classmethod

@@ -437,6 +437,13 @@ class Runner:
         logits = self._call("readout", {"z": best})[0]
         return Solution(logits, steps, done, None, best)
 
+    def solve_arc(self, task: str, test_inputs: list[Any], **solve_kw: Any) -> list[Any]:
+        """ARC: every augmented copy of `task` in the puzzle table on each test input grid, answers undone and
+        voted; returns per test input its ranked candidates (`.top(2)` are the two attempts). See runtime/arc.py."""
+        from .arc_solver import solve_arc
+
+        return solve_arc(self, task, test_inputs, **solve_kw)
+
     def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""
         init = self.graph["initial_state"]

@@ -7,7 +7,7 @@ Importing this package registers the built-in tasks; it needs numpy only.
 
 from __future__ import annotations
 
-from . import digits_task, maze_task, sequence_task, sudoku_task  # noqa: F401  (registration)
+from . import arc_task, digits_task, maze_task, sequence_task, sudoku_task  # noqa: F401  (registration)
 from .base import Task, TaskData, TaskSettings, get_task, register, task_for_inputs, task_names
 
 

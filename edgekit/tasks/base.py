@@ -26,6 +26,8 @@ class TaskData:
     source: dict[str, Any] | None = None  # file, split and examples measured (task data read from files)
     meta: Any = None  # files.Meta of a dataset folder: what it declares, checked against the model
     puzzle_ids: np.ndarray | None = None
+    names: list[str] | None = None  # identifier name of each example (ARC: task and augmentation)
+    augmentations: list[Any] | None = None  # runtime.arc.Augmentation of each example (ARC)
 
 
 class TaskSettings(Protocol):
@@ -63,6 +65,17 @@ class Task:
 
     def fits(self, input_spec: dict[str, Any], family: str) -> bool:
         return False
+
+    def answer_metrics(
+        self, data: TaskData, preds: list[np.ndarray], halts: list[np.ndarray], threshold: float
+    ) -> dict[str, Any] | None:
+        """Task-level scores beyond exact accuracy per example, from a variant's per-step predictions and halting
+        logits (ARC: pass@k after voting); None for tasks scored per example."""
+        return None
+
+    def answers_file(self, data: TaskData, preds: list[np.ndarray], halts: list[np.ndarray]) -> tuple[str, Any] | None:
+        """A file of answers the artefact carries (ARC: submission.json), as (name, JSON object)."""
+        return None
 
     def parse_line(self, line: str, length: int) -> np.ndarray:
         """One example from a line of text (`edgekit solve --inputs FILE.txt`): numbers separated by spaces or

@@ -40,9 +40,31 @@ def exit_code(gates: list[dict]) -> int:
     return EXIT_ACCURACY_GATE if any(g.get("kind") != "budget" for g in failed) else EXIT_BUDGET_GATE
 
 
-def evaluate_gates(gates, reference: dict, candidate: dict) -> list[dict]:
+def _pass2(entry: dict, family: str) -> float | None:
+    """ARC pass@2 at the full budget, by the model family's reference definition (TRM fractional credit per test
+    input, HRM all test inputs of a task right)."""
+    arc = entry.get("task_metrics", {}).get("arc")
+    if not arc:
+        return None
+    return float(arc["budget"]["pass@2"]["all_inputs" if family == "hrm" else "fractional"])
+
+
+def evaluate_gates(gates, reference: dict, candidate: dict, family: str = "trm") -> list[dict]:
     """Compare a candidate variant's entry with the reference entry (both as written to results.json)."""
     out = []
+    if getattr(gates, "max_pass2_drop", None) is not None:
+        ref2, cand2 = _pass2(reference, family), _pass2(candidate, family)
+        if ref2 is not None and cand2 is not None:
+            drop = ref2 - cand2
+            out.append(
+                _gate(
+                    "max_pass2_drop",
+                    candidate["name"],
+                    drop,
+                    gates.max_pass2_drop,
+                    drop <= gates.max_pass2_drop + 1e-12,
+                )
+            )
     ref, cand, name = reference["metrics"], candidate["metrics"], candidate["name"]
     vs = candidate.get("vs_reference", {})
     if getattr(gates, "min_exact", None) is not None:

@@ -44,11 +44,14 @@ def _torch_variant(model, data: TaskData, name: str, batch: int, weights_sha256:
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
-def _entry(v, data: TaskData, thr: float, ref, parity_with) -> dict:
+def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
     from .compare import agreement, variant_metrics
 
     sm = variant_metrics(v, data.labels, thr)
     e = {"name": v.name, "metrics": sm.summary(), "seconds": round(v.seconds or 0.0, 3)}
+    extra = task.answer_metrics(data, v.preds, v.halt, thr) if task is not None else None
+    if extra is not None:
+        e["task_metrics"] = {task.name: extra}
     if sm.halting_histogram() is not None:
         e["halting_histogram"] = sm.halting_histogram()
     if ref is not None:
@@ -182,9 +185,12 @@ def validate_artefact(
     else:  # both: gates against the model as trained, export parity against float32 PyTorch
         ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log)
         fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log)
-    entries = [_entry(ref, data, thr, None, None)]
+    from ..tasks import get_task
+
+    task = get_task(recipe.task.name)
+    entries = [_entry(ref, data, thr, None, None, task)]
     if fp32_v is not ref:
-        entries.append(_entry(fp32_v, data, thr, ref, None))
+        entries.append(_entry(fp32_v, data, thr, ref, None, task))
     solver_its = None
     if native.family == "deq":
         import torch
@@ -212,11 +218,15 @@ def validate_artefact(
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
         # export parity against the same precision in PyTorch where there is one
-        e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None)
+        e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
         if from_cache:
             e["rollout_from_cache"] = True
         if precision == "float32":
             onnx_fp32 = (runner, v)
+            answers = task.answers_file(data, v.preds, v.halt)
+            if answers is not None:  # e.g. ARC's submission.json: the float32 graphs' voted answers
+                write_json(tmp / answers[0], answers[1])
+                files[Path(answers[0]).stem] = answers[0]
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
             e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels)
@@ -279,7 +289,7 @@ def validate_artefact(
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
         measure_latency(tmp, onnx_entries, list(variants), data, recipe.validate_, log)
-    gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e)]
+    gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e, native.family)]
     passed = all(x["passed"] for x in gates)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,

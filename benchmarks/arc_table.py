@@ -1,0 +1,156 @@
+"""Issue #15: the puzzle-embedding table of an ARC-size HRM (random init, reference layout) before and after the
+cut, and an uncut table past protobuf's 2 GB limit (ONNX external data).
+
+Writes an HRM at ARC size (seq 900, vocab 12, hidden 512, 4+4 layers, one 512-wide puzzle row per identifier) with
+`--ids` identifiers as the reference saves it (`torch.save` of `_orig_mod.model.inner.` keys + all_config.yaml),
+then, each in a fresh process so peak RSS is its own: export of the uncut table (step graphs + Loop form; the
+table goes to encode.onnx.data when over 1 GiB), export with the table cut to `--keep` identifiers, a Runner
+answering on the cut artefact, and its refusal of an identifier outside the cut.
+
+    .venv/bin/python benchmarks/arc_table.py [--ids 1045829] [--keep 1000] [--out arc_table.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+HRM_ARC = {
+    "family": "hrm",
+    "seq_len": 900,
+    "vocab_size": 12,
+    "hidden_size": 512,
+    "num_heads": 8,
+    "H_layers": 4,
+    "L_layers": 4,
+    "H_cycles": 2,
+    "L_cycles": 2,
+    "expansion": 4,
+    "pos_encodings": "rope",
+    "puzzle_emb_ndim": 512,
+}
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+import numpy as np
+from edgekit.models.checkpoint import load_model
+from edgekit.export.forms import ExportPlan, export_forms
+from edgekit.export.puzzle_table import PuzzleTable, write_table
+ck, out, keep = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+t = time.perf_counter(); m = load_model(ck, seq_len=900, forward_dtype="float32"); load = time.perf_counter() - t
+rows, dim = m.puzzle_emb.weights.shape
+ids = np.arange(rows) if keep == 0 else np.sort(np.random.default_rng(0).choice(rows, keep, replace=False))
+table = PuzzleTable(ids.astype(np.int64), None, rows, dim)
+out.mkdir(parents=True, exist_ok=True)
+t = time.perf_counter()
+ex = export_forms(lambda p: m, out, ExportPlan(["step", "loop"], ["float32"], table=table))
+write_table(out, table)
+sizes = {k: (out / v).stat().st_size for k, v in ex.files.items()}
+print(json.dumps({"load_s": load, "export_s": time.perf_counter() - t, "rows_before": rows, "rows": len(ids),
+                  "table_mb_before": rows * dim * 4 / 1e6, "table_mb_after": len(ids) * dim * 4 / 1e6,
+                  "files_mb": {k: round(v / 1e6, 2) for k, v in sizes.items()},
+                  "artefact_mb": round(sum(sizes.values()) / 1e6, 1), "kept": ids[:3].tolist(),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+RUN = """
+import json, resource, sys, time
+import numpy as np
+from edgekit.runtime.runner import Runner
+from edgekit.runtime.errors import RuntimeInputError
+folder, manifest = sys.argv[1], json.loads(sys.argv[2])
+t = time.perf_counter()
+r = Runner(folder, complete=False)
+x = np.random.default_rng(0).integers(1, 12, (2, 900))
+kept = manifest["kept"]
+sol = r.solve(x, puzzle_ids=[kept[0], kept[1]], max_steps=2)
+out = {"solve_s": time.perf_counter() - t, "steps": sol.steps.tolist()}
+outside = next(i for i in range(manifest["rows_before"]) if i not in set(kept) and i not in r.puzzles.original)
+try:
+    r.solve(x, puzzle_ids=[outside, kept[0]], max_steps=1)
+    out["refusal"] = None
+except RuntimeInputError as e:
+    out["refusal"] = str(e)
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def _py(code: str, *args: str) -> dict:
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if r.returncode:
+        return {"error": (r.stderr.strip().splitlines() or ["?"])[-1][:300], "returncode": r.returncode}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ids", type=int, default=1_045_829)
+    ap.add_argument("--keep", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--skip-uncut", action="store_true")
+    a = ap.parse_args()
+    from reference_checkpoints import write_reference_checkpoint
+
+    res: dict = {"ids": a.ids, "keep": a.keep}
+    with tempfile.TemporaryDirectory() as d:
+        ck = Path(d) / "hrm-arc"
+        t = time.perf_counter()
+        write_reference_checkpoint(ck, {**HRM_ARC, "num_puzzle_identifiers": a.ids})
+        res["write_checkpoint_s"] = round(time.perf_counter() - t, 1)
+        res["checkpoint_mb"] = round((ck / "checkpoint").stat().st_size / 1e6, 1)
+        print(json.dumps(res), flush=True)
+        if not a.skip_uncut:
+            res["uncut"] = _py(CHILD, str(ck), str(Path(d) / "uncut"), "0")
+            print(json.dumps({"uncut": res["uncut"]}), flush=True)
+            (Path(d) / "uncut").exists() and subprocess.run(["rm", "-rf", str(Path(d) / "uncut")])
+        res["cut"] = _py(CHILD, str(ck), str(Path(d) / "cut"), str(a.keep))
+        print(json.dumps({"cut": res["cut"]}), flush=True)
+        if "error" not in res["cut"]:
+            _manifest(Path(d) / "cut")
+            res["runtime"] = _py(RUN, str(Path(d) / "cut"), json.dumps(res["cut"]))
+            print(json.dumps({"runtime": res["runtime"]}), flush=True)
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1))
+
+
+def _manifest(folder: Path) -> None:
+    """A minimal manifest for the exported graphs, as the pipeline would write it (no validation run)."""
+    import numpy as np
+    import torch
+
+    from edgekit.export.manifest import input_spec  # noqa: F401  (the pipeline's writer needs the model)
+
+    z = np.load(folder / "puzzle_ids.npz")
+    rows = len(z["original"])
+    before = int(json.loads((folder / "rows_before.json").read_text())) if (folder / "rows_before.json").exists() else 0
+    _ = torch, before
+    files = {p.stem if p.suffix == ".onnx" else p.name.replace(".", "_"): p.name for p in folder.iterdir()}
+    files = {("encode_data" if k == "encode_onnx_data" else "puzzle_ids" if k == "puzzle_ids_npz" else k): v
+             for k, v in files.items()}
+    init = {"kind": "zeros", "shape": [512]}
+    m = {
+        "schema_version": 1,
+        "model": {"family": "hrm"},
+        "graph": {"step_budget": 16, "state_names": ["z_H", "z_L"], "halt_threshold": 0.0,
+                  "input": {"dtype": "int64", "shape": ["batch", 900], "range": [0, 11]},
+                  "initial_state": init,
+                  "puzzle_ids": {"dtype": "int64", "shape": ["batch"], "rows": rows, "rows_before": rows,
+                                 "dim": 512, "default_row": None, "file": "puzzle_ids"}},
+        "files": files,
+        "variants": {"float32": {g: g for g in ("encode", "step", "readout", "loop") if g in files}},
+    }
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+if __name__ == "__main__":
+    main()
