@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,8 +43,10 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np
+from edgekit.artefact import sha256_file, write_json
 from edgekit.models.checkpoint import load_model
 from edgekit.export.forms import ExportPlan, export_forms
+from edgekit.export.manifest import build_manifest, write_initial_state
 from edgekit.export.puzzle_table import PuzzleTable, write_table
 ck, out, keep = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 t = time.perf_counter(); m = load_model(ck, seq_len=900, forward_dtype="float32"); load = time.perf_counter() - t
@@ -53,9 +56,18 @@ table = PuzzleTable(ids.astype(np.int64), None, rows, dim)
 out.mkdir(parents=True, exist_ok=True)
 t = time.perf_counter()
 ex = export_forms(lambda p: m, out, ExportPlan(["step", "loop"], ["float32"], table=table))
-write_table(out, table)
-sizes = {k: (out / v).stat().st_size for k, v in ex.files.items()}
-print(json.dumps({"load_s": load, "export_s": time.perf_counter() - t, "rows_before": rows, "rows": len(ids),
+export_s = time.perf_counter() - t
+files = dict(ex.files)
+files["puzzle_ids"] = write_table(out, table)
+init = write_initial_state(m, out, files)
+man = build_manifest(m, out, recipe_name="arc-table", recipe_sha256="0" * 64, target="x86-cpu",
+                     weights_file=ck / "checkpoint", forms=["step", "loop"], opset=17, halt_threshold=0.0,
+                     files=files, variants=dict(ex.variants), export_seconds=ex.seconds, initial_state=init)
+man["graph"]["puzzle_ids"] = table.spec(4)
+man["sha256"] = {k: sha256_file(out / v) for k, v in files.items()}
+write_json(out / "manifest.json", man)
+sizes = {k: (out / v).stat().st_size for k, v in files.items()}
+print(json.dumps({"load_s": load, "export_s": export_s, "rows_before": int(rows), "rows": len(ids),
                   "table_mb_before": rows * dim * 4 / 1e6, "table_mb_after": len(ids) * dim * 4 / 1e6,
                   "files_mb": {k: round(v / 1e6, 2) for k, v in sizes.items()},
                   "artefact_mb": round(sum(sizes.values()) / 1e6, 1), "kept": ids[:3].tolist(),
@@ -69,14 +81,16 @@ from edgekit.runtime.runner import Runner
 from edgekit.runtime.errors import RuntimeInputError
 folder, manifest = sys.argv[1], json.loads(sys.argv[2])
 t = time.perf_counter()
-r = Runner(folder, complete=False)
+r = Runner(folder)
 x = np.random.default_rng(0).integers(1, 12, (2, 900))
 kept = manifest["kept"]
 sol = r.solve(x, puzzle_ids=[kept[0], kept[1]], max_steps=2)
 out = {"solve_s": time.perf_counter() - t, "steps": sol.steps.tolist()}
-outside = next(i for i in range(manifest["rows_before"]) if i not in set(kept) and i not in r.puzzles.original)
+kept_all = set(r.puzzles.original.tolist())
+outside = next((i for i in range(manifest["rows_before"]) if i not in kept_all), None)
 try:
-    r.solve(x, puzzle_ids=[outside, kept[0]], max_steps=1)
+    if outside is not None:
+        r.solve(x, puzzle_ids=[outside, kept[0]], max_steps=1)
     out["refusal"] = None
 except RuntimeInputError as e:
     out["refusal"] = str(e)
@@ -109,47 +123,18 @@ def main() -> None:
         res["write_checkpoint_s"] = round(time.perf_counter() - t, 1)
         res["checkpoint_mb"] = round((ck / "checkpoint").stat().st_size / 1e6, 1)
         print(json.dumps(res), flush=True)
-        if not a.skip_uncut:
-            res["uncut"] = _py(CHILD, str(ck), str(Path(d) / "uncut"), "0")
-            print(json.dumps({"uncut": res["uncut"]}), flush=True)
-            (Path(d) / "uncut").exists() and subprocess.run(["rm", "-rf", str(Path(d) / "uncut")])
-        res["cut"] = _py(CHILD, str(ck), str(Path(d) / "cut"), str(a.keep))
-        print(json.dumps({"cut": res["cut"]}), flush=True)
-        if "error" not in res["cut"]:
-            _manifest(Path(d) / "cut")
-            res["runtime"] = _py(RUN, str(Path(d) / "cut"), json.dumps(res["cut"]))
-            print(json.dumps({"runtime": res["runtime"]}), flush=True)
+        for name, keep in (("uncut", 0), ("cut", a.keep)):
+            if name == "uncut" and a.skip_uncut:
+                continue
+            folder = Path(d) / name
+            res[name] = _py(CHILD, str(ck), str(folder), str(keep))
+            print(json.dumps({name: res[name]}), flush=True)
+            if "error" not in res[name]:
+                res[name]["runtime"] = _py(RUN, str(folder), json.dumps(res[name]))
+                print(json.dumps({f"{name} runtime": res[name]["runtime"]}), flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
-
-
-def _manifest(folder: Path) -> None:
-    """A minimal manifest for the exported graphs, as the pipeline would write it (no validation run)."""
-    import numpy as np
-    import torch
-
-    from edgekit.export.manifest import input_spec  # noqa: F401  (the pipeline's writer needs the model)
-
-    z = np.load(folder / "puzzle_ids.npz")
-    rows = len(z["original"])
-    before = int(json.loads((folder / "rows_before.json").read_text())) if (folder / "rows_before.json").exists() else 0
-    _ = torch, before
-    files = {p.stem if p.suffix == ".onnx" else p.name.replace(".", "_"): p.name for p in folder.iterdir()}
-    files = {("encode_data" if k == "encode_onnx_data" else "puzzle_ids" if k == "puzzle_ids_npz" else k): v
-             for k, v in files.items()}
-    init = {"kind": "zeros", "shape": [512]}
-    m = {
-        "schema_version": 1,
-        "model": {"family": "hrm"},
-        "graph": {"step_budget": 16, "state_names": ["z_H", "z_L"], "halt_threshold": 0.0,
-                  "input": {"dtype": "int64", "shape": ["batch", 900], "range": [0, 11]},
-                  "initial_state": init,
-                  "puzzle_ids": {"dtype": "int64", "shape": ["batch"], "rows": rows, "rows_before": rows,
-                                 "dim": 512, "default_row": None, "file": "puzzle_ids"}},
-        "files": files,
-        "variants": {"float32": {g: g for g in ("encode", "step", "readout", "loop") if g in files}},
-    }
-    (folder / "manifest.json").write_text(json.dumps(m))
 
 
 if __name__ == "__main__":

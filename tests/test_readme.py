@@ -34,6 +34,7 @@ DEVICE = re.compile(r"^\.venv-device/bin/(edgekit|python) (.*)$")
 PYTEST = ".venv/bin/python -m pytest -q"
 TRAIN = re.compile(r"^\.venv/bin/python (examples/train_\w+\.py) (.*)$")
 TUNE = re.compile(r"^\.venv/bin/edgekit tune recipes/trm-sudoku\.yaml (.*)$")
+ARC = ".venv/bin/python examples/make_arc_dataset.py"
 
 
 def test_every_readme_command_is_one_this_file_exercises():
@@ -42,7 +43,14 @@ def test_every_readme_command_is_one_this_file_exercises():
     unknown = [
         c
         for c in cmds
-        if not (SETUP.match(c) or EXPORT.match(c) or DEVICE.match(c) or TRAIN.match(c) or TUNE.match(c) or c == PYTEST)
+        if not (
+            SETUP.match(c)
+            or EXPORT.match(c)
+            or DEVICE.match(c)
+            or TRAIN.match(c)
+            or TUNE.match(c)
+            or c in (PYTEST, ARC)
+        )
     ]
     assert not unknown, f"README commands no test runs: {unknown}"
 
@@ -57,10 +65,13 @@ def test_setup_commands_are_what_ci_runs():
 
 
 @pytest.mark.parametrize("cmd", [c for c in readme_commands() if EXPORT.match(c)])
-def test_main_job_recipe_is_valid(cmd):
+def test_main_job_recipe_is_valid(cmd, tmp_path):
     """The main job's recipe parses, its model and target exist (the full run is the slow test below and the
-    `trm_artefact` fixture's smaller copy of the same recipe)."""
+    `trm_artefact` fixture's smaller copy of the same recipe). The ARC demo's model is written by the README's
+    make_arc_dataset line (not committed): here into a temporary folder, with the recipe pointed at it."""
     args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--dry-run"]
+    if "arc-demo" in cmd:
+        args[0] = str(_arc_recipe(tmp_path))
     r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "is valid" in r.stdout, r.stderr
 
@@ -69,8 +80,41 @@ def test_main_job_recipe_is_valid(cmd):
 @pytest.mark.parametrize("cmd", [c for c in readme_commands() if EXPORT.match(c)])
 def test_main_job_runs(cmd, tmp_path):
     args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--out", str(tmp_path / "art")]
+    if "arc-demo" in cmd:
+        args[0] = str(_arc_recipe(tmp_path))
     r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def _arc_recipe(tmp: Path) -> Path:
+    """recipes/arc-demo.yaml with its data and model written by the README's generator line into `tmp`."""
+    data, model = tmp / "arc-data", tmp / "arc-model"
+    gen = [sys.executable, str(ROOT / "examples/make_arc_dataset.py"), "--out", str(data), "--model", str(model)]
+    r = subprocess.run(gen, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for f in (ROOT / "examples/data/arc-demo").rglob("*"):  # the committed dataset is what the script writes
+        if f.is_file():
+            assert f.read_bytes() == (data / f.relative_to(ROOT / "examples/data/arc-demo")).read_bytes(), f
+    text = (ROOT / "recipes/arc-demo.yaml").read_text()
+    text = text.replace("../examples/models/arc-demo-random", str(model)).replace(
+        "../examples/data/arc-demo", str(data)
+    )
+    (tmp / "arc-demo.yaml").write_text(text + f"output: {tmp / 'art'}\n")
+    return tmp / "arc-demo.yaml"
+
+
+def test_arc_demo_runs(tmp_path):
+    """README's ARC lines: the generator, then `edgekit export recipes/arc-demo.yaml` (exit 0: the random-init
+    model loses nothing to export or INT8, so its drop gates pass)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "export", str(_arc_recipe(tmp_path))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (tmp_path / "art" / "submission.json").is_file()
 
 
 def _device_python() -> Path:

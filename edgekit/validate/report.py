@@ -163,6 +163,40 @@ def _fidelity(variants: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _arc(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """ARC pass@k after voting per variant, and the puzzle table the artefact keeps."""
+    rows = [(e["name"], e["task_metrics"]["arc"]) for e in results["variants"] if "arc" in e.get("task_metrics", {})]
+    if not rows:
+        return []
+    out = [
+        "",
+        "## ARC: pass@k after undoing augmentations and voting",
+        "",
+        f"{rows[0][1]['tasks']} tasks, {rows[0][1]['test_inputs']} test inputs, "
+        f"{rows[0][1]['copies_per_test_input']} augmented copies each. Budget: every step, ties broken by the last "
+        "step's halting logit (the reference evaluation); halt: each copy's answer at its halting step (the "
+        "deployed runtime). TRM's definition: fractional credit per test input; HRM's: every test input of a task.",
+        "",
+        "| variant | pass@1 TRM / HRM (budget) | pass@2 TRM / HRM (budget) | pass@1 (halt) | pass@2 (halt) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, a in rows:
+        b, h = a["budget"], a["halt"]
+
+        def two(d: dict[str, Any]) -> str:
+            return f"{d['fractional']:.3f} / {d['all_inputs']:.3f}"
+
+        out.append(f"| {name} | {two(b['pass@1'])} | {two(b['pass@2'])} | {two(h['pass@1'])} | {two(h['pass@2'])} |")
+    p = manifest.get("graph", {}).get("puzzle_ids")
+    if p:
+        out += [
+            "",
+            f"Puzzle table: {p['rows']:,} of {p['rows_before']:,} identifiers kept "
+            f"({p['bytes_before'] / 1e6:,.2f} MB -> {p['bytes_after'] / 1e6:,.2f} MB); answers in submission.json.",
+        ]
+    return out
+
+
 def report_markdown(
     results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = (), tune: dict[str, Any] | None = None
 ) -> str:
@@ -222,6 +256,7 @@ def report_markdown(
                 f"graph {q.get('step_bytes', 0) / 1e6:.2f} MB; kept float: {q.get('keep_float')}"
             )
     lines += _fidelity(results["variants"])
+    lines += _arc(results, manifest)
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
     lines += [f"![{p}]({p})" for p in plots]
     if tune:
