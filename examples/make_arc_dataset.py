@@ -139,7 +139,7 @@ def write_model(folder: Path, num_ids: int, seed: int = 0) -> Path:
     """A random-init HRM for 30 x 30 ARC grids, small enough for CPU tests (hidden 64, one layer per level)."""
     import torch
 
-    from edgekit.models.act import ACTModel
+    from edgekit.models.act import build_act_model
     from edgekit.models.checkpoint import save_act
     from edgekit.models.config import ACTConfig
 
@@ -149,7 +149,7 @@ def write_model(folder: Path, num_ids: int, seed: int = 0) -> Path:
         H_cycles=1, L_cycles=1, H_layers=1, L_layers=1, hidden_size=64, expansion=2, num_heads=2,
         halt_max_steps=4, forward_dtype="float32",
     )  # fmt: skip
-    m = ACTModel(cfg)
+    m = build_act_model(cfg)
     with torch.no_grad():
         m.puzzle_emb.weights.normal_(std=1.0)
         m.q_head.weight.normal_(std=0.5)

@@ -71,7 +71,7 @@ def test_main_job_recipe_is_valid(cmd, tmp_path):
     make_arc_dataset line (not committed): here into a temporary folder, with the recipe pointed at it."""
     args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--dry-run"]
     if "arc-demo" in cmd:
-        args[0] = str(_arc_recipe(tmp_path))
+        args[1] = str(_arc_recipe(tmp_path))
     r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "is valid" in r.stdout, r.stderr
 
@@ -81,7 +81,7 @@ def test_main_job_recipe_is_valid(cmd, tmp_path):
 def test_main_job_runs(cmd, tmp_path):
     args = shlex.split(EXPORT.match(cmd).group(1))[1:] + ["--out", str(tmp_path / "art")]
     if "arc-demo" in cmd:
-        args[0] = str(_arc_recipe(tmp_path))
+        args[1] = str(_arc_recipe(tmp_path))
     r = subprocess.run([sys.executable, "-m", "edgekit.cli", *args], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 

@@ -217,7 +217,8 @@ def test_task_registry_picks_generating_tasks_for_device_inputs():
 
     assert task_for_inputs(spec, "trm").name == "sudoku"
     assert task_for_inputs({"dtype": "int64", "shape": ["batch", 900], "range": [0, 5]}, "trm").name == "maze"
-    assert task_for_inputs({"dtype": "int64", "shape": ["batch", 900], "range": [0, 11]}, "trm").name == "sequence"
+    assert task_for_inputs({"dtype": "int64", "shape": ["batch", 900], "range": [0, 11]}, "trm").name == "arc"
+    assert task_for_inputs({"dtype": "int64", "shape": ["batch", 900], "range": [0, 20]}, "trm").name == "sequence"
 
 
 def test_maze_text_form_round_trips():

@@ -255,6 +255,9 @@ def solve(
     mode: str = typer.Option("host", "--mode", "-m", help="host (early halting), loop or unrolled"),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
     threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),
+    puzzle_id: str | None = typer.Option(
+        None, "--puzzle-id", help="ARC models: the puzzle identifier (id or name) of every example"
+    ),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per example instead of text"),
     provider: list[str] | None = PROVIDER,
     device_id: int = DEVICE_ID,
@@ -267,7 +270,8 @@ def solve(
     try:
         runner = opts.runner(artefact, variant)
         x = _file_inputs(runner, inputs)
-        sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold)
+        pid = None if puzzle_id is None else (int(puzzle_id) if puzzle_id.isdigit() else puzzle_id)
+        sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold, puzzle_ids=pid)
     except _runtime_errors() as e:
         fail(InputError(str(e)))
     task = _task_of(runner)

@@ -99,7 +99,8 @@ class Augmentation:
 
     def undo(self, grid: np.ndarray) -> np.ndarray:
         inv = np.argsort(np.asarray(self.mapping)).astype(np.uint8)
-        return inv[dihedral(np.asarray(grid, np.uint8), INVERSE[self.transform])]
+        out: np.ndarray = inv[dihedral(np.asarray(grid, np.uint8), INVERSE[self.transform])]
+        return out
 
 
 def parse_name(name: str) -> Augmentation:
@@ -196,10 +197,10 @@ def pass_at(tasks: dict[str, list[TestInput]], k: int) -> dict[str, float]:
     return {"fractional": float(np.mean(frac)), "all_inputs": float(np.mean(full))}
 
 
-def submission(tasks: dict[str, list[TestInput]], attempts: int = 2) -> dict[str, list[dict[str, list]]]:
+def submission(tasks: dict[str, list[TestInput]], attempts: int = 2) -> dict[str, list[dict[str, list[list[int]]]]]:
     """Kaggle-style answers, as TRM writes submission.json: per task one {attempt_1, attempt_2} per test input;
     fewer candidates than attempts repeat the first."""
-    out: dict[str, list[dict[str, list]]] = {}
+    out: dict[str, list[dict[str, list[list[int]]]]] = {}
     for task, tis in tasks.items():
         rows = []
         for ti in tis:

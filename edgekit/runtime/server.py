@@ -90,6 +90,11 @@ class SlotScheduler:
                 "slot-refill serving runs one state per sample; an Anderson DEQ carries a "
                 "history: answer it with Runner.solve"
             )
+        if runner.takes_puzzle_ids:
+            raise RuntimeInputError(
+                "this artefact takes puzzle identifiers (ARC); the slot-refill server does not carry them yet: "
+                "answer it with Runner.solve(x, puzzle_ids=...) or Runner.solve_arc"
+            )
         self.runner = runner
         self.slots = slots
         self.cap, self.threshold = runner.limits(max_steps, threshold)

@@ -127,6 +127,11 @@ class TensorRTRunner:
         except ArtefactError as e:
             raise InputError(str(e)) from None
         self.graph = self.manifest["graph"]
+        if "puzzle_ids" in self.graph:  # not wired here: nothing untested is called done (no TensorRT on our CI)
+            raise InputError(
+                "this artefact takes puzzle identifiers (ARC), which the direct TensorRT runner does not feed yet",
+                "use edgekit.runtime.Runner with providers=['tensorrt'] (onnxruntime's TensorRT provider)",
+            )
         self.state_names: list[str] = self.graph["state_names"]
         self.family: str = self.manifest["model"]["family"]
         self.solver: dict[str, Any] = (
