@@ -24,20 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-HRM_ARC = {
-    "family": "hrm",
-    "seq_len": 900,
-    "vocab_size": 12,
-    "hidden_size": 512,
-    "num_heads": 8,
-    "H_layers": 4,
-    "L_layers": 4,
-    "H_cycles": 2,
-    "L_cycles": 2,
-    "expansion": 4,
-    "pos_encodings": "rope",
-    "puzzle_emb_ndim": 512,
-}
+
+def hrm_arc() -> dict:
+    """sapientinc's HRM at ARC size: the official Sudoku architecture on 30 x 30 grids of 12 tokens."""
+    from reference_checkpoints import OFFICIAL
+
+    return {**OFFICIAL["hrm-sudoku"], "seq_len": 900, "vocab_size": 12}
+
 
 CHILD = """
 import json, resource, sys, time
@@ -119,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         ck = Path(d) / "hrm-arc"
         t = time.perf_counter()
-        write_reference_checkpoint(ck, {**HRM_ARC, "num_puzzle_identifiers": a.ids})
+        write_reference_checkpoint(ck, {**hrm_arc(), "num_puzzle_identifiers": a.ids})
         res["write_checkpoint_s"] = round(time.perf_counter() - t, 1)
         res["checkpoint_mb"] = round((ck / "checkpoint").stat().st_size / 1e6, 1)
         print(json.dumps(res), flush=True)
