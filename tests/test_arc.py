@@ -537,3 +537,19 @@ def test_encode_graph_takes_puzzle_rows_like_pytorch_takes_ids(family, tmp_path)
     want = m.encode(torch.from_numpy(x), torch.tensor([20, 3, 7])).detach().numpy()
     assert np.allclose(got[0], want, atol=1e-5)
     assert not np.allclose(want[0], want[1])
+
+
+def test_device_commands_on_an_arc_artefact_answer_or_refuse_in_one_line(arc_demo, tmp_path):
+    """bench has no ARC generator (one line, exit 2) and takes --inputs with --puzzle-id; tune refuses ARC
+    artefacts (voted answers are not tuned yet) with one line, exit 2."""
+    from edgekit.runtime import Runner
+
+    art = str(arc_demo["art"])
+    _one_line(_cli("bench", art), 2, "no built-in inputs")
+    x = tmp_path / "x.npy"
+    np.save(x, arc_demo["data"]["inputs"][:2].astype(np.int64))
+    pid = str(Runner(arc_demo["art"]).puzzles.original[0])
+    r = _cli("bench", art, "--inputs", str(x), "--puzzle-id", pid, "--batch", "2", "--repeats", "1", "--json")
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert json.loads(r.stdout)["results"][0]["batch"] == 2
+    _one_line(_cli("tune", str(arc_demo["recipe"]), "--latency-budget", "50"), 2, "not tuned yet")

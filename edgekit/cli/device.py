@@ -78,6 +78,11 @@ class _TaskDefaults:
     calibration_split: str = "train"
 
 
+def _puzzle_id(text: str | None) -> int | str | None:
+    """--puzzle-id: an identifier id (digits) or name."""
+    return None if text is None else (int(text) if text.isdigit() else text)
+
+
 def _task_of(runner: Any) -> Any:
     from ..tasks import task_for_inputs
 
@@ -96,9 +101,10 @@ def _file_inputs(runner: Any, path: Path) -> np.ndarray:
 
 def _generated_inputs(runner: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     task = _task_of(runner)
-    if task is None:
+    if task is None or not task.generates:  # e.g. ARC or any dataset-only task: nothing to generate
         raise InputError(
-            f"no built-in inputs for an input of shape {runner.graph['input'].get('shape')} ({runner.family})",
+            f"no built-in inputs for an input of shape {runner.graph['input'].get('shape')} ({runner.family}"
+            f"{', task ' + task.name if task else ''})",
             "pass --inputs FILE (.npy, .npz or text) with examples of that shape",
         )
     data = task.load(_TaskDefaults(task.name, n, seed), n, seed, "test")
@@ -151,6 +157,9 @@ def bench(
         None, "--inputs", help="examples (.npy, .npz or text) instead of generated data"
     ),
     seed: int = typer.Option(123, "--seed", min=0, help="seed of the generated puzzles"),
+    puzzle_id: str | None = typer.Option(
+        None, "--puzzle-id", help="ARC models: the puzzle identifier (id or name) of every example"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON"),
     plot: Path | None = typer.Option(
         None, "--plot", help="write a PNG of per-puzzle latency per variant and batch size (needs matplotlib)"
@@ -183,7 +192,8 @@ def bench(
                 runner = opts.runner(artefact, v)
                 for m in available_modes(runner) if mode == "all" else [mode]:
                     with progress.task(f"bench {v} {m}"):
-                        for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y):
+                        kw = {} if puzzle_id is None else {"puzzle_ids": _puzzle_id(puzzle_id)}
+                        for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y, **kw):
                             rows.append({"variant": v, **s.to_dict()})
     except _runtime_errors() as e:
         fail(InputError(str(e)))
@@ -270,8 +280,7 @@ def solve(
     try:
         runner = opts.runner(artefact, variant)
         x = _file_inputs(runner, inputs)
-        pid = None if puzzle_id is None else (int(puzzle_id) if puzzle_id.isdigit() else puzzle_id)
-        sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold, puzzle_ids=pid)
+        sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold, puzzle_ids=_puzzle_id(puzzle_id))
     except _runtime_errors() as e:
         fail(InputError(str(e)))
     task = _task_of(runner)

@@ -81,6 +81,12 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         manifest = read_manifest(folder, complete=True)
     except ArtefactError as e:
         raise RecipeError(str(e), "run `edgekit export` on the recipe first, or pass --artefact") from None
+    if "puzzle_ids" in manifest["graph"]:
+        raise RecipeError(
+            "edgekit tune scores tasks answered per example; this artefact takes puzzle identifiers (ARC), whose "
+            "answers are voted across augmented copies, and is not tuned yet",
+            "choose the threshold and cap with `edgekit validate` gates, or Runner.solve_arc's max_steps / threshold",
+        )
     if manifest["model"]["family"] == "deq":
         raise RecipeError(
             "edgekit tune covers ACT models (HRM, TRM): a DEQ's solver tolerance is not tuned yet",
