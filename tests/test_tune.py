@@ -141,3 +141,60 @@ def test_tune_skips_variants_whose_validation_gates_failed(small_trm_recipe, trm
     p = _edgekit("tune", str(small_trm_recipe), "--artefact", str(art), "--latency-budget", "0.001", "--batch", "8",
                  "--check-n", "8")  # fmt: skip
     assert p.returncode == 4 and "results.json is unreadable" in p.stdout
+
+
+def test_tune_for_a_tensorrt_target_uses_graph_times_measured_on_the_device(small_trm_recipe, trm_artefact, tmp_path):
+    """A TensorRT target: tune refuses without device timings and names the device command; `edgekit bench
+    --graph-times` (here on this CPU, standing in for the device) writes them; tune then predicts every
+    configuration from them (labelled as estimated, nothing measured here) and its prediction follows the file:
+    doubling every step time doubles the chosen point's latency. A file for other graph bytes, a tampered file or
+    one timed at a smaller batch is one line, exit 2."""
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    recipe = tmp_path / "jet.yaml"
+    recipe.write_text(small_trm_recipe.read_text().replace("target: x86-cpu", "target: jetson-orin-nano"))
+    base = ["tune", str(recipe), "--artefact", str(art), "--batch", "8", "--check-n", "16"]
+    p = _edgekit(*base, "--latency-budget", "100000")
+    assert p.returncode == 2 and "--graph-times" in p.stderr and "--latency-from" in p.stderr, p.stderr
+    times = tmp_path / "times.json"
+    b = _edgekit("bench", str(art), "--batch", "1", "--batch", "8", "--n", "8", "--repeats", "1", "--graph-times",
+                 str(times))  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    doc = json.loads(times.read_text())
+    assert doc["variants"]["float32"]["sizes"] == [1, 2, 4, 8]
+    p = _edgekit(*base, "--latency-budget", "100000", "--latency-from", str(times), "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["chosen"]["latency_source"] == "device graph times" and "estimated" in res["latency_source"]
+    assert res["latency_model"]["float32"]["step_ms"] == [round(x, 3) for x in doc["variants"]["float32"]["step_ms"]]
+    slow = json.loads(times.read_text())
+    slow["variants"]["float32"]["step_ms"] = [2 * t for t in slow["variants"]["float32"]["step_ms"]]
+    slow["variants"]["float32"]["encode_ms"] = [2 * t for t in slow["variants"]["float32"]["encode_ms"]]
+    slow["variants"]["float32"]["readout_ms"] = [2 * t for t in slow["variants"]["float32"]["readout_ms"]]
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    p2 = _edgekit(*base, "--latency-budget", "100000", "--latency-from", str(tmp_path / "slow.json"), "--json")
+    res2 = json.loads(p2.stdout)
+    same = [c for c in res2["front"] if (c["variant"], c["threshold"], c["cap"]) == (
+        res["chosen"]["variant"], res["chosen"]["threshold"], res["chosen"]["cap"])]  # fmt: skip
+    assert (
+        same
+        and abs(same[0]["latency_ms"] - 2 * res["chosen"]["latency_ms"]) < 1e-6 * res["chosen"]["latency_ms"] + 1e-3
+    )
+    for label, edit, text in (
+        ("other graph bytes", lambda d: d["variants"]["float32"].update(step_sha256="0" * 64), "other graph bytes"),
+        ("negative time", lambda d: d["variants"]["float32"]["step_ms"].__setitem__(0, -1.0), "not consistent"),
+        (
+            "smaller batch",
+            lambda d: [d["variants"]["float32"][k].pop() for k in ("sizes", "encode_ms", "step_ms", "readout_ms")],
+            "up to batch 4",
+        ),  # fmt: skip
+    ):
+        bad = json.loads(times.read_text())
+        edit(bad)
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        p = _edgekit(*base, "--latency-budget", "100000", "--latency-from", str(tmp_path / "bad.json"))
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and text in lines[0] and "Traceback" not in p.stderr, (
+            label,
+            p.stderr,
+        )

@@ -161,6 +161,12 @@ def bench(
         None, "--puzzle-id", help="ARC models: the puzzle identifier (id or name) of every example"
     ),
     json_out: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    graph_times: Path | None = typer.Option(
+        None,
+        "--graph-times",
+        help="also time encode / step / readout per batch size 1, 2, 4, ... up to the largest --batch and write "
+        "them here (JSON): what `edgekit tune --latency-from` predicts this device's latency with",
+    ),
     plot: Path | None = typer.Option(
         None, "--plot", help="write a PNG of per-puzzle latency per variant and batch size (needs matplotlib)"
     ),
@@ -176,7 +182,9 @@ def bench(
     from ..runtime.bench import available_modes, benchmark
 
     opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
-    rows = []
+    rows: list[dict] = []
+    timed: list = []
+    records: dict[str, dict] = {}
     try:
         if mode != "all" and mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
@@ -195,6 +203,19 @@ def bench(
                         kw = {} if puzzle_id is None else {"puzzle_ids": _puzzle_id(puzzle_id)}
                         for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y, **kw):
                             rows.append({"variant": v, **s.to_dict()})
+                if graph_times is not None:
+                    from ..runtime.graph_times import graph_times_record, time_graphs
+
+                    times = time_graphs(runner, x, max(batch), puzzle_ids=_puzzle_id(puzzle_id))
+                    timed.append(runner)
+                    records[v] = graph_times_record(runner, times)
+        if graph_times is not None:
+            from ..runtime.graph_times import write_graph_times
+
+            try:
+                write_graph_times(graph_times, timed, records)
+            except OSError as e:
+                raise InputError(f"cannot write {graph_times} ({e.strerror})", "pass a writable file path") from None
     except _runtime_errors() as e:
         fail(InputError(str(e)))
     except EdgekitError as e:

@@ -22,12 +22,20 @@ def _thr(t: float | None) -> str:
 @app.command()
 def tune(
     recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (its data and target)"),
-    latency_budget: float = typer.Option(..., "--latency-budget", min=0.001, help="ms per puzzle on this machine"),
+    latency_budget: float = typer.Option(
+        ..., "--latency-budget", min=0.001, help="ms per puzzle on this machine (or the device of --latency-from)"
+    ),
     batch: int = typer.Option(64, "--batch", min=1, max=4096, help="batch size the device serves at"),
     artefact: Path | None = typer.Option(None, "--artefact", help="artefact folder (default: the recipe's output)"),
     variant: list[str] = typer.Option([], "--variant", "-v", help="only these variants (default: all)"),
     check_n: int = typer.Option(512, "--check-n", min=1, max=100_000, help="held-out examples to re-measure on"),
     apply: bool = typer.Option(False, "--apply", help="write the choice as the artefact's runtime default"),
+    latency_from: Path | None = typer.Option(
+        None,
+        "--latency-from",
+        help="graph times measured on the target device by `edgekit bench --graph-times` (needed for TensorRT "
+        "targets): latency is then estimated from them, not measured here",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
 ) -> None:
     """The accuracy-latency front over the artefact's variants, halting thresholds and step caps, measured on this
@@ -35,7 +43,7 @@ def tune(
     written as the artefact's runtime default. Exit 4 when no configuration meets the budget."""
     from ..tune import TuneSettings, apply_defaults, run_tune
 
-    settings = TuneSettings(latency_budget, batch, variant or None, check_n=check_n)
+    settings = TuneSettings(latency_budget, batch, variant or None, check_n=check_n, latency_from=latency_from)
     try:
         with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
             res = run_tune(recipe, artefact, settings, log=lambda s: None if json_out else console.print(
@@ -56,7 +64,8 @@ def tune(
     if not res["chosen"]:
         fastest = res["fastest"]
         err_console.print(
-            f"error: no configuration meets {latency_budget:g} ms per puzzle at batch {batch} on this machine; the "
+            f"error: no configuration meets {latency_budget:g} ms per puzzle at batch {batch} "
+            f"{'on this machine' if latency_from is None else 'on the device (estimated)'}; the "
             f"fastest is {fastest['latency_ms']:.2f} ms ({fastest['variant']}, cap {fastest['cap']}): raise the "
             "budget, add a faster variant (quantize.modes) or serve at another batch size",
             markup=False,
@@ -91,8 +100,9 @@ def _print(res: dict) -> None:
     if chosen:
         console.print(
             f"chosen for {res['budget_ms']:g} ms: {chosen['variant']}, halt threshold {_thr(chosen['threshold'])}, "
-            f"cap {chosen['cap']} — {chosen['latency_ms']:.2f} ms per puzzle (measured), exact {chosen['exact']:.3f} "
-            "on the tuning set",
+            f"cap {chosen['cap']} — {chosen['latency_ms']:.2f} ms per puzzle "
+            f"({'estimated from device graph times' if chosen['latency_source'] != 'measured' else 'measured'}), "
+            f"exact {chosen['exact']:.3f} on the tuning set",
             markup=False,
             highlight=False,
         )

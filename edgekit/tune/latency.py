@@ -10,58 +10,9 @@ loop's own overhead; the front's chosen point and its neighbours are measured en
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from functools import partial
-
 import numpy as np
 
-from .. import progress
-
-
-@dataclass
-class StepTimes:
-    """Median ms per call of each graph at each measured batch size."""
-
-    sizes: list[int]
-    encode: list[float]
-    step: list[float]
-    readout: list[float]
-    scale: float = 1.0  # measured / predicted, from the default configuration
-
-    def at(self, graph: str, b: int) -> float:
-        if b <= 0:
-            return 0.0
-        return float(np.interp(b, self.sizes, getattr(self, graph)))
-
-
-def _median_ms(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times))
-
-
-def time_graphs(runner, inputs: np.ndarray, batch: int, reps: int = 3) -> StepTimes:
-    """Time encode / step / readout of the runner's variant at batch sizes 1, 2, 4, ..., batch on real inputs."""
-    sizes = sorted({min(2**k, batch) for k in range(0, int(np.ceil(np.log2(max(batch, 1)))) + 1)})
-    enc, stp, rd = [], [], []
-    with progress.task(f"timing {runner.variant} graphs", len(sizes)) as bar:
-        for b in sizes:
-            x_in = runner.check_inputs(np.resize(inputs, (b, *inputs.shape[1:])))
-            x = runner.call("encode", {"inputs": x_in})[0]
-            feeds = {**dict(zip(runner.state_names, runner.initial_state(x))), "x": x}
-            new = runner.call("step", feeds)[:-1]
-            step_feeds = {**dict(zip(runner.state_names, new)), "x": x}  # a state past step 1, as served
-            head = dict(zip(runner.state_names, new))
-            enc.append(_median_ms(partial(runner.call, "encode", {"inputs": x_in}), reps))
-            stp.append(_median_ms(partial(runner.call, "step", step_feeds), reps))
-            rd.append(_median_ms(partial(runner.call, "readout", head), reps))
-            bar.advance()
-    return StepTimes(sizes, enc, stp, rd)
+from ..runtime.graph_times import StepTimes, _median_ms, time_graphs  # noqa: F401  (re-exported for tune)
 
 
 def predict_ms(times: StepTimes, steps: np.ndarray, batch: int) -> float:

@@ -37,6 +37,7 @@ class TuneSettings:
     variants: list[str] | None = None  # default: every variant with step graphs
     latency_n: int = 64  # examples timed end to end per measured configuration
     check_n: int = 512  # held-out examples the chosen configuration is re-measured on
+    latency_from: Path | None = None  # graph times measured on the target device (`edgekit bench --graph-times`)
 
 
 def _rollout(runner, data, name: str, batch: int, log) -> tuple[np.ndarray, np.ndarray]:
@@ -71,10 +72,11 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
 
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
-    if target.backend != "onnxruntime":
+    if target.backend != "onnxruntime" and s.latency_from is None:
         raise RecipeError(
             f"target {target.name} runs TensorRT engines, whose latency this machine cannot measure",
-            "run `edgekit bench` on the device, or tune for an onnxruntime target (x86-cpu)",
+            f"on the device run `edgekit bench ARTEFACT --variant all --batch {s.batch} --graph-times times.json` "
+            "(onnxruntime's TensorRT provider: --provider tensorrt), then tune here with --latency-from times.json",
         )
     folder = Path(artefact).expanduser() if artefact else resolve_output(recipe, base)
     try:
@@ -110,7 +112,9 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     budget = int(manifest["graph"]["step_budget"])
     default_thr = float(manifest["graph"].get("halt_threshold", 0.0))
     bs = recipe.validate_.batch_size
-    log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} on this machine")
+    device = _device_times(s.latency_from, manifest, names, s.batch) if s.latency_from else None
+    where = f"from {s.latency_from} (measured there, predicted here)" if device else "on this machine"
+    log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} {where}")
 
     runners = {v: Runner(folder, variant=v) for v in names}
     records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log) for v in names}
@@ -123,17 +127,25 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     for v in names:
         preds, halt = records[v]
         cs = grid(v, preds, halt, data.labels, default_answers, thresholds_for(halt, default_thr))
-        times = time_graphs(runners[v], data.inputs, s.batch)
-        # one end-to-end measurement of the default configuration calibrates the model for the host loop's overhead
-        measured = measure_ms(runners[v], timed, s.batch, default_thr, budget)
-        predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], default_thr), s.batch)
-        times.scale = measured / predicted if predicted > 0 else 1.0
+        if device is not None:  # the device's own graph times; no end-to-end run is possible here
+            times = device[v]
+        else:
+            times = time_graphs(runners[v], data.inputs, s.batch)
+            # one end-to-end run of the default configuration calibrates the model for the host loop's overhead
+            measured = measure_ms(runners[v], timed, s.batch, default_thr, budget)
+            predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], default_thr), s.batch)
+            times.scale = measured / predicted if predicted > 0 else 1.0
         timings[v] = times
         for c in cs:
             assert c.halting_steps is not None
             c.latency_ms = predict_ms(times, c.halting_steps, s.batch)
+            if device is not None:
+                c.latency_source = "device graph times"
         configs += cs
-    chosen = _choose_measured(configs, s, runners, timed, log)
+    if device is not None:
+        chosen = choose(pareto_front(configs), s.budget_ms)
+    else:
+        chosen = _choose_measured(configs, s, runners, timed, log)
     front = pareto_front(configs)
     check = _recheck(recipe, runners, chosen, ref, default_thr, budget, s, log) if chosen else None
     fastest = front[0] if front else None
@@ -155,9 +167,43 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
             v: {"batch_sizes": t.sizes, "step_ms": [round(x, 3) for x in t.step], "scale": round(t.scale, 3)}
             for v, t in timings.items()
         },
+        "latency_source": (
+            f"estimated: host loop replayed on graph times measured on the device ({s.latency_from}); not measured "
+            "end to end"
+            if device
+            else "this machine: predicted from graph times, the chosen point measured end to end"
+        ),
     }
     _write_outputs(folder, result, manifest, configs, front, chosen, log)
     return result
+
+
+def _device_times(path: Path, manifest: dict, names: list[str], batch: int) -> dict[str, StepTimes]:
+    """Graph times a device measured (`edgekit bench --graph-times`), for exactly this artefact's step graphs and
+    a batch within what was timed; anything else is one RecipeError line."""
+    from ..runtime.errors import RuntimeInputError
+    from ..runtime.graph_times import read_graph_times, step_times
+
+    try:
+        doc = read_graph_times(path)
+    except RuntimeInputError as e:
+        raise RecipeError(str(e), "write it on the device with `edgekit bench ARTEFACT --graph-times FILE`") from None
+    out = {}
+    for v in names:
+        entry = doc["variants"].get(v)
+        key = manifest["variants"][v]["step"]
+        if entry is None or entry["step_sha256"] != manifest["sha256"].get(key):
+            raise RecipeError(
+                f"{path} has no graph times for this artefact's {v} step graph (missing, or other graph bytes)",
+                "time this artefact on the device: `edgekit bench ARTEFACT --variant all --graph-times FILE`",
+            )
+        if entry["sizes"][-1] < batch:
+            raise RecipeError(
+                f"{path} timed the {v} graphs up to batch {entry['sizes'][-1]}, not {batch}",
+                f"tune with --batch {entry['sizes'][-1]} or bench on the device with --batch {batch}",
+            )
+        out[v] = step_times(entry)
+    return out
 
 
 def _failed_variants(folder: Path, log) -> set[str]:
