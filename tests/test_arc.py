@@ -553,3 +553,10 @@ def test_device_commands_on_an_arc_artefact_answer_or_refuse_in_one_line(arc_dem
     assert r.returncode == 0, r.stderr[-1000:]
     assert json.loads(r.stdout)["results"][0]["batch"] == 2
     _one_line(_cli("tune", str(arc_demo["recipe"]), "--latency-budget", "50"), 2, "not tuned yet")
+
+
+def test_info_states_the_puzzle_table(arc_demo):
+    r = _cli("info", str(arc_demo["art"]))
+    assert r.returncode == 0 and "puzzle identifiers: input puzzle_ids [batch]" in r.stdout, r.stdout
+    d = json.loads(_cli("info", str(arc_demo["art"]), "--json").stdout)
+    assert d["graph"]["puzzle_ids"]["rows"] < d["graph"]["puzzle_ids"]["rows_before"]

@@ -343,6 +343,15 @@ def info(
         highlight=False,
         markup=False,
     )
+    p = g.get("puzzle_ids")
+    if p:
+        console.print(
+            f"puzzle identifiers: input puzzle_ids [batch]; {p['rows']:,} of {p['rows_before']:,} table rows kept "
+            f"({p['bytes_after'] / 1e6:,.2f} of {p['bytes_before'] / 1e6:,.2f} MB)"
+            + (", named" if p.get("named") else ""),
+            highlight=False,
+            markup=False,
+        )
     rd = d.get("runtime_defaults")
     if rd:
         thr = "never" if rd["halt_threshold"] is None else rd["halt_threshold"]

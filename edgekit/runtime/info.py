@@ -50,7 +50,10 @@ def describe(folder: str | Path) -> dict[str, Any]:
             "checkpoint": m["model"].get("checkpoint"),
             "checkpoint_sha256": m["model"].get("checkpoint_sha256"),
         },
-        "graph": {k: r.graph.get(k) for k in ("input", "step_budget", "halt_threshold", "halting", "state_names")},
+        "graph": {
+            k: r.graph.get(k)
+            for k in ("input", "puzzle_ids", "step_budget", "halt_threshold", "halting", "state_names")
+        },
         "variants": variants,
         "runtime_defaults": m.get(
             "runtime_defaults"
