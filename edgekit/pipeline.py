@@ -186,11 +186,11 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         precisions: list[str] = list(ex.precisions)
         if "float16" in recipe.quantize.modes and "float16" not in precisions:
             precisions.append("float16")
-        if table is not None:
-            mb = table.spec(4)
+        table_spec = table.spec(native.puzzle_emb.weights.element_size()) if table is not None else None
+        if table_spec is not None:
             log(
-                f"puzzle table: {table.rows:,} of {table.rows_before:,} rows kept "
-                f"({mb['bytes_before'] / 1e6:,.1f} -> {mb['bytes_after'] / 1e6:,.1f} MB in float32)"
+                f"puzzle table: {table_spec['rows']:,} of {table_spec['rows_before']:,} rows kept "
+                f"({table_spec['bytes_before'] / 1e6:,.1f} -> {table_spec['bytes_after'] / 1e6:,.1f} MB)"
             )
         plan = ExportPlan(
             list(ex.forms), precisions, ex.opset, thr, ex.optimize, table, external=ex.external_data == "always"
@@ -217,7 +217,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             from .export.puzzle_table import write_table
 
             files["puzzle_ids"] = write_table(tmp, table)
-            manifest["graph"]["puzzle_ids"] = table.spec(native.puzzle_emb.weights.element_size())
+            manifest["graph"]["puzzle_ids"] = table_spec
             manifest["bytes"]["puzzle_ids"] = (tmp / files["puzzle_ids"]).stat().st_size
         write_json(tmp / "manifest.json", manifest)  # the float variants: what the quantize stage reads
         if any(m != "float16" for m in recipe.quantize.modes):

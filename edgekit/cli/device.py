@@ -183,7 +183,6 @@ def bench(
 
     opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
     rows: list[dict] = []
-    timed: list = []
     records: dict[str, dict] = {}
     try:
         if mode != "all" and mode not in MODES:
@@ -207,13 +206,12 @@ def bench(
                     from ..runtime.graph_times import graph_times_record, time_graphs
 
                     times = time_graphs(runner, x, max(batch), puzzle_ids=_puzzle_id(puzzle_id))
-                    timed.append(runner)
                     records[v] = graph_times_record(runner, times)
         if graph_times is not None:
             from ..runtime.graph_times import write_graph_times
 
             try:
-                write_graph_times(graph_times, timed, records)
+                write_graph_times(graph_times, list(first.providers), records)
             except OSError as e:
                 raise InputError(f"cannot write {graph_times} ({e.strerror})", "pass a writable file path") from None
     except _runtime_errors() as e:

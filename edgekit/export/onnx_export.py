@@ -97,6 +97,15 @@ def _export(
     return ExportedGraph(path.stem, path, inputs, outputs, time.time() - t0, len(data))
 
 
+def _check_written(path: Path) -> None:
+    """onnx.checker on a graph file whose initializers live in external data: checked from its path, so the data
+    file is resolved beside it (an in-memory check cannot find it)."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this bug") from None
+
+
 def _export_encode(
     model: ACTModel | DEQModel, folder: Path, opset: int, optimize: bool, table: PuzzleTable | None, external: bool
 ) -> ExportedGraph:
@@ -127,6 +136,9 @@ def _export_encode(
             raw[i : i + (1 << 16)].tofile(fh)
     init.ClearField("raw_data")
     init.dims[:] = list(weights.shape)
+    for vi in proto.graph.value_info:  # the stand-in's [1, dim] shape, recorded by the exporter, is the table's now
+        if vi.name == TABLE:
+            vi.type.tensor_type.shape.dim[0].dim_value = int(weights.shape[0])
     init.data_location = onnx.TensorProto.EXTERNAL
     del init.external_data[:]
     for k, v in (("location", data.name), ("offset", "0"), ("length", str(nbytes))):
@@ -134,10 +146,7 @@ def _export_encode(
         e.key, e.value = k, v
     body = proto.SerializeToString()
     path.write_bytes(body)
-    try:
-        onnx.checker.check_model(str(path))
-    except onnx.checker.ValidationError as e:
-        raise ExportError(f"{path.name} fails onnx.checker: {first_line(e, 240)}", "report this bug") from None
+    _check_written(path)
     return ExportedGraph(g.name, path, g.inputs, g.outputs, g.seconds + time.time() - t0, len(body) + nbytes, data)
 
 
@@ -220,13 +229,8 @@ def _stitch_folder(
     proto = stitch(model, form, *parts, **kw)
     data = proto.SerializeToString()
     Path(path).write_bytes(data)
-    if has_external_data(proto):  # the checker resolves external data beside the written file
-        try:
-            onnx.checker.check_model(str(path), full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise ExportError(
-                f"{Path(path).name} fails onnx.checker: {first_line(e, 240)}", "report this bug"
-            ) from None
+    if has_external_data(proto):
+        _check_written(Path(path))
     ins, outs = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
     return ExportedGraph(Path(path).stem, Path(path), ins, outs, time.time() - t0, len(data))
 

@@ -32,7 +32,6 @@ class PuzzleTable:
     names: list[str] | None
     rows_before: int
     dim: int
-    blank_id: int = 0
 
     @property
     def rows(self) -> int:
@@ -46,7 +45,6 @@ class PuzzleTable:
 
     def spec(self, itemsize: int) -> dict[str, Any]:
         """The manifest's `graph.puzzle_ids`: the runtime input contract and the sizes before / after the cut."""
-        default = int(np.searchsorted(self.original, self.blank_id)) if self.rows_before == 1 else None
         return {
             "dtype": "int64",
             "shape": ["batch"],
@@ -55,7 +53,9 @@ class PuzzleTable:
             "dim": self.dim,
             "bytes_before": self.rows_before * self.dim * itemsize,
             "bytes_after": self.rows * self.dim * itemsize,
-            "default_row": default,  # only a one-row (blank-only) table answers without identifiers
+            # a table with more than the blank row never answers without identifiers (the runtime's contract
+            # allows a default row; tables of the blank row alone are graph constants, with no puzzle_ids input)
+            "default_row": None,
             "named": self.names is not None,
             "file": "puzzle_ids",
         }

@@ -58,18 +58,32 @@ def to_tokens(grid: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
-def crop(tokens: np.ndarray) -> np.ndarray:
-    """The largest rectangle of colour tokens anchored at (0, 0), as colours (the reference's crop: rows are
-    scanned top-down, the width only shrinks, equal areas keep the fewest rows)."""
-    g = np.asarray(tokens).reshape(SIZE, SIZE)
+def crop_sizes(tokens: np.ndarray) -> np.ndarray:
+    """(rows, columns) [N, 2] of the largest rectangle of colour tokens anchored at (0, 0) in each of N sequences,
+    as the reference crops: rows scanned top-down, the width only shrinks (to the first non-colour token of each
+    row), the first largest area wins (equal areas keep the fewest rows), no area at all is an empty grid."""
+    g = np.asarray(tokens).reshape(-1, SIZE, SIZE)
     valid = (g >= OFFSET) & (g <= OFFSET + 9)
-    best, size, width = 0, (0, 0), SIZE
-    for r in range(SIZE):
-        row = valid[r, :width]
-        width = int(np.argmin(row)) if not row.all() else width
-        if (r + 1) * width > best:
-            best, size = (r + 1) * width, (r + 1, width)
-    return (g[: size[0], : size[1]].astype(np.int64) - OFFSET).astype(np.uint8)
+    prefix = np.where(valid.all(-1), SIZE, valid.argmin(-1))  # colour prefix of each row
+    width = np.minimum.accumulate(prefix, axis=1)
+    area = width * np.arange(1, SIZE + 1)
+    rows = area.argmax(1)
+    idx = np.arange(len(g))
+    found = area[idx, rows] > 0
+    return np.stack([np.where(found, rows + 1, 0), np.where(found, width[idx, rows], 0)], 1)
+
+
+def crops(tokens: np.ndarray) -> list[np.ndarray]:
+    """The cropped grid (colours) of each of N token sequences."""
+    g = np.asarray(tokens).reshape(-1, SIZE, SIZE)
+    return [
+        (g[i, :h, :w].astype(np.int64) - OFFSET).astype(np.uint8) for i, (h, w) in enumerate(crop_sizes(g).tolist())
+    ]
+
+
+def crop(tokens: np.ndarray) -> np.ndarray:
+    """The cropped grid of one token sequence (see crop_sizes)."""
+    return crops(tokens)[0]
 
 
 def dihedral(a: np.ndarray, t: int) -> np.ndarray:
@@ -166,24 +180,37 @@ class TestInput:
         return self.truth is not None and any(key(g) == key(self.truth) for g in self.top(k))
 
 
+Prepared = list[tuple[np.ndarray, np.ndarray | None]]
+
+
+def prepare(inputs: np.ndarray, augmentations: list[Augmentation], labels: np.ndarray | None = None) -> Prepared:
+    """Per example, its test input in the original frame and (with `labels`, token sequences) its true output:
+    what every vote over the same examples shares, computed once."""
+    ins = crops(inputs)
+    outs = crops(np.where(np.asarray(labels) < 0, PAD, labels)) if labels is not None else None
+    return [(a.undo(ins[i]), None if outs is None else a.undo(outs[i])) for i, a in enumerate(augmentations)]
+
+
 def vote(
     inputs: np.ndarray,
     preds: np.ndarray,
     halt: np.ndarray,
     augmentations: list[Augmentation],
     labels: np.ndarray | None = None,
+    prepared: Prepared | None = None,
 ) -> dict[str, list[TestInput]]:
     """Per task, its test inputs (in first-seen order) with the answers of every augmented copy undone and voted;
-    `labels` (token sequences) give each test input's true output."""
+    `labels` (token sequences) give each test input's true output; `prepared` (from `prepare`) replaces both
+    when several votes run over the same examples."""
+    if prepared is None:
+        prepared = prepare(inputs, augmentations, labels)
     tasks: dict[str, dict[bytes, TestInput]] = {}
     q = sigmoid(halt)
-    for i, aug in enumerate(augmentations):
-        original = aug.undo(crop(inputs[i]))
+    for i, (aug, answer, (original, truth)) in enumerate(zip(augmentations, crops(preds), prepared)):
         ti = tasks.setdefault(aug.task, {}).setdefault(key(original), TestInput(aug.task, original))
-        ti.add(aug.undo(crop(preds[i])), q[i])
-        if labels is not None and ti.truth is None:
-            lab = np.where(np.asarray(labels[i]) < 0, PAD, labels[i])
-            ti.truth = aug.undo(crop(lab))
+        ti.add(aug.undo(answer), q[i])
+        if truth is not None and ti.truth is None:
+            ti.truth = truth
     return {t: list(v.values()) for t, v in tasks.items()}
 
 

@@ -87,13 +87,13 @@ def graph_times_record(runner: Any, times: StepTimes) -> dict[str, Any]:
     }
 
 
-def write_graph_times(path: Path, runners: list[Any], records: dict[str, dict[str, Any]]) -> None:
+def write_graph_times(path: Path, providers: list[str], records: dict[str, dict[str, Any]]) -> None:
     from ..artefact import write_json
 
     doc = {
         "schema_version": GRAPH_TIMES_SCHEMA,
         "machine": f"{platform.machine()}, {platform.node()[:64]}",
-        "providers": list(runners[0].providers) if runners else [],
+        "providers": providers,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "variants": records,
     }

@@ -71,7 +71,7 @@ class ARCTask(Task):
             ("budget", preds[-1], halts[-1]),
             ("halt", np.stack(preds)[steps - 1, idx], np.stack(halts)[steps - 1, idx]),
         ):
-            tasks = vote(data.inputs, p.reshape(len(idx), -1), h, data.augmentations, data.labels)
+            tasks = vote(data.inputs, p.reshape(len(idx), -1), h, data.augmentations, prepared=_prepared(data))
             out[where] = {f"pass@{k}": pass_at(tasks, k) for k in KS}
             if where == "budget":
                 out["tasks"] = len(tasks)
@@ -85,8 +85,25 @@ class ARCTask(Task):
 
         if data.augmentations is None or not halts:
             return None
-        tasks = vote(data.inputs, preds[-1].reshape(len(data.inputs), -1), halts[-1], data.augmentations)
+        tasks = vote(
+            data.inputs,
+            preds[-1].reshape(len(data.inputs), -1),
+            halts[-1],
+            data.augmentations,
+            prepared=_prepared(data),
+        )
         return "submission.json", submission(tasks)
+
+
+def _prepared(data: TaskData):
+    """Each example's test input and truth in the original frame, computed once per data set: every variant's
+    two votes and the submission share them (an ARC-1 test split is 385,815 examples)."""
+    from ..runtime.arc import prepare
+
+    if data.scoring is None:
+        assert data.augmentations is not None
+        data.scoring = prepare(data.inputs, data.augmentations, data.labels)
+    return data.scoring
 
 
 def _check_test_split(root, split: str) -> None:

@@ -28,6 +28,7 @@ class TaskData:
     puzzle_ids: np.ndarray | None = None
     names: list[str] | None = None  # identifier name of each example (ARC: task and augmentation)
     augmentations: list[Any] | None = None  # runtime.arc.Augmentation of each example (ARC)
+    scoring: Any = None  # computed once by the task's answer_metrics (ARC: each example's test input and truth)
 
 
 class TaskSettings(Protocol):
