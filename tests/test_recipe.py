@@ -1,5 +1,7 @@
 """Recipes are validated before any heavy work; every mistake names the fix."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,9 +62,19 @@ def test_every_target_file_validates_and_bundled_recipes_parse(root):
     )
     for n in names:
         assert load_target(n).name == n
+    ignored = {line.strip().strip("/") for line in (root / ".gitignore").read_text().splitlines()}
     for p in (root / "recipes").glob("*.yaml"):
         r, base = load_recipe(p)
-        assert (base / r.model.path).exists(), p
+        model = (base / r.model.path).resolve()
+        if model.exists():
+            continue
+        # A model that is not committed (random-init, written by an example script) must be ignored by git and
+        # written by the script the recipe names, under the name the recipe uses.
+        rel = model.relative_to(root.resolve()).as_posix()
+        assert rel in ignored, f"{p}: {rel} is neither committed nor ignored"
+        scripts = re.findall(r"python (examples/\w+\.py)", p.read_text())
+        assert scripts, f"{p}: names no script that writes {rel}"
+        assert any(model.name in (root / s).read_text() for s in scripts if (root / s).exists()), p
 
 
 @settings(max_examples=200, deadline=None)
