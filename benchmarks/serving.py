@@ -66,6 +66,14 @@ class StepCounter:
             return real(graph, feeds)
 
         runner._call = counted
+        bound = runner._run_bound
+
+        def counted_bound(binding, n):  # the host loop's IO-bound step calls
+            self.calls += 1
+            self.samples += n
+            return bound(binding, n)
+
+        runner._run_bound = counted_bound
 
     def take(self) -> tuple[int, int]:
         out, self.calls, self.samples = (self.calls, self.samples), 0, 0

@@ -474,3 +474,10 @@ def test_trajectory_cosine_predicts_changed_halting():
     r = cosine_predicts_halting(cos, steps_a, steps_b)
     # sample 0 halts at step 1 (its step-2 cosine is not looked at): lowest 0.99; sample 1: 0.9 and it changed
     assert r["halting_changed"] == 1 and r["auroc"] == 1.0 and r["mean_min_cosine_changed"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("mode", ["int8", "mixed"])
+def test_quantized_variants_run_the_io_bound_host_loop_bit_for_bit(quant_artefact, mode):
+    from test_runtime import _sudoku_mix, runs_bound_like_plain
+
+    runs_bound_like_plain(quant_artefact[0], mode, _sudoku_mix(16))

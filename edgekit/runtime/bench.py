@@ -163,9 +163,15 @@ class _TimedSession:
         self._sess, self._timer, self._graph = sess, timer, graph
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._sess.run, *args, **kwargs)
+
+    def run_with_iobinding(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._sess.run_with_iobinding, *args, **kwargs)
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
-            return self._sess.run(*args, **kwargs)
+            return fn(*args, **kwargs)
         finally:
             dt = time.perf_counter() - t0
             self._timer.seconds[self._graph] = self._timer.seconds.get(self._graph, 0.0) + dt

@@ -28,6 +28,7 @@ from .host_loop import anderson_mix, push_history
 from .manifest import read_manifest, safe_path
 from .providers import ProviderError, ProviderSettings, artefact_key, resolve
 from .puzzles import PuzzleMap
+from .stepper import BoundStep, PlainStep, Stepper
 
 
 @dataclass
@@ -132,7 +133,11 @@ class Runner:
         self._puzzles: PuzzleMap | None = None
         if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
             raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
-        self._init_vecs: dict[str, np.ndarray] | None = None
+        self._init_parts: dict[np.dtype, list[np.ndarray]] = {}
+        # The host loop's step calls go through IO binding on the CPU provider (runtime/stepper.py); False runs
+        # them through session.run as other providers do (benchmarks compare the two).
+        self.bind_steps = True
+        self._bound: dict[int, BoundStep] = {}  # per starting batch size, reused across solve calls
         self._inputs: dict[str, set[str]] = {}
         self.solver: dict[str, Any] = (
             self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
@@ -179,6 +184,7 @@ class Runner:
             model, self.opts, providers=self.providers, provider_options=self.provider_options
         )
         self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
+        self._bound.clear()
 
     def call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run one of the variant's graphs, feeding each only the inputs it declares."""
@@ -189,6 +195,33 @@ class Runner:
         wanted = self._inputs[graph]
         out: list[np.ndarray] = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
         return out
+
+    def _run_bound(self, binding: Any, n: int) -> None:
+        """One step-graph call on `n` samples through an IO binding (the bound host loop's only graph call)."""
+        self._sessions["step"].run_with_iobinding(binding)
+
+    def _stepper(self, x: np.ndarray) -> tuple[Stepper, int | None]:
+        """The step calls for a batch starting at `x`: a cached bound stepper where the CPU provider runs the step
+        graph (taken out of the cache while in use, so concurrent solves never share buffers), else plain."""
+        sess = self.session("step")
+        n = len(x)
+        bound = self._bound.pop(n, None) if self.bind_steps else None
+        if bound is not None and bound.session is sess:
+            bound.load(x, self._initial_parts(x))
+            return bound, n
+        if self.bind_steps and sess.get_providers() == ["CPUExecutionProvider"]:
+            bound = BoundStep.for_session(  # the run hook looked up per call, so a wrapper added later sees it
+                sess, lambda io, n: self._run_bound(io, n), self.state_names, x, self.initial_state(x)
+            )
+            if bound is not None:
+                return bound, n
+        return PlainStep(self._call, self.state_names, self.initial_state(x), x), None
+
+    def _release(self, stepper: Stepper, key: int | None) -> None:
+        if key is not None and isinstance(stepper, BoundStep):
+            self._bound[key] = stepper
+            while len(self._bound) > 2:  # a few batch sizes' buffers at most
+                self._bound.pop(next(iter(self._bound)))
 
     # -- input contract -----------------------------------------------------------------------------------------
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
@@ -212,7 +245,7 @@ class Runner:
                 raise RuntimeInputError(
                     f"token ids must lie in [{lo}, {hi}], got values in [{inputs.min()}, {inputs.max()}]"
                 )
-            return inputs.astype(np.int64)
+            return np.ascontiguousarray(inputs, dtype=np.int64)
         if inputs.dtype == bool or not (
             np.issubdtype(inputs.dtype, np.floating) or np.issubdtype(inputs.dtype, np.integer)
         ):
@@ -362,46 +395,68 @@ class Runner:
         self, x_in: np.ndarray, cap: int, threshold: float, compact: bool, rows: np.ndarray | None = None
     ) -> Solution:
         x = self._call("encode", self.feeds(x_in, rows))[0]
-        state = self.initial_state(x)
         n = len(x_in)
+        act = self.family != "deq"
+        if compact:
+            return self._solve_compacted(x, cap, threshold, act)
         steps = np.zeros(n, np.int64)
         done = np.zeros(n, bool)
-        logits: np.ndarray | None = None
-        halt = np.zeros(n, np.float32) if self.family != "deq" else None
-        idx = np.arange(n)  # samples still in the batch
+        # freeze halted samples in place: same answers, no compute saved (for comparison)
+        state = self.initial_state(x)
         for t in range(1, cap + 1):
             out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
-            new, signal = out[:-1], out[-1]
-            stop = self.stops(signal, threshold)
-            if compact:
-                steps[idx] = t
-                finish = stop | (t == cap)
-                if finish.any():
-                    head = self._call("readout", dict(zip(self.state_names, [s[finish] for s in new])))
-                    if logits is None:
-                        logits = np.empty((n, *head[0].shape[1:]), np.float32)
-                    logits[idx[finish]] = head[0]
-                    if halt is not None:
-                        halt[idx[finish]] = head[1]
-                    done[idx[stop]] = True
-                    keep = ~finish
-                    idx, x, new = idx[keep], x[keep], [s[keep] for s in new]
-                state = new
-                if not len(idx):
-                    break
-            else:  # freeze halted samples in place: same answers, no compute saved (for comparison)
-                active = ~done
-                state = [np.where(active.reshape(-1, *[1] * (s.ndim - 1)), ns, s) for s, ns in zip(state, new)]
-                steps = np.where(active, t, steps)
-                done = done | (stop & active)
-                if done.all():
-                    break
-        if not compact:
-            head = self._call("readout", dict(zip(self.state_names, state)))
-            logits = head[0]
-            halt = head[1] if halt is not None else None
-        assert logits is not None, "every sample finishes by the step cap"
-        return Solution(logits, steps, done, halt)
+            new, stop = out[:-1], self.stops(out[-1], threshold)
+            active = ~done
+            state = [np.where(active.reshape(-1, *[1] * (s.ndim - 1)), ns, s) for s, ns in zip(state, new)]
+            steps = np.where(active, t, steps)
+            done = done | (stop & active)
+            if done.all():
+                break
+        head = self._call("readout", dict(zip(self.state_names, state)))
+        return Solution(head[0], steps, done, head[1] if act else None)
+
+    def _solve_compacted(self, x: np.ndarray, cap: int, threshold: float, act: bool) -> Solution:
+        """Early halting with batch compaction: samples that halt are read out and leave the batch. The bookkeeping
+        is kept to a few numpy calls per step: at batch 1 each one costs several microseconds, the caches being
+        cold after a step graph call, so the loop's share of the time outside onnxruntime comes from their count."""
+        n, names = len(x), self.state_names
+        stepper, key = self._stepper(x)
+        idx: np.ndarray | None = None  # original rows of the samples still in the batch; None: all, in order
+        acc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None  # logits, steps, done, halt
+        out: Solution | None = None
+        for t in range(1, cap + 1):
+            stop = self.stops(stepper.step(), threshold)
+            every = t == cap or bool(stop.all())  # every sample left finishes now
+            if not every and not stop.any():
+                continue
+            state = stepper.state
+            head = self._call("readout", dict(zip(names, state if every else [s[stop] for s in state])))
+            if every and idx is None:  # the whole batch at once (always so at batch 1): the answers as they come
+                out = Solution(
+                    head[0].astype(np.float32, copy=False), np.full(n, t, np.int64), stop,
+                    head[1].astype(np.float32, copy=False) if act else None,
+                )  # fmt: skip
+                break
+            if acc is None:
+                acc = (np.empty((n, *head[0].shape[1:]), np.float32), np.zeros(n, np.int64), np.zeros(n, bool),
+                       np.zeros(n, np.float32) if act else None)  # fmt: skip
+            logits, steps, done, halt = acc
+            rows = np.arange(n) if idx is None else idx
+            fin = rows if every else rows[stop]
+            logits[fin] = head[0]
+            steps[fin] = t
+            done[fin] = stop if every else True
+            if halt is not None:
+                halt[fin] = head[1]
+            if every:
+                break
+            idx = rows[~stop]
+            stepper.compact(~stop)
+        self._release(stepper, key)
+        if out is None:
+            assert acc is not None, "every sample finishes by the step cap"
+            out = Solution(*acc)
+        return out
 
     def _solve_host_anderson(self, x_in: np.ndarray, cap: int, tol: float) -> Solution:
         """Anderson acceleration with per-sample convergence and compaction; the answer is f(z) at the first
@@ -447,25 +502,37 @@ class Runner:
     def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""
         init = self.graph["initial_state"]
-        dtype = x.dtype
         if init["kind"] == "zeros":
-            return [np.zeros((x.shape[0], *init["shape"]), dtype=dtype)]
-        if self._init_vecs is None:  # read once per Runner, not once per call
+            return [np.zeros((x.shape[0], *init["shape"]), dtype=x.dtype)]
+        return [np.ascontiguousarray(np.broadcast_to(v, x.shape)) for v in self._initial_parts(x)]
+
+    def _initial_parts(self, x: np.ndarray) -> list[np.ndarray]:
+        """Per state tensor, what broadcasts over the batch to its initial value, in the state dtype (read,
+        checked and cast once per Runner and dtype, not once per call)."""
+        if x.dtype in self._init_parts:
+            return self._init_parts[x.dtype]
+        init = self.graph["initial_state"]
+        if init["kind"] == "zeros":
+            parts = [np.zeros(init["shape"], dtype=x.dtype)]
+        else:
             try:
                 with np.load(self.file("initial_state"), allow_pickle=False) as vecs:
-                    self._init_vecs = {n: np.asarray(vecs[n]) for n in self.state_names}
+                    loaded = [np.asarray(vecs[n]) for n in self.state_names]
             except (OSError, ValueError, KeyError, EOFError) as e:
                 raise ArtefactError(
                     f"initial_state.npz is unreadable ({first_line(e, 80)}): re-run `edgekit export`"
                 ) from None
-        loaded = self._init_vecs
-        for n, v in loaded.items():
-            try:
-                np.broadcast_shapes(v.shape, x.shape)
-            except ValueError:
-                raise ArtefactError(
-                    f"initial_state.npz: {n} has shape {list(v.shape)}, which does not broadcast to the state "
-                    f"{list(x.shape[1:])}: re-run `edgekit export`"
-                ) from None
-        vecs = loaded
-        return [np.ascontiguousarray(np.broadcast_to(vecs[n].astype(dtype), x.shape)) for n in self.state_names]
+            one = (1, *x.shape[1:])
+            for n, v in zip(self.state_names, loaded):
+                try:
+                    fits = np.broadcast_shapes(v.shape, one) == one
+                except ValueError:
+                    fits = False
+                if not fits:
+                    raise ArtefactError(
+                        f"initial_state.npz: {n} has shape {list(v.shape)}, which does not broadcast to the state "
+                        f"{list(x.shape[1:])}: re-run `edgekit export`"
+                    )
+            parts = [v.astype(x.dtype) for v in loaded]
+        self._init_parts[x.dtype] = parts
+        return parts
