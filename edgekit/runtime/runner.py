@@ -502,9 +502,8 @@ class Runner:
     def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""
         init = self.graph["initial_state"]
-        if init["kind"] == "zeros":
-            return [np.zeros((x.shape[0], *init["shape"]), dtype=x.dtype)]
-        return [np.ascontiguousarray(np.broadcast_to(v, x.shape)) for v in self._initial_parts(x)]
+        shape = (x.shape[0], *init["shape"]) if init["kind"] == "zeros" else x.shape
+        return [np.ascontiguousarray(np.broadcast_to(v, shape)) for v in self._initial_parts(x)]
 
     def _initial_parts(self, x: np.ndarray) -> list[np.ndarray]:
         """Per state tensor, what broadcasts over the batch to its initial value, in the state dtype (read,

@@ -4,9 +4,9 @@
 `BoundStep` (CPU provider) keeps the recursion state in two preallocated buffer sets that ping-pong through
 onnxruntime IO binding: a step reads one set and writes the other in place, so it is one `run_with_iobinding`
 call with no feeds dict, no output allocation and no copies. Compaction (halted samples leave the batch) packs
-the survivors into the idle set's leading rows and rebinds. On a 2-core CPU at batch 1 this cuts the host loop's
-time outside onnxruntime from ~0.5 ms to ~0.07 ms per puzzle (benchmarks/runtime_limits.py); the answers are
-bit-identical, the kernels being the same.
+the survivors into the idle set's leading rows and rebinds. On a 2-core AMD EPYC at batch 1 the host loop's time
+outside onnxruntime went from 175 to 134 us per puzzle with this (benchmarks/runtime_limits.py, one noisy run);
+the answers are bit-identical, the kernels being the same.
 """
 
 from __future__ import annotations
