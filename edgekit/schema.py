@@ -1,13 +1,15 @@
 """Recipes and targets: versioned YAML schemas, validated before any heavy work.
 
 Recipes are data, never code: they are parsed with `yaml.safe_load`, every key is checked against the schema
-(an unknown key gets the closest valid name), and nothing in them is imported or evaluated.
+(an unknown key gets the closest valid name), and nothing in them is imported or evaluated. Targets ship inside
+the package (edgekit/targets/*.yaml, read by edgekit.targets with the standard library) and are validated here.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +22,7 @@ from .tasks import task_names
 
 RECIPE_SCHEMA_VERSION = 1
 TARGET_SCHEMA_VERSION = 1
-TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+PRECISION_ALIASES = {"fp32": "float32", "fp16": "float16"}  # recipes accept both vocabularies
 
 
 class _Strict(BaseModel):
@@ -127,6 +129,12 @@ class ExportSection(_Strict):
             raise ValueError("must be a list, a file of names, or from_data")
         return v
 
+    @field_validator("precisions", mode="before")
+    @classmethod
+    def _precision_aliases(cls, v: Any) -> Any:
+        """fp32 / fp16 (the targets' and `edgekit plan`'s words) name the same graphs as float32 / float16."""
+        return [PRECISION_ALIASES.get(p, p) if isinstance(p, str) else p for p in v] if isinstance(v, list) else v
+
     @field_validator("precisions")
     @classmethod
     def _fp32_first(cls, v: list[str]) -> list[str]:
@@ -224,6 +232,16 @@ class Recipe(_Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_aliases(cls, data: Any) -> Any:
+        """quantize.modes takes fp16 for float16, as export.precisions does."""
+        q = data.get("quantize") if isinstance(data, dict) else None
+        if isinstance(q, dict) and isinstance(q.get("modes"), list):
+            modes = [PRECISION_ALIASES.get(m, m) if isinstance(m, str) else m for m in q["modes"]]
+            data = {**data, "quantize": {**q, "modes": modes}}
+        return data
+
     @model_validator(mode="after")
     def _task_gates(self) -> Recipe:
         if self.gates.max_pass2_drop is not None and self.task.name != "arc":
@@ -279,6 +297,21 @@ class Target(_Strict):
     device_model: str | None = Field(
         default=None, description="Jetson: text in /proc/device-tree/model, checked before a build"
     )
+    jetpack: list[str] = Field(
+        default_factory=list,
+        description="Jetson: the JetPack releases whose TensorRT, CUDA and Python this target describes",
+    )
+    cuda: str | None = Field(default=None, description="Jetson: the CUDA release its JetPack ships")
+    python: str | None = Field(
+        default=None, description="Jetson: the system Python its JetPack's TensorRT bindings are built for"
+    )
+
+    @field_validator("jetpack")
+    @classmethod
+    def _versions(cls, v: list[str]) -> list[str]:
+        if any(not re.fullmatch(r"\d+\.\d+(\.\d+)?", x) for x in v):
+            raise ValueError("JetPack releases are written like '6.2'")
+        return v
 
     def profile(self) -> BatchProfile:
         """The batch profile engines are built for: explicit, or smallest / largest of batch_sizes (opt = largest)."""
@@ -293,16 +326,34 @@ def _suggest(word: str, options: list[str] | set[str]) -> str:
 
 
 def target_names() -> list[str]:
-    return sorted(p.stem for p in TARGETS_DIR.glob("*.yaml"))
+    """The targets shipped inside the package (edgekit/targets/*.yaml)."""
+    from . import targets
+
+    return targets.target_names()
 
 
 def load_target(name: str) -> Target:
-    path = TARGETS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    """A shipped target, validated; an unknown name (a recipe's `target` is untrusted) is one line, exit 2."""
+    from . import targets
+
+    try:
+        data = targets.read_target(name)
+    except KeyError:
         raise RecipeError(
             f"unknown target {name!r}{_suggest(name, target_names())}", "`edgekit targets` lists the valid ones"
+        ) from None
+    except targets.TargetFileError as e:
+        raise RecipeError(f"target file {e}", "reinstall edgekit (the packaged target files are damaged)") from None
+    version = data.get("schema_version", TARGET_SCHEMA_VERSION)
+    if version != TARGET_SCHEMA_VERSION:
+        raise RecipeError(
+            f"target {name!r}: schema_version {version!r} is not supported",
+            f"this edgekit reads target schema_version {TARGET_SCHEMA_VERSION}",
         )
-    return Target(**_read_yaml(path))
+    try:
+        return Target.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(f"target {name!r}: {_explain(e, Target, data)}", "fix the target file") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -57,11 +57,22 @@ def test_recipes_cannot_run_code(tmp_path):
 
 def test_every_target_file_validates_and_bundled_recipes_parse(root):
     names = target_names()
-    assert {"x86-cpu", "jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "rtx-30", "rtx-40", "hopper"} <= set(
-        names
-    )
+    assert {
+        "x86-cpu",
+        "jetson-orin-nano",
+        "jetson-orin-nx",
+        "jetson-agx-orin",
+        "jetson-orin-nano-jp7",
+        "jetson-orin-nx-jp7",
+        "jetson-agx-orin-jp7",
+        "rtx-30",
+        "rtx-40",
+        "rtx-50",
+        "hopper",
+    } <= set(names)
     for n in names:
         assert load_target(n).name == n
+    assert not (root / "targets").exists(), "targets live in edgekit/targets/ (package data), not at the root"
     ignored = {line.strip().strip("/") for line in (root / ".gitignore").read_text().splitlines()}
     for p in (root / "recipes").glob("*.yaml"):
         r, base = load_recipe(p)
@@ -90,3 +101,78 @@ def test_arbitrary_mappings_either_parse_or_raise_recipe_error(data):
         parse_recipe(data)
     except RecipeError as e:
         assert str(e) and "\n" not in str(e)
+
+
+# -- targets: shipped inside the package, read without a YAML library -------------------------------------------------
+def test_the_target_reader_agrees_with_yaml_on_every_shipped_file():
+    """The standard-library reader (what the base install uses) gives exactly what yaml.safe_load gives."""
+    import yaml
+
+    from edgekit import targets
+
+    for name in targets.target_names():
+        text = targets.resources.files("edgekit.targets").joinpath(f"{name}.yaml").read_text()
+        assert targets.read_target(name) == yaml.safe_load(text), name
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 1\na: 2\n", "given twice"),
+        ("a:\n  b: 1\n", "expected `key: value`"),
+        ("  a: 1\n", "indented"),
+        ("a: yes\n", "quote the value"),
+        ("a: 1e5\n", "quote the value"),
+        ("a: 2024-01-01\n", "quote the value"),
+        ("a: 010\n", "quote the value"),
+        ("a: b: c\n", "quote the value"),
+        ("a: [1, [2]]\n", "nested"),
+        ("a: [1, 2\n", "open and close on one line"),
+        ("a: {b 1}\n", "expected `{key: value"),
+        ("a: 'x\n", "unterminated quote"),
+        ("a: &x 1\n", "quote the value"),
+        ("- 1\n", "expected `key: value`"),
+    ],
+)
+def test_the_target_reader_refuses_what_it_might_read_differently_from_yaml(text, message):
+    from edgekit.targets import TargetFileError, parse
+
+    with pytest.raises(TargetFileError, match=re.escape(message)):
+        parse(text)
+
+
+def test_the_target_reader_reads_the_subset_like_yaml():
+    import yaml
+
+    from edgekit.targets import parse
+
+    text = (
+        "schema_version: 1\nname: x  # comment\ndescription: A, B (c; d) e/f\nq: '#not a comment'\n"
+        'r: ">=10.3,<10.4"\nl: [1, 2.5, a, "b, c"]\nm: {min: 1, opt: 4, max: 16}\nt: true\nn: null\n'
+        "f: -0.5\ne: []\n"
+    )
+    assert parse(text) == yaml.safe_load(text)
+
+
+def test_unknown_target_names_are_never_paths():
+    for bad in ("../pyproject", "x86-cpu/../x86-cpu", "/etc/passwd", ""):
+        with pytest.raises(RecipeError, match="unknown target"):
+            load_target(bad)
+
+
+def test_jetson_targets_state_their_platform():
+    six = [load_target(n) for n in ("jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin")]
+    seven = [load_target(n) for n in ("jetson-orin-nano-jp7", "jetson-orin-nx-jp7", "jetson-agx-orin-jp7")]
+    for t in six:
+        assert (t.jetpack, t.cuda, t.python, t.tensorrt) == (["6.1", "6.2"], "12.6", "3.10", ">=10.3,<10.4")
+        assert "JetPack 6.0 ships TensorRT 8.6" in t.description and "6.x" not in t.description
+    for t in seven:
+        assert (t.jetpack, t.cuda, t.python, t.compute_capability) == (["7.2"], "13.2", "3.12", "8.7")
+        assert t.tensorrt.startswith(">=10.16,")
+    from edgekit.tensorrt import versions
+
+    # the `tensorrt>=10.3` extra resolves to TensorRT 11: every desktop target takes it
+    for name in ("rtx-30", "rtx-40", "rtx-50", "hopper"):
+        assert versions.in_range("11.4.0", load_target(name).tensorrt), name
+        assert versions.in_range("10.16.1", load_target(name).tensorrt), name
+    assert load_target("rtx-50").compute_capability == "12.0" and not versions.in_range("10.7.0", ">=10.8,<12")

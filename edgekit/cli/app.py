@@ -21,6 +21,35 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
+def version() -> str:
+    """The installed distribution's version (what pip installed), or the package's own where it is not installed
+    (a source tree on sys.path)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("edgekit")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"edgekit {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(
+        False, "--version", help="print the edgekit version and exit", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Export, validate and run recursive reasoning models on edge devices."""
+
+
 def fail(e: EdgekitError) -> NoReturn:
     """Print the one-line error (its text escaped: brackets in messages are not rich markup) and exit."""
     err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)

@@ -107,21 +107,26 @@ def _print_results(res: dict, folder: Path) -> None:
 
 @app.command()
 def targets() -> None:
-    """List the deployment targets (targets/*.yaml)."""
-    from ..schema import load_target, target_names
+    """List the deployment targets shipped with edgekit (edgekit/targets/*.yaml). Works on the base install."""
+    from .. import targets as shipped
 
     t = Table(title="targets")
-    for col in ("name", "backend", "precisions", "TensorRT", "SM", "description"):
-        t.add_column(col)
-    for name in target_names():
-        tg = load_target(name)
+    for col in ("name", "backend", "precisions", "TensorRT", "SM", "platform"):
+        t.add_column(col, no_wrap=col == "name")
+    t.add_column("description", overflow="fold")
+    for name in shipped.target_names():
+        try:
+            tg = shipped.read_target(name)
+        except shipped.TargetFileError as e:
+            fail(EdgekitError(f"target file {e}", "reinstall edgekit (the packaged target files are damaged)"))
         t.add_row(
-            tg.name,
-            tg.backend,
-            ",".join(tg.precisions),
-            tg.tensorrt or "–",
-            tg.compute_capability or "–",
-            tg.description,
+            name,
+            str(tg.get("backend", "?")),
+            ",".join(map(str, tg.get("precisions", []))),
+            str(tg.get("tensorrt") or "–"),
+            str(tg.get("compute_capability") or "–"),
+            shipped.platform(tg) or "–",
+            str(tg.get("description", "")),
         )
     console.print(t)
 
