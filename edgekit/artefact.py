@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -48,10 +49,20 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def replace_file(path: Path, data: bytes) -> None:
     """Replace one file of an existing folder atomically (temporary file beside it, then rename): readers see the
-    old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    old file or the new one, never half of it. The temporary file comes from mkstemp (O_CREAT | O_EXCL: a file or
+    link planted at a predictable name is never followed) and keeps the replaced file's permissions (else the
+    umask's)."""
+    path = Path(path)
     try:
-        tmp.write_bytes(data)
+        mode = stat.S_IMODE(os.stat(path, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & _umask_mode()
+    fd, name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

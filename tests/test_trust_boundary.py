@@ -353,21 +353,22 @@ def test_check_on_an_unreadable_onnx_is_a_finding(art):
     assert r.returncode == 6 and "cannot be read as ONNX" in r.stdout and "Traceback" not in r.stderr
 
 
-def test_cache_dir_that_is_a_file_and_corrupt_search_cache(tmp_path):
-    from edgekit.artefact import OutputError
-    from edgekit.quantize import calibration
+def test_cache_dir_that_is_a_file_runs_without_the_cache_and_corrupt_search_cache(tmp_path, monkeypatch, capsys):
+    from edgekit import cache
 
     f = tmp_path / "file"
     f.write_text("x")
-    os.environ["EDGEKIT_CACHE"] = str(f)
-    try:
-        with pytest.raises(OutputError, match="EDGEKIT_CACHE"):
-            calibration.cache_file("search", "k.json")
-    finally:
-        os.environ.pop("EDGEKIT_CACHE")
-    bad = tmp_path / "bad.json"
+    monkeypatch.setenv("EDGEKIT_CACHE", str(f))
+    e = cache.entry("search", "k", ".json")
+    cache.write_json(e, {"keep_float": []})
+    assert e.path is None and cache.read_json(e) is None and f.read_text() == "x"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "running without the cache" in err[0] and "EDGEKIT_CACHE" in err[0]
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "c"))
+    bad = cache.entry("search", "k", ".json").path
+    assert bad is not None
     bad.write_text("{not json")
-    assert calibration.read_json_cache(bad) is None and not bad.exists()  # discarded, rebuilt next time
+    assert cache.read_json(cache.entry("search", "k", ".json")) is None and not bad.exists()  # discarded, rebuilt
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ the Loop body itself (onnxruntime's integer kernels need that — shared/researc
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +16,10 @@ import numpy as np
 import onnx
 
 from .. import progress
+from ..cache import entry, read_json, write_json
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
-from .calibration import cache_file, cache_key, cached_items, read_json_cache, trajectory_items, write_cache
+from .calibration import cache_key, cached_items, trajectory_items
 from .config import QuantizeSection
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
@@ -123,12 +123,12 @@ def _mixed(job: QuantizeJob) -> Quantized:
         k: v for k, v in layer_groups(step).items() if not any(re.fullmatch(p, n) for p in kf.patterns for n in v)
     }  # already float by keep_float
     key = cache_key("search", SEARCH_VERSION, job.fingerprint, job.section.model_dump())
-    cached = cache_file("search", f"{key}.json")
+    cached = entry("search", key, ".json")
 
     def quantize(names: list[str]) -> onnx.ModelProto:
         return quantize_int8(step, job.items(), kf.patterns, kf.types, names)
 
-    hit = read_json_cache(cached)
+    hit = read_json(cached)
     if isinstance(hit, dict) and isinstance(hit.get("keep_float"), list):
         job.log(f"accuracy-aware search: cached result, keeping {len(hit['keep_float'])} layer groups float")
         q = quantize([n for k in hit["keep_float"] for n in groups.get(k, [])])
@@ -154,12 +154,7 @@ def _mixed(job: QuantizeJob) -> Quantized:
     if set(res.keep_float) >= set(groups):
         info["all_float"] = True
         job.log("accuracy-aware search: no INT8 layer fits the budget; the mixed variant is the float32 step")
-    text = json.dumps(info)
-
-    def _write(tmp: Path) -> None:
-        tmp.write_text(text)
-
-    write_cache(cached, _write)
+    write_json(cached, info)
     return Quantized(q, info)
 
 

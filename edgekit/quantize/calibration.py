@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 import numpy as np
 import torch
 
 from .. import progress
-from ..cache import cache_dir, cache_file, read_json_cache, read_npz_cache, write_cache  # noqa: F401  (re-exported)
+from ..cache import entry, read_arrays, write_arrays
 from ..models.base import RecursiveModel
 
 
@@ -25,7 +24,7 @@ def cache_key(*parts: object) -> str:
     import onnx
 
     blob = json.dumps([*map(str, parts), torch.__version__, onnx.__version__, nncf.__version__], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @torch.no_grad()
@@ -49,16 +48,16 @@ def trajectory_items(
 
 def cached_items(key: str, make) -> tuple[list[dict[str, np.ndarray]], bool]:
     """Load calibration items for `key` from the cache, or make and store them. Returns (items, was_cached)."""
-    path = cache_file("calibration", f"{key}.npz")
+    e = entry("calibration", key)  # the key covers the checkpoint, the data, the settings and the versions
 
-    def decode(z: Any) -> list[dict[str, np.ndarray]]:
+    def decode(z: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         names = [str(s) for s in z["names"]]
         return [{k: z[f"{j}/{k}"] for k in names} for j in range(int(z["count"]))]
 
-    cached = read_npz_cache(path, decode)
+    cached = read_arrays(e, decode)
     if cached is not None:
         return cached, True
     items = make()
     arrays = {f"{j}/{k}": v for j, it in enumerate(items) for k, v in it.items()}
-    write_cache(path, lambda tmp: np.savez(tmp, count=len(items), names=np.array(list(items[0])), **arrays))
+    write_arrays(e, {"count": np.array(len(items)), "names": np.array(list(items[0])), **arrays})
     return items, False

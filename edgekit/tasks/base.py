@@ -6,13 +6,10 @@ pipeline, the validation stage and `edgekit bench` only ever go through `get_tas
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-
-from ..errors import EdgekitError
 
 
 @dataclass
@@ -141,19 +138,20 @@ def _cached_generate(task: Task, settings: TaskSettings, n: int, seed: int, spli
     import json
 
     from .. import __version__
-    from ..cache import cache_file, read_npz_cache, write_cache
+    from ..cache import entry, read_arrays, write_arrays
 
     givens = getattr(settings, "givens", None)
     parts = [GENERATED_VERSION, __version__, task.name, n, seed, split, list(givens) if givens else None]
-    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
-    try:
-        path = cache_file("tasks", f"{key}.npz")
-    except (OSError, EdgekitError):  # an unusable cache folder
-        return task.generate(settings, n, seed, split)
-    cached = read_npz_cache(path, lambda z: TaskData(z["inputs"], z["labels"], str(z["description"])))
+    e = entry("tasks", hashlib.sha256(json.dumps(parts).encode()).hexdigest())  # an unusable cache: always a miss
+
+    def decode(z: dict[str, np.ndarray]) -> TaskData:
+        if len(z["inputs"]) != n or z["labels"].shape != z["inputs"].shape:
+            raise ValueError("not the examples asked for")
+        return TaskData(z["inputs"], z["labels"], str(z["description"]))
+
+    cached = read_arrays(e, decode)
     if cached is not None:
         return cached
     data = task.generate(settings, n, seed, split)
-    with contextlib.suppress(OSError, EdgekitError):
-        write_cache(path, lambda t: np.savez(t, inputs=data.inputs, labels=data.labels, description=data.description))
+    write_arrays(e, {"inputs": data.inputs, "labels": data.labels, "description": np.array(data.description)})
     return data

@@ -49,7 +49,7 @@ def _cached_loop(
     runner, inputs: np.ndarray, ids: np.ndarray | None, batch: int, expected: np.ndarray | None, threshold: float
 ):
     """_batches of the Loop form, read back when these graph bytes ran on these inputs at this threshold before."""
-    from ..cache import cache_file
+    from ..cache import entry
     from .reference import cached_arrays, keyed, onnx_rollout_key
 
     files = [runner.file(runner.graphs["loop"])] + ([runner.file("puzzle_ids")] if ids is not None else [])
@@ -59,7 +59,7 @@ def _cached_loop(
         chunks = _chunks(len(inputs), batch, expected)
         return _batches(runner, inputs, chunks, ids, mode="loop", threshold=threshold)
 
-    return cached_arrays(cache_file("onnx", f"loop-{key}.npz"), ("logits", "steps", "done"), compute)
+    return cached_arrays(entry("onnx", f"loop-{key}"), ("logits", "steps", "done"), compute)
 
 
 def loop_parity(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..cache import cache_file, read_npz_cache, write_cache
+from ..cache import Entry, entry, read_arrays, write_arrays
 
 ROLLOUT_VERSION = 2  # bump when rollout_predictions or Runner.run change what they return
 MAX_CACHED_BYTES = 256 << 20  # larger rollouts (long sequences x many examples) are recomputed, not stored
@@ -35,7 +35,7 @@ def _inputs_digest(inputs: np.ndarray) -> str:
 
 
 def _key(parts: list) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def keyed(inputs: np.ndarray, puzzle_ids: np.ndarray | None) -> np.ndarray:
@@ -68,31 +68,31 @@ def onnx_rollout_key(files: list[Path], inputs: np.ndarray, steps: int, settings
 
 
 def cached_arrays(
-    path: Path, names: tuple[str, ...], compute: Callable[[], tuple[np.ndarray, ...]]
+    e: Entry, names: tuple[str, ...], compute: Callable[[], tuple[np.ndarray, ...]]
 ) -> tuple[tuple[np.ndarray, ...], bool]:
-    """(compute(), False), or (the arrays stored under `names` at `path`, True) when they were computed before;
-    results over MAX_CACHED_BYTES are returned without being stored."""
-    cached = read_npz_cache(path, lambda z: tuple(z[n] for n in names))
+    """(compute(), False), or (the arrays stored under `names` in entry `e`, True) when they were computed before
+    (the entry's key and content checked: see edgekit/cache.py); results over MAX_CACHED_BYTES are returned
+    without being stored."""
+    cached = read_arrays(e, lambda z: tuple(z[n] for n in names))
     if cached is not None:
         return cached, True
     arrays = compute()
     if sum(a.nbytes for a in arrays) <= MAX_CACHED_BYTES:
-        # numpy's stub types **kwds as bool
-        write_cache(path, lambda t: np.savez(t, **dict(zip(names, arrays))))  # type: ignore[arg-type]
+        write_arrays(e, dict(zip(names, arrays)))
     return arrays, False
 
 
 def cached_rollout(kind: str, key: str, compute: Callable[[], Rollout], label: str, log=None) -> tuple[Rollout, bool]:
     """(compute(), False), or (the stored result, True) when the key was computed before."""
-    path = cache_file(kind, f"{key}.npz")
+    e = entry(kind, key)
 
     def stacked() -> tuple[np.ndarray, ...]:
         preds, halts, last = compute()
         return np.stack(preds), np.stack(halts) if halts else np.zeros((0, len(last)), np.float32), last
 
-    (preds, halts, last), hit = cached_arrays(path, ("preds", "halts", "last"), stacked)
+    (preds, halts, last), hit = cached_arrays(e, ("preds", "halts", "last"), stacked)
     if hit and log:
-        log(f"{label}: read from the cache ({path.name})")
+        log(f"{label}: read from the cache ({e.path.name if e.path else key})")
     return (list(preds), list(halts), last), hit
 
 

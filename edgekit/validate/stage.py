@@ -86,7 +86,8 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None):
     keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
     extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest["files"]]
     files = [runner.file(k) for k in keys + extra]
-    settings = [list(runner.providers), runner.state_names, runner.graph.get("initial_state")]
+    settings = [list(runner.providers), runner.state_names, runner.graph.get("initial_state"),
+                runner.manifest["model"].get("config")]  # fmt: skip  # a DEQ's solver settings change its answers
     key = onnx_rollout_key(files, keyed(data.inputs, ids), int(runner.graph["step_budget"]), settings)
     t0 = time.time()
     (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
@@ -136,26 +137,30 @@ def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: Task
 
 
 def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.ndarray | None = None) -> None:
-    """golden.npz (every variant and mode on a few inputs, what `edgekit verify` re-checks on a device), copied
-    from the cache when the same graph bytes answered the same inputs before."""
-    import shutil
+    """golden.npz (every variant and mode on a few inputs, what `edgekit verify` re-checks on a device), written
+    from the cache when the same graph bytes answered the same inputs at the same settings before."""
+    import json
 
-    from ..cache import cache_file, read_npz_cache, write_cache
+    from ..cache import entry, read_arrays, write_arrays
     from ..runtime.verify import GOLDEN
     from .reference import keyed, onnx_rollout_key
 
     graphs = sorted(k for k in files if k != "golden")
-    key = onnx_rollout_key([tmp / files[k] for k in graphs], keyed(inputs, ids), 0, ["golden", graphs])
-    path = cache_file("onnx", f"golden-{key}.npz")
-    if read_npz_cache(path, lambda z: z["inputs"].shape) is not None:  # a damaged entry is removed and rebuilt
-        shutil.copyfile(path, tmp / GOLDEN)
+    m = json.loads((tmp / "manifest.json").read_text())  # the runner settings golden answers are computed at
+    settings = ["golden", graphs, m.get("graph"), m.get("model"), m.get("variants")]
+    key = onnx_rollout_key([tmp / files[k] for k in graphs], keyed(inputs, ids), 0, settings)
+    e = entry("onnx", f"golden-{key}")
+
+    def decode(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not np.array_equal(z["inputs"], inputs):
+            raise ValueError("answers to other inputs")
+        return z
+
+    cached = read_arrays(e, decode)  # a damaged or foreign entry is discarded and recomputed
+    if cached is not None:
+        np.savez(tmp / GOLDEN, **cached)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         return
-    write_golden(tmp, inputs, ids)
-
-    def store(t: Path) -> None:
-        shutil.copyfile(tmp / GOLDEN, t)
-
-    write_cache(path, store)
+    write_arrays(e, write_golden(tmp, inputs, ids))
 
 
 def validate_artefact(
