@@ -133,7 +133,7 @@ def test_tensorrt_provider_options_cache_outside_the_artefact(tmp_path):
     _, build, _ = PROVIDERS["tensorrt"]
     opts = build(ProviderSettings(device_id=1, fp16=True, cache_dir=tmp_path / "cache", artefact_key="abc"))
     assert opts["device_id"] == 1 and opts["trt_fp16_enable"] is True and opts["trt_engine_cache_enable"] is True
-    assert opts["trt_engine_cache_path"] == str(tmp_path / "cache" / "abc")
+    assert opts["trt_engine_cache_path"] == str(tmp_path / "cache" / "trt-ep" / "abc")
     assert PROVIDERS["cuda"][1](ProviderSettings(device_id=2)) == {"device_id": 2}
 
 
