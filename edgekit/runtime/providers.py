@@ -375,6 +375,21 @@ def _expected(requested: list[str]) -> list[str]:
     return out
 
 
+_WHY: dict[tuple[str, ProviderSettings], str] = {}  # one probe per provider and settings, not one per graph
+
+
+def _why(name: str, p: Provider | None, settings: ProviderSettings) -> str:
+    """onnxruntime's reason for not starting `name`, from a probe session with the same options."""
+    if (name, settings) not in _WHY:
+        try:
+            options = p.options(settings) if p and name in ort.get_available_providers() else {}
+            why = probe(name, options).reason or "it starts on a one-node graph, so the model's session dropped it"
+        except ProviderError as e:  # e.g. the cache folder refused: that is the reason
+            why = str(e)
+        _WHY[(name, settings)] = why
+    return _WHY[(name, settings)]
+
+
 def check_session(session: Any, requested: list[str], settings: ProviderSettings) -> list[str]:
     """Compare the providers `session` got with those requested. A missing one is a one-line ProviderError with
     onnxruntime's reason and the fix; with `settings.allow_fallback`, a warning line instead. Returns the
@@ -386,11 +401,7 @@ def check_session(session: Any, requested: list[str], settings: ProviderSettings
             continue
         short = _BY_ORT_NAME.get(name, name)
         p = PROVIDERS.get(short)
-        try:
-            options = p.options(settings) if p and name in ort.get_available_providers() else {}
-            why = probe(name, options).reason or "it started on a one-node graph, so the model's session dropped it"
-        except ProviderError as e:  # e.g. the cache folder refused: that is the reason
-            why = str(e)
+        why = _why(name, p, settings)
         runs_on = ", ".join(_BY_ORT_NAME.get(g, g) for g in got) or "nothing"
         if settings.allow_fallback:
             warnings.append(f"warning: execution provider {short!r} did not start ({why}); running on {runs_on}")
