@@ -25,8 +25,8 @@ from typing import Any
 MIN_PYTHON = (3, 10)
 NUMPY_ABI = ("compiled using numpy 1.x", "_array_api not found", "numpy.core.multiarray failed to import")
 NUMPY_FIX = (
-    'pip install "numpy<2": this onnxruntime wheel was built against NumPy 1.x (so are the Jetson onnxruntime-gpu '
-    "wheels for JetPack 6), and NumPy 2 cannot load it"
+    'pip install "numpy<2" (on a Jetson: pip install "edgekit[jetson-jp6]"): this onnxruntime wheel was built '
+    "against NumPy 1.x, as the Jetson onnxruntime-gpu wheels for JetPack 6 are, and NumPy 2 cannot load it"
 )
 _MARK = "EDGEKIT-DOCTOR "  # prefix of a child's result line (onnxruntime may print its own lines)
 
