@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.artefact import sha256_file, write_json
-from edgekit.errors import IncompatibleError, RecipeError
+from edgekit.errors import IncompatibleError, InputError, RecipeError
 from edgekit.schema import load_target, target_names
 from edgekit.tensorrt import versions
 from edgekit.tensorrt.check import check_artefact, check_onnx
@@ -425,7 +425,10 @@ def test_plan_script_per_target(target, trm_artefact, tmp_path):
         for flag, b in (("min", prof.min), ("opt", prof.opt), ("max", prof.max)):
             assert f"--{flag}Shapes=" + ",".join(f"{n}:{b}x{rest}" for n, rest in dyn) in text
     assert f"--memPoolSize=workspace:{tg.workspace_mb}M" in text
-    assert "PREC=(--fp16)" in text and "PREC=(--stronglyTyped)" in text and "--int8" not in text
+    # the demo artefact has a float32 variant only: fp32 engines, TF32 off in weak and strongly typed builds alike
+    assert "# Variant float32 at fp32: the artefact has no float16 variant" in text
+    assert 'if [ "$TYPED" = weak ]; then PREC=(--noTF32); elif [ "$TRT_MAJOR" -ge 11 ]; then PREC=(--noTF32); ' in text
+    assert "else PREC=(--stronglyTyped --noTF32); fi" in text and "--fp16" not in text and "--int8" not in text
     assert '--timingCacheFile="$(cache_file ' in text and "--skipInference" in text
     assert versions.bash_test(tg.tensorrt) in text
     assert f'[ "$GPU_CC" = {tg.compute_capability} ]' in text
@@ -438,15 +441,20 @@ def test_plan_shapes_come_from_the_onnx(trm_artefact, tmp_path):
     (g,) = recipe.graphs
     dims = {i.name: i.dims[1:] for i in describe(trm_artefact / "step.onnx").inputs}
     assert g.shapes == {n: {"min": [1, *d], "opt": [4, *d], "max": [16, *d]} for n, d in dims.items()}
-    assert g.trtexec_shape_flags()[0].startswith("--minShapes=") and g.weak_precisions == ["fp16"]
+    assert g.trtexec_shape_flags()[0].startswith("--minShapes=") and g.weak_precisions == [] and not g.tf32
 
 
 def test_plan_int8_for_qdq_graphs(tmp_path):
+    """INT8 where the graph quantizes, float32 (TF32 off) elsewhere, as onnxruntime validated it: no FP16 flag unless
+    asked for (it used to be added, and those layers' FP16 numbers were never validated)."""
     folder = make_artefact(tmp_path / "a", {"step": qdq_model(np.array(0, np.int8))})
     recipe = make_recipe(folder, "jetson-agx-orin")
-    assert recipe.precision == "int8" and recipe.graphs[0].trtexec_weak_flags() == ["--int8", "--fp16"]
+    assert recipe.precision == "int8" and recipe.graphs[0].trtexec_weak_flags() == ["--int8", "--noTF32"]
+    assert recipe.graphs[0].trtexec_strong_flags(11) == ["--noTF32"]
     text = write_plan(folder, "jetson-agx-orin").read_text()
-    assert "PREC=(--int8 --fp16)" in text and "--minShapes=x:1x4 --optShapes=x:16x4 --maxShapes=x:64x4" in text
+    assert "PREC=(--int8 --noTF32)" in text and "--minShapes=x:1x4 --optShapes=x:16x4 --maxShapes=x:64x4" in text
+    asked = make_recipe(folder, "jetson-agx-orin", precision="fp16").graphs[0]
+    assert asked.trtexec_weak_flags() == ["--int8", "--fp16"] and asked.label() == "int8 Q/DQ + fp16"
 
 
 def test_plan_refuses_what_the_target_cannot_do(trm_artefact):
@@ -456,6 +464,117 @@ def test_plan_refuses_what_the_target_cannot_do(trm_artefact):
         make_recipe(trm_artefact, "rtx-40", precision="int8")
     r = make_recipe(trm_artefact, "rtx-30", precision="fp32", graphs=["readout"])
     assert r.graphs[0].trtexec_weak_flags() == ["--noTF32"]
+
+
+def _variants_artefact(folder: Path, gates: dict[str, list[tuple[str, bool, str]]] | None) -> Path:
+    """An artefact with float32, float16 and int8 variants of one step graph and, unless `gates` is None, a
+    results.json whose gates are variant -> [(gate name, passed, kind)]."""
+    relu = lambda: model([helper.make_node("Relu", ["x"], ["y"])], [vi("x")], [vi("y")])  # noqa: E731
+    make_artefact(folder, {"step": relu()})
+    (folder / "float16").mkdir()
+    (folder / "int8").mkdir()
+    onnx.save(relu(), str(folder / "float16" / "step.onnx"))
+    onnx.save(qdq_model(np.array(0, np.int8)), str(folder / "int8" / "step.onnx"))
+    m = json.loads((folder / "manifest.json").read_text())
+    m["files"].update({"float16/step": "float16/step.onnx", "int8/step": "int8/step.onnx"})
+    m["sha256"] = {k: sha256_file(folder / v) for k, v in m["files"].items()}
+    m["variants"] = {
+        v: {"step": k} for v, k in (("float32", "step"), ("float16", "float16/step"), ("int8", "int8/step"))
+    }
+    write_json(folder / "manifest.json", m)
+    if gates is not None:
+        name = lambda v: f"onnx ({v}, step graph, host loop)"  # noqa: E731
+        write_json(
+            folder / "results.json",
+            {
+                "variants": [{"name": name(v)} for v in gates],
+                "gates": [
+                    {"name": g, "variant": name(v), "value": 0.5, "limit": 0.01, "passed": ok, "kind": kind}
+                    for v, gs in gates.items()
+                    for g, ok, kind in gs
+                ],
+                "passed": all(ok for gs in gates.values() for _, ok, _ in gs),
+            },
+        )
+    return folder
+
+
+PASS = [("min_exact", True, "accuracy"), ("max_exact_drop", True, "accuracy")]
+
+
+def test_plan_defaults_to_the_float16_variant_only_when_it_passed(tmp_path):
+    ok = make_recipe(_variants_artefact(tmp_path / "a", {"float32": PASS, "float16": PASS, "int8": PASS}), "rtx-40")
+    assert list(ok.variants) == ["float16"] and ok.precision == "fp16"
+    assert "float16 variant passed its 2 accuracy gates" in ok.reason
+    (g,) = ok.graphs
+    assert g.name == "float16/step" and g.trtexec_weak_flags() == ["--fp16"] and g.strong_mismatch() is None
+    assert g.engine == "float16-step.engine" and ok.variants["float16"]["roles"] == {"step": "float16/step"}
+
+    failed = [("min_exact", True, "accuracy"), ("max_exact_drop", False, "accuracy")]
+    bad = make_recipe(_variants_artefact(tmp_path / "b", {"float32": PASS, "float16": failed}), "rtx-40")
+    assert list(bad.variants) == ["float32"] and bad.precision == "fp32" and bad.graphs[0].name == "step"
+    assert "float16 variant failed max_exact_drop" in bad.reason
+    assert bad.graphs[0].trtexec_weak_flags() == ["--noTF32"]
+
+    # a budget gate (latency on the validating CPU) says nothing about an engine's numbers
+    budget = [*PASS, ("max_latency_ms", False, "budget")]
+    assert list(make_recipe(_variants_artefact(tmp_path / "c", {"float16": budget}), "rtx-40").variants) == ["float16"]
+    none = make_recipe(_variants_artefact(tmp_path / "d", None), "rtx-40")
+    assert list(none.variants) == ["float32"] and "no results.json" in none.reason
+    assert any("nothing validated" in n for n in none.notes)
+    # a target without fp16 keeps float32 whatever passed
+    nofp16 = load_target("rtx-40").model_copy(update={"precisions": ["fp32", "int8"]})
+    assert list(make_recipe(tmp_path / "a", nofp16).variants) == ["float32"]
+
+
+def test_plan_int8_engines_come_from_the_int8_variant(tmp_path):
+    folder = _variants_artefact(tmp_path / "a", {"float32": PASS, "float16": PASS, "int8": PASS})
+    r = make_recipe(folder, "jetson-orin-nano", precision="int8")
+    assert list(r.variants) == ["int8"] and "validated at int8" in r.reason
+    assert r.graphs[0].name == "int8/step" and r.graphs[0].trtexec_weak_flags() == ["--int8", "--noTF32"]
+    both = make_recipe(folder, "jetson-orin-nano", variants=["float32", "int8"])
+    assert [g.name for g in both.graphs] == ["step", "int8/step"] and both.precision == "fp32+int8"
+    # fp16 layers around INT8 only when asked, and said to be unvalidated
+    mixed = make_recipe(folder, "jetson-orin-nano", precision="fp16", variants=["int8"])
+    assert mixed.graphs[0].trtexec_weak_flags() == ["--int8", "--fp16"]
+    assert any("validated at int8; fp16 engines of it were not validated" in n for n in mixed.notes)
+    with pytest.raises(RecipeError, match="no variant 'int4'"):
+        make_recipe(folder, "jetson-orin-nano", variants=["int4"])
+    with pytest.raises(RecipeError, match="include no 'loop'"):
+        make_recipe(folder, "jetson-orin-nano", graphs=["loop"])
+
+
+def test_plan_fp16_on_float32_graphs_is_said_to_be_unvalidated_and_weak_only(trm_artefact, tmp_path):
+    r = make_recipe(trm_artefact, "rtx-40", precision="fp16", graphs=["step"])
+    (g,) = r.graphs
+    assert g.trtexec_weak_flags() == ["--fp16"] and g.trtexec_strong_flags(11) == []
+    assert "keeps its graph's fp32 under strongly typed TensorRT" in g.strong_mismatch()
+    assert any(n.startswith("strongly typed builds (TensorRT 11") for n in r.notes)
+    assert any("fp16 engines of it were not validated" in n for n in r.notes)
+    text = write_plan(trm_artefact, "rtx-40", tmp_path, precision="fp16", graphs=["step"]).read_text()
+    assert '[ "$TYPED" = weak ] || echo "warning: TensorRT $TRT_VERSION, strongly typed: "' in text
+
+
+def test_plan_reads_results_json_strictly(tmp_path):
+    folder = _variants_artefact(tmp_path / "a", {"float16": PASS})
+    (folder / "results.json").write_text("{not json")
+    with pytest.raises(InputError, match="results.json is not valid JSON"):
+        make_recipe(folder, "rtx-40")
+    (folder / "results.json").write_text("[]")
+    with pytest.raises(InputError, match="not an edgekit results.json"):
+        make_recipe(folder, "rtx-40")
+
+
+def test_cli_plan_says_which_variant_and_why(tmp_path):
+    folder = _variants_artefact(tmp_path / "a", {"float32": PASS, "float16": PASS})
+    r = cli("plan", "--target", "rtx-40", "--out", str(tmp_path / "o"), str(folder))
+    assert r.returncode == 0, r.stderr
+    assert "engines: float16 at fp16 — the float16 variant passed its 2 accuracy gates" in r.stdout
+    r = cli("plan", "--target", "rtx-40", "--variant", "float32,int8", "--out", str(tmp_path / "o"), str(folder))
+    assert r.returncode == 0 and "engines: float32 at fp32, int8 at int8 — asked for with --variant" in r.stdout
+    assert "int8-step.engine" in (tmp_path / "o" / "build_rtx-40.sh").read_text()
+    r = cli("build", "--target", "rtx-40", "--variant", "nope", str(folder))
+    assert r.returncode == 2 and "no variant 'nope'" in r.stderr
 
 
 def test_plan_script_stops_on_a_changed_onnx(tmp_path):
@@ -575,12 +694,17 @@ def test_tensorrt_backend_imports_without_torch_or_tensorrt():
 
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here")
-def test_tensorrt_runner_without_tensorrt_raises_toolchain_unavailable(trm_artefact):
+def test_tensorrt_runner_without_tensorrt_raises_toolchain_unavailable(trm_artefact, tmp_path):
     from edgekit.errors import ToolchainUnavailable
     from edgekit.runtime.tensorrt_backend import TensorRTRunner
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_tensorrt import write_fake_engines
+
+    folder = tmp_path / "engines"
+    write_fake_engines(trm_artefact, folder, ["encode", "step", "readout"])  # a folder that passes the host checks
     with pytest.raises(ToolchainUnavailable, match="TensorRT is not installed") as e:
-        TensorRTRunner(trm_artefact, target="jetson-orin-nano")
+        TensorRTRunner(trm_artefact, engines=folder)
     assert e.value.exit_code == 5
 
 
@@ -651,5 +775,5 @@ def test_tensorrt_engines_match_onnxruntime(trm_artefact, tmp_path):
     m = json.loads((engines / ENGINE_MANIFEST).read_text())
     m["tensorrt_version"] = "9.0.0"
     (engines / ENGINE_MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(IncompatibleError):
+    with pytest.raises(InputError, match="built with TensorRT 9.0.0"):
         TensorRTRunner(art, target.name)

@@ -3,20 +3,24 @@ here imports torch, onnx or nncf, and task data comes from edgekit.tasks (numpy)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import queue
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import typer
 from rich.table import Table
 
 from .. import progress
-from ..errors import EXIT_USAGE, EdgekitError, InputError
-from .app import app, console, fail
+from ..errors import EXIT_USAGE, EdgekitError, InputError, first_line
+from .app import app, console, err_console, fail
 
 _PROVIDER_HELP = "execution provider: cpu, cuda or tensorrt (onnxruntime-gpu); repeatable, CPU is always the fallback"
 
@@ -30,39 +34,68 @@ class DeviceOptions:
     fp16: bool
     cache_dir: Path | None
     threads: int | None
+    engines: Path | None = None
+    allow_fallback: bool = False
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:
-        """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32."""
-        from ..runtime import Runner
+        """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32. With `engines`,
+        the TensorRT engines in that folder run instead of onnxruntime (same host loop)."""
+        from ..runtime import open_runner
 
-        return Runner(
+        return open_runner(
             artefact,
             variant=variant,
+            engines=self.engines,
             threads=self.threads,
             providers=self.providers,
             device_id=self.device_id,
             fp16=self.fp16,
             cache_dir=self.cache_dir,
+            allow_fallback=self.allow_fallback,
         )
 
 
 def _options(
-    provider: list[str] | None, device_id: int, trt_fp16: bool, cache_dir: Path | None, threads: int | None
+    provider: list[str] | None,
+    device_id: int,
+    trt_fp16: bool,
+    cache_dir: Path | None,
+    threads: int | None,
+    engines: Path | None = None,
+    allow_fallback: bool = False,
 ) -> DeviceOptions:
-    return DeviceOptions(provider or None, device_id, trt_fp16, cache_dir, threads)
+    if engines is not None and provider:
+        raise typer.BadParameter("--engines runs TensorRT engines directly; drop --provider", param_hint="--engines")
+    return DeviceOptions(provider or None, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
 
 
 PROVIDER = typer.Option(None, "--provider", "-p", help=_PROVIDER_HELP)
 DEVICE_ID = typer.Option(0, "--device-id", min=0, help="GPU for the cuda / tensorrt providers")
 TRT_FP16 = typer.Option(False, "--trt-fp16", help="tensorrt provider: allow fp16 kernels")
 CACHE_DIR = typer.Option(None, "--cache-dir", help="tensorrt provider: engine cache root (default ~/.cache/edgekit)")
-THREADS = typer.Option(None, "--threads", min=1, help="onnxruntime intra-op threads (default: its own)")
+THREADS = typer.Option(None, "--threads", min=1, max=1024, help="onnxruntime intra-op threads (default: its own)")
+ENGINES = typer.Option(
+    None,
+    "--engines",
+    help="folder of TensorRT engines built for this artefact (`edgekit build`, or the `edgekit plan` script on "
+    "the device): run them instead of onnxruntime, through the same host loop",
+)
+ALLOW_FALLBACK = typer.Option(
+    False,
+    "--allow-fallback",
+    help="a requested execution provider that onnxruntime cannot create becomes a warning line instead of exit 2",
+)
 
 
 def _runtime_errors() -> tuple[type[Exception], ...]:
     from ..runtime import ArtefactError, RuntimeInputError
 
-    return ArtefactError, RuntimeInputError
+    return ArtefactError, RuntimeInputError, EdgekitError
+
+
+def _as_error(e: Exception) -> EdgekitError:
+    """The runtime's own errors are input errors (exit 2); edgekit's keep their exit code (5: no TensorRT)."""
+    return e if isinstance(e, EdgekitError) else InputError(str(e))
 
 
 @dataclass
@@ -79,8 +112,11 @@ class _TaskDefaults:
 
 
 def _puzzle_id(text: str | None) -> int | str | None:
-    """--puzzle-id: an identifier id (digits) or name."""
-    return None if text is None else (int(text) if text.isdigit() else text)
+    """--puzzle-id: an identifier id (ASCII digits, at most 18 of them: every int64 id) or else a name. Other
+    Unicode digits ('²', full-width) are names, as `int` would refuse or reinterpret them."""
+    if text is None:
+        return None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
 
 
 def _task_of(runner: Any) -> Any:
@@ -112,44 +148,13 @@ def _generated_inputs(runner: Any, n: int, seed: int) -> tuple[np.ndarray, np.nd
 
 
 @app.command()
-def verify(
-    artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
-    json_out: bool = typer.Option(False, "--json", help="print the checks as JSON"),
-    provider: list[str] | None = PROVIDER,
-    device_id: int = DEVICE_ID,
-    trt_fp16: bool = TRT_FP16,
-    cache_dir: Path | None = CACHE_DIR,
-) -> None:
-    """Re-check an artefact on this device with the runtime alone: file hashes, then the golden outputs.
-    Exit 0 when everything reproduces, 3 when something does not, 2 when it is not an artefact."""
-    from ..runtime.verify import verify as run_verify
-
-    opts = _options(provider, device_id, trt_fp16, cache_dir, None)
-    try:
-        rep = run_verify(artefact, runner=opts.runner)
-    except _runtime_errors() as e:
-        fail(InputError(str(e)))
-    if json_out:
-        print(json.dumps({"passed": rep.passed, "checks": rep.checks}, indent=1))
-    else:
-        t = Table(title=f"verify {artefact}")
-        for col in ("check", "result", "detail"):
-            t.add_column(col)
-        for c in rep.checks:
-            t.add_row(c["name"], "[green]ok[/]" if c["passed"] else "[bold red]FAILED[/]", c["detail"])
-        console.print(t)
-        console.print("[green]VERIFIED[/]" if rep.passed else "[bold red]NOT VERIFIED[/]")
-    raise typer.Exit(0 if rep.passed else 3)
-
-
-@app.command()
 def bench(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     variant: list[str] = typer.Option(
         [], "--variant", "-v", help="precision variant (repeatable, or 'all'; default: the artefact's default)"
     ),
     mode: str = typer.Option("host", "--mode", "-m", help="host, loop, unrolled, or all (the forms the artefact has)"),
-    batch: list[int] = typer.Option([1, 64], "--batch", "-b", help="batch size (repeatable)"),
+    batch: list[int] = typer.Option([1, 64], "--batch", "-b", min=1, max=65536, help="batch size (repeatable)"),
     n: int = typer.Option(128, "--n", min=1, max=1_000_000, help="number of inputs (generated held-out task data)"),
     repeats: int = typer.Option(5, "--repeats", min=1, max=10_000, help="timed passes over all batches"),
     warmup: int = typer.Option(1, "--warmup", min=0, max=10_000, help="untimed calls per batch size"),
@@ -175,13 +180,15 @@ def bench(
     trt_fp16: bool = TRT_FP16,
     cache_dir: Path | None = CACHE_DIR,
     threads: int | None = THREADS,
+    engines: Path | None = ENGINES,
+    allow_fallback: bool = ALLOW_FALLBACK,
 ) -> None:
     """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
     runtime, per variant x mode x batch size."""
     from ..runtime import MODES
     from ..runtime.bench import available_modes, benchmark
 
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
     rows: list[dict] = []
     records: dict[str, dict] = {}
     try:
@@ -215,7 +222,7 @@ def bench(
             except OSError as e:
                 raise InputError(f"cannot write {graph_times} ({e.strerror})", "pass a writable file path") from None
     except _runtime_errors() as e:
-        fail(InputError(str(e)))
+        fail(_as_error(e))
     except EdgekitError as e:
         fail(e)
     if plot is not None:
@@ -293,15 +300,17 @@ def solve(
     trt_fp16: bool = TRT_FP16,
     cache_dir: Path | None = CACHE_DIR,
     threads: int | None = THREADS,
+    engines: Path | None = ENGINES,
+    allow_fallback: bool = ALLOW_FALLBACK,
 ) -> None:
     """Answer examples from a file with the runtime alone: one line per example (answer and steps), or JSON."""
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
     try:
         runner = opts.runner(artefact, variant)
         x = _file_inputs(runner, inputs)
         sol = runner.solve(x, mode=mode, max_steps=max_steps, threshold=threshold, puzzle_ids=_puzzle_id(puzzle_id))
     except _runtime_errors() as e:
-        fail(InputError(str(e)))
+        fail(_as_error(e))
     task = _task_of(runner)
     preds = sol.preds
     for i in range(len(preds)):
@@ -324,7 +333,7 @@ def info(
     try:
         d = describe(artefact)
     except _runtime_errors() as e:
-        fail(InputError(str(e)))
+        fail(_as_error(e))
     if json_out:
         print(json.dumps(d, indent=1))
         return
@@ -384,68 +393,188 @@ def serve(
     variant: str | None = typer.Option(
         None, "--variant", "-v", help="precision variant (default: the artefact's default)"
     ),
-    queue_size: int = typer.Option(256, "--queue", min=1, max=1_000_000, help="requests waiting before back-pressure"),
+    queue_size: int = typer.Option(256, "--queue", min=1, max=65536, help="requests waiting before back-pressure"),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, max=100_000, help="step cap (default: budget)"),
     threshold: float | None = typer.Option(None, "--threshold", help="halting threshold (default: the artefact's)"),
+    max_line_bytes: int = typer.Option(
+        1 << 20,
+        "--max-line-bytes",
+        min=1024,
+        max=1 << 28,
+        help="longest stdin line read (bytes); a longer line gets an error line and is skipped unread",
+    ),
     provider: list[str] | None = PROVIDER,
     device_id: int = DEVICE_ID,
     trt_fp16: bool = TRT_FP16,
     cache_dir: Path | None = CACHE_DIR,
     threads: int | None = THREADS,
+    engines: Path | None = ENGINES,
+    allow_fallback: bool = ALLOW_FALLBACK,
 ) -> None:
     """Serve examples read from stdin (one a line) with slot refill: each answer is printed as a JSON line as soon
-    as it is ready (completion order, with the input's line number); a bad line gets its own error line."""
-    from ..runtime.server import Server
+    as it is ready (completion order, with the input's line number); a bad line gets its own error line. Exit 0
+    when every line was answered, 2 when a line was refused or the runtime failed, 130 / 143 on SIGINT / SIGTERM
+    (nothing more is answered), 141 when stdout was closed. See docs/serving.md."""
+    import signal
 
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads)
+    from ..runtime.server import LineReader, Server, ServerFailed, ServerStopped
+    from . import Terminated
+
+    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
     try:
         runner = opts.runner(artefact, variant)
         task = _task_of(runner)
         length = int(runner.graph["input"]["shape"][-1])
         server = Server(runner, slots=slots, queue_size=queue_size, max_steps=max_steps, threshold=threshold)
     except _runtime_errors() as e:
-        fail(InputError(str(e)))
-    futures = []
-    errors = 0
-    with server:
-        for number, line in enumerate(sys.stdin, 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
+        fail(_as_error(e))
+    out = _JsonLines(sys.stdout)
+    lines = LineReader(sys.stdin.fileno(), max_line_bytes)
+    try:
+        while not out.closed and server.failure is None:
+            batch = lines.read(timeout=0.1)  # a bounded wait: a failed worker or closed stdout is seen at once
+            if batch is None:
+                break
+            for number, raw in batch:
+                example = _serve_example(raw, number, max_line_bytes, task, length, runner, out)
+                if example is None:
+                    continue
+                fut = None
+                while fut is None and not out.closed:  # back-pressure, watching stdout while the queue is full
+                    try:
+                        fut = server.submit(example, timeout=0.1)
+                    except queue.Full:
+                        continue
+                    except (ServerFailed, ServerStopped):
+                        break
+                if fut is None:
+                    break
+                fut.add_done_callback(functools.partial(_print_answer, number=number, task=task, out=out))
+        while not out.closed and server.failure is None and not server.close(timeout=0.1):
+            pass  # answering what is queued, watching stdout and the worker
+    except Terminated as t:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
+        out.mute()
+        left = server.pending
+        ended = server.stop(timeout=0.9)
+        name = "SIGINT" if t.signum == signal.SIGINT else "SIGTERM"
+        err_console.print(
+            f"interrupted ({name}); serving stopped, {left} request(s) in flight were not answered", markup=False
+        )
+        _leave(128 + t.signum, ended)
+    if out.closed:
+        ended = server.stop(timeout=0.9)
+        if out.write_error is not None:
+            err_console.print(
+                f"error: cannot write to stdout ({out.write_error}); serve's answers need a writable stdout",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            _leave(EXIT_USAGE, ended)
+        _leave(141, ended)  # the reader went away (a closed pipe): quiet, like a tool stopped by SIGPIPE
+    if server.failure is not None:
+        fail(InputError(str(server.failure)))
+    raise typer.Exit(0 if not out.errors else EXIT_USAGE)
+
+
+def _leave(code: int, worker_ended: bool) -> NoReturn:
+    """Exit serve with `code`. While a graph call still runs on the worker thread the interpreter cannot shut down
+    under it (onnxruntime would abort the process), so then the process ends at once, its output flushed."""
+    if not worker_ended:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
+
+
+class _JsonLines:
+    """serve's stdout: one JSON object a line, each written whole under a lock (answers come from the server's
+    worker thread, refusals from the reading loop). A closed stdout is noted, never raised (a raising Future
+    callback becomes a logged traceback), and later lines are dropped; `mute()` drops them once stopping."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.closed = False
+        self.muted = False
+        self.errors = 0  # refused lines and requests, counted instead of keeping their Futures
+        self.write_error: str | None = None  # why stdout could not be written, other than a closed pipe
+
+    def mute(self) -> None:
+        self.muted = True  # no lock: the worker may hold it while blocked on a full pipe
+
+    def error(self, number: int, message: str) -> None:
+        self.write({"line": number, "error": message}, error=True)
+
+    def write(self, obj: dict[str, Any], error: bool = False) -> None:
+        with self.lock:
+            self.errors += error
+            if self.closed or self.muted:
+                return
             try:
-                example = (
-                    task.parse_line(line, length)
-                    if task is not None
-                    else np.array([float(v) for v in line.replace(",", " ").split()])
-                )
-            except ValueError as e:
-                errors += 1
-                print(json.dumps({"line": number, "error": str(e)}), flush=True)
-                continue
-            fut = server.submit(example)
-            fut.add_done_callback(functools.partial(_print_answer, number=number, task=task))
-            futures.append(fut)
-    errors += sum(1 for f in futures if f.exception() is not None or f.result().error)
-    raise typer.Exit(0 if not errors else EXIT_USAGE)
+                self.stream.write(json.dumps(obj) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError) as e:  # EPIPE, or a stdout closed under us
+                self.closed = True
+                if not isinstance(e, (BrokenPipeError, ValueError)):
+                    self.write_error = first_line(e, 120)
+                with contextlib.suppress(OSError, ValueError):  # the exit flush must not report it again
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
 
-def _print_answer(fut: Any, number: int, task: Any) -> None:
+def _serve_example(
+    raw: bytes | None, number: int, max_bytes: int, task: Any, length: int, runner: Any, out: _JsonLines
+) -> np.ndarray | None:
+    """One stdin line as a checked example, or None: blank and # lines are skipped, a bad line gets its error
+    line (too long, not UTF-8, not an example of the artefact's input contract)."""
+    if raw is None:
+        out.error(number, f"line is longer than {max_bytes} bytes; it was skipped (raise --max-line-bytes)")
+        return None
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        out.error(number, f"line is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})")
+        return None
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    try:
+        if task is not None:
+            example = task.parse_line(line, length)
+        else:
+            fields = line.replace(",", " ").split()
+            if len(fields) != length:
+                raise ValueError(f"expected {length} numbers, got {len(fields)}")
+            example = np.array([float(v) for v in fields])
+        return np.asarray(runner.check_inputs(np.asarray(example)[None])[0])
+    except (ValueError, TypeError, OverflowError) as e:  # RuntimeInputError is a ValueError
+        out.error(number, first_line(e, 300))
+        return None
+
+
+def _print_answer(fut: Any, number: int, task: Any, out: _JsonLines) -> None:
+    """A Future's callback (on the worker thread): the answer or the request's error as one JSON line. A Future
+    that failed because the server stopped or failed prints nothing: the command ends with one line for that."""
     if fut.exception() is not None:
-        print(json.dumps({"line": number, "error": str(fut.exception())}), flush=True)
         return
     a = fut.result()
     if a.error:
-        print(json.dumps({"line": number, "error": a.error}), flush=True)
+        out.error(number, a.error)
         return
-    answer = task.render(a.prediction) if task is not None else a.prediction.reshape(-1).tolist()
-    print(
-        json.dumps(
-            {
-                "line": number,
-                "answer": answer,
-                "steps": a.steps,
-                "halted": a.halted,
-                "service_ms": round(a.service_s * 1e3, 3),
-            }
-        ),
-        flush=True,
+    try:
+        answer = task.render(a.prediction) if task is not None else a.prediction.reshape(-1).tolist()
+    except (ValueError, TypeError, IndexError) as e:
+        out.error(number, f"cannot render the answer: {first_line(e, 200)}")
+        return
+    out.write(
+        {
+            "line": number,
+            "answer": answer,
+            "steps": a.steps,
+            "halted": a.halted,
+            "service_ms": round(a.service_s * 1e3, 3),
+        }
     )

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .arc import ARCError, Augmentation, TestInput, check_grid, parse_name, to_tokens, vote
+from .arc import ARCError, Augmentation, TestInput, check_grid, key, parse_name, to_tokens, vote
 from .errors import RuntimeInputError
 
 if TYPE_CHECKING:
-    from .runner import Runner
+    from .base import HostRunner as Runner
 
 
 def task_index(runner: Runner) -> dict[str, list[tuple[int, Augmentation]]]:
@@ -37,8 +37,11 @@ def task_index(runner: Runner) -> dict[str, list[tuple[int, Augmentation]]]:
 
 
 def solve_arc(runner: Runner, task: str, test_inputs: list[Any], **solve_kw: Any) -> list[TestInput]:
-    """Top-ranked answers for each test input grid of `task` (original frame), voted over the augmented copies
-    the artefact's puzzle table holds for it; `solve_kw` go to `Runner.solve` (mode, max_steps, threshold)."""
+    """Top-ranked answers for each distinct test input grid of `task` (original frame, in the order given), voted
+    over the augmented copies the artefact's puzzle table holds for it; `solve_kw` go to `Runner.solve` (mode,
+    max_steps, threshold)."""
+    if not isinstance(task, str):
+        raise RuntimeInputError(f"task must be a task name (str), got {type(task).__name__}")
     copies = task_index(runner).get(task)
     if not copies:
         raise RuntimeInputError(f"task {task[:60]!r} has no puzzle identifiers in this artefact's table")
@@ -48,11 +51,16 @@ def solve_arc(runner: Runner, task: str, test_inputs: list[Any], **solve_kw: Any
         grids = [check_grid(g, f"test input {i}") for i, g in enumerate(test_inputs)]
     except ARCError as e:
         raise RuntimeInputError(str(e)) from None
-    augs = [aug for _ in grids for _, aug in copies]
-    rows = np.array([row for _ in grids for row, _ in copies], np.int64)
-    tokens = np.stack([to_tokens(aug.apply(g)) for g in grids for _, aug in copies]).astype(np.int64)
-    sol = runner.solve(tokens, puzzle_ids=runner.puzzles.original[rows], **solve_kw)
-    halt = sol.halt if sol.halt is not None else np.zeros(len(tokens), np.float32)
-    voted = vote(tokens, sol.preds, halt, augs)[task]
-    order = {bytes(g.shape) + g.tobytes(): i for i, g in enumerate(grids)}
-    return sorted(voted, key=lambda ti: order.get(bytes(ti.grid.shape) + ti.grid.tobytes(), len(order)))
+    augs = [aug for _, aug in copies]
+    ids = runner.puzzles.original[np.array([row for row, _ in copies], np.int64)]
+    out: list[TestInput] = []
+    seen: set[bytes] = set()
+    for g in grids:  # one grid's copies at a time: memory follows the task's copies, not the request's size
+        if key(g) in seen:  # the same grid twice is one test input (its votes would only double)
+            continue
+        seen.add(key(g))
+        tokens = np.stack([to_tokens(aug.apply(g)) for aug in augs]).astype(np.int64)
+        sol = runner.solve(tokens, puzzle_ids=ids, **solve_kw)
+        halt = sol.halt if sol.halt is not None else np.zeros(len(tokens), np.float32)
+        out += vote(tokens, sol.preds, halt, augs)[task]
+    return out

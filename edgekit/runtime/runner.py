@@ -1,21 +1,13 @@
-"""Run an edgekit artefact on a device: numpy + onnxruntime only, no torch.
+"""The onnxruntime backend of the host loop (runtime/base.py): one InferenceSession per graph of a variant, on the
+execution providers asked for, and the CPU provider's IO-bound step loop (runtime/stepper.py).
 
-The manifest says which graphs exist (per precision variant), their state layout and the input contract
-(dtype, shape, token range), so the runner needs no model-specific code. Three ways to run the recursion:
-
-- ``host``: encode once, call the step graph from a Python loop with per-sample early halting; halted samples
-  leave the batch (batch compaction), so compute falls as samples finish. DEQs stop per sample at the
-  solver tolerance; Anderson acceleration runs its small least-squares step in numpy.
-- ``loop``: the single-graph ONNX Loop form (same per-sample semantics, inside onnxruntime).
-- ``unrolled``: a fixed budget of steps in one graph, no halting.
-
-`run` is the validation path: every step for every sample, recording per-step predictions.
+A requested provider either runs or fails loudly: after each session is created the providers it really got are
+checked (runtime/providers.py), never assumed.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,62 +15,20 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import first_line
+from .base import DEFAULT_CHUNK, MODES, HostRunner, RunResult, Solution
 from .errors import ArtefactError, RuntimeInputError
-from .host_loop import anderson_mix, push_history
-from .manifest import read_manifest, safe_path
-from .providers import ProviderError, ProviderSettings, artefact_key, resolve
-from .puzzles import PuzzleMap
+from .providers import ProviderError, ProviderSettings, artefact_key, check_session, options_for_graph, resolve
 from .stepper import BoundStep, PlainStep, Stepper
 
-
-@dataclass
-class RunResult:
-    """Per-step predictions (argmax) and halting logits / residuals, plus the steps each sample ran."""
-
-    preds: list[np.ndarray] = field(default_factory=list)
-    halt: list[np.ndarray] = field(default_factory=list)
-    residual: list[np.ndarray] = field(default_factory=list)
-    steps: np.ndarray | None = None
-    logits: np.ndarray | None = None
+__all__ = ["DEFAULT_CHUNK", "MODES", "RunResult", "Runner", "Solution"]
 
 
-@dataclass
-class Solution:
-    """The deployed answer: logits and predictions at each sample's halting step (or fixed point), the steps
-    (f-evaluations for DEQs) each sample took, and whether it halted / converged before the cap."""
-
-    logits: np.ndarray
-    steps: np.ndarray
-    done: np.ndarray
-    halt: np.ndarray | None = None
-    state: np.ndarray | None = None  # first state tensor at the answer (DEQ: the returned fixed point); loop mode
-
-    @property
-    def preds(self) -> np.ndarray:
-        return np.asarray(self.logits.argmax(-1))
-
-    @staticmethod
-    def concatenate(parts: list[Solution]) -> Solution:
-        """One Solution from the answers of consecutive chunks."""
-
-        def cat(name: str) -> np.ndarray | None:
-            arrays = [getattr(p, name) for p in parts]
-            return None if any(a is None for a in arrays) else np.concatenate(arrays)
-
-        logits, steps, done = cat("logits"), cat("steps"), cat("done")
-        assert logits is not None and steps is not None and done is not None  # always set by every solve path
-        return Solution(logits, steps, done, cat("halt"), cat("state"))
-
-
-MODES = ("host", "loop", "unrolled")
-
-
-DEFAULT_CHUNK = 1024  # samples per `solve` call inside one request: bounds memory for large inputs
-
-
-class Runner:
+class Runner(HostRunner):
     """One artefact variant on onnxruntime. `providers` takes short names ("cpu", "cuda", "tensorrt"; see
-    `edgekit.runtime.providers`) or onnxruntime provider names; CPU is always the fallback."""
+    `edgekit.runtime.providers`) or onnxruntime provider names; a requested provider that onnxruntime cannot
+    create is an error (`allow_fallback=True`: a warning in `self.warnings`)."""
+
+    backend = "onnxruntime"
 
     def __init__(
         self,
@@ -91,29 +41,11 @@ class Runner:
         cache_dir: str | Path | None = None,
         chunk_size: int = DEFAULT_CHUNK,
         complete: bool = True,
+        allow_fallback: bool = False,
+        tf32: bool | None = None,
     ) -> None:
-        self.folder = Path(artefact)
-        self.manifest: dict[str, Any] = read_manifest(self.folder, complete=complete)
+        super().__init__(artefact, variant, chunk_size, complete)
         raw = (self.folder / "manifest.json").read_bytes()
-        self.graph: dict[str, Any] = self.manifest["graph"]
-        self.family: str = self.manifest["model"]["family"]
-        self.state_names: list[str] = list(self.graph["state_names"])
-        files = self.manifest["files"]
-        variants = self.manifest.get("variants") or {
-            "float32": {k: k for k in ("encode", "step", "readout", "loop", "unrolled")}
-        }
-        # the artefact's runtime default (written by `edgekit tune --apply`), else the float32 export
-        self.defaults: dict[str, Any] = self.manifest.get("runtime_defaults") or {}
-        variant = variant or self.defaults.get("variant", "float32")
-        if self.defaults.get("variant") != variant:
-            self.defaults = {}  # tuned threshold and cap belong to the tuned variant only
-        if variant not in variants:
-            raise ArtefactError(f"artefact has no variant {variant!r}; it has: {', '.join(map(str, variants))}")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise RuntimeInputError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.variant = variant
-        self.chunk_size = chunk_size
-        self.graphs: dict[str, str] = {g: key for g, key in variants[variant].items() if key in files}
         self.opts = ort.SessionOptions()
         self.opts.log_severity_level = 3  # the Loop form's overridable defaults trigger a harmless warning
         # The host loop alternates between sessions (encode, step, readout), each with its own intra-op pool; a pool
@@ -124,36 +56,25 @@ class Runner:
         self.opts.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             self.opts.intra_op_num_threads = threads
-        settings = ProviderSettings(device_id, fp16, Path(cache_dir) if cache_dir else None, artefact_key(raw))
+        self.settings = ProviderSettings(
+            device_id=device_id,
+            fp16=fp16,
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            artefact_key=artefact_key(raw),
+            allow_fallback=allow_fallback,
+            tf32=tf32,
+        )
         try:
-            self.providers, self.provider_options = resolve(providers, settings)
+            self.providers, self.provider_options = resolve(providers, self.settings)
         except ProviderError as e:
             raise RuntimeInputError(str(e)) from None
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self._puzzles: PuzzleMap | None = None
-        if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
-            raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
-        self._init_parts: dict[np.dtype, list[np.ndarray]] = {}
         # The host loop's step calls go through IO binding on the CPU provider (runtime/stepper.py); False runs
         # them through session.run as other providers do (benchmarks compare the two).
         self.bind_steps = True
-        self._bound: dict[int, BoundStep] = {}  # per starting batch size, reused across solve calls
+        self._bound: dict[int, Any] = {}  # IO-bound steppers per starting batch size, reused across solve calls
         self._inputs: dict[str, set[str]] = {}
-        self.solver: dict[str, Any] = (
-            self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
-        )
-
-    def validated_settings(self) -> Runner:
-        """Ignore the artefact's tuned runtime defaults: answer at the threshold and budget validation used (what
-        golden answers were recorded at)."""
-        self.defaults = {}
-        return self
-
-    def file(self, key: str) -> Path:
-        """The artefact file a manifest key names, confined to the folder."""
-        if key not in self.manifest["files"]:
-            raise ArtefactError(f"the manifest lists no {key!r} file: re-run `edgekit export`")
-        return safe_path(self.folder, self.manifest["files"][key])
+        self.warnings: list[str] = []
 
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, graph: str) -> ort.InferenceSession:
@@ -166,35 +87,67 @@ class Runner:
             path = self.file(self.graphs[graph])
             if not path.is_file():
                 raise ArtefactError(f"{path} is missing: the artefact is incomplete, re-run `edgekit export`")
-            try:
-                self._sessions[graph] = ort.InferenceSession(
-                    str(path), self.opts, providers=self.providers, provider_options=self.provider_options
-                )
-            except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-                raise ArtefactError(
-                    f"{path.name} cannot be loaded by onnxruntime ({first_line(e)}): re-run `edgekit export`"
-                ) from None
-            # Exporters drop unused inputs (TRM's readout reads z_H only), so feed each graph just what it declares.
-            self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
+            self._open(graph, str(path), path.name)
         return self._sessions[graph]
+
+    def _open(self, graph: str, model: str | bytes, name: str) -> None:
+        sess = self._sessions[graph] = self._create(model, name, self._declared_inputs(model))
+        # Exporters drop unused inputs (TRM's readout reads z_H only), so feed each graph just what it declares; the
+        # Loop form's step cap and threshold are inputs with defaults (overridable initializers), fed when given.
+        self._inputs[graph] = {i.name for i in sess.get_inputs()} | {
+            i.name for i in sess.get_overridable_initializers()
+        }
+
+    def _declared_inputs(self, model: str | bytes) -> dict[str, list[int | str]]:
+        """Input name -> declared shape, read only where a provider needs the shapes before the session exists (the
+        TensorRT provider's optimization profiles): a CPU session with graph optimizations off, for its metadata."""
+        if "TensorrtExecutionProvider" not in self.providers:
+            return {}
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        meta = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        return {i.name: list(i.shape) for i in meta.get_inputs()}
+
+    def _create(self, model: str | bytes, name: str, inputs: dict[str, list[int | str]]) -> ort.InferenceSession:
+        """A session on the requested providers, then the check that it got them (never a silent fallback)."""
+        options = options_for_graph(self.providers, self.provider_options, inputs, self.max_batch or self.chunk_size)
+        try:
+            with warnings.catch_warnings():  # onnxruntime's own fallback warning: check_session says it in one line
+                warnings.simplefilter("ignore")
+                sess = ort.InferenceSession(model, self.opts, providers=self.providers, provider_options=options)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ArtefactError(
+                f"{name} cannot be loaded by onnxruntime ({first_line(e)}): re-run `edgekit export`"
+            ) from None
+        try:
+            self.warnings += [w for w in check_session(sess, self.providers, self.settings) if w not in self.warnings]
+        except ProviderError as e:
+            raise RuntimeInputError(str(e)) from None
+        return sess
 
     def override(self, graph: str, model: bytes) -> None:
         """Use an in-memory graph in place of the artefact's (e.g. a candidate step graph being scored)."""
-        self._sessions[graph] = ort.InferenceSession(
-            model, self.opts, providers=self.providers, provider_options=self.provider_options
-        )
-        self._inputs[graph] = {i.name for i in self._sessions[graph].get_inputs()}
+        self._open(graph, model, f"the {graph} graph given")
         self._bound.clear()
-
-    def call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run one of the variant's graphs, feeding each only the inputs it declares."""
-        return self._call(graph, feeds)
 
     def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         sess = self.session(graph)
         wanted = self._inputs[graph]
         out: list[np.ndarray] = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
         return out
+
+    def inputs_of(self, graph: str) -> set[str]:
+        self.session(graph)
+        return self._inputs[graph]
+
+    def outputs_of(self, graph: str) -> list[str]:
+        return [o.name for o in self.session(graph).get_outputs()]
+
+    @property
+    def max_batch(self) -> int | None:
+        """With the TensorRT provider every call stays within its optimization profiles (batch 1..chunk_size), so
+        no batch size ever makes it build another engine; onnxruntime's own providers take any batch."""
+        return self.chunk_size if "TensorrtExecutionProvider" in self.providers else None
 
     def _run_bound(self, binding: Any, n: int) -> None:
         """One step-graph call on `n` samples through an IO binding (the bound host loop's only graph call)."""
@@ -209,330 +162,31 @@ class Runner:
         if bound is not None and bound.session is sess:
             bound.load(x, self._initial_parts(x))
             return bound, n
-        if self.bind_steps and sess.get_providers() == ["CPUExecutionProvider"]:
-            bound = BoundStep.for_session(  # the run hook looked up per call, so a wrapper added later sees it
+        kind = self._bound_kind(sess)
+        if kind is not None:
+            bound = kind.for_session(  # the run hook looked up per call, so a wrapper added later sees it
                 sess, lambda io, n: self._run_bound(io, n), self.state_names, x, self.initial_state(x)
             )
             if bound is not None:
                 return bound, n
         return PlainStep(self._call, self.state_names, self.initial_state(x), x), None
 
+    def _bound_kind(self, sess: ort.InferenceSession) -> Any:
+        """Which IO-bound stepper fits the provider running the step graph: host buffers on the CPU provider,
+        device buffers on the CUDA provider (the state never leaves the GPU between steps); None: plain calls."""
+        if not self.bind_steps:
+            return None
+        got = sess.get_providers()
+        if got == ["CPUExecutionProvider"]:
+            return BoundStep
+        if got[0] == "CUDAExecutionProvider":
+            from .device_step import DeviceBoundStep
+
+            return DeviceBoundStep
+        return None
+
     def _release(self, stepper: Stepper, key: int | None) -> None:
-        if key is not None and isinstance(stepper, BoundStep):
+        if key is not None:  # only IO-bound steppers have a key: their buffers serve the next batch of that size
             self._bound[key] = stepper
             while len(self._bound) > 2:  # a few batch sizes' buffers at most
                 self._bound.pop(next(iter(self._bound)))
-
-    # -- input contract -----------------------------------------------------------------------------------------
-    def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        spec = self.graph["input"]
-        try:
-            inputs = np.asarray(inputs)
-        except (ValueError, TypeError):
-            raise RuntimeInputError("inputs are not a rectangular array of numbers") from None
-        if inputs.ndim == len(spec["shape"]) - 1:
-            inputs = inputs[None]
-        want = spec["shape"][1:]
-        if inputs.ndim != len(spec["shape"]) or list(inputs.shape[1:]) != want or inputs.shape[0] == 0:
-            raise RuntimeInputError(
-                f"inputs have shape {list(inputs.shape)}, expected [batch >= 1, {', '.join(map(str, want))}]"
-            )
-        if spec["dtype"] == "int64":
-            if inputs.dtype == bool or not np.issubdtype(inputs.dtype, np.integer):
-                raise RuntimeInputError(f"inputs have dtype {inputs.dtype}, expected integer token ids")
-            lo, hi = spec["range"]
-            if inputs.min() < lo or inputs.max() > hi:
-                raise RuntimeInputError(
-                    f"token ids must lie in [{lo}, {hi}], got values in [{inputs.min()}, {inputs.max()}]"
-                )
-            return np.ascontiguousarray(inputs, dtype=np.int64)
-        if inputs.dtype == bool or not (
-            np.issubdtype(inputs.dtype, np.floating) or np.issubdtype(inputs.dtype, np.integer)
-        ):
-            raise RuntimeInputError(f"inputs have dtype {inputs.dtype}, expected numbers")
-        inputs = inputs.astype(np.float32)
-        if not np.isfinite(inputs).all():
-            raise RuntimeInputError("inputs contain NaN or Inf")
-        return inputs
-
-    @property
-    def takes_puzzle_ids(self) -> bool:
-        return "puzzle_ids" in self.graph
-
-    @property
-    def puzzles(self) -> PuzzleMap:
-        """The artefact's puzzle-identifier map (models with a puzzle-embedding table only)."""
-        if self._puzzles is None:
-            if not self.takes_puzzle_ids:
-                raise RuntimeInputError("this model takes no puzzle identifiers")
-            self._puzzles = PuzzleMap(self.graph["puzzle_ids"], self.file("puzzle_ids"))
-        return self._puzzles
-
-    def puzzle_rows(self, puzzle_ids: Any, n: int) -> np.ndarray | None:
-        """Rows of the exported puzzle table for `n` samples (None for models without one; ids given to such a
-        model are refused, not ignored)."""
-        if not self.takes_puzzle_ids:
-            if puzzle_ids is not None:
-                raise RuntimeInputError("this model takes no puzzle identifiers; do not pass puzzle_ids")
-            return None
-        return self.puzzles.to_rows(puzzle_ids, n)
-
-    def feeds(self, x_in: np.ndarray, rows: np.ndarray | None) -> dict[str, np.ndarray]:
-        """What the encode graph (and the single-graph forms) take: inputs, and puzzle-table rows."""
-        return {"inputs": x_in} if rows is None else {"inputs": x_in, "puzzle_ids": rows}
-
-    def encode(self, x_in: np.ndarray, puzzle_ids: Any = None) -> np.ndarray:
-        """The encode graph on checked inputs and their puzzle identifiers (ids or names)."""
-        return self._call("encode", self.feeds(x_in, self.puzzle_rows(puzzle_ids, len(x_in))))[0]
-
-    # -- validation path: every step, recorded --------------------------------------------------------------------
-    def run(
-        self, inputs: np.ndarray, steps: int | None = None, record: bool = True, puzzle_ids: Any = None
-    ) -> RunResult:
-        """Run `steps` steps (default: the model's budget) for every sample, recording per-step outputs;
-        early halting is then a choice made on the recorded halting logits, exactly as validation does."""
-        x_in = self.check_inputs(inputs)
-        steps = steps or self.graph["step_budget"]
-        x = self.encode(x_in, puzzle_ids)
-        state = self.initial_state(x)
-        res = RunResult()
-        for _ in range(steps):
-            out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
-            state, extra = out[:-1], out[-1]
-            (res.residual if self.family == "deq" else res.halt).append(extra)
-            if record:
-                logits = self._call("readout", dict(zip(self.state_names, state)))[0]
-                res.preds.append(logits.argmax(-1))
-                res.logits = logits
-        res.steps = np.full(x_in.shape[0], steps)
-        return res
-
-    # -- deployment path --------------------------------------------------------------------------------------------
-    def solve(
-        self,
-        inputs: np.ndarray,
-        mode: str = "host",
-        max_steps: int | None = None,
-        threshold: float | None = None,
-        compact: bool = True,
-        puzzle_ids: Any = None,
-    ) -> Solution:
-        """Answer a batch. `threshold` is the halting-logit threshold (ACT, default the artefact's) or the residual
-        tolerance (DEQ, default the solver's); `max_steps` caps the recursion (default: the budget). Inputs larger
-        than `chunk_size` are answered chunk by chunk, so memory stays bounded whatever the input size."""
-        if mode not in MODES:
-            raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        cap, threshold = self.limits(max_steps, threshold)
-        x_all = self.check_inputs(inputs)
-        rows = self.puzzle_rows(puzzle_ids, len(x_all))
-        c = self.chunk_size
-        parts = [
-            self._solve_chunk(
-                x_all[i : i + c], None if rows is None else rows[i : i + c], mode, cap, threshold, compact
-            )
-            for i in range(0, len(x_all), c)
-        ]
-        return parts[0] if len(parts) == 1 else Solution.concatenate(parts)
-
-    def limits(self, max_steps: int | None, threshold: float | None) -> tuple[int, float]:
-        """(step cap, threshold) with the artefact's defaults; out-of-range values are one-line errors."""
-        budget = int(self.graph["step_budget"])
-        if max_steps is None:
-            cap = int(self.defaults.get("max_steps", budget))
-        elif (
-            isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= 100_000
-        ):
-            raise RuntimeInputError(f"max_steps must be an integer in [1, 100000], got {max_steps!r}")
-        else:
-            cap = int(max_steps)
-        if threshold is None and "halt_threshold" in self.defaults:
-            tuned = self.defaults["halt_threshold"]
-            threshold = math.inf if tuned is None else float(tuned)  # None: never halt before the cap
-        elif threshold is None:
-            threshold = (
-                float(self.solver.get("tol", 1e-4))
-                if self.family == "deq"
-                else float(self.graph.get("halt_threshold", 0.0))
-            )
-        elif isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or math.isnan(threshold):
-            raise RuntimeInputError(f"threshold must be a number, got {threshold!r}")
-        return cap, float(threshold)
-
-    def _solve_chunk(
-        self, x_in: np.ndarray, rows: np.ndarray | None, mode: str, cap: int, threshold: float, compact: bool
-    ) -> Solution:
-        if mode == "loop":
-            return self._solve_loop(self.feeds(x_in, rows), cap, threshold)
-        if mode == "unrolled":
-            out = self._call("unrolled", self.feeds(x_in, rows))
-            return Solution(
-                out[0],
-                np.full(len(x_in), self.graph.get("unrolled_steps", cap)),
-                np.zeros(len(x_in), bool),
-                out[1] if len(out) > 1 else None,
-            )
-        if self.family == "deq" and self.solver.get("name") == "anderson":
-            return self._solve_host_anderson(x_in, cap, threshold)
-        return self._solve_host(x_in, cap, threshold, compact, rows)
-
-    def _solve_loop(self, feeds: dict[str, np.ndarray], cap: int, threshold: float) -> Solution:
-        limit = "tol" if self.family == "deq" else "halt_threshold"
-        sess = self.session("loop")
-        names = [o.name for o in sess.get_outputs()]
-        out = dict(
-            zip(
-                names,
-                sess.run(None, {**feeds, "max_steps": np.array(cap, np.int64), limit: np.array(threshold, np.float32)}),
-            )
-        )
-        state = out.get("best", out.get(f"{self.state_names[0]}_final"))
-        return Solution(out["logits"], out["steps"], out["done"], out.get("halt"), state)
-
-    def stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
-        return signal <= threshold if self.family == "deq" else signal > threshold
-
-    def _solve_host(
-        self, x_in: np.ndarray, cap: int, threshold: float, compact: bool, rows: np.ndarray | None = None
-    ) -> Solution:
-        x = self._call("encode", self.feeds(x_in, rows))[0]
-        n = len(x_in)
-        act = self.family != "deq"
-        if compact:
-            return self._solve_compacted(x, cap, threshold, act)
-        steps = np.zeros(n, np.int64)
-        done = np.zeros(n, bool)
-        # freeze halted samples in place: same answers, no compute saved (for comparison)
-        state = self.initial_state(x)
-        for t in range(1, cap + 1):
-            out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
-            new, stop = out[:-1], self.stops(out[-1], threshold)
-            active = ~done
-            state = [np.where(active.reshape(-1, *[1] * (s.ndim - 1)), ns, s) for s, ns in zip(state, new)]
-            steps = np.where(active, t, steps)
-            done = done | (stop & active)
-            if done.all():
-                break
-        head = self._call("readout", dict(zip(self.state_names, state)))
-        return Solution(head[0], steps, done, head[1] if act else None)
-
-    def _solve_compacted(self, x: np.ndarray, cap: int, threshold: float, act: bool) -> Solution:
-        """Early halting with batch compaction: samples that halt are read out and leave the batch. The bookkeeping
-        is kept to a few numpy calls per step: at batch 1 each one costs several microseconds, the caches being
-        cold after a step graph call, so the loop's share of the time outside onnxruntime comes from their count."""
-        n, names = len(x), self.state_names
-        stepper, key = self._stepper(x)
-        idx: np.ndarray | None = None  # original rows of the samples still in the batch; None: all, in order
-        acc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None  # logits, steps, done, halt
-        out: Solution | None = None
-        for t in range(1, cap + 1):
-            stop = self.stops(stepper.step(), threshold)
-            k = np.count_nonzero(stop)  # one call, not all() and any(): each costs microseconds here
-            every = t == cap or k == len(stop)  # every sample left finishes now
-            if not k and not every:
-                continue
-            state = stepper.state
-            head = self._call("readout", dict(zip(names, state if every else [s[stop] for s in state])))
-            if every and idx is None:  # the whole batch at once (always so at batch 1): the answers as they come
-                out = Solution(
-                    head[0].astype(np.float32, copy=False), np.full(n, t, np.int64), stop,
-                    head[1].astype(np.float32, copy=False) if act else None,
-                )  # fmt: skip
-                break
-            if acc is None:
-                acc = (np.empty((n, *head[0].shape[1:]), np.float32), np.zeros(n, np.int64), np.zeros(n, bool),
-                       np.zeros(n, np.float32) if act else None)  # fmt: skip
-            logits, steps, done, halt = acc
-            rows = np.arange(n) if idx is None else idx
-            fin = rows if every else rows[stop]
-            logits[fin] = head[0]
-            steps[fin] = t
-            done[fin] = stop if every else True
-            if halt is not None:
-                halt[fin] = head[1]
-            if every:
-                break
-            idx = rows[~stop]
-            stepper.compact(~stop)
-        self._release(stepper, key)
-        if out is None:
-            assert acc is not None, "every sample finishes by the step cap"
-            out = Solution(*acc)
-        return out
-
-    def _solve_host_anderson(self, x_in: np.ndarray, cap: int, tol: float) -> Solution:
-        """Anderson acceleration with per-sample convergence and compaction; the answer is f(z) at the first
-        iterate within tolerance, as in the PyTorch solver."""
-        s = self.solver
-        m, lam, beta = (
-            int(s.get("anderson_m", 5)),
-            float(s.get("anderson_lam", 1e-4)),
-            float(s.get("anderson_beta", 1.0)),
-        )
-        x = self._call("encode", {"inputs": x_in})[0]
-        z = self.initial_state(x)[0]
-        n = len(x_in)
-        steps = np.full(n, cap, np.int64)
-        done = np.zeros(n, bool)
-        best = np.empty_like(z)
-        idx = np.arange(n)
-        X = np.zeros((n, 0, z.shape[1]), np.float32)
-        F = X.copy()
-        for t in range(1, cap + 1):
-            fz, r = self._call("step", {"z": z, "x": x})
-            X, F = push_history(X, z, m), push_history(F, fz, m)
-            stop = r <= tol
-            finish = stop | (t == cap)
-            best[idx[finish]] = fz[finish]
-            steps[idx[stop]] = t
-            done[idx[stop]] = True
-            z = anderson_mix(X, F, lam, beta)
-            keep = ~finish
-            idx, x, z, X, F = idx[keep], x[keep], z[keep], X[keep], F[keep]
-            if not len(idx):
-                break
-        logits = self._call("readout", {"z": best})[0]
-        return Solution(logits, steps, done, None, best)
-
-    def solve_arc(self, task: str, test_inputs: list[Any], **solve_kw: Any) -> list[Any]:
-        """ARC: every augmented copy of `task` in the puzzle table on each test input grid, answers undone and
-        voted; returns per test input its ranked candidates (`.top(2)` are the two attempts). See runtime/arc.py."""
-        from .arc_solver import solve_arc
-
-        return solve_arc(self, task, test_inputs, **solve_kw)
-
-    def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
-        """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""
-        init = self.graph["initial_state"]
-        shape = (x.shape[0], *init["shape"]) if init["kind"] == "zeros" else x.shape
-        return [np.ascontiguousarray(np.broadcast_to(v, shape)) for v in self._initial_parts(x)]
-
-    def _initial_parts(self, x: np.ndarray) -> list[np.ndarray]:
-        """Per state tensor, what broadcasts over the batch to its initial value, in the state dtype (read,
-        checked and cast once per Runner and dtype, not once per call)."""
-        if x.dtype in self._init_parts:
-            return self._init_parts[x.dtype]
-        init = self.graph["initial_state"]
-        if init["kind"] == "zeros":
-            parts = [np.zeros(init["shape"], dtype=x.dtype)]
-        else:
-            try:
-                with np.load(self.file("initial_state"), allow_pickle=False) as vecs:
-                    loaded = [np.asarray(vecs[n]) for n in self.state_names]
-            except (OSError, ValueError, KeyError, EOFError) as e:
-                raise ArtefactError(
-                    f"initial_state.npz is unreadable ({first_line(e, 80)}): re-run `edgekit export`"
-                ) from None
-            one = (1, *x.shape[1:])
-            for n, v in zip(self.state_names, loaded):
-                try:
-                    fits = np.broadcast_shapes(v.shape, one) == one
-                except ValueError:
-                    fits = False
-                if not fits:
-                    raise ArtefactError(
-                        f"initial_state.npz: {n} has shape {list(v.shape)}, which does not broadcast to the state "
-                        f"{list(x.shape[1:])}: re-run `edgekit export`"
-                    )
-            parts = [v.astype(x.dtype) for v in loaded]
-        self._init_parts[x.dtype] = parts
-        return parts

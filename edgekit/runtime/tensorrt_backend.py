@@ -1,28 +1,31 @@
-"""Run an artefact's TensorRT engines: the step engine under a host loop (encode once, step K times, read out), or a
-single unrolled / Loop engine. Same contract and result as the onnxruntime Runner, so validation code can use either.
+"""The TensorRT backend of the host loop (runtime/base.py): the engines `edgekit build` or the `edgekit plan` script
+built for an artefact, run through the same loop as onnxruntime — halting, compaction, chunking, puzzle
+identifiers, the Loop and unrolled forms, slot refill — so what `verify`, `bench`, `solve` and `serve` measure on
+a device is what the engines answer.
 
-Imports tensorrt and cuda-python lazily (never torch). Before loading, the engine manifest is checked against the
-TensorRT and GPU present: engines built elsewhere are refused (IncompatibleError, exit 6), because a plan built for
-another GPU or TensorRT release fails to deserialize or, worse, runs untuned.
+Imports tensorrt and cuda-python lazily (never torch). Before anything is loaded the engine folder is read
+strictly (runtime/engine_folder.py): engines built from another artefact, for another TensorRT release or GPU, or
+changed after the build are refused in one line. Every input shape is checked against the engine's optimization
+profile, and batches are chunked to the profile's maximum, so a large batch never ends in an opaque failure.
+The step loop keeps the recursion state on the device in two buffer sets that ping-pong between steps; only the
+halting signal comes back each step, the state only when samples halt.
+
+Not run here: no machine of this project's CI has TensorRT. Tests run this file's host-side logic against a
+stand-in of the TensorRT and CUDA APIs that executes the same ONNX graphs with onnxruntime (tests/test_engines.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..tensorrt.engine_manifest import engine_dir, read_manifest, verify
-from ..tensorrt.toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
-from . import Runner, RunResult  # the package API, stable while runner.py changes
-
-if TYPE_CHECKING:
-    from . import Solution
-
-SINGLE_GRAPH_FORMS = ("unrolled", "loop")  # inputs -> logits[, halt] after the whole budget
+from ..errors import EdgekitError, InputError
+from .base import DEFAULT_CHUNK, HostRunner
+from .engine_folder import EngineFolder, open_engine_folder
+from .errors import RuntimeInputError
 
 
 def _check(cudart: Any, result: Any) -> Any:
@@ -35,26 +38,44 @@ def _check(cudart: Any, result: Any) -> Any:
 
 
 class DeviceArray:
-    """A device buffer with a shape and dtype; freed when dropped."""
+    """A device buffer of `capacity` rows; calls use its leading `rows` (a batch that shrank by compaction)."""
 
     def __init__(self, cudart: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.cudart, self.shape, self.dtype = cudart, tuple(int(d) for d in shape), np.dtype(dtype)
-        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        self.ptr = _check(cudart, cudart.cudaMalloc(max(self.nbytes, 1)))
+        self.cudart, self.dtype = cudart, np.dtype(dtype)
+        self.capacity_shape = tuple(int(d) for d in shape)
+        self.rows = self.capacity_shape[0] if self.capacity_shape else 1
+        self.row_bytes = int(np.prod(self.capacity_shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        nbytes = int(np.prod(self.capacity_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.ptr = _check(cudart, cudart.cudaMalloc(max(nbytes, 1)))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.rows, *self.capacity_shape[1:]) if self.capacity_shape else ()
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.row_bytes if self.capacity_shape else self.dtype.itemsize
 
     @classmethod
     def from_host(cls, cudart: Any, host: np.ndarray) -> DeviceArray:
-        host = np.ascontiguousarray(host)
-        arr = cls(cudart, host.shape, host.dtype)
-        _check(cudart, cudart.cudaMemcpy(arr.ptr, host, arr.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+        arr = cls(cudart, np.shape(host), np.asarray(host).dtype)
+        arr.upload(host)
         return arr
+
+    def upload(self, host: np.ndarray) -> None:
+        """Copy `host` into the leading rows (and use that many rows from now on)."""
+        host = np.ascontiguousarray(host, dtype=self.dtype)
+        if self.capacity_shape:
+            if host.shape[1:] != self.capacity_shape[1:] or len(host) > self.capacity_shape[0]:
+                raise RuntimeError(f"{list(host.shape)} does not fit a device buffer of {list(self.capacity_shape)}")
+            self.rows = len(host)
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self.cudart, self.cudart.cudaMemcpy(self.ptr, host, self.nbytes, kind))
 
     def to_host(self) -> np.ndarray:
         host = np.empty(self.shape, self.dtype)
-        _check(
-            self.cudart,
-            self.cudart.cudaMemcpy(host, self.ptr, self.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost),
-        )
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self.cudart, self.cudart.cudaMemcpy(host, self.ptr, self.nbytes, kind))
         return host
 
     def __del__(self) -> None:
@@ -62,236 +83,190 @@ class DeviceArray:
             self.cudart.cudaFree(self.ptr)
 
 
-class _Engine:
-    """One deserialized engine with its execution context; calls take and return device arrays by tensor name."""
+class Engine:
+    """One deserialized engine with its execution context; a call binds device arrays by tensor name."""
 
-    def __init__(self, trt: Any, cudart: Any, engine: Any, name: str) -> None:
-        self.trt, self.cudart, self.engine, self.name = trt, cudart, engine, name
+    def __init__(self, trt: Any, cudart: Any, engine: Any, name: str, stream: Any) -> None:
+        self.trt, self.cudart, self.engine, self.name, self.stream = trt, cudart, engine, name, stream
         self.context = engine.create_execution_context()
+        if self.context is None:
+            raise InputError(f"TensorRT could not create a context for the {name} engine", "free GPU memory")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        # TensorRT lists a network's inputs and outputs in the ONNX graph's order: outputs come back in that order
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        # batch range of profile 0 for every input with a dynamic first dimension
+        self.batch_range: dict[str, tuple[int, int]] = {}
+        for n in self.inputs:
+            if list(engine.get_tensor_shape(n))[:1] == [-1]:
+                lo, _, hi = engine.get_tensor_profile_shape(n, 0)
+                self.batch_range[n] = (int(lo[0]), int(hi[0]))
 
-    def host_input(self, name: str, host: np.ndarray) -> DeviceArray:
-        """Copy a host array to the device in the dtype the engine declares (e.g. int64 tokens, float32 states)."""
+    @property
+    def max_batch(self) -> int | None:
+        return min((hi for _, hi in self.batch_range.values()), default=None)
+
+    def upload(self, name: str, host: np.ndarray) -> DeviceArray:
+        """A host array on the device in the dtype the engine declares for `name` (int64 tokens, float16 states)."""
         return DeviceArray.from_host(self.cudart, np.asarray(host).astype(self.dtypes[name], copy=False))
 
-    def __call__(self, feeds: dict[str, DeviceArray], stream: Any) -> dict[str, DeviceArray]:
+    def __call__(
+        self, feeds: dict[str, DeviceArray], outputs: dict[str, DeviceArray] | None = None
+    ) -> dict[str, DeviceArray]:
+        """Run on `feeds` (device arrays by input name); outputs go to `outputs` where given, else new arrays."""
+        ctx = self.context
         for n in self.inputs:
             if n not in feeds:
                 raise InputError(
-                    f"engine {self.name!r} needs input {n!r}, which the host loop does not have",
+                    f"the {self.name} engine needs input {n!r}, which this artefact's host loop does not feed",
                     "rebuild the engines from this artefact",
                 )
             arr = feeds[n]
             if arr.dtype != self.dtypes[n]:
                 raise InputError(
-                    f"engine {self.name!r} input {n!r} is {self.dtypes[n]}, got {arr.dtype}",
+                    f"the {self.name} engine's input {n!r} is {self.dtypes[n]}, got {arr.dtype}",
                     "rebuild the engines from this artefact",
                 )
-            self.context.set_input_shape(n, arr.shape)
-            self.context.set_tensor_address(n, arr.ptr)
-        outs = {}
+            if not ctx.set_input_shape(n, arr.shape):
+                lo, hi = self.batch_range.get(n, (None, None))
+                raise RuntimeInputError(
+                    f"the {self.name} engine refuses input {n!r} of shape {list(arr.shape)}"
+                    + (f" (its profile takes batch {lo}..{hi})" if lo is not None else "")
+                    + ": rebuild the engines for this shape"
+                )
+            ctx.set_tensor_address(n, arr.ptr)
+        unresolved = ctx.infer_shapes() if hasattr(ctx, "infer_shapes") else []
+        if unresolved:
+            raise RuntimeInputError(f"the {self.name} engine cannot infer the shapes of {', '.join(unresolved)}")
+        outs: dict[str, DeviceArray] = {}
         for n in self.outputs:
-            outs[n] = DeviceArray(self.cudart, tuple(self.context.get_tensor_shape(n)), self.dtypes[n])
-            self.context.set_tensor_address(n, outs[n].ptr)
-        if not self.context.execute_async_v3(stream):
-            raise RuntimeError(f"TensorRT failed to run engine {self.name!r}")
-        _check(self.cudart, self.cudart.cudaStreamSynchronize(stream))
+            shape = tuple(int(d) for d in ctx.get_tensor_shape(n))
+            if any(d < 0 for d in shape):
+                raise RuntimeInputError(
+                    f"the {self.name} engine's output {n!r} has a data-dependent shape {list(shape)}, which edgekit's "
+                    "host loop does not allocate: re-export the graph with static output shapes"
+                )
+            given = (outputs or {}).get(n)
+            if given is not None and given.shape == shape:
+                outs[n] = given
+            else:
+                outs[n] = DeviceArray(self.cudart, shape, self.dtypes[n])
+            ctx.set_tensor_address(n, outs[n].ptr)
+        if not ctx.execute_async_v3(self.stream):
+            raise RuntimeError(f"TensorRT failed to run the {self.name} engine")
+        _check(self.cudart, self.cudart.cudaStreamSynchronize(self.stream))
         return outs
 
 
-class TensorRTRunner:
-    """`TensorRTRunner(artefact, target).run(inputs)` / `.solve(inputs, mode)`: the onnxruntime Runner's contract,
-    on engines in <artefact>/engines/<target>/ (built by `edgekit build` or the `edgekit plan` script)."""
+class EngineStep:
+    """The Stepper protocol (runtime/stepper.py) on a step engine: the state stays on the device in two buffer sets
+    of the batch's starting size that ping-pong between steps; `step` brings back only the halting signal; `state`
+    copies to the host when read (the readout at a halting step); compaction packs survivors through the host."""
+
+    def __init__(self, engine: Engine, names: list[str], x: np.ndarray, state: list[np.ndarray]) -> None:
+        self.engine, self.names = engine, names
+        cudart = engine.cudart
+        self._x = engine.upload("x", x)
+        self._bufs = tuple(
+            [DeviceArray(cudart, s.shape, engine.dtypes[n]) for n, s in zip(names, state)] for _ in range(2)
+        )
+        for b, s in zip(self._bufs[0], state):
+            b.upload(s)
+        signal = engine.outputs[len(names)]
+        tail = tuple(int(d) for d in engine.engine.get_tensor_shape(signal))[1:]
+        self._signal_name = signal
+        self._sig = DeviceArray(cudart, (len(x), *tail), engine.dtypes[signal])
+        self._cur = 0
+
+    @property
+    def n(self) -> int:
+        return self._x.rows
+
+    def step(self) -> np.ndarray:
+        src, dst = self._bufs[self._cur], self._bufs[1 - self._cur]
+        feeds = {**dict(zip(self.names, src)), "x": self._x}
+        outs = dict(zip(self.engine.outputs, [*dst, self._sig]))
+        for b in (*dst, self._sig):
+            b.rows = self.n
+        got = self.engine({k: v for k, v in feeds.items() if k in self.engine.inputs}, outs)
+        for name, want in outs.items():
+            if got[name] is not want:
+                raise RuntimeInputError(f"the step engine's output {name!r} has another shape than its state")
+        self._cur ^= 1
+        return self._sig.to_host()
+
+    @property
+    def state(self) -> list[np.ndarray]:
+        return [b.to_host() for b in self._bufs[self._cur]]
+
+    def compact(self, keep: np.ndarray) -> None:
+        for b, s in zip(self._bufs[self._cur], self.state):
+            b.upload(s[keep])
+        self._x.upload(self._x.to_host()[keep])
+
+
+class TensorRTRunner(HostRunner):
+    """`TensorRTRunner(artefact, engines=DIR)` (or `target=` for <artefact>/engines/<target>/): the host loop's
+    contract on TensorRT engines; see the module docstring."""
+
+    backend = "tensorrt"
 
     def __init__(
         self,
         artefact: str | Path,
         target: str | None = None,
         engines: str | Path | None = None,
-        variant: str = "float32",
+        variant: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
     ) -> None:
-        self.folder = Path(artefact)
-        manifest_path = self.folder / "manifest.json"
-        if not manifest_path.is_file():
-            raise InputError(
-                f"{self.folder} has no manifest.json", "pass an artefact folder written by `edgekit export`"
-            )
-        from .errors import ArtefactError
-        from .manifest import read_manifest as read_artefact_manifest
+        super().__init__(artefact, variant, chunk_size)
+        # host-side checks first: a wrong folder is refused before TensorRT is even imported
+        self.engines: EngineFolder = open_engine_folder(self.folder, self.manifest, self.graphs, engines, target)
+        from ..tensorrt.toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
 
-        try:
-            self.manifest = read_artefact_manifest(self.folder)  # the strict reader every command uses
-        except ArtefactError as e:
-            raise InputError(str(e)) from None
-        self.graph = self.manifest["graph"]
-        if "puzzle_ids" in self.graph:  # not wired here: nothing untested is called done (no TensorRT on our CI)
-            raise InputError(
-                "this artefact takes puzzle identifiers (ARC), which the direct TensorRT runner does not feed yet",
-                "use edgekit.runtime.Runner with providers=['tensorrt'] (onnxruntime's TensorRT provider)",
-            )
-        self.state_names: list[str] = self.graph["state_names"]
-        self.family: str = self.manifest["model"]["family"]
-        self.solver: dict[str, Any] = (
-            self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
-        )
-        # role (encode/step/readout/loop/unrolled) -> manifest "files" key, per precision variant
-        variants = self.manifest.get("variants") or {
-            "float32": {r: r for r in ("encode", "step", "readout", *SINGLE_GRAPH_FORMS)}
-        }
-        if variant not in variants:
-            raise InputError(f"artefact has no variant {variant!r}", f"use one of {', '.join(variants)}")
-        self.roles: dict[str, str] = dict(variants[variant])
-        self.engine_dir = Path(engines) if engines else engine_dir(self.folder, target or self._only_target())
-        self.trt = require_tensorrt(target, str(self.folder))
+        self.trt = require_tensorrt(self.engines.target, str(self.folder))
         self.cudart = import_cudart()
-        self.engine_manifest = read_manifest(self.engine_dir)
         gpu, cc = gpu_info()
-        self.warnings = verify(self.engine_manifest, tensorrt_version(self.trt), gpu, cc, self.engine_dir)
+        self.warnings = self.engines.check_device(tensorrt_version(self.trt), gpu, cc)
         self._runtime = self.trt.Runtime(self.trt.Logger(self.trt.Logger.WARNING))
-        self._engines: dict[str, _Engine] = {}
+        self._engines: dict[str, Engine] = {}
         self.stream = _check(self.cudart, self.cudart.cudaStreamCreate())
 
-    def _only_target(self) -> str:
-        found = sorted(p.name for p in (self.folder / "engines").glob("*") if p.is_dir())
-        if len(found) != 1:
-            raise InputError(
-                f"{self.folder}/engines holds engines for {found or 'no target'}",
-                "name the target (TensorRTRunner(artefact, target=...))",
-            )
-        return found[0]
-
-    def engine(self, role: str) -> _Engine:
-        """The engine playing `role`, deserialized on first use."""
-        if role not in self._engines:
-            key = self.roles.get(role, role)
-            entry = self.engine_manifest["engines"].get(key)
-            if entry is None:
-                raise InputError(
-                    f"no {role} engine in {self.engine_dir}", f"export the {role} graph and rebuild the engines"
-                )
-            engine = self._runtime.deserialize_cuda_engine((self.engine_dir / entry["file"]).read_bytes())
+    def engine(self, graph: str) -> Engine:
+        """The engine playing `graph` (encode, step, readout, loop, unrolled), deserialized on first use."""
+        if graph not in self._engines:
+            path = self.engines.engine_file(graph)
+            engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if engine is None:
-                raise InputError(
-                    f"TensorRT could not load engine {entry['file']}", "rebuild the engines on this device"
-                )
-            self._engines[role] = _Engine(self.trt, self.cudart, engine, role)
-        return self._engines[role]
+                raise InputError(f"TensorRT could not load engine {path.name}", "rebuild the engines on this device")
+            self._engines[graph] = Engine(self.trt, self.cudart, engine, graph, self.stream)
+        return self._engines[graph]
 
-    def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        """The artefact's input contract, exactly as the onnxruntime Runner enforces it (it reads only self.graph)."""
-        return Runner.check_inputs(self, inputs)  # type: ignore[arg-type]
+    @property
+    def max_batch(self) -> int | None:
+        return self.engines.max_batch
 
-    # -- pieces of the host loop ------------------------------------------------------------------------------------
-    def _encode(self, x_in: np.ndarray) -> DeviceArray:
-        enc = self.engine("encode")
-        out = enc({"inputs": enc.host_input("inputs", x_in)}, self.stream)
-        return out["x"] if "x" in out else out[enc.outputs[0]]
+    def inputs_of(self, graph: str) -> set[str]:
+        return set(self.engine(graph).inputs)
 
-    def _initial_state(self, x: DeviceArray) -> list[DeviceArray]:
-        init = self.graph["initial_state"]
-        step = self.engine("step")
-        if init["kind"] == "zeros":
-            host = [np.zeros((x.shape[0], *init["shape"]), dtype=np.float32)]
-        else:
-            vecs = np.load(self.folder / self.manifest["files"]["initial_state"])
-            host = [
-                np.ascontiguousarray(np.broadcast_to(vecs[n].astype(np.float32), x.shape)) for n in self.state_names
-            ]
-        return [step.host_input(n, h) for n, h in zip(self.state_names, host)]
+    def outputs_of(self, graph: str) -> list[str]:
+        return list(self.engine(graph).outputs)
 
-    def _step(self, state: list[DeviceArray], x: DeviceArray) -> tuple[list[DeviceArray], np.ndarray]:
-        """One step on the device; only the halting logit / residual comes back to the host."""
-        step = self.engine("step")
-        out = step({**dict(zip(self.state_names, state)), "x": x}, self.stream)
-        new = [out[f"{n}_next"] if f"{n}_next" in out else out[step.outputs[i]] for i, n in enumerate(self.state_names)]
-        extra = "residual" if self.family == "deq" else "halt"
-        return new, (out[extra] if extra in out else out[step.outputs[-1]]).to_host()
-
-    def _readout(self, state: list[DeviceArray]) -> list[np.ndarray]:
-        eng = self.engine("readout")
-        out = eng({n: a for n, a in zip(self.state_names, state) if n in eng.inputs}, self.stream)
+    def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        eng = self.engine(graph)
+        out = eng({n: eng.upload(n, v) for n, v in feeds.items() if n in eng.inputs})
         return [out[n].to_host() for n in eng.outputs]
 
-    # -- validation path: every step, recorded --------------------------------------------------------------------
-    def run(self, inputs: np.ndarray, steps: int | None = None, record: bool = True) -> RunResult:
-        """Run `steps` steps (default: the budget) for every sample, recording per-step predictions and halting
-        logits / residuals, as Runner.run does on onnxruntime."""
-        x_in = self.check_inputs(inputs)
-        steps = steps or self.graph["step_budget"]
-        x = self._encode(x_in)
-        state = self._initial_state(x)
-        res = RunResult()
-        for _ in range(steps):
-            state, extra = self._step(state, x)
-            (res.residual if self.family == "deq" else res.halt).append(extra)
-            if record:
-                logits = self._readout(state)[0]
-                res.preds.append(logits.argmax(-1))
-                res.logits = logits
-        res.steps = np.full(x_in.shape[0], steps)
-        return res
+    def _stepper(self, x: np.ndarray) -> tuple[EngineStep, None]:
+        return EngineStep(self.engine("step"), self.state_names, x, self.initial_state(x)), None
 
-    # -- deployment path ------------------------------------------------------------------------------------------
-    def solve(
-        self, inputs: np.ndarray, mode: str = "host", max_steps: int | None = None, threshold: float | None = None
-    ) -> Solution:
-        """Answer a batch (a runtime Solution). host: step engine with per-sample halting (a sample's answer is the
-        readout at its halting step; states stay on the device); loop / unrolled: one engine run."""
-        from . import Solution  # lazily: the Solution type arrives with the runtime's deployment path
 
-        x_in = self.check_inputs(inputs)
-        threshold_arg = threshold
-        cap, threshold = Runner.limits(self, max_steps, threshold)  # type: ignore[arg-type]  # same manifest fields
-        n = len(x_in)
-        if mode in SINGLE_GRAPH_FORMS:
-            eng = self.engine(mode)
-            feeds = {"inputs": eng.host_input("inputs", x_in)}
-            if mode == "loop":
-                limit = "tol" if self.family == "deq" else "halt_threshold"
-                asked: dict[str, tuple[float | None, np.ndarray]] = {
-                    "max_steps": (max_steps, np.array(cap, np.int64)),
-                    limit: (threshold_arg, np.array(threshold, np.float32)),
-                }
-                for name, (given, value) in asked.items():
-                    if name in eng.inputs:
-                        feeds[name] = eng.host_input(name, value)
-                    elif given is not None:  # an ONNX input with a default is a build-time constant in TensorRT
-                        raise InputError(
-                            f"the loop engine has {name} built in (its ONNX default)",
-                            "use mode='host' to choose it per call, or re-export without the default",
-                        )
-            out = {k: v.to_host() for k, v in eng(feeds, self.stream).items()}
-            steps = out.get("steps", np.full(n, self.graph.get("unrolled_steps", cap)))
-            return Solution(out["logits"], steps, out.get("done", np.zeros(n, bool)), out.get("halt"))
-        if mode != "host":
-            raise InputError(f"unknown mode {mode!r}", f"use one of host, {', '.join(SINGLE_GRAPH_FORMS)}")
-        if self.family == "deq" and self.solver.get("name") == "anderson":
-            raise InputError(
-                "Anderson acceleration needs the host-side mixing step, not yet on TensorRT engines",
-                "use mode='loop' with a loop engine, or the onnxruntime Runner",
-            )
-        x = self._encode(x_in)
-        state = self._initial_state(x)
-        steps, done = np.full(n, cap, np.int64), np.zeros(n, bool)
-        answers: list[np.ndarray | None] = [None, None]
-        for t in range(1, cap + 1):
-            state, signal = self._step(state, x)
-            stop = (signal <= threshold) if self.family == "deq" else (signal > threshold)
-            finish = (stop & ~done) | ((t == cap) & ~done)
-            if finish.any():
-                head = self._readout(state)
-                for i, h in enumerate(head[:2]):
-                    a = answers[i]
-                    if a is None:
-                        a = answers[i] = np.empty_like(h)
-                    a[finish] = h[finish]
-                steps[stop & ~done] = t
-                done |= stop
-            if done.all():
-                break
-        # answers[0] is set once cap >= 1 (the last step finishes every sample still running); max_steps <= 0 is
-        # not refused here, and then it stays None as before
-        return Solution(cast(np.ndarray, answers[0]), steps, done, answers[1] if self.family != "deq" else None)
+def describe_engines(artefact: str | Path, engines: str | Path, variant: str | None = None) -> dict[str, Any]:
+    """What an engine folder holds and whether it belongs to the artefact (host-side only: no TensorRT needed)."""
+    runner = HostRunner(artefact, variant)
+    try:
+        folder = open_engine_folder(runner.folder, runner.manifest, runner.graphs, engines, None)
+    except EdgekitError as e:
+        return {"engines": str(engines), "usable": False, "problem": str(e)}
+    return {"engines": str(engines), "usable": True, **folder.describe()}
