@@ -38,7 +38,15 @@ _CHUNK = 1 << 22  # bytes read per call while streaming an array
 
 
 class _Bad(Exception):
-    """Internal: what is wrong with a file, turned into the caller's error type at the public boundary."""
+    """What is wrong with a file (the text follows the file's name), turned into the caller's error type."""
+
+
+class NotRegularFile(_Bad):
+    """A path that names a folder, a device, a pipe or a socket where a file is expected."""
+
+
+class FileTooLarge(_Bad):
+    """A file over the byte limit its reader states."""
 
 
 def _size(n: int) -> str:
@@ -57,12 +65,22 @@ def open_regular(path: Path, nofollow: bool = False) -> IO[bytes]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise _Bad("is not a regular file (a folder, a device or a pipe)")
+            raise NotRegularFile("is not a regular file (a folder, a device or a pipe)")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_limited(path: Path, limit: int, nofollow: bool = False) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, read with that bound (a file that grows, or a size
+    that lies, never makes it read more). Raises OSError, NotRegularFile or FileTooLarge."""
+    with open_regular(path, nofollow) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(f"is over {_size(limit)}")
+    return data
 
 
 def _header(f: IO[bytes], kinds: str) -> tuple[tuple[int, ...], bool, np.dtype]:

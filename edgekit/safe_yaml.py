@@ -1,5 +1,6 @@
-"""YAML from untrusted files (recipes, targets, a checkpoint's all_config.yaml): bounded size and aliases, plain
-data only (`yaml.safe_load`: nothing is imported or constructed), and errors as one line."""
+"""YAML from untrusted files (recipes, a checkpoint's all_config.yaml): a regular file (a device such as /dev/zero
+or a pipe is refused before a byte is read), read with a byte limit, bounded aliases, plain data only
+(`yaml.safe_load`: nothing is imported or constructed), and errors as one line that never quotes the file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .npyio import FileTooLarge, NotRegularFile, read_limited
 
 MAX_BYTES = 1 << 20  # a recipe or config is a few KB; a 1 MiB one is not what it claims to be
 MAX_ALIASES = 20  # recipes need none; aliases can make a small file expand into a huge structure
@@ -34,11 +37,13 @@ def load_yaml_file(path: Path, what: str = "file") -> Any:
     try:
         if path.is_dir():
             raise YAMLFileError(f"{path} is a folder, not a {what}", f"pass a .yaml {what}")
-        if path.stat().st_size > MAX_BYTES:
-            raise YAMLFileError(f"{path} is over {MAX_BYTES >> 20} MiB, too large for a {what}", f"pass a {what}")
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise YAMLFileError(f"{what} {path} does not exist", "check the path") from None
+    except NotRegularFile:
+        raise YAMLFileError(f"{path} is not a regular file (a device or a pipe)", f"pass a .yaml {what}") from None
+    except FileTooLarge:
+        raise YAMLFileError(f"{path} is over {MAX_BYTES >> 20} MiB, too large for a {what}", f"pass a {what}") from None
     except UnicodeDecodeError:
         raise YAMLFileError(f"{path} is not UTF-8 text", f"pass a YAML {what}") from None
     except OSError as e:

@@ -10,7 +10,8 @@ The PyTorch models are never cut: references run on original identifiers, as the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import torch
 
 from ..errors import RecipeError
 from ..models.act import ACTModel
+from ..npyio import FileTooLarge, NotRegularFile, read_limited
 
-MAX_NAME_FILE_BYTES = 1 << 30
+MAX_NAME_FILE_BYTES = 64 << 20  # ARC-2's ~1.1M names take about 40 MB
 
 
 @dataclass
@@ -65,7 +67,8 @@ def select(
     spec: list[str | int] | str | None, model: ACTModel, data: str | None, split: str, base: Path
 ) -> PuzzleTable:
     """The rows `export.puzzle_ids` keeps. Names come from the dataset's identifiers.json; an identifier the
-    dataset or the checkpoint does not have is a RecipeError (exit 2), never silently the blank one."""
+    dataset or the checkpoint does not have is a RecipeError (exit 2), never silently the blank one. A file of
+    names (`export.puzzle_ids: FILE`) must lie inside the recipe's folder (`base`)."""
     from ..tasks.files import open_data, read_identifiers
 
     total, dim = (int(s) for s in model.puzzle_emb.weights.shape)
@@ -81,10 +84,12 @@ def select(
     elif spec == "from_data":
         if data is None:
             raise RecipeError("export.puzzle_ids: from_data needs task.data", "set task.data, or list the identifiers")
-        ids = np.unique(np.concatenate(open_data(Path(data), split).puzzle_ids))
+        ids = open_data(Path(data), split).used_identifiers()
+    elif isinstance(spec, str):
+        ids = _resolve(_name_file(base, spec), names, folder)
     else:
-        wanted = _read_name_file(base / spec) if isinstance(spec, str) else list(spec)
-        ids = _resolve(wanted, names, folder)
+        ids = _resolve(((f"export.puzzle_ids[{i}] {w[:60]!r}" if isinstance(w, str) else "", w)
+                        for i, w in enumerate(spec)), names, folder)  # fmt: skip
     if len(ids) and (ids.min() < 0 or ids.max() >= total):
         raise RecipeError(
             f"export.puzzle_ids: identifier {int(ids.max())} is beyond the checkpoint's puzzle table ({total} rows)",
@@ -96,37 +101,77 @@ def select(
     return PuzzleTable(np.asarray(ids, np.int64), kept, total, dim)
 
 
-def _read_name_file(path: Path) -> list[str | int]:
-    if path.is_symlink() or not path.is_file():
-        raise RecipeError(f"export.puzzle_ids file {path} does not exist", "paths in a recipe are relative to it")
-    if path.stat().st_size > MAX_NAME_FILE_BYTES:
-        raise RecipeError(f"export.puzzle_ids file {path} is over 1 GiB", "list the identifiers a device serves")
+def confined(base: Path, rel: str, what: str) -> Path:
+    """`base / rel` for a file a recipe names: a relative path without `..`, no symbolic link on the way, inside
+    the recipe's folder. The message names the path, never what the file holds."""
+    fix = "put the file in the recipe's folder (or below it) and name it relative to the recipe"
+    p = Path(rel)
+    if not rel.strip() or p.is_absolute() or ".." in p.parts or rel.startswith("~"):
+        raise RecipeError(f"{what} {rel[:100]!r} is not a path inside the recipe's folder", fix)
+    cur = Path(base)
+    for part in p.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise RecipeError(f"{what} {cur} is a symbolic link; edgekit does not follow links out of a recipe", fix)
     try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RecipeError(f"cannot read {path}: {str(e)[:80]}", "write one identifier name per line") from None
-    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+        inside = cur.resolve().is_relative_to(Path(base).resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise RecipeError(f"{what} {rel[:100]!r} is not inside the recipe's folder", fix)
+    return cur
 
 
-def _resolve(wanted: list[str | int], names: list[str] | None, folder: Path | None) -> np.ndarray:
+def _name_file(base: Path, rel: str) -> Iterator[tuple[str, str]]:
+    """(where, name) per identifier line of `export.puzzle_ids: FILE` (blank lines and `#` comments skipped);
+    `where` names the file and line, so no error ever quotes the file."""
+    path = confined(base, rel, "export.puzzle_ids file")
+    fix = "write one identifier name per line"
+    try:
+        text = read_limited(path, MAX_NAME_FILE_BYTES, nofollow=True).decode("utf-8")
+    except FileNotFoundError:
+        raise RecipeError(
+            f"export.puzzle_ids file {path} does not exist", "paths in a recipe are relative to it"
+        ) from None
+    except NotRegularFile:
+        raise RecipeError(
+            f"export.puzzle_ids file {path} is not a regular file (a folder, a device or a pipe)", fix
+        ) from None
+    except FileTooLarge:
+        raise RecipeError(
+            f"export.puzzle_ids file {path} is over {MAX_NAME_FILE_BYTES >> 20} MiB",
+            "list the identifiers a device serves",
+        ) from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"export.puzzle_ids file {path} is not UTF-8 text (byte {e.start})", fix) from None
+    except OSError as e:
+        raise RecipeError(f"cannot read export.puzzle_ids file {path}: {e.strerror}", fix) from None
+    for n, line in enumerate(io.StringIO(text), 1):
+        name = line.strip()
+        if name and not line.startswith("#"):
+            yield f"export.puzzle_ids file {path.name} line {n}", name
+
+
+def _resolve(wanted: Iterable[tuple[str, str | int]], names: list[str] | None, folder: Path | None) -> np.ndarray:
     index = {n: i for i, n in enumerate(names)} if names is not None else {}
-    out: list[int] = []
-    for w in wanted:
+    out: set[int] = set()  # unique ids as they come: memory follows the table, not the length of a names file
+    for where, w in wanted:
         if isinstance(w, int):
-            out.append(w)
+            out.add(w)
             continue
         if names is None:
             raise RecipeError(
-                f"export.puzzle_ids names {w[:60]!r} but task.data has no identifiers.json to look names up in",
+                f"{where or 'export.puzzle_ids'}: names an identifier but task.data has no identifiers.json to look "
+                "names up in",
                 "point task.data at the reference dataset folder, or give identifier ids",
             )
         if w not in index:
             raise RecipeError(
-                f"export.puzzle_ids: {w[:60]!r} is not in {folder}/identifiers.json",
+                f"{where}: the name is not in {folder}/identifiers.json",
                 "use names exactly as identifiers.json writes them",
             )
-        out.append(index[w])
-    return np.unique(np.asarray(out, np.int64))
+        out.add(index[w])
+    return np.array(sorted(out), np.int64)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import first_line
+from ..npyio import load_npz
 from .errors import ArtefactError, RuntimeInputError
+
+MAX_BYTES = 1 << 30  # ARC-2's ~1.1M kept rows take ~50 MB (ids and names)
+
+
+def _damaged(message: str) -> ArtefactError:
+    return ArtefactError(f"{message}: re-run `edgekit export` (the artefact is damaged)")
 
 
 class PuzzleMap:
@@ -23,14 +29,11 @@ class PuzzleMap:
     def __init__(self, spec: dict[str, Any], path: Path) -> None:
         self.spec = spec
         self.rows = int(spec["rows"])
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                self.original = np.asarray(z["original"])
-                self._names = np.asarray(z["names"]) if "names" in z.files else None
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            raise ArtefactError(
-                f"puzzle_ids.npz is unreadable ({first_line(e, 80)}): re-run `edgekit export`"
-            ) from None
+        z = load_npz(path, MAX_BYTES, ("original", "names"), kinds="iuS", error=_damaged, what="puzzle_ids.npz")
+        if "original" not in z:
+            raise ArtefactError("puzzle_ids.npz has no 'original' array: re-run `edgekit export`")
+        self.original = z["original"]
+        self._names = z.get("names")
         if self.original.dtype != np.int64 or self.original.shape != (self.rows,):
             raise ArtefactError(f"puzzle_ids.npz does not map the {self.rows} rows the manifest declares")
         if self.rows > 1 and np.any(np.diff(self.original) <= 0):
