@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtefactError
+from .manifest import escape_text, escape_tree
 from .runner import Runner
 
 
@@ -55,18 +56,35 @@ def describe(folder: str | Path) -> dict[str, Any]:
             for k in ("input", "puzzle_ids", "step_budget", "halt_threshold", "halting", "state_names")
         },
         "variants": variants,
-        "runtime_defaults": m.get(
-            "runtime_defaults"
-        ),  # `edgekit tune --apply`; None: float32 at the validated settings
+        # `edgekit tune --apply`; None: float32 at the validated settings. The digest is the one tune printed.
+        "runtime_defaults": m.get("runtime_defaults"),
+        "runtime_defaults_sha256": m.get("runtime_defaults_sha256"),
         "files": listed,
         "passed": None,
         "gates": 0,
     }
-    results = folder / "results.json"
-    if results.is_file() and not results.is_symlink():
-        try:
-            res = json.loads(results.read_text())
-            out["passed"], out["gates"] = bool(res.get("passed")), len(res.get("gates", []))
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RecursionError):
-            raise ArtefactError(f"{results} is corrupt: re-run `edgekit validate`") from None
-    return out
+    out["passed"], out["gates"] = _verdict(folder / "results.json")
+    # every string from the artefact (names, versions, chosen_by, file names) escaped for the terminal
+    described: dict[str, Any] = escape_tree(out)
+    return described
+
+
+MAX_RESULTS_BYTES = 64 << 20
+
+
+def _verdict(results: Path) -> tuple[bool | None, int]:
+    """(passed, number of gates) from results.json, or (None, 0) when there is none; a damaged one is one line."""
+    if results.is_symlink() or not results.is_file():
+        return None, 0
+    damaged = ArtefactError(f"{escape_text(str(results))} is corrupt: re-run `edgekit validate`")
+    try:
+        with open(results, "rb") as f:
+            raw = f.read(MAX_RESULTS_BYTES + 1)
+        if len(raw) > MAX_RESULTS_BYTES:
+            raise damaged
+        res = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise damaged from None
+    if not isinstance(res, dict) or not isinstance(res.get("passed"), bool) or not isinstance(res.get("gates"), list):
+        raise damaged
+    return res["passed"], len(res["gates"])

@@ -1,21 +1,35 @@
 """The one reader of an artefact's manifest.json, used by every command (runtime, verify, info, bench, serve, check,
-plan, validate). Artefact folders travel from CI machines to devices, so the manifest is untrusted input: it is read
-with size and nesting bounds and checked against a strict, versioned schema before anything uses it.
+plan, validate, tune). Artefact folders travel from CI machines to devices, so the manifest is untrusted input: it
+is read with size and nesting bounds and checked against a strict, versioned schema before anything uses it.
 
-Rules: a regular file (not a symlink) of at most 16 MiB of UTF-8 JSON; `schema_version` 1; file keys and every
-component of a file path match the safe-name pattern edgekit writes (letters, digits, `_ . -`; no `.`/`..`, no
-absolute paths); every listed file lies inside the folder and is not a symlink; with `complete=True` (a finished
-artefact) every listed file has a sha256 and every sha256 a listed file; variants name listed files; `target` is a
-target *name*, never a path; the step budget, state names and input contract are within bounds. Anything else is
-an `ArtefactError` with one line naming the problem.
+Rules:
+- a regular file (not a symlink) of at most 16 MiB of UTF-8 JSON; no NaN / Infinity, no integer beyond 20 digits;
+  at most 200,000 values nested at most 32 deep; every string at most 4,096 characters (names far less);
+- `schema_version` 1; file keys and every component of a file path match the safe-name pattern edgekit writes
+  (letters, digits, `_ . -`; no `.`/`..`, no absolute paths); every listed file lies inside the folder and is not
+  a symlink; with `complete=True` (a finished artefact) every listed file has a sha256 and every sha256 a listed
+  file; `bytes` records a size per listed file;
+- every field a command reads is typed and bounded (see FIELDS below and the `_check_*` functions): the model
+  family and its configuration (a DEQ's solver settings), the graph section (step budget, unrolled steps,
+  halting threshold, state names, initial state and its shape, input contract, puzzle identifiers), the variants
+  (each naming listed files), quantization details, `target` (a target *name*, never a path);
+- `runtime_defaults` (written by `edgekit tune --apply`) must carry `runtime_defaults_sha256`, the sha256 of its
+  canonical JSON: a manifest whose defaults were edited after tuning is refused. The manifest is not signed, so
+  this catches edits, not a forger who recomputes the digest: `edgekit tune --apply` prints the digest, and
+  `defaults_digest` gives it for comparison on the device (docs/security.md).
+Anything else is an `ArtefactError` with one line naming the problem. Strings taken from the manifest are printed
+through `escape_text` (control characters escaped, length bounded).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +43,55 @@ TARGET = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FAMILIES = ("trm", "hrm", "deq")
 GRAPHS = ("encode", "step", "readout", "loop", "unrolled")
+FORMS = ("step", "loop", "unrolled")
 MAX_STEPS = 100_000
 MAX_DIM = 1 << 24
+MAX_STATE = 1 << 26  # elements of one sample's state or input (a TRM / HRM state: seq x hidden, ~1M at most)
+MAX_STRING = 4096
+MAX_NAME = 256
+MAX_VALUES = 200_000
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 20
+MAX_ENTRIES = 10_000
+MAX_FILE_BYTES = 1 << 50
+
+
+def escape_text(value: object, limit: int = 200) -> str:
+    """`value` as text safe for a terminal: control, format and separator characters (ESC, CR, BEL, bidi
+    overrides, zero-width marks, ...) written as \\x.. / \\u.. escapes, cut to `limit` characters. For every string
+    read from an artefact before it is printed."""
+    text = value if isinstance(value, str) else str(value)
+    out: list[str] = []
+    size = 0
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            o = ord(ch)
+            ch = f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+        out.append(ch)
+        size += len(ch)
+        if size > limit:
+            return "".join(out)[:limit] + "..."
+    return "".join(out)
+
+
+def escape_tree(value: Any, limit: int = 200) -> Any:
+    """`value` with every string (and mapping key) in it passed through `escape_text`."""
+    if isinstance(value, str):
+        return escape_text(value, limit)
+    if isinstance(value, dict):
+        return {escape_text(k, limit): escape_tree(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_tree(v, limit) for v in value]
+    return value
 
 
 def _short(v: object) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A bounded, escaped rendering of a manifest value for an error line (never a huge or raw string)."""
+    if isinstance(v, str):
+        return repr(escape_text(v, 57))
+    if isinstance(v, (dict, list)):
+        return f"a {'mapping' if isinstance(v, dict) else 'list'} of {len(v)}"
+    return escape_text(repr(v), 60)
 
 
 def _need(cond: bool, what: str) -> None:
@@ -49,8 +105,27 @@ def _int(v: object, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
-def _num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _num(v: object, lo: float = -math.inf, hi: float = math.inf) -> bool:
+    """A finite number in [lo, hi] (ints of any size are compared exactly, never converted to float)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
+    return lo <= v <= hi
+
+
+def _str(v: object, limit: int = MAX_NAME) -> bool:
+    return isinstance(v, str) and len(v) <= limit
+
+
+def _sha(v: object) -> bool:
+    return isinstance(v, str) and bool(SHA256.match(v))
+
+
+def _obj(v: object, what: str) -> dict[str, Any]:
+    _need(isinstance(v, dict), f"{what} is not an object")
+    assert isinstance(v, dict)
+    return v
 
 
 def safe_path(folder: Path, rel: object) -> Path:
@@ -68,9 +143,6 @@ def safe_path(folder: Path, rel: object) -> Path:
         _need(not cur.is_symlink(), f"{_short(rel)} is a symbolic link; artefact files must be regular files")
     _need(not path.exists() or path.is_file(), f"{_short(rel)} is not a regular file")
     return path
-
-
-MAX_ENTRIES = 10_000
 
 
 def _no_links(folder: Path) -> None:
@@ -91,102 +163,266 @@ def _no_links(folder: Path) -> None:
                 stack.append((Path(e.path), depth + 1))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _parse(path: Path) -> Any:
+    if path.is_symlink() or not path.is_file():
+        raise ArtefactError(f"{path.parent} has no manifest.json: pass an artefact folder written by `edgekit export`")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise ArtefactError(f"cannot read {path}: {e.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise ArtefactError(f"{path} is over {MAX_BYTES >> 20} MiB: not an edgekit manifest; re-run `edgekit export`")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_bounded_int)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ArtefactError(f"{path} is not valid JSON ({type(e).__name__}): re-run `edgekit export`") from None
+
+
+def _bounded(doc: Any) -> None:
+    """Every value of the document within the generic bounds (count, depth, string length), walked iteratively."""
+    count, stack = 0, [(doc, 0)]
+    while stack:
+        v, depth = stack.pop()
+        count += 1
+        _need(count <= MAX_VALUES, f"it holds over {MAX_VALUES} values")
+        _need(depth <= MAX_DEPTH, f"it nests over {MAX_DEPTH} levels deep")
+        if isinstance(v, str):
+            _need(len(v) <= MAX_STRING, f"a string of {len(v)} characters (at most {MAX_STRING})")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                _need(len(k) <= MAX_STRING, f"a key of {len(k)} characters (at most {MAX_STRING})")
+                stack.append((x, depth + 1))
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
+def defaults_digest(defaults: dict[str, Any]) -> str:
+    """The sha256 `edgekit tune --apply` records for `runtime_defaults` (canonical JSON: sorted keys, no spaces)."""
+    blob = json.dumps(defaults, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def read_manifest(folder: str | Path, complete: bool = True) -> dict[str, Any]:
     """The validated manifest of an artefact folder. `complete=False` while an export is still writing it (hashes
     are added last)."""
     folder = Path(folder)
-    path = folder / "manifest.json"
-    if path.is_symlink() or not path.is_file():
-        raise ArtefactError(f"{folder} has no manifest.json: pass an artefact folder written by `edgekit export`")
-    if path.stat().st_size > MAX_BYTES:
-        raise ArtefactError(f"{path} is over {MAX_BYTES >> 20} MiB: not an edgekit manifest; re-run `edgekit export`")
-    try:
-        m = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ArtefactError(f"{path} is not valid JSON ({type(e).__name__}): re-run `edgekit export`") from None
+    m = _parse(folder / "manifest.json")
     _need(isinstance(m, dict), "the top level is not an object")
+    _bounded(m)
     _need(
-        m.get("schema_version") == SCHEMA_VERSION,
+        m.get("schema_version") == SCHEMA_VERSION and not isinstance(m.get("schema_version"), bool),
         f"schema_version {_short(m.get('schema_version'))} is not {SCHEMA_VERSION}",
     )
-    files = m.get("files")
-    _need(isinstance(files, dict) and 0 < len(files) <= 4096, "'files' is not a mapping of file keys to paths")
-    for key, rel in files.items():
-        _need(isinstance(key, str) and bool(KEY.match(key)), f"file key {_short(key)} is not a plain name")
+    for key, check in TOP.items():
+        check(m.get(key), m)
+    files = m["files"]
+    for rel in files.values():
         safe_path(folder, rel)
-    _need(len(set(files.values())) == len(files), "two file keys name the same file")
     _no_links(folder)
-    hashes = m.get("sha256", {})
-    _need(isinstance(hashes, dict), "'sha256' is not a mapping of file keys to hashes")
-    for key, digest in hashes.items():
-        _need(isinstance(digest, str) and bool(SHA256.match(digest)), f"sha256 of {_short(key)} is not a sha256")
+    hashes = m.get("sha256") or {}
     if complete:
         _need(bool(hashes), "it lists no file hashes")
         missing = sorted(set(files) - set(hashes))
         extra = sorted(set(hashes) - set(files))
-        _need(not missing, f"files without a hash: {_short(missing)}")
-        _need(not extra, f"hashes for files it does not list: {_short(extra)}")
-    model = m.get("model")
-    _need(
-        isinstance(model, dict) and model.get("family") in FAMILIES,
-        f"model.family {_short(model.get('family') if isinstance(model, dict) else model)} is not one of "
-        f"{', '.join(FAMILIES)}",
-    )
-    target = m.get("target", "x86-cpu")
-    _need(isinstance(target, str) and bool(TARGET.match(target)), f"target {_short(target)} is not a target name")
-    _check_graph(m.get("graph"))
-    variants = m.get("variants")
-    if variants is not None:
-        _need(isinstance(variants, dict) and 0 < len(variants) <= 64, "'variants' is not a mapping")
-        for name, graphs in variants.items():
-            _need(isinstance(name, str) and bool(SAFE.match(name)), f"variant name {_short(name)} is not a plain name")
-            _need(isinstance(graphs, dict), f"variant {name} is not a mapping of graphs to file keys")
-            for g, key in graphs.items():
-                _need(g in GRAPHS, f"variant {name} names an unknown graph {_short(g)}")
-                _need(key in files, f"variant {name}'s {g} graph {_short(key)} is not among the listed files")
-    _check_defaults(m.get("runtime_defaults"), variants or {"float32": {}}, m["graph"]["step_budget"])
+        _need(not missing, f"files without a hash: {_short(missing[:3])}")
+        _need(not extra, f"hashes for files it does not list: {_short(extra[:3])}")
     checked: dict[str, Any] = m
     return checked
 
 
-def _check_defaults(d: object, variants: dict[str, Any], budget: int) -> None:
-    """`runtime_defaults` (written by `edgekit tune --apply`): a listed variant, a finite threshold or null (never
-    halt early), a step cap within the budget."""
-    if d is None:
+# -- one check per top-level section (each gets the section and the whole manifest) ----------------------------------
+
+
+def _check_files(files: object, m: dict[str, Any]) -> None:
+    _need(isinstance(files, dict) and 0 < len(files) <= 4096, "'files' is not a mapping of file keys to paths")
+    assert isinstance(files, dict)
+    for key, rel in files.items():
+        _need(bool(KEY.match(key)), f"file key {_short(key)} is not a plain name")
+        _need(isinstance(rel, str) and 0 < len(rel) <= 512, f"file entry {_short(rel)} is not a relative path")
+    _need(len(set(files.values())) == len(files), "two file keys name the same file")
+
+
+def _check_hashes(hashes: object, m: dict[str, Any]) -> None:
+    if hashes is None:
         return
-    _need(isinstance(d, dict), "'runtime_defaults' is not an object")
-    assert isinstance(d, dict)
-    _need(d.get("variant") in variants, f"runtime_defaults.variant {_short(d.get('variant'))} is not a variant")
-    thr = d.get("halt_threshold")
-    _need(thr is None or _num(thr), f"runtime_defaults.halt_threshold {_short(thr)} is not a number or null")
+    h = _obj(hashes, "'sha256'")
+    for key, digest in h.items():
+        _need(_sha(digest), f"sha256 of {_short(key)} is not a sha256")
+
+
+def _check_bytes(sizes: object, m: dict[str, Any]) -> None:
+    """`bytes`: the size of each listed file at export (what verify compares before hashing)."""
+    if sizes is None:
+        return
+    s = _obj(sizes, "'bytes'")
+    for key, n in s.items():
+        _need(key in m["files"], f"bytes of {_short(key)}, which it does not list")
+        _need(_int(n, 0, MAX_FILE_BYTES), f"bytes of {_short(key)} is {_short(n)}, not a file size")
+
+
+def _check_text(
+    what: str, limit: int, pattern: re.Pattern[str] | None = None
+) -> Callable[[object, dict[str, Any]], None]:
+    def check(v: object, m: dict[str, Any]) -> None:
+        if v is None:
+            return
+        _need(_str(v, limit) and (pattern is None or bool(pattern.match(str(v)))), f"{what} {_short(v)} is not text")
+
+    return check
+
+
+def _check_target(target: object, m: dict[str, Any]) -> None:
+    t = "x86-cpu" if target is None else target
+    _need(isinstance(t, str) and bool(TARGET.match(t)), f"target {_short(t)} is not a target name")
+
+
+def _check_recipe(r: object, m: dict[str, Any]) -> None:
+    if r is None:
+        return
+    r = _obj(r, "'recipe'")
+    _need(r.get("name") is None or _str(r["name"], MAX_NAME), f"recipe.name {_short(r.get('name'))} is not a name")
+    _need(r.get("sha256") is None or _sha(r["sha256"]), "recipe.sha256 is not a sha256")
+
+
+SOLVER: dict[str, Callable[[object], bool]] = {
+    "name": lambda v: v in ("fixed_point", "anderson"),
+    "max_iter": lambda v: _int(v, 1, MAX_STEPS),
+    "tol": lambda v: _num(v, 0, 1e30),
+    "stop_mode": lambda v: v in ("rel", "abs"),
+    "damping": lambda v: _num(v, 1e-9, 1),
+    "anderson_m": lambda v: _int(v, 1, 64),
+    "anderson_lam": lambda v: _num(v, 0, 1e30),
+    "anderson_beta": lambda v: _num(v, 1e-9, 1e3),
+}
+
+
+def _check_model(model: object, m: dict[str, Any]) -> None:
+    mo = _obj(model, "'model'")
+    fam = mo.get("family")
+    _need(isinstance(fam, str) and fam in FAMILIES, f"model.family {_short(fam)} is not one of {', '.join(FAMILIES)}")
+    _need(mo.get("checkpoint") is None or _str(mo["checkpoint"], 1024), "model.checkpoint is not a file name")
     _need(
-        _int(d.get("max_steps"), 1, budget),
-        f"runtime_defaults.max_steps {_short(d.get('max_steps'))} is not an integer in [1, {budget}]",
+        mo.get("checkpoint_sha256") is None or _sha(mo["checkpoint_sha256"]), "model.checkpoint_sha256 is not a sha256"
     )
+    config = mo.get("config")
+    if config is None:
+        _need(fam != "deq", "model.config is missing (a DEQ needs its solver settings)")
+        return
+    c = _obj(config, "model.config")
+    if fam == "deq":
+        solver = _obj(c.get("solver"), "model.config.solver")
+        for k, ok in SOLVER.items():
+            if k in solver:
+                _need(ok(solver[k]), f"model.config.solver.{k} {_short(solver[k])} is out of range")
+        _need("tol" in solver and "name" in solver, "model.config.solver lacks its name or tol")
 
 
-def _check_puzzle_ids(p: object) -> None:
+def _check_variants(variants: object, m: dict[str, Any]) -> None:
+    v = _obj(variants, "'variants'")
+    _need(0 < len(v) <= 64, "'variants' is not a mapping of 1 to 64 variants")
+    files = m["files"]
+    for name, graphs in v.items():
+        _need(bool(SAFE.match(name)), f"variant name {_short(name)} is not a plain name")
+        g = _obj(graphs, f"variant {name}")
+        for graph, key in g.items():
+            _need(graph in GRAPHS, f"variant {name} names an unknown graph {_short(graph)}")
+            _need(
+                isinstance(key, str) and key in files,
+                f"variant {name}'s {graph} graph {_short(key)} is not among the listed files",
+            )
+
+
+def _check_quantization(q: object, m: dict[str, Any]) -> None:
+    if q is None:
+        return
+    for name, info in _obj(q, "'quantization'").items():
+        _need(isinstance(info, dict), f"quantization.{_short(name)} is not an object")
+
+
+def _check_seconds(s: object, m: dict[str, Any]) -> None:
+    if s is None:
+        return
+    for k, v in _obj(s, "'export_seconds'").items():
+        _need(_num(v, 0, 1e9), f"export_seconds.{_short(k)} is not a duration")
+
+
+def _check_defaults(d: object, m: dict[str, Any]) -> None:
+    """`runtime_defaults` (written by `edgekit tune --apply`): a listed variant, a finite threshold or null (never
+    halt early), a step cap within the budget, and the digest tune recorded for exactly these values."""
+    if d is None:
+        _need(m.get("runtime_defaults_sha256") is None, "runtime_defaults_sha256 without runtime_defaults")
+        return
+    dd = _obj(d, "'runtime_defaults'")
+    variant = dd.get("variant")
+    _need(
+        isinstance(variant, str) and variant in m["variants"],
+        f"runtime_defaults.variant {_short(variant)} is not a variant",
+    )
+    thr = dd.get("halt_threshold")
+    _need(thr is None or _num(thr, -1e6, 1e6), f"runtime_defaults.halt_threshold {_short(thr)} is not a number or null")
+    budget = m["graph"]["step_budget"]
+    _need(
+        _int(dd.get("max_steps"), 1, budget),
+        f"runtime_defaults.max_steps {_short(dd.get('max_steps'))} is not an integer in [1, {budget}]",
+    )
+    _need(dd.get("chosen_by") is None or _str(dd["chosen_by"], MAX_NAME), "runtime_defaults.chosen_by is not text")
+    digest = m.get("runtime_defaults_sha256")
+    if not _sha(digest) or digest != defaults_digest(dd):
+        raise ArtefactError(
+            "manifest.json: runtime_defaults do not match runtime_defaults_sha256 (edited after `edgekit tune "
+            "--apply` wrote them, or written by an older edgekit); re-run `edgekit tune --apply`, or remove both "
+            "keys to answer at the validated settings"
+        )
+
+
+def _check_puzzle_ids(p: object, files: dict[str, Any]) -> None:
     """`graph.puzzle_ids`: the puzzle-identifier input of models with a puzzle-embedding table."""
     if p is None:
         return
-    _need(isinstance(p, dict), "graph.puzzle_ids is not an object")
-    assert isinstance(p, dict)
-    _need(_int(p.get("rows"), 1, 50_000_000), f"graph.puzzle_ids.rows {_short(p.get('rows'))} is not a row count")
+    pp = _obj(p, "graph.puzzle_ids")
+    _need(_int(pp.get("rows"), 1, 50_000_000), f"graph.puzzle_ids.rows {_short(pp.get('rows'))} is not a row count")
+    rows = pp["rows"]
     _need(
-        _int(p.get("rows_before"), p["rows"], 50_000_000),
-        f"graph.puzzle_ids.rows_before {_short(p.get('rows_before'))} is not >= rows",
+        _int(pp.get("rows_before"), rows, 50_000_000),
+        f"graph.puzzle_ids.rows_before {_short(pp.get('rows_before'))} is not >= rows",
     )
-    d = p.get("default_row")
-    _need(d is None or _int(d, 0, p["rows"] - 1), f"graph.puzzle_ids.default_row {_short(d)} is not a row")
-    _need(p.get("file") == "puzzle_ids", "graph.puzzle_ids.file is not the puzzle_ids file key")
+    d = pp.get("default_row")
+    _need(d is None or _int(d, 0, rows - 1), f"graph.puzzle_ids.default_row {_short(d)} is not a row")
+    _need(pp.get("file") == "puzzle_ids", "graph.puzzle_ids.file is not the puzzle_ids file key")
+    _need("puzzle_ids" in files, "the manifest declares puzzle identifiers but lists no puzzle_ids file")
+    for k in ("dim", "bytes_before", "bytes_after"):
+        _need(pp.get(k) is None or _int(pp[k], 0, MAX_FILE_BYTES), f"graph.puzzle_ids.{k} is not a size")
+    _need(pp.get("named") is None or isinstance(pp["named"], bool), "graph.puzzle_ids.named is not true or false")
 
 
-def _check_graph(g: object) -> None:
-    _need(isinstance(g, dict), "'graph' is not an object")
-    assert isinstance(g, dict)
+def _prod(dims: list[int]) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+def _check_graph(graph: object, m: dict[str, Any]) -> None:
+    g = _obj(graph, "'graph'")
     _need(
         _int(g.get("step_budget"), 1, MAX_STEPS),
         f"graph.step_budget {_short(g.get('step_budget'))} is not an integer in [1, {MAX_STEPS}]",
+    )
+    budget = g["step_budget"]
+    _need(
+        g.get("unrolled_steps") is None or _int(g["unrolled_steps"], 1, budget),
+        f"graph.unrolled_steps {_short(g.get('unrolled_steps'))} is not an integer in [1, {budget}]",
     )
     names = g.get("state_names")
     _need(
@@ -194,19 +430,23 @@ def _check_graph(g: object) -> None:
         "graph.state_names is not a list of plain names",
     )
     _need(_num(g.get("halt_threshold", 0.0)), f"graph.halt_threshold {_short(g.get('halt_threshold'))} is not a number")
-    spec = g.get("input")
+    forms = g.get("forms")
     _need(
-        isinstance(spec, dict) and spec.get("dtype") in ("int64", "float32"),
-        "graph.input.dtype is not int64 or float32",
+        forms is None or (isinstance(forms, list) and all(isinstance(f, str) and f in FORMS for f in forms)),
+        f"graph.forms {_short(forms)} is not a list of {', '.join(FORMS)}",
     )
-    assert isinstance(spec, dict)
+    _need(g.get("opset") is None or _int(g["opset"], 1, 1000), f"graph.opset {_short(g.get('opset'))} is not an opset")
+    _need(g.get("halting") is None or _str(g["halting"], MAX_STRING), "graph.halting is not text")
+    spec = _obj(g.get("input"), "graph.input")
+    _need(spec.get("dtype") in ("int64", "float32"), "graph.input.dtype is not int64 or float32")
     shape = spec.get("shape")
     _need(
         isinstance(shape, list)
         and 2 <= len(shape) <= 4
         and shape[0] == "batch"
-        and all(_int(d, 1, MAX_DIM) for d in shape[1:]),
-        f"graph.input.shape {_short(shape)} is not [batch, n, ...]",
+        and all(_int(d, 1, MAX_DIM) for d in shape[1:])
+        and _prod(shape[1:]) <= MAX_STATE,
+        f"graph.input.shape {_short(shape)} is not [batch, n, ...] of at most {MAX_STATE} values",
     )
     if spec["dtype"] == "int64":
         rng = spec.get("range")
@@ -214,9 +454,35 @@ def _check_graph(g: object) -> None:
             isinstance(rng, list) and len(rng) == 2 and all(_int(v, -(2**62), 2**62) for v in rng) and rng[0] <= rng[1],
             f"graph.input.range {_short(rng)} is not [lo, hi]",
         )
-    _check_puzzle_ids(g.get("puzzle_ids"))
-    init = g.get("initial_state")
+    _check_puzzle_ids(g.get("puzzle_ids"), m["files"])
+    init = _obj(g.get("initial_state"), "graph.initial_state")
+    kind = init.get("kind")
     _need(
-        isinstance(init, dict) and init.get("kind") in ("zeros", "broadcast"),
-        "graph.initial_state.kind is not zeros or broadcast",
+        isinstance(kind, str) and kind in ("zeros", "broadcast"), "graph.initial_state.kind is not zeros or broadcast"
     )
+    if kind == "zeros":
+        s = init.get("shape")
+        _need(
+            isinstance(s, list) and 1 <= len(s) <= 4 and all(_int(d, 1, MAX_DIM) for d in s) and _prod(s) <= MAX_STATE,
+            f"graph.initial_state.shape {_short(s)} is not a list of 1 to 4 sizes of at most {MAX_STATE} values",
+        )
+    else:
+        _need("initial_state" in m["files"], "graph.initial_state is broadcast but lists no initial_state file")
+
+
+# Checked in this order: files first (variants and bytes refer to them), graph before runtime_defaults (the budget).
+TOP: dict[str, Callable[[Any, dict[str, Any]], None]] = {
+    "files": _check_files,
+    "sha256": _check_hashes,
+    "bytes": _check_bytes,
+    "edgekit_version": _check_text("edgekit_version", 64),
+    "created": _check_text("created", 64),
+    "recipe": _check_recipe,
+    "target": _check_target,
+    "model": _check_model,
+    "graph": _check_graph,
+    "variants": _check_variants,
+    "quantization": _check_quantization,
+    "export_seconds": _check_seconds,
+    "runtime_defaults": _check_defaults,
+}

@@ -306,7 +306,7 @@ def apply_defaults(folder: str | Path, result: dict) -> dict:
     import json
 
     from ..artefact import replace_file
-    from ..runtime.manifest import read_manifest
+    from ..runtime.manifest import defaults_digest, read_manifest
 
     chosen = result.get("chosen")
     if not chosen:
@@ -319,6 +319,8 @@ def apply_defaults(folder: str | Path, result: dict) -> dict:
         "max_steps": chosen["cap"],
         "chosen_by": f"edgekit tune, {result['budget_ms']:g} ms per puzzle at batch {result['batch']}",
     }
+    # the manifest reader refuses defaults that do not match this digest (edited after tuning)
+    manifest["runtime_defaults_sha256"] = defaults_digest(manifest["runtime_defaults"])
     replace_file(folder / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     read_manifest(folder, complete=True)  # what was written is what the runtime accepts
     return manifest["runtime_defaults"]
