@@ -6,13 +6,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the statistics the gates use: one implementation, shared with the device's `edgekit verify --full`
+from ..runtime.gate_eval import exact_per_sample, halting_steps, paired_drop_interval, wilson
 
-def exact_per_sample(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per sample: every supervised position right (negative labels are unsupervised)."""
-    if labels.ndim == 1:
-        return np.reshape(pred, labels.shape) == labels
-    pred = np.reshape(pred, labels.shape)
-    return ((pred == labels) | (labels < 0)).all(-1)
+__all__ = [
+    "StepMetrics",
+    "exact_and_cell",
+    "exact_per_sample",
+    "halting_steps",
+    "paired_drop_interval",
+    "step_metrics",
+    "wilson",
+]
 
 
 def exact_and_cell(pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -92,45 +97,3 @@ def step_metrics(
     chosen = np.stack(preds)[hs - 1, np.arange(labels.shape[0])]
     eh, chh = exact_and_cell(chosen, labels, mask)
     return StepMetrics(list(ex), list(ce), hs, eh, chh, len(labels))
-
-
-def halting_steps(q: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """q: [T, B] halting logits -> first 1-based step with q > threshold, T where none."""
-    halted = q > threshold
-    return np.where(halted.any(0), halted.argmax(0) + 1, q.shape[0])
-
-
-def wilson(successes: int, n: int, z: float = 1.96, digits: int | None = 4) -> list[float]:
-    """95 % Wilson score interval of a share: how far a gate's estimate can be from the truth at this n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    lo, hi = float(max(0.0, centre - half)), float(min(1.0, centre + half))
-    return [lo, hi] if digits is None else [round(lo, digits), round(hi, digits)]
-
-
-def paired_drop_interval(ref_ok: np.ndarray, cand_ok: np.ndarray, z: float = 1.96) -> list[float]:
-    """95 % interval of accuracy(ref) - accuracy(cand) on the same samples (Newcombe 1998, method 10: Wilson
-    intervals of both shares combined with their correlation). Paired samples make it far narrower than the two
-    accuracies' own intervals when the variants agree on most samples, which is what a drop gate needs."""
-    n = len(ref_ok)
-    if n == 0:
-        return [-1.0, 1.0]
-    a = int(np.sum(ref_ok & cand_ok))
-    b = int(np.sum(ref_ok & ~cand_ok))
-    c = int(np.sum(~ref_ok & cand_ok))
-    d = n - a - b - c
-    p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson(a + b, n, z, digits=None)
-    l2, u2 = wilson(a + c, n, z, digits=None)
-    denom = float(np.sqrt(float(a + b) * (c + d) * (a + c) * (b + d)))
-    num = float(a * d - b * c)
-    if num > 0:  # Newcombe's continuity correction of the correlation
-        num = max(num - n / 2, 0.0)
-    phi = num / denom if denom > 0 else 0.0
-    dlow = np.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
-    dhigh = np.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
-    diff = p1 - p2
-    return [round(float(max(-1.0, diff - dlow)), 4), round(float(min(1.0, diff + dhigh)), 4)]
