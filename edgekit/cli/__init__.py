@@ -3,7 +3,8 @@ one line and a documented exit code (edgekit.errors).
 
   app.py          the Typer app, consoles, the one-line error printer
   workstation.py  export, validate, targets, check, plan, build   (need the `export` extra)
-  device.py       verify, bench, solve, info, serve                (the base install: numpy + onnxruntime)
+  device.py       bench, solve, info, serve                        (the base install: numpy + onnxruntime)
+  verify.py       verify: hashes, golden answers, --full gates     (the base install)
   tune.py         tune: the accuracy-latency front for a budget     (needs the `export` extra)
 """
 
@@ -13,7 +14,7 @@ import signal
 import sys
 
 from ..errors import EXIT_USAGE, EdgekitError
-from . import device, doctor, tune, workstation  # noqa: F401  (importing them registers their commands)
+from . import device, doctor, tune, verify, workstation  # noqa: F401  (importing them registers their commands)
 from .app import app, err_console
 
 # Modules of the `export` extra: a command that needs one on a base (device) install says so in one line.

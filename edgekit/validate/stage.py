@@ -193,6 +193,10 @@ def validate_artefact(
     from ..tasks import get_task
 
     task = get_task(recipe.task.name)
+    from ..runtime.references import REFERENCE, Recorder
+
+    recorded = Recorder(data.inputs, data.labels, thr, data.puzzle_ids, data.names)  # for `edgekit verify --full`
+    recorded.add(REFERENCE, ref.name, ref)
     entries = [_entry(ref, data, thr, None, None, task)]
     if fp32_v is not ref:
         entries.append(_entry(fp32_v, data, thr, ref, None, task))
@@ -222,6 +226,7 @@ def validate_artefact(
     for precision in variants:
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
+        recorded.add(precision, v.name, v)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
         if from_cache:
@@ -318,6 +323,17 @@ def validate_artefact(
     gids = data.puzzle_ids[:k] if data.puzzle_ids is not None and takes_ids(fp32) else None
     _golden(tmp, files, data.inputs[:k], write_golden, gids)
     files["golden"] = GOLDEN
+    files["references"] = recorded.write(
+        tmp,
+        {
+            "batch_size": bs,
+            "family": native.family,
+            "task": recipe.task.name,
+            "gates": recipe.gates.model_dump(),
+            "latency": {"batch": recipe.validate_.latency_batch, "examples": recipe.validate_.latency_n},
+            "export_gates": gates,
+        },
+    )
     (tmp / "junit.xml").write_text(junit_xml(results))
     plots = write_plots(results, tmp)
     (tmp / "report.md").write_text(report_markdown(results, manifest, plots))
