@@ -10,6 +10,7 @@ so tests can check chunking and device-resident state. Numbers from it say nothi
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import types
 from typing import Any
@@ -72,6 +73,25 @@ class FakeCudart:
     def write(self, ptr: int, value: np.ndarray) -> None:
         b = np.ascontiguousarray(value).view(np.uint8).reshape(-1).tobytes()
         self.memory[ptr][: len(b)] = b
+
+
+class RealMemory:
+    """Reads and writes of real device memory through cuda-python (on a machine with a GPU and cuda-python), so the
+    backend's buffers, copies and stream calls run against the real CUDA runtime while the engines stay stand-ins."""
+
+    def __init__(self, cudart: Any) -> None:
+        self.cudart = cudart
+
+    def read(self, ptr: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        host = np.empty(shape, dtype)
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        assert int(self.cudart.cudaMemcpy(host, ptr, host.nbytes, kind)[0]) == 0
+        return host
+
+    def write(self, ptr: int, value: np.ndarray) -> None:
+        value = np.ascontiguousarray(value)
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        assert int(self.cudart.cudaMemcpy(ptr, value, value.nbytes, kind)[0]) == 0
 
 
 class FakeEngine:
@@ -137,8 +157,8 @@ class FakeContext:
 
     def _run(self) -> dict[str, np.ndarray]:
         if self._result is None:
-            cud = self.engine.trt.cudart
-            feeds = {n: cud.read(self.addresses[n], self.shapes[n], t) for n, _, t in self.engine.ins}
+            mem = self.engine.trt.memory
+            feeds = {n: mem.read(self.addresses[n], self.shapes[n], t) for n, _, t in self.engine.ins}
             outs = self.engine.session.run(None, feeds)
             self._result = {n: o for (n, _, _), o in zip(self.engine.outs, outs)}
         return self._result
@@ -150,7 +170,7 @@ class FakeContext:
         result = self._run()
         self._result = None
         for name, value in result.items():
-            self.engine.trt.cudart.write(self.addresses[name], value)
+            self.engine.trt.memory.write(self.addresses[name], value)
         self.engine.calls += 1
         self.engine.trt.calls[self.engine.name] = self.engine.trt.calls.get(self.engine.name, 0) + 1
         return True
@@ -172,9 +192,10 @@ class FakeTensorRT(types.ModuleType):
         def __init__(self, level: int = 2) -> None:
             self.level = level
 
-    def __init__(self, cudart: FakeCudart, profile: tuple[int, int, int] = (1, 4, 16)) -> None:
+    def __init__(self, cudart: Any, profile: tuple[int, int, int] = (1, 4, 16)) -> None:
         super().__init__("tensorrt")
         self.cudart, self.profile = cudart, profile
+        self.memory = cudart if isinstance(cudart, FakeCudart) else RealMemory(cudart)
         self.calls: dict[str, int] = {}
         trt = self
 
@@ -197,15 +218,24 @@ class FakeTensorRT(types.ModuleType):
         return t
 
 
+def real_cuda() -> bool:
+    """EDGEKIT_REAL_CUDART=1 (benchmarks/gpu_check.sh on a GPU machine): device memory through real cuda-python."""
+    return os.environ.get("EDGEKIT_REAL_CUDART") == "1"
+
+
 def install(monkeypatch: Any, profile: tuple[int, int, int] = (1, 4, 16), gpu: tuple[str, str] = ("Fake GPU", "8.9")):
-    """Put the stand-ins where the backend imports them from; returns (trt, cudart)."""
-    cudart = FakeCudart()
-    trt = FakeTensorRT(cudart, profile)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    """Put the stand-ins where the backend imports them from; returns (trt, cudart). With `real_cuda()` the CUDA
+    runtime and the GPU probe are the real ones and only TensorRT is a stand-in."""
     import edgekit.tensorrt.toolchain as toolchain
 
-    monkeypatch.setattr(toolchain, "import_cudart", lambda: cudart)
-    monkeypatch.setattr(toolchain, "gpu_info", lambda device=0: gpu)
+    if real_cuda():
+        cudart: Any = toolchain.import_cudart()
+    else:
+        cudart = FakeCudart()
+        monkeypatch.setattr(toolchain, "import_cudart", lambda: cudart)
+        monkeypatch.setattr(toolchain, "gpu_info", lambda device=0: gpu)
+    trt = FakeTensorRT(cudart, profile)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
     return trt, cudart
 
 
@@ -215,7 +245,7 @@ def write_fake_engines(
     keys: list[str],
     batch: tuple[int, int, int] = (1, 4, 16),
     trt_version: str = "10.3.0",
-    gpu: tuple[str, str] = ("Fake GPU", "8.9"),
+    gpu: tuple[str, str] | None = None,
     bake_loop_inputs: bool = True,
 ) -> None:
     """An engine folder as `edgekit build` writes it, whose engines are the artefact's ONNX graphs (the loop
@@ -224,6 +254,10 @@ def write_fake_engines(
     import json
     from pathlib import Path
 
+    if gpu is None:
+        from edgekit.tensorrt.toolchain import gpu_info
+
+        gpu = gpu_info() if real_cuda() else ("Fake GPU", "8.9")
     artefact, folder = Path(artefact), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((artefact / "manifest.json").read_text())

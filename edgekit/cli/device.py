@@ -42,7 +42,7 @@ class DeviceOptions:
         the TensorRT engines in that folder run instead of onnxruntime (same host loop)."""
         from ..runtime import open_runner
 
-        return open_runner(
+        runner = open_runner(
             artefact,
             variant=variant,
             engines=self.engines,
@@ -53,6 +53,16 @@ class DeviceOptions:
             cache_dir=self.cache_dir,
             allow_fallback=self.allow_fallback,
         )
+        say = functools.partial(_warn, where=str(artefact))
+        for w in getattr(runner, "warnings", []):  # known at load (engines built on another GPU model)
+            say(w)
+        if hasattr(runner, "on_warning"):  # arising later (a provider that fell back when a graph is loaded)
+            runner.on_warning = say
+        return runner
+
+
+def _warn(text: str, where: str) -> None:
+    err_console.print(f"warning: {where}: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _options(

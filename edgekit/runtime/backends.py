@@ -22,5 +22,4 @@ def open_runner(
         return TensorRTRunner(artefact, engines=engines, variant=variant)
     from .runner import Runner
 
-    onnxruntime_options.pop("allow_fallback", None)
     return Runner(artefact, variant=variant, **onnxruntime_options)

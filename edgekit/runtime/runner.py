@@ -8,6 +8,7 @@ checked (runtime/providers.py), never assumed.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ class Runner(HostRunner):
         self.bind_steps = True
         self._bound: dict[int, Any] = {}  # IO-bound steppers per starting batch size, reused across solve calls
         self._inputs: dict[str, set[str]] = {}
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []  # a requested provider that did not start, with --allow-fallback
+        self.on_warning: Callable[[str], None] | None = None  # told each new warning as it arises (the CLI prints)
 
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, graph: str) -> ort.InferenceSession:
@@ -120,7 +122,11 @@ class Runner(HostRunner):
                 f"{name} cannot be loaded by onnxruntime ({first_line(e)}): re-run `edgekit export`"
             ) from None
         try:
-            self.warnings += [w for w in check_session(sess, self.providers, self.settings) if w not in self.warnings]
+            for w in check_session(sess, self.providers, self.settings):
+                if w not in self.warnings:
+                    self.warnings.append(w)
+                    if self.on_warning is not None:
+                        self.on_warning(w)
         except ProviderError as e:
             raise RuntimeInputError(str(e)) from None
         return sess
