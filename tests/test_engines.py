@@ -171,3 +171,16 @@ def test_cli_commands_run_engines(trm_artefact, engines, puzzles, tmp_path):
     _edit(folder, lambda m: m.update(tensorrt_version="11.1.0"))
     res = CliRunner().invoke(app, ["solve", str(trm_artefact), "--inputs", str(inputs), "--engines", str(folder)])
     assert res.exit_code == EXIT_USAGE and "TensorRT 11.1.0" in res.output
+
+
+def test_info_describes_an_engine_folder_and_says_when_it_does_not_belong(trm_artefact, engines):
+    from edgekit.cli import app
+
+    folder, _, _ = engines
+    res = CliRunner().invoke(app, ["info", str(trm_artefact), "--engines", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "target rtx-40, TensorRT 10.3.0" in res.output and "batch 1/4/16" in res.output
+    _edit(folder, lambda m: m["engines"]["step"].update(onnx_sha256="1" * 64))
+    res = CliRunner().invoke(app, ["info", str(trm_artefact), "--engines", str(folder), "--json"])
+    d = json.loads(res.output)["engines"]
+    assert res.exit_code == 0 and not d["usable"] and "built from another artefact" in d["problem"]

@@ -36,6 +36,9 @@ class DeviceOptions:
     threads: int | None
     engines: Path | None = None
     allow_fallback: bool = False
+    backend: str | None = None  # None: onnxruntime, or TensorRT with `engines` (runtime/backends.py)
+    ov_device: str | None = None  # --backend openvino: CPU, GPU, GPU.<n> or NPU
+    ov_precision: str | None = None  # --backend openvino: f32, bf16 or f16 (OpenVINO's inference precision hint)
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:
         """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32. With `engines`,
@@ -46,10 +49,13 @@ class DeviceOptions:
             artefact,
             variant=variant,
             engines=self.engines,
+            backend=self.backend,
             threads=self.threads,
             providers=self.providers,
-            device_id=self.device_id,
+            device_id=self.device_id or None,  # 0 is the default: not an option given
             fp16=self.fp16,
+            device=self.ov_device,
+            precision=self.ov_precision,
             cache_dir=self.cache_dir,
             allow_fallback=self.allow_fallback,
         )
@@ -73,10 +79,19 @@ def _options(
     threads: int | None,
     engines: Path | None = None,
     allow_fallback: bool = False,
+    backend: str | None = None,
+    ov_device: str | None = None,
+    ov_precision: str | None = None,
 ) -> DeviceOptions:
     if engines is not None and provider:
         raise typer.BadParameter("--engines runs TensorRT engines directly; drop --provider", param_hint="--engines")
-    return DeviceOptions(provider or None, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
+    if backend != "openvino" and (ov_device or ov_precision):
+        flag = "--device" if ov_device else "--ov-precision"
+        raise typer.BadParameter(f"{flag} is an OpenVINO setting; add --backend openvino", param_hint=flag)
+    return DeviceOptions(
+        provider or None, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device,
+        ov_precision,
+    )  # fmt: skip
 
 
 PROVIDER = typer.Option(None, "--provider", "-p", help=_PROVIDER_HELP)
@@ -94,6 +109,16 @@ ALLOW_FALLBACK = typer.Option(
     False,
     "--allow-fallback",
     help="a requested execution provider that onnxruntime cannot create becomes a warning line instead of exit 2",
+)
+BACKEND = typer.Option(
+    None,
+    "--backend",
+    help="runtime for the artefact's graphs: onnxruntime (default) or openvino (Intel CPU/GPU/NPU; needs "
+    'pip install "edgekit[openvino]"); TensorRT engines run with --engines',
+)
+OV_DEVICE = typer.Option(None, "--device", help="--backend openvino: CPU (default), GPU, GPU.<n> or NPU")
+OV_PRECISION = typer.Option(
+    None, "--ov-precision", help="--backend openvino: inference precision f32 (default), bf16 or f16"
 )
 
 
@@ -192,13 +217,18 @@ def bench(
     threads: int | None = THREADS,
     engines: Path | None = ENGINES,
     allow_fallback: bool = ALLOW_FALLBACK,
+    backend: str | None = BACKEND,
+    ov_device: str | None = OV_DEVICE,
+    ov_precision: str | None = OV_PRECISION,
 ) -> None:
     """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
     runtime, per variant x mode x batch size."""
     from ..runtime import MODES
     from ..runtime.bench import available_modes, benchmark
 
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
+    opts = _options(
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
+    )
     rows: list[dict] = []
     records: dict[str, dict] = {}
     try:
@@ -312,9 +342,14 @@ def solve(
     threads: int | None = THREADS,
     engines: Path | None = ENGINES,
     allow_fallback: bool = ALLOW_FALLBACK,
+    backend: str | None = BACKEND,
+    ov_device: str | None = OV_DEVICE,
+    ov_precision: str | None = OV_PRECISION,
 ) -> None:
     """Answer examples from a file with the runtime alone: one line per example (answer and steps), or JSON."""
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
+    opts = _options(
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
+    )
     try:
         runner = opts.runner(artefact, variant)
         x = _file_inputs(runner, inputs)
@@ -336,14 +371,25 @@ def solve(
 def info(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     json_out: bool = typer.Option(False, "--json", help="print the description as JSON"),
+    engines: Path | None = typer.Option(
+        None, "--engines", help="also describe this engine folder and whether it belongs to the artefact"
+    ),
+    variant: str | None = typer.Option(None, "--variant", "-v", help="with --engines: the variant they serve"),
 ) -> None:
-    """What an artefact holds: model, variants and their forms, input contract, halting, files and hashes."""
+    """What an artefact holds: model, variants and their forms, input contract, halting, files and hashes (and,
+    with --engines, the TensorRT engines built for it: target, TensorRT, GPU, batch profile, graphs)."""
     from ..runtime.info import describe
 
     try:
         d = describe(artefact)
+        if engines is not None:
+            from ..runtime.tensorrt_backend import describe_engines
+
+            d["engines"] = describe_engines(artefact, engines, variant)
     except _runtime_errors() as e:
         fail(_as_error(e))
+    if engines is not None and not json_out:
+        _print_engines(d["engines"])
     if json_out:
         print(json.dumps(d, indent=1))
         return
@@ -396,6 +442,24 @@ def info(
         console.print(f"validation: {'PASSED' if d['passed'] else 'FAILED'} ({d['gates']} gates)", markup=False)
 
 
+def _print_engines(e: dict[str, Any]) -> None:
+    from ..runtime.manifest import escape_text
+
+    if not e["usable"]:
+        problem = escape_text(e["problem"], 400)
+        console.print(f"engines {escape_text(e['engines'])}: NOT USABLE: {problem}", markup=False, highlight=False)
+        return
+    b, gpu = e["batch"], e["gpu"]
+    console.print(
+        f"engines {escape_text(e['engines'])}: target {escape_text(e['target'])}, TensorRT "
+        f"{escape_text(e['tensorrt_version'])}, built on {escape_text(gpu['name'])} (compute capability "
+        f"{escape_text(gpu['compute_capability'])}), precision {escape_text(e.get('precision') or '?')}, batch "
+        f"{b['min']}/{b['opt']}/{b['max']}, graphs {', '.join(escape_text(g) for g in e['graphs'])}",
+        markup=False,
+        highlight=False,
+    )
+
+
 @app.command()
 def serve(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
@@ -420,6 +484,9 @@ def serve(
     threads: int | None = THREADS,
     engines: Path | None = ENGINES,
     allow_fallback: bool = ALLOW_FALLBACK,
+    backend: str | None = BACKEND,
+    ov_device: str | None = OV_DEVICE,
+    ov_precision: str | None = OV_PRECISION,
 ) -> None:
     """Serve examples read from stdin (one a line) with slot refill: each answer is printed as a JSON line as soon
     as it is ready (completion order, with the input's line number); a bad line gets its own error line. Exit 0
@@ -430,7 +497,9 @@ def serve(
     from ..runtime.server import LineReader, Server, ServerFailed, ServerStopped
     from . import Terminated
 
-    opts = _options(provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback)
+    opts = _options(
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
+    )
     try:
         runner = opts.runner(artefact, variant)
         task = _task_of(runner)
