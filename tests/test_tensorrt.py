@@ -69,7 +69,7 @@ def deq_artefact(root, tmp_path_factory) -> Path:
 def hrm_artefact(root, tmp_path_factory) -> Path:
     """The HRM demo's encode/step/readout graphs with their manifest, exported directly: the full pipeline validates
     every form on Sudoku (minutes on 2 cores), which the compatibility check does not need."""
-    from edgekit.export.manifest import input_spec
+    from edgekit.export.manifest import input_spec, write_initial_state
     from edgekit.export.onnx_export import export_step_graphs
     from edgekit.models.checkpoint import load_model
 
@@ -78,6 +78,7 @@ def hrm_artefact(root, tmp_path_factory) -> Path:
     model = load_model(root / "examples/models/hrm-sudoku", forward_dtype="float32")
     graphs = export_step_graphs(model, d, 17)
     files = {g.name: g.path.name for g in graphs}
+    init = write_initial_state(model, d, files)
     write_json(
         d / "manifest.json",
         {
@@ -91,9 +92,10 @@ def hrm_artefact(root, tmp_path_factory) -> Path:
                 "state_names": list(model.state_names),
                 "step_budget": model.step_budget,
                 "input": input_spec(model),
-                "initial_state": {"kind": "broadcast"},
+                "initial_state": init,
             },
             "files": files,
+            "variants": {"float32": {g: g for g in ("encode", "step", "readout")}},
             "sha256": {n: sha256_file(d / rel) for n, rel in files.items()},
         },
     )
@@ -120,11 +122,13 @@ def make_artefact(folder: Path, models: dict[str, onnx.ModelProto]) -> Path:
             "graph": {
                 "state_names": ["z"],
                 "step_budget": 1,
-                "initial_state": {"kind": "zeros"},
+                "initial_state": {"kind": "zeros", "shape": [4]},
                 "input": {"dtype": "float32", "shape": ["batch", 4]},
             },
             "files": files,
             "sha256": {n: sha256_file(folder / r) for n, r in files.items()},
+            # graphs named after a role play it; others (good.onnx, bad.onnx) are checked but belong to no variant
+            "variants": {"float32": {n: n for n in files if n in ("encode", "step", "readout", "loop", "unrolled")}},
         },
     )
     return folder

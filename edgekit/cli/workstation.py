@@ -133,7 +133,9 @@ def targets() -> None:
 
 # -- TensorRT targets: check, plan, build (issue #5) ------------------------------------------------------------------
 _TARGET_HELP = "target name (`edgekit targets`); default: the target the artefact was exported for"
-_GRAPHS_HELP = "comma-separated graph names from the manifest (e.g. encode,step,readout); default: all"
+_GRAPHS_HELP = (
+    "comma-separated graphs of the variant (roles such as encode,step,readout, or manifest keys); default: all"
+)
 
 
 def _graph_list(graphs: str | None) -> list[str] | None:
@@ -216,49 +218,67 @@ def _require_compatible(artefact: Path, target: str) -> None:
         raise typer.Exit(EXIT_INCOMPATIBLE)
 
 
+_PRECISION_HELP = (
+    "fp32, fp16, bf16, int8 (Q/DQ graphs), fp8 (Q/DQ graphs); default: what the variant was validated at "
+    "(float32: fp32, float16: fp16, Q/DQ variants: int8 with float32 elsewhere)"
+)
+_VARIANT_HELP = (
+    "comma-separated artefact variants to build (e.g. float16 or float32,int8); default: float16 if it passed its "
+    "accuracy gates (results.json), else float32"
+)
+
+
+def _variant_list(variant: str | None) -> list[str] | None:
+    return [v.strip() for v in variant.split(",") if v.strip()] if variant else None
+
+
+def _print_choice(recipe) -> None:
+    """Which variants are built at which precision, and why (plan and build print it before anything else)."""
+    built = ", ".join(f"{v} at {info['precision']}" for v, info in recipe.variants.items())
+    console.print(f"engines: {built} — {recipe.reason}", highlight=False, markup=False, soft_wrap=True)
+    for n in recipe.notes:
+        console.print(f"note: {n}", style="dim", highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command()
 def plan(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="folder for the script (default: the artefact)"),
-    precision: str | None = typer.Option(
-        None,
-        "--precision",
-        help="fp32, fp16, bf16, int8 (Q/DQ graphs), fp8; "
-        "default int8/fp8 for quantized graphs, else fp16 where the target has it",
-    ),
+    variant: str | None = typer.Option(None, "--variant", "-v", help=_VARIANT_HELP),
+    precision: str | None = typer.Option(None, "--precision", help=_PRECISION_HELP),
     strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
     graphs: str | None = typer.Option(None, "--graphs", help=_GRAPHS_HELP),
 ) -> None:
     """Write build_<target>.sh, the trtexec engine build to run on the device itself (Jetson engines are built
-    there)."""
-    from ..tensorrt.plan import write_plan
+    there), for the variant validation passed (or --variant) at the precision it was validated at."""
+    from ..tensorrt.plan import write_script
     from ..tensorrt.recipe import make_recipe, tensorrt_target
 
     try:
         tg = tensorrt_target(target)
         _require_compatible(artefact, tg.name)
-        recipe = make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))
-        path = write_plan(artefact, tg, out, precision, strongly_typed, _graph_list(graphs))
+        recipe = make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs), _variant_list(variant))
+        path = write_script(recipe, tg, artefact, out)
     except EdgekitError as e:
         fail(e)
+    _print_choice(recipe)
     t = Table(
         title=f"{artefact} → {tg.name}: {recipe.precision}, batch {recipe.batch['min']}/{recipe.batch['opt']}/"
         f"{recipe.batch['max']}, workspace {recipe.workspace_mb} MiB"
     )
-    for col in ("engine", "onnx", "Q/DQ", "TensorRT 10 flags", "dynamic inputs"):
+    for col in ("engine", "onnx", "precision", "TensorRT 10 flags", "TensorRT 11 flags", "dynamic inputs"):
         t.add_column(col)
     for g in recipe.graphs:
         t.add_row(
             g.engine,
             g.onnx,
-            ",".join(g.quantization) or "–",
+            g.label(),
             " ".join(g.trtexec_weak_flags()) or "–",
+            " ".join(g.trtexec_strong_flags(11)) or "–",
             ", ".join(g.shapes) or "–",
         )
     console.print(t)
-    for n in recipe.notes:
-        console.print(f"[dim]note: {n}[/]", highlight=False)
     console.print(f"plan: {path}  (copy the artefact to the device, then: bash {path.name})", highlight=False)
 
 
@@ -267,18 +287,22 @@ def build(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     target: str = typer.Option(..., "--target", "-t", help="TensorRT target (`edgekit targets`)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="engine folder (default: ARTEFACT/engines/TARGET)"),
+    variant: str | None = typer.Option(None, "--variant", "-v", help=_VARIANT_HELP),
     precision: str | None = typer.Option(None, "--precision", help="as for `edgekit plan`"),
     strongly_typed: bool = typer.Option(False, "--strongly-typed", help="strongly typed build on TensorRT 10.x too"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="timing caches (default ~/.cache/edgekit)"),
     graphs: str | None = typer.Option(None, "--graphs", help=_GRAPHS_HELP),
 ) -> None:
-    """Build TensorRT engines on this machine's GPU (Python API). Exit 5 without TensorRT: use `edgekit plan`."""
+    """Build TensorRT engines on this machine's GPU (Python API), for the same variant and precision as `edgekit
+    plan`. Exit 5 without TensorRT: use `edgekit plan`."""
     from ..tensorrt.recipe import make_recipe, tensorrt_target
 
     try:
         tg = tensorrt_target(target)
-        make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs))  # usage errors before anything slow
+        variants = _variant_list(variant)
+        recipe = make_recipe(artefact, tg, precision, strongly_typed, _graph_list(graphs), variants)  # usage errors
         _require_compatible(artefact, tg.name)
+        _print_choice(recipe)
         from ..tensorrt.tensorrt_builder import build_engines
 
         folder = build_engines(
@@ -289,7 +313,8 @@ def build(
             strongly_typed,
             cache_dir,
             _graph_list(graphs),
-            log=lambda s: console.print(f"[dim]• {s}[/]", highlight=False),
+            log=lambda s: console.print(f"• {s}", style="dim", highlight=False, markup=False),
+            variants=variants,
         )
     except EdgekitError as e:
         fail(e)

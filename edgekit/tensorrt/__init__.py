@@ -2,7 +2,8 @@
 
   check.py             `edgekit check`: artefact ONNX vs a target's TensorRT parser rules (or onnxruntime); no GPU
   oplist.py            the parser's operator table and rules, as data, with sources
-  recipe.py            what an engine build does (precision flags, batch profiles, workspace), shared by plan and build
+  recipe.py            what an engine build does (the validated variant and its precision, flags for TensorRT 10.x
+                       and 11, batch profiles, workspace), shared by plan and build
   plan.py              `edgekit plan`: the bash + trtexec script that builds engines on the device itself
   tensorrt_builder.py  `edgekit build`: the same build through the TensorRT Python API, here
   engine_manifest.py   what engines were built with and for; refusal to run them elsewhere

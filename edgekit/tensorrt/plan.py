@@ -34,12 +34,20 @@ def write_plan(
     precision: str | None = None,
     strongly_typed: bool = False,
     graphs: list[str] | None = None,
+    variants: list[str] | None = None,
 ) -> Path:
-    """Write build_<target>.sh into `out` (default: the artefact folder) and return its path. `graphs` limits the
-    engines to those manifest names (default: every ONNX graph in the artefact)."""
+    """Write build_<target>.sh into `out` (default: the artefact folder) and return its path. `variants`: the
+    artefact variants to build (default: the validated one, see edgekit.tensorrt.recipe); `graphs` limits the
+    engines to those roles or manifest names (default: every graph of those variants)."""
     target = load_target(target) if isinstance(target, str) else target
     artefact = Path(artefact).resolve()
-    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs)
+    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs, variants)
+    return write_script(recipe, target, artefact, out)
+
+
+def write_script(recipe: BuildRecipe, target: Target, artefact: str | Path, out: str | Path | None = None) -> Path:
+    """build_<target>.sh for a recipe made from `artefact`, into `out` (default: the artefact folder)."""
+    artefact = Path(artefact).resolve()
     out_dir = Path(out).resolve() if out else artefact
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / script_name(target.name)
@@ -59,7 +67,8 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         f"# Written by edgekit {__version__} on {_dt.date.today().isoformat()} "
         f"(`edgekit plan --target {target.name}`).",
         f"# Run on the device: bash {script_name(target.name)} [ARTEFACT_DIR]",
-        f"# Precision {recipe.precision}; batch min/opt/max {prof['min']}/{prof['opt']}/{prof['max']}; "
+        f"# Variant {', '.join(recipe.variants)} at {recipe.precision}: {_comment(recipe.reason)}.",
+        f"# Batch min/opt/max {prof['min']}/{prof['opt']}/{prof['max']}; "
         f"workspace {recipe.workspace_mb} MiB; TensorRT {recipe.tensorrt or 'any'}.",
         *[f"# Note: {_comment(n)}" for n in recipe.notes],
         "# Environment: TRTEXEC (path to trtexec), ENGINE_DIR, EDGEKIT_CACHE_DIR (timing caches),",
@@ -132,19 +141,30 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     lines += [
         'echo "GPU $GPU_NAME (compute capability $GPU_CC)"',
         "",
-        "# 4. One engine per graph. TensorRT 11 is strongly typed (precision comes from the graph); 10.x takes flags.",
+        "# 4. One engine per graph. TensorRT 11 is always strongly typed (precision comes from the graph), 10.x with",
+        "#    EDGEKIT_STRONGLY_TYPED=1 too; otherwise 10.x takes precision flags. Float32 engines keep TF32 off.",
         'if [ "$TRT_MAJOR" -ge 11 ] || [ "$STRONGLY_TYPED" = 1 ]; then TYPED=strong; else TYPED=weak; fi',
         'mkdir -p "$ENGINE_DIR" "$CACHE_DIR"',
         'cache_file() { echo "$CACHE_DIR/$(printf \'%s|%s|%s|%s\' "$1" "$TRT_VERSION" "$GPU_NAME" "$GPU_CC" '
         '| sha256sum | cut -c1-32).cache"; }',
     ]
     for g in recipe.graphs:
-        weak = " ".join(g.trtexec_weak_flags())
+        weak, strong10, strong11 = (
+            " ".join(flags)
+            for flags in (g.trtexec_weak_flags(), g.trtexec_strong_flags(10), g.trtexec_strong_flags(11))
+        )
         shape_flags = " ".join(q(f) for f in g.trtexec_shape_flags())
+        mismatch = g.strong_mismatch()
         lines += [
             "",
-            f"echo building {q(g.engine)} from {q(g.onnx)}",
-            f'if [ "$TYPED" = strong ]; then PREC=(--stronglyTyped); else PREC=({weak}); fi',
+            f"echo building {q(g.engine)} from {q(g.onnx)} {q(f'({g.label()})')}",
+            f'if [ "$TYPED" = weak ]; then PREC=({weak}); elif [ "$TRT_MAJOR" -ge 11 ]; then PREC=({strong11}); '
+            f"else PREC=({strong10}); fi",
+            *(
+                [f'[ "$TYPED" = weak ] || echo "warning: TensorRT $TRT_VERSION, strongly typed: "{q(mismatch)} >&2']
+                if mismatch
+                else []
+            ),
             f'FLAGS_{_ident(g.name)}="${{PREC[*]-}}"',
             f'"$TRTEXEC" --onnx="$ART"/{q(g.onnx)} --saveEngine="$ENGINE_DIR"/{q(g.engine)} \\',
             *([f"  {shape_flags} \\"] if shape_flags else []),

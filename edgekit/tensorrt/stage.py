@@ -16,16 +16,23 @@ def target_stage(folder: Path, target: Target, log: Callable[[str], None]) -> di
         return None
     from ..errors import EXIT_INCOMPATIBLE, EXIT_TOOLCHAIN, EdgekitError
     from .check import check_artefact
-    from .plan import write_plan
+    from .plan import write_script
 
     report = check_artefact(folder, target)
     out = {"check": report.to_dict(), "compatible": report.compatible}
     if not report.compatible:
         log(f"not compatible with {target.name}: {report.errors()[0].message if report.errors() else report.verdict}")
         return {**out, "exit_code": EXIT_INCOMPATIBLE}
-    script = write_plan(folder, target)
+    from .recipe import make_recipe
+
+    recipe = make_recipe(folder, target)
+    script = write_script(recipe, target, folder)
     out["plan"] = script.name
-    log(f"wrote {script.name}: builds the engines on the device with trtexec")
+    out["plan_builds"] = {"variants": list(recipe.variants), "precision": recipe.precision, "why": recipe.reason}
+    log(
+        f"wrote {script.name}: builds the {', '.join(recipe.variants)} engines at {recipe.precision} on the device "
+        f"with trtexec; {recipe.reason}"
+    )
     if target.device_model:  # Jetson: engines are built on the device itself, the script is the deliverable
         return {**out, "engine": "build on the device with " + script.name, "exit_code": 0}
     try:

@@ -1,8 +1,9 @@
 """`edgekit build`: TensorRT engines from an artefact's ONNX graphs through the TensorRT Python API, on the machine
 that will run them.
 
-Same recipe as the on-device plan (edgekit.tensorrt.recipe): precision by builder flags on TensorRT 10.x, by the
-strongly typed graph on 11.x; one optimization profile over the batch axis; a timing cache per graph, named by the
+Same recipe as the on-device plan (edgekit.tensorrt.recipe): the validated variant by default, precision by builder
+flags on TensorRT 10.x, by the strongly typed graph on 11.x, TF32 cleared for float32 engines in both (as the plan's
+`--noTF32`); one optimization profile over the batch axis; a timing cache per graph, named by the
 content hash of (ONNX, TensorRT version, GPU) and reused across builds; the engines and an engine manifest written
 atomically into <artefact>/engines/<target>/. TensorRT is imported only when a build starts.
 """
@@ -36,12 +37,14 @@ def build_engines(
     cache_dir: str | Path | None = None,
     graphs: list[str] | None = None,
     log: Callable[[str], None] = print,
+    variants: list[str] | None = None,
 ) -> Path:
-    """Build every graph's engine for `target` here; return the engine folder. Raises ToolchainUnavailable (exit 5)
-    without TensorRT, IncompatibleError (exit 6) on the wrong TensorRT / GPU or a graph TensorRT rejects."""
+    """Build the engines of the chosen variants' graphs for `target` here; return the engine folder. Raises
+    ToolchainUnavailable (exit 5) without TensorRT, IncompatibleError (exit 6) on the wrong TensorRT / GPU or a graph
+    TensorRT rejects."""
     target = load_target(target) if isinstance(target, str) else target
     artefact = Path(artefact)
-    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs)  # usage errors before the toolchain
+    recipe = make_recipe(artefact, target, precision, strongly_typed, graphs, variants)  # usage errors first
     trt = require_tensorrt(target.name, str(artefact))
     trt_ver = tensorrt_version(trt)
     gpu, cc = gpu_info()
@@ -55,26 +58,27 @@ def build_engines(
             f"this GPU ({gpu}) has compute capability {cc}, target {target.name} needs {target.compute_capability}",
             f"build on the device: `edgekit plan --target {target.name} {artefact}`",
         )
-    strong = int(trt_ver.split(".")[0]) >= 11 or recipe.strongly_typed
+    major = int(trt_ver.split(".")[0])
+    strong = major >= 11 or recipe.strongly_typed
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = Path(out) if out else engine_dir(artefact, target.name)
     engines: dict[str, dict] = {}
     with atomic_folder(final, marker=ENGINE_MANIFEST) as tmp:
         for g in recipe.graphs:
-            log(
-                f"building {g.engine} from {g.onnx} "
-                f"(TensorRT {trt_ver}, {'strongly typed' if strong else ', '.join(g.weak_precisions) or 'fp32'})"
-            )
+            flags = g.trtexec_strong_flags(major) if strong else g.trtexec_weak_flags()
+            log(f"building {g.engine} from {g.onnx} ({g.label()}; TensorRT {trt_ver}, {' '.join(flags) or 'no flags'})")
+            if strong and g.strong_mismatch():
+                log(f"warning: TensorRT {trt_ver}, strongly typed: {g.strong_mismatch()}")
             cache = cache_dir / f"{timing_cache_key(g.onnx_sha256, trt_ver, gpu, cc)}.cache"
-            plan = _build_one(trt, artefact / g.onnx, g, recipe, strong, cache)
+            plan = _build_one(trt, artefact / g.onnx, g, recipe, strong and major < 11, strong, cache)
             (tmp / g.engine).write_bytes(plan)
             engines[g.name] = {
                 "file": g.engine,
                 "onnx": g.onnx,
                 "onnx_sha256": g.onnx_sha256,
                 "engine_sha256": sha256_file(tmp / g.engine),
-                "flags": "strongly_typed" if strong else " ".join(g.weak_precisions),
+                "flags": " ".join(flags),  # what the plan script's trtexec gets for the same build
             }
         write_json(
             tmp / ENGINE_MANIFEST,
@@ -94,11 +98,14 @@ def build_engines(
     return final
 
 
-def _build_one(trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong: bool, cache_path: Path) -> bytes:
+def _build_one(
+    trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong_flag: bool, strong: bool, cache_path: Path
+) -> bytes:
+    """`strong_flag`: ask for a strongly typed network (10.x; 11 always builds one and deprecates the flag)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
-    if strong and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+    if strong_flag and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)

@@ -14,7 +14,7 @@ from types import ModuleType
 from ..errors import ToolchainUnavailable
 
 # TensorRT cannot be installed from PyPI on a machine without NVIDIA's index (the PyPI packages are stubs that
-# download the real wheels): shared/research/probe.md §1.
+# download the real wheels).
 NO_TENSORRT = "TensorRT is not installed here (it cannot be installed on this machine: PyPI ships only stubs)"
 
 
@@ -51,7 +51,7 @@ def import_cudart() -> ModuleType:
         except ImportError:
             raise ToolchainUnavailable(
                 "cuda-python is not installed (needed for TensorRT device buffers)",
-                "pip install cuda-python (JetPack 6: the cuda-python matching CUDA 12.6)",
+                "pip install cuda-python matching the device's CUDA (JetPack 6: 12.6, JetPack 7.2: 13.2)",
             ) from None
     return cudart
 
