@@ -184,3 +184,19 @@ def test_info_describes_an_engine_folder_and_says_when_it_does_not_belong(trm_ar
     res = CliRunner().invoke(app, ["info", str(trm_artefact), "--engines", str(folder), "--json"])
     d = json.loads(res.output)["engines"]
     assert res.exit_code == 0 and not d["usable"] and "built from another artefact" in d["problem"]
+
+
+def test_engines_on_the_base_install_without_tensorrt_is_one_line_exit_5(trm_artefact, tmp_path, root):
+    """A device without TensorRT: the engine folder passes the host checks, then one line names what is missing."""
+    import os
+    import subprocess
+
+    py = Path(os.environ.get("EDGEKIT_DEVICE_PYTHON") or root / ".venv-device" / "bin" / "python")
+    if not py.exists():
+        pytest.skip("no base-install venv (.ci/run builds it; EDGEKIT_DEVICE_PYTHON names it)")
+    write_fake_engines(trm_artefact, tmp_path / "engines", GRAPHS, gpu=("Fake GPU", "8.9"))
+    np.save(tmp_path / "x.npy", np.ones((2, 81), np.int64))
+    cmd = [str(py.parent / "edgekit"), "solve", str(trm_artefact), "-i", str(tmp_path / "x.npy")]
+    r = subprocess.run([*cmd, "--engines", str(tmp_path / "engines")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 5 and "TensorRT is not installed" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
