@@ -27,6 +27,12 @@ import pytest
 
 from edgekit.schema import target_names
 
+# docs/install.md's wheel lines (tests/test_readme.py reads this): the wheel fixture and _venv below run them, from a
+# copy of the sources and without build isolation (no download of setuptools)
+DOCS_COMMANDS = (
+    r"^python3 -m pip wheel --no-deps -w dist \.$",
+    r"^\.venv-device/bin/pip install dist/edgekit-\*\.whl$",
+)
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
 VERSION = re.search(r'^version = "([^"]+)"', PYPROJECT, re.M).group(1)
@@ -181,6 +187,6 @@ def test_jetpack6_constraint_keeps_numpy_1():
 
 def test_jetpack6_extra_is_the_constraint():
     lines = [ln.strip() for ln in (ROOT / "constraints" / "jetson-jp6.txt").read_text().splitlines()]
-    assert [ln for ln in lines if ln and not ln.startswith("#")] == ["numpy<2"]
+    assert [ln for ln in lines if ln and not ln.startswith("#")] == ["numpy<2", "cuda-python<13"]
     extra = re.search(r"^jetson-jp6 = \[(.*)\]$", PYPROJECT, re.M)
     assert extra and re.fullmatch(r'"numpy>=[\d.]+,<2"', extra.group(1)), extra

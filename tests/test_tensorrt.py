@@ -1,4 +1,4 @@
-"""TensorRT targets (issue #5): static check, on-device build plans, engine manifests, and the TensorRT path.
+"""TensorRT targets: static check, on-device build plans, engine manifests, and the TensorRT path.
 
 Everything except the tests marked `tensorrt` runs without TensorRT or a GPU. The `tensorrt` tests need the real
 TensorRT Python package and a GPU; they skip, with the reason, where it is absent. TensorRT is never faked.
@@ -30,6 +30,8 @@ from edgekit.tensorrt.plan import write_plan
 from edgekit.tensorrt.recipe import make_recipe
 
 EDGEKIT = [sys.executable, "-m", "edgekit.cli"]
+# docs/tensorrt.md's commands (tests/test_readme.py reads this): test_docs_commands runs them on the demo artefact
+DOCS_COMMANDS = (r"^\.venv/bin/edgekit (check|plan|build) artefacts/trm-sudoku --target [\w-]+$",)
 TRT_TARGETS = [t for t in target_names() if load_target(t).backend == "tensorrt"]
 NO_TRT_REASON = "TensorRT is not installed (it cannot be installed on this machine: PyPI ships only stubs)"
 
@@ -404,6 +406,33 @@ def test_cli_plan_writes_the_script(trm_artefact, tmp_path):
     r = cli("plan", "--target", "rtx-40", "--out", str(tmp_path), "--graphs", "encode,step,readout", str(trm_artefact))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "build_rtx-40.sh").is_file() and "build_rtx-40.sh" in r.stdout
+
+
+def _docs_commands() -> list[str]:
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "tensorrt.md").read_text()
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
+    return [ln.strip() for b in blocks for ln in b.splitlines() if re.match(DOCS_COMMANDS[0], ln.strip())]
+
+
+@pytest.mark.parametrize("cmd", _docs_commands())
+def test_docs_commands(cmd, trm_artefact, tmp_path):
+    """docs/tensorrt.md's check / plan / build lines on a copy of the demo artefact (`artefacts/trm-sudoku` stands
+    for it): check and plan exit 0, plan writes the script into the artefact, build exits 5 without TensorRT."""
+    art = tmp_path / "trm-sudoku"
+    shutil.copytree(trm_artefact, art)
+    args = [str(art) if a == "artefacts/trm-sudoku" else a for a in shlex.split(cmd)[1:]]
+    command, target = args[0], args[-1]
+    if command == "build" and HAVE_TRT:
+        pytest.skip("TensorRT is installed here: the build's outcome depends on this GPU")
+    r = cli(*args)
+    want = 5 if command == "build" else 0
+    assert r.returncode == want, r.stdout + r.stderr
+    if command == "plan":
+        assert (art / f"build_{target}.sh").is_file() and "engines: float32 at fp32" in r.stdout
+    if command == "build":
+        assert "TensorRT is not installed" in r.stderr and not (art / "engines").exists()
 
 
 # -- plan: the on-device script ----------------------------------------------------------------------------------------
