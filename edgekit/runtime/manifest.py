@@ -54,6 +54,7 @@ MAX_DEPTH = 32
 MAX_INT_DIGITS = 20
 MAX_ENTRIES = 10_000
 MAX_FILE_BYTES = 1 << 50
+MAX_THRESHOLD = 1e6  # halting scores are logits or residuals: far inside this
 
 
 def escape_text(value: object, limit: int = 200) -> str:
@@ -94,11 +95,13 @@ def _short(v: object) -> str:
     return escape_text(repr(v), 60)
 
 
-def _need(cond: bool, what: str) -> None:
+REEXPORT = "re-run `edgekit export` (the artefact is damaged or not edgekit's)"
+RETUNE = "re-run `edgekit tune --apply`, or remove runtime_defaults and its sha256 to answer at the validated settings"
+
+
+def _need(cond: bool, what: str, fix: str = REEXPORT) -> None:
     if not cond:
-        raise ArtefactError(
-            f"manifest.json: {what}; re-run `edgekit export` (the artefact is damaged or not edgekit's)"
-        )
+        raise ArtefactError(f"manifest.json: {what}; {fix}")
 
 
 def _int(v: object, lo: int, hi: int) -> bool:
@@ -358,32 +361,44 @@ def _check_seconds(s: object, m: dict[str, Any]) -> None:
 
 
 def _check_defaults(d: object, m: dict[str, Any]) -> None:
-    """`runtime_defaults` (written by `edgekit tune --apply`): a listed variant, a finite threshold or null (never
-    halt early), a step cap within the budget, and the digest tune recorded for exactly these values."""
+    """`runtime_defaults` (written by `edgekit tune --apply`): the digest tune recorded for exactly these values, a
+    listed variant, a threshold within the range halting scores take or null (never halt early), a step cap within
+    the budget."""
     if d is None:
         _need(m.get("runtime_defaults_sha256") is None, "runtime_defaults_sha256 without runtime_defaults")
         return
     dd = _obj(d, "'runtime_defaults'")
+    digest = m.get("runtime_defaults_sha256")
+    try:
+        same = _sha(digest) and digest == defaults_digest(dd)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise ArtefactError(
+            "manifest.json: runtime_defaults do not match runtime_defaults_sha256 (edited after `edgekit tune "
+            f"--apply` wrote them, or written by an older edgekit); {RETUNE}"
+        )
     variant = dd.get("variant")
     _need(
         isinstance(variant, str) and variant in m["variants"],
         f"runtime_defaults.variant {_short(variant)} is not a variant",
+        RETUNE,
     )
     thr = dd.get("halt_threshold")
-    _need(thr is None or _num(thr, -1e6, 1e6), f"runtime_defaults.halt_threshold {_short(thr)} is not a number or null")
+    _need(
+        thr is None or _num(thr, -MAX_THRESHOLD, MAX_THRESHOLD),
+        f"runtime_defaults.halt_threshold {_short(thr)} is not null or a number within +-{MAX_THRESHOLD:g}",
+        RETUNE,
+    )
     budget = m["graph"]["step_budget"]
     _need(
         _int(dd.get("max_steps"), 1, budget),
         f"runtime_defaults.max_steps {_short(dd.get('max_steps'))} is not an integer in [1, {budget}]",
+        RETUNE,
     )
-    _need(dd.get("chosen_by") is None or _str(dd["chosen_by"], MAX_NAME), "runtime_defaults.chosen_by is not text")
-    digest = m.get("runtime_defaults_sha256")
-    if not _sha(digest) or digest != defaults_digest(dd):
-        raise ArtefactError(
-            "manifest.json: runtime_defaults do not match runtime_defaults_sha256 (edited after `edgekit tune "
-            "--apply` wrote them, or written by an older edgekit); re-run `edgekit tune --apply`, or remove both "
-            "keys to answer at the validated settings"
-        )
+    _need(
+        dd.get("chosen_by") is None or _str(dd["chosen_by"], MAX_NAME), "runtime_defaults.chosen_by is not text", RETUNE
+    )
 
 
 def _check_puzzle_ids(p: object, files: dict[str, Any]) -> None:
