@@ -112,7 +112,7 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
         "quantization": sorted(quantization_types(model)),
         "bytes": path.stat().st_size,
         # shape inference is only worth its time where memory is checked (targets that state their memory)
-        "activation_bytes_per_sample": activation_bytes_per_sample(model) if target.memory_gb else 0,
+        "activation_bytes_per_sample": _activation_bytes(model) if target.memory_gb else 0,
     }
     findings: list[Finding] = []
     if opset > target.max_opset:
@@ -137,6 +137,15 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
             )
         findings += _TrtChecker(model, target, label).run()
     return _collapse(findings), summary
+
+
+def _activation_bytes(model: onnx.ModelProto) -> int:
+    """The memory estimate's activations; a graph it cannot size (element types this ONNX does not know, shapes
+    that overflow) counts 0 here: the tensor-type rules report what is wrong with it."""
+    try:
+        return activation_bytes_per_sample(model)
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return 0
 
 
 def _check_onnxruntime(path: Path, label: str) -> list[Finding]:
@@ -206,14 +215,14 @@ class _TrtChecker:
         for vi in [*graph.input, *graph.output, *graph.value_info]:
             tt = vi.type.tensor_type
             if tt.elem_type:
-                self.types[vi.name] = self.onnx.TensorProto.DataType.Name(tt.elem_type)
+                self.types[vi.name] = _type_name(tt.elem_type)
             self.shapes[vi.name] = (
                 [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
                 if tt.HasField("shape")
                 else None
             )
         for init in graph.initializer:
-            self.types[init.name] = self.onnx.TensorProto.DataType.Name(init.data_type)
+            self.types[init.name] = _type_name(init.data_type)
             self.shapes[init.name] = list(init.dims)
             _store(self.consts, init.name, numpy_helper, init)
         for node in graph.node:
@@ -221,7 +230,7 @@ class _TrtChecker:
             if node.op_type == "Constant" and node.output:
                 for a in node.attribute:
                     if a.name == "value":
-                        self.types[node.output[0]] = self.onnx.TensorProto.DataType.Name(a.t.data_type)
+                        self.types[node.output[0]] = _type_name(a.t.data_type)
                         _store(self.consts, node.output[0], numpy_helper, a.t)
                     elif a.name in ("value_int", "value_ints"):
                         self.consts[node.output[0]] = np.array(
@@ -354,8 +363,8 @@ class _TrtChecker:
             if shape is not None and not all(isinstance(d, int) and d > 0 for d in shape):
                 self.add("error", node, f"{where}EyeLike input has shape {shape}: TensorRT needs static dimensions")
         elif op == "TopK" and len(node.input) > 1 and node.input[1] in self.consts:
-            k = int(np.asarray(self.consts[node.input[1]]).reshape(-1)[0])
-            if k >= oplist.TOPK_MAX_K:
+            k = _first_int(self.consts[node.input[1]])
+            if k is not None and k >= oplist.TOPK_MAX_K:
                 self.add("error", node, f"{where}TopK K={k}: TensorRT needs K < {oplist.TOPK_MAX_K}")
 
     def _supported(self, node, where: str) -> bool:
@@ -402,13 +411,12 @@ class _TrtChecker:
             )
         if op == "Cast":
             to = next((a.i for a in node.attribute if a.name == "to"), None)
-            to_t = oplist.ONNX_TO_TRT.get(self.onnx.TensorProto.DataType.Name(to)) if to else None
+            to_t = oplist.ONNX_TO_TRT.get(_type_name(to)) if to else None
             if to and to_t not in allowed and to_t != "DOUBLE":
                 self.add(
                     "error",
                     node,
-                    f"{where}Cast to {self.onnx.TensorProto.DataType.Name(to)}: TensorRT casts only "
-                    f"to {', '.join(allowed)}",
+                    f"{where}Cast to {_type_name(to)}: TensorRT casts only to {', '.join(allowed)}",
                 )
 
     def _constant_inputs(self, node, where: str) -> None:
@@ -418,7 +426,7 @@ class _TrtChecker:
                     node.op_type == "Dropout"
                     and len(node.input) > idx
                     and node.input[idx] in self.consts
-                    and bool(np.asarray(self.consts[node.input[idx]]).reshape(-1)[0])
+                    and bool(_first_int(self.consts[node.input[idx]]))
                 ):
                     self.add("error", node, f"{where}Dropout training_mode is True; export in eval mode")
                 continue
@@ -465,7 +473,7 @@ class _TrtChecker:
         op = node.op_type
         zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
         out_dtype = next((a.i for a in node.attribute if a.name == "output_dtype" and a.i), None)
-        t = self.types.get(zp) if zp else (self.onnx.TensorProto.DataType.Name(out_dtype) if out_dtype else None)
+        t = self.types.get(zp) if zp else (_type_name(out_dtype) if out_dtype else None)
         if t is None and op == "DequantizeLinear":
             t = self.types.get(node.input[0])
         precisions = self.target.precisions
@@ -525,10 +533,21 @@ class _TrtChecker:
             self.add("error", node, f"{where}{op} scale has values <= 0; TensorRT needs positive scales")
 
     def _loop(self, node, where: str) -> None:
-        body = next(a.g for a in node.attribute if a.name == "body")
+        body = next((a.g for a in node.attribute if a.name == "body" and a.HasField("g")), None)
+        if body is None:
+            self.add("error", node, f"{where}Loop has no body graph: the file is damaged; re-export it")
+            return
         m = node.input[0] if len(node.input) > 0 and node.input[0] else None
         cond = node.input[1] if len(node.input) > 1 and node.input[1] else None
-        m_value = int(np.asarray(self.consts[m]).reshape(-1)[0]) if m in self.consts else None
+        m_value = _first_int(self.consts[m]) if m in self.consts else None
+        if m in self.consts and (m_value is None or np.asarray(self.consts[m]).size != 1):
+            self.add(
+                "error",
+                node,
+                f"{where}Loop trip count M is not one integer (a {np.asarray(self.consts[m]).dtype} tensor of "
+                f"{np.asarray(self.consts[m]).size} values): the file is damaged; re-export it",
+            )
+            return
         has_count = m is not None and not (m_value is not None and m_value >= oplist.INT32_MAX)
         if not has_count and cond is None:
             self.add(
@@ -639,6 +658,25 @@ ORT_CPU_OPS = {
     "MatMulIntegerToFloat": "int8_dynamic",
     "MatMulNBits": "int8_nbits / int4_weight_only",
 }
+
+
+def _type_name(elem_type: int) -> str:
+    """ONNX's name of an element type; a number the ONNX version here does not know stays a number (a damaged or
+    newer file: reported as not a TensorRT type, never a crash)."""
+    import onnx
+
+    try:
+        return str(onnx.TensorProto.DataType.Name(elem_type))
+    except ValueError:
+        return f"elem_type {elem_type}"
+
+
+def _first_int(value: np.ndarray) -> int | None:
+    """The first element of a constant as an integer; None when it is empty or not a number."""
+    a = np.asarray(value)
+    if a.size == 0 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_)):
+        return None
+    return int(a.reshape(-1)[0])
 
 
 def _store(consts: dict[str, np.ndarray], name: str, numpy_helper, tensor) -> None:
