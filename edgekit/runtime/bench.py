@@ -28,6 +28,8 @@ import onnxruntime as ort
 from .errors import RuntimeInputError
 from .runner import MODES, Runner
 
+MAX_BATCH = 65536  # samples per timed call, as for serve's slots: batches are tiled from the inputs
+
 
 @dataclass
 class BatchStats:
@@ -59,13 +61,19 @@ def percentiles(values_ms: list[float] | np.ndarray) -> tuple[float, float, floa
     return tuple(float(np.percentile(a, q)) for q in (50, 90, 99))  # type: ignore[return-value]
 
 
+def check_batch(batch: Any) -> int:
+    """A batch size in [1, MAX_BATCH], or one RuntimeInputError line."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= MAX_BATCH:
+        raise RuntimeInputError(f"batch size must be an integer in [1, {MAX_BATCH}], got {batch!r}")
+    return int(batch)
+
+
 def make_batches(
     inputs: np.ndarray, batch: int, labels: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Whole batches of `batch` samples (a remainder is dropped); with fewer samples than one batch the inputs are
     tiled to fill it, so every timed call has exactly `batch` samples."""
-    if batch < 1:
-        raise RuntimeInputError(f"batch size must be >= 1, got {batch}")
+    batch = check_batch(batch)
     n = len(inputs)
     if n == 0:
         raise RuntimeInputError("no inputs to benchmark")
@@ -102,10 +110,11 @@ def benchmark(
         raise RuntimeInputError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     if repeats < 1:
         raise RuntimeInputError(f"repeats must be >= 1, got {repeats}")
+    sizes = [check_batch(b) for b in batch_sizes]  # before any work: a bad size late in the list costs nothing
     inputs = runner.check_inputs(inputs)
     out = []
-    for b in batch_sizes:
-        batches = make_batches(inputs, int(b), labels)
+    for b in sizes:
+        batches = make_batches(inputs, b, labels)
         for _ in range(max(0, warmup)):
             runner.solve(batches[0][0], mode=mode, **solve_kwargs)
         lat: list[float] = []

@@ -21,6 +21,9 @@ from .errors import RuntimeInputError
 
 GRAPH_TIMES_SCHEMA = 1
 MAX_BYTES = 1 << 20
+# Per-call times a file may state (ms): a nanosecond to an hour. Within these, every latency tune predicts from
+# them (at most 100,000 steps of three graph calls) stays a finite number, so tune.json stays JSON.
+MIN_MS, MAX_MS = 1e-6, 3.6e6
 
 
 @dataclass
@@ -57,9 +60,16 @@ def time_graphs(runner: Any, inputs: np.ndarray, batch: int, reps: int = 3, puzz
     """Time encode / step / readout of the runner's variant at batch sizes 1, 2, 4, ..., batch on real inputs
     (the step on a state past step 1, as served)."""
     from .. import progress
+    from .memory import MAX_CALL_BYTES, bytes_per_sample
 
     enc, stp, rd = [], [], []
     sizes = batch_sizes(batch)
+    per_sample = bytes_per_sample(runner.manifest)
+    if per_sample * sizes[-1] > MAX_CALL_BYTES:  # each size is one graph call, not chunked
+        raise RuntimeInputError(
+            f"timing graphs at batch {sizes[-1]} needs ~{per_sample * sizes[-1] / 1e9:.1f} GB for one call "
+            f"(estimated from the model's configuration); time at most batch {max(1, MAX_CALL_BYTES // per_sample)}"
+        )
     with progress.task(f"timing {runner.variant} graphs", len(sizes)) as bar:
         for b in sizes:
             x_in = runner.check_inputs(np.resize(inputs, (b, *inputs.shape[1:])))
@@ -78,6 +88,9 @@ def time_graphs(runner: Any, inputs: np.ndarray, batch: int, reps: int = 3, puzz
 def graph_times_record(runner: Any, times: StepTimes) -> dict[str, Any]:
     """One variant's entry of a graph-times file, tied to the step graph it timed."""
     key = runner.graphs["step"]
+    for graph in ("encode", "step", "readout"):
+        if not all(math.isfinite(v) and v > 0 for v in getattr(times, graph)):
+            raise RuntimeInputError(f"the {graph} graph's measured times are not positive finite numbers")
     return {
         "step_sha256": runner.manifest.get("sha256", {}).get(key),
         "sizes": times.sizes,
@@ -101,8 +114,8 @@ def write_graph_times(path: Path, providers: list[str], records: dict[str, dict[
 
 
 def read_graph_times(path: Path) -> dict[str, Any]:
-    """A graph-times file, checked: size-bounded JSON, schema 1, per variant increasing batch sizes and finite
-    positive times of the same length. Anything else is one RuntimeInputError line."""
+    """A graph-times file, checked: size-bounded JSON, schema 1, per variant increasing batch sizes and times of
+    the same length between `MIN_MS` and `MAX_MS`. Anything else is one RuntimeInputError line."""
     path = Path(path)
     bad = f"{path} is not a graph-times file written by `edgekit bench --graph-times`"
     if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_BYTES:
@@ -127,14 +140,17 @@ def read_graph_times(path: Path) -> dict[str, Any]:
                 isinstance(v.get(k), list)
                 and len(v[k]) == len(sizes)
                 and all(
-                    isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0 for t in v[k]
+                    isinstance(t, (int, float)) and not isinstance(t, bool) and MIN_MS <= t <= MAX_MS for t in v[k]
                 )  # fmt: skip
                 for k in ("encode_ms", "step_ms", "readout_ms")
             )
             and isinstance(v.get("step_sha256"), str)
         )
         if not ok:
-            raise RuntimeInputError(f"{bad} (variant {str(name)[:40]!r}: sizes and times are not consistent)")
+            raise RuntimeInputError(
+                f"{bad} (variant {str(name)[:40]!r}: sizes and times are not consistent, or a time is outside "
+                f"{MIN_MS:g}..{MAX_MS:g} ms)"
+            )
     return doc
 
 
