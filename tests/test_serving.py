@@ -24,6 +24,9 @@ from edgekit.runtime import Runner, RuntimeInputError
 from edgekit.runtime.providers import PROVIDERS, ProviderError, ProviderSettings, resolve
 from edgekit.runtime.server import LineReader, Server, ServerFailed, ServerStopped, SlotScheduler
 
+# docs/serving.md's command, run by test_serving_docs_command (tests/test_readme.py reads this)
+DOCS_COMMANDS = (r"^cat examples/puzzles\.txt \| \.venv-device/bin/edgekit serve artefacts/trm-sudoku --slots 16$",)
+
 
 @pytest.fixture(scope="module")
 def mixed_puzzles():
@@ -455,3 +458,22 @@ def test_serve_stops_within_a_second_on_a_signal(trm_artefact, mixed_puzzles, si
     assert len(lines) == 1 and lines[0].startswith(f"interrupted ({signal.Signals(sig).name})"), err
     if stdin_open:
         p.stdin.close()
+
+
+def test_serving_docs_command(trm_artefact, root):
+    """docs/serving.md's pipeline, with the device venv's edgekit where it exists (else this interpreter's)."""
+    import re
+    import shlex
+
+    page = (root / "docs" / "serving.md").read_text()
+    cmd = next(c for c in re.findall(r"^```bash\n(.*?)^```", page, re.S | re.M)[0].splitlines() if "serve" in c)
+    assert re.match(DOCS_COMMANDS[0], cmd), cmd
+    device = root / ".venv-device" / "bin" / "edgekit"
+    tool = shlex.quote(str(device)) if device.exists() else f"{shlex.quote(sys.executable)} -m edgekit.cli"
+    line = cmd.replace(".venv-device/bin/edgekit", tool).replace("artefacts/trm-sudoku", shlex.quote(str(trm_artefact)))
+    p = subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=root, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    puzzles = [x for x in (root / "examples" / "puzzles.txt").read_text().splitlines() if x.strip()]
+    assert sorted(r["line"] for r in rows) == list(range(1, len(puzzles) + 1))
+    assert all(len(r["answer"]) == 81 and r["steps"] >= 1 for r in rows)
