@@ -361,23 +361,13 @@ def _check_seconds(s: object, m: dict[str, Any]) -> None:
 
 
 def _check_defaults(d: object, m: dict[str, Any]) -> None:
-    """`runtime_defaults` (written by `edgekit tune --apply`): the digest tune recorded for exactly these values, a
-    listed variant, a threshold within the range halting scores take or null (never halt early), a step cap within
-    the budget."""
+    """`runtime_defaults` (written by `edgekit tune --apply`): a listed variant, a threshold within the range halting
+    scores take or null (never halt early), a step cap within the budget, and the digest tune recorded for exactly
+    these values."""
     if d is None:
         _need(m.get("runtime_defaults_sha256") is None, "runtime_defaults_sha256 without runtime_defaults")
         return
     dd = _obj(d, "'runtime_defaults'")
-    digest = m.get("runtime_defaults_sha256")
-    try:
-        same = _sha(digest) and digest == defaults_digest(dd)
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        raise ArtefactError(
-            "manifest.json: runtime_defaults do not match runtime_defaults_sha256 (edited after `edgekit tune "
-            f"--apply` wrote them, or written by an older edgekit); {RETUNE}"
-        )
     variant = dd.get("variant")
     _need(
         isinstance(variant, str) and variant in m["variants"],
@@ -399,6 +389,16 @@ def _check_defaults(d: object, m: dict[str, Any]) -> None:
     _need(
         dd.get("chosen_by") is None or _str(dd["chosen_by"], MAX_NAME), "runtime_defaults.chosen_by is not text", RETUNE
     )
+    digest = m.get("runtime_defaults_sha256")
+    try:
+        same = _sha(digest) and digest == defaults_digest(dd)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise ArtefactError(
+            "manifest.json: runtime_defaults do not match runtime_defaults_sha256 (edited after `edgekit tune "
+            f"--apply` wrote them, or written by an older edgekit); {RETUNE}"
+        )
 
 
 def _check_puzzle_ids(p: object, files: dict[str, Any]) -> None:
