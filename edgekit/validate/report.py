@@ -209,6 +209,9 @@ def report_markdown(
     src = results.get("data_source")
     if src:
         lines.append(f"Data file: `{src['data']}`, split `{src['split']}`, examples {src['examples']} of {src['of']}.")
+    from ..scale.settings import report_lines  # where the rollouts ran (executor, workers, reference device)
+
+    lines += report_lines(results.get("scale"))
     lines += ["", *_validated(results, manifest)]
     lines += [
         "",

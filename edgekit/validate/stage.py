@@ -34,13 +34,14 @@ def runner_ids(runner, data: TaskData) -> np.ndarray | None:
     return data.puzzle_ids if runner.takes_puzzle_ids else None
 
 
-def _torch_variant(model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None):
+def _torch_variant(
+    model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None, scale=None
+):
+    from ..scale import reference_rollout
     from .compare import Variant
-    from .reference import reference_rollout
 
-    t0 = time.time()
-    ids = data.puzzle_ids if takes_ids(model) else None
-    preds, halts, last = reference_rollout(model, data.inputs, batch, f"validating {name}", weights_sha256, log, ids)
+    t0 = time.time()  # sharded on the validation's executor and device (edgekit/scale), cached per shard
+    preds, halts, last = reference_rollout(model, data, batch, f"validating {name}", weights_sha256, log, scale)
     return Variant(name, preds, halts, last, time.time() - t0)
 
 
@@ -62,26 +63,19 @@ def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
     return e
 
 
-def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None):
+def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=None):
     """Every step of every example through the variant's step graphs, read from the cache when these exact graph
-    bytes ran on these examples before (see validate/reference.py)."""
+    bytes ran on these examples before (see validate/reference.py); computed shard by shard on the executor of
+    `scale` (edgekit/scale: default the command line's, else serial), each shard cached so a stopped run resumes."""
     from .compare import Variant
     from .reference import cached_rollout, keyed, onnx_rollout_key
 
     ids = runner_ids(runner, data)
 
     def compute():
-        chunks = []
-        with progress.task(f"validating {name}", len(data.inputs)) as bar:
-            for i in range(0, len(data.inputs), batch):
-                chunks.append(runner.run(data.inputs[i : i + batch], puzzle_ids=_part(ids, i, batch)))
-                bar.advance(len(chunks[-1].preds[0]))
-        steps = len(chunks[0].preds)
-        return (
-            [np.concatenate([c.preds[s] for c in chunks]) for s in range(steps)],
-            [np.concatenate([c.halt[s] for c in chunks]) for s in range(steps)] if chunks[0].halt else [],
-            np.concatenate([c.logits for c in chunks]),
-        )
+        from ..scale import onnx_rollout as sharded_onnx_rollout
+
+        return sharded_onnx_rollout(runner, data, batch, f"validating {name}", key, scale)
 
     keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
     extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest["files"]]
@@ -183,13 +177,16 @@ def validate_artefact(
     bs = recipe.validate_.batch_size
     which = recipe.validate_.reference
     sha = manifest["model"].get("checkpoint_sha256")
+    from ..scale import begin
+
+    scale = begin(recipe.validate_)  # executor, workers, device: checked before any rollout
     if fp32 is native or which == "float32":  # the ONNX graphs are float32: the like-for-like reference
-        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log)
+        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log, scale)
     elif which == "trained":
-        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log)
+        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log, scale)
     else:  # both: gates against the model as trained, export parity against float32 PyTorch
-        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log)
-        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log)
+        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log, scale)
+        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log, scale)
     from ..tasks import get_task
 
     task = get_task(recipe.task.name)
@@ -225,7 +222,7 @@ def validate_artefact(
     compressed: list[tuple[dict, Any, Any]] = []  # (entry, runner, rollout) of each compressed variant
     for precision in variants:
         runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
-        v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log)
+        v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log, scale)
         recorded.add(precision, v.name, v)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
@@ -312,6 +309,7 @@ def validate_artefact(
         "gates": gates,
         "passed": passed,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__},
+        "scale": scale.record(),  # where the rollouts ran: executor, workers, the references' device
     }
     write_json(tmp / "results.json", results)
     from ..runtime.verify import GOLDEN, write_golden
