@@ -167,6 +167,20 @@ class ValidateSection(_Strict):
     batch_size: int = Field(default=64, gt=0, le=65536)
     latency_batch: int = Field(default=1, gt=0, le=65536, description="batch the latency gates are measured at")
     latency_n: int = Field(default=64, gt=0, le=100_000, description="validation examples timed for latency gates")
+    # where the rollouts run (edgekit/scale, docs/scale.md): the numbers are the same on every executor
+    executor: Literal["serial", "processes", "ray"] = Field(
+        default="serial",
+        description="serial (this process), processes (this machine), ray (a local Ray instance or a cluster; "
+        "the scale extra); `--executor` overrides",
+    )
+    workers: int | None = Field(default=None, ge=1, le=4096, description="workers (default: one per CPU)")
+    ray_address: str | None = Field(
+        default=None, max_length=256, description="a Ray cluster (host:port or ray://host:port); default RAY_ADDRESS"
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu",
+        description="PyTorch references on a GPU (float32, TF32 off): not bit-identical to CPU references",
+    )
 
 
 class GatesSection(_Strict):

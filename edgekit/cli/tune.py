@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .. import progress
 from ..errors import EXIT_BUDGET_GATE, EdgekitError
+from ..scale.settings import EXECUTOR_HELP, WORKERS_HELP, for_command
 from .app import app, console, err_console, fail
 
 
@@ -37,6 +38,8 @@ def tune(
         "targets): latency is then estimated from them, not measured here",
     ),
     json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
+    executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """The accuracy-latency front over the artefact's variants, halting thresholds and step caps, measured on this
     machine; the most accurate configuration within the budget; with --apply (or when confirmed on a terminal)
@@ -45,7 +48,10 @@ def tune(
 
     settings = TuneSettings(latency_budget, batch, variant or None, check_n=check_n, latency_from=latency_from)
     try:
-        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+        with (
+            progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)),
+            for_command(recipe, executor, workers),
+        ):
             res = run_tune(recipe, artefact, settings, log=lambda s: None if json_out else console.print(
                 f"[dim]• {escape(s)}[/]"))  # fmt: skip
         folder = artefact or _folder(recipe)

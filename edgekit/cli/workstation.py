@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .. import progress
 from ..errors import EdgekitError
+from ..scale.settings import EXECUTOR_HELP, WORKERS_HELP, for_command
 from .app import app, console, err_console, fail, num
 
 
@@ -19,6 +20,8 @@ def export(
     out: Path | None = typer.Option(None, "--out", "-o", help="artefact folder (default: the recipe's output)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate the recipe and target, then stop"),
     json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
+    executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict."""
     from ..schema import load_recipe, load_target
@@ -37,7 +40,10 @@ def export(
             )
             return
 
-        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+        with (
+            progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)),
+            for_command(recipe, executor, workers),
+        ):
             outcome = run_export(recipe, out, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None)
     except EdgekitError as e:
         fail(e)
@@ -326,13 +332,18 @@ def validate(
     recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (model, data, gates)"),
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
     json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
+    executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """Re-validate an existing artefact against its PyTorch model with the recipe's data and gates; rewrites
     results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed)."""
     try:
         from ..pipeline import run_validate
 
-        with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
+        with (
+            progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)),
+            for_command(recipe, executor, workers),
+        ):
             outcome = run_validate(
                 recipe, artefact, log=lambda s: console.print(f"[dim]• {s}[/]") if not json_out else None
             )
