@@ -30,6 +30,7 @@ from ..errors import first_line
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
 from .manifest import read_manifest, safe_path
+from .memory import DEFAULT_MEMORY_BUDGET, check_graph_file, chunk_for_memory
 from .puzzles import PuzzleMap
 from .stepper import PlainStep, Stepper
 
@@ -98,7 +99,12 @@ class HostRunner:
     backend = "none"
 
     def __init__(
-        self, artefact: str | Path, variant: str | None = None, chunk_size: int = DEFAULT_CHUNK, complete: bool = True
+        self,
+        artefact: str | Path,
+        variant: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+        complete: bool = True,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         self.folder = Path(artefact)
         self.manifest: dict[str, Any] = read_manifest(self.folder, complete=complete)
@@ -119,7 +125,12 @@ class HostRunner:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise RuntimeInputError(f"chunk_size must be >= 1, got {chunk_size}")
         self.variant = variant
-        self.chunk_size = chunk_size
+        # samples per graph call: at most `chunk_size`, and few enough that one call's activations stay within
+        # `memory_budget` (runtime/memory.py estimates bytes per sample from the manifest: 1 GiB by default, so the
+        # ARC demo's 900-cell HRM runs ~27 samples a call where 1,024 would take ~35 GB on an 8 GB Jetson)
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1:
+            raise RuntimeInputError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        self.chunk_size = min(chunk_size, chunk_for_memory(self.manifest, memory_budget))
         self.graphs: dict[str, str] = {g: key for g, key in variants[variant].items() if key in files}
         self._puzzles: PuzzleMap | None = None
         if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
@@ -167,6 +178,20 @@ class HostRunner:
         if key not in self.manifest["files"]:
             raise ArtefactError(f"the manifest lists no {key!r} file: re-run `edgekit export`")
         return safe_path(self.folder, self.manifest["files"][key])
+
+    def graph_path(self, graph: str) -> Path:
+        """The ONNX file of one of the variant's graphs, checked before a backend parses it: present, a regular file
+        inside the artefact, and within the node / initializer counts a real graph has (a file of 300,000 tiny
+        initializers would stall session creation for minutes)."""
+        if graph not in self.graphs:
+            raise ArtefactError(
+                f"artefact variant {self.variant!r} has no {graph} graph; re-export with `export.forms` including it"
+            )
+        path = self.file(self.graphs[graph])
+        if not path.is_file():
+            raise ArtefactError(f"{path} is missing: the artefact is incomplete, re-run `edgekit export`")
+        check_graph_file(path)
+        return path
 
     def call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run one of the variant's graphs, feeding each only the inputs it declares."""
@@ -243,7 +268,7 @@ class HostRunner:
         x_in = self.check_inputs(inputs)
         steps = steps or self.graph["step_budget"]
         rows = self.puzzle_rows(puzzle_ids, len(x_in))
-        c = self.max_batch or len(x_in)
+        c = min(self.chunk_size, self.max_batch or self.chunk_size)  # as `solve` chunks: memory and profile bounds
         parts = [
             self._run_chunk(x_in[i : i + c], None if rows is None else rows[i : i + c], steps, record)
             for i in range(0, len(x_in), c)

@@ -18,6 +18,7 @@ import onnxruntime as ort
 from ..errors import first_line
 from .base import DEFAULT_CHUNK, MODES, HostRunner, RunResult, Solution
 from .errors import ArtefactError, RuntimeInputError
+from .memory import DEFAULT_MEMORY_BUDGET
 from .providers import ProviderError, ProviderSettings, artefact_key, check_session, options_for_graph, resolve
 from .stepper import BoundStep, PlainStep, Stepper
 
@@ -44,8 +45,9 @@ class Runner(HostRunner):
         complete: bool = True,
         allow_fallback: bool = False,
         tf32: bool | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
-        super().__init__(artefact, variant, chunk_size, complete)
+        super().__init__(artefact, variant, chunk_size, complete, memory_budget)
         raw = (self.folder / "manifest.json").read_bytes()
         self.opts = ort.SessionOptions()
         self.opts.log_severity_level = 3  # the Loop form's overridable defaults trigger a harmless warning
@@ -81,14 +83,7 @@ class Runner(HostRunner):
     # -- sessions -------------------------------------------------------------------------------------------------
     def session(self, graph: str) -> ort.InferenceSession:
         if graph not in self._sessions:
-            if graph not in self.graphs:
-                raise ArtefactError(
-                    f"artefact variant {self.variant!r} has no {graph} graph; "
-                    "re-export with `export.forms` including it"
-                )
-            path = self.file(self.graphs[graph])
-            if not path.is_file():
-                raise ArtefactError(f"{path} is missing: the artefact is incomplete, re-run `edgekit export`")
+            path = self.graph_path(graph)
             self._open(graph, str(path), path.name)
         return self._sessions[graph]
 

@@ -26,6 +26,7 @@ from ..errors import EdgekitError, InputError
 from .base import DEFAULT_CHUNK, HostRunner
 from .engine_folder import EngineFolder, open_engine_folder
 from .errors import RuntimeInputError
+from .memory import DEFAULT_MEMORY_BUDGET
 
 
 def _check(cudart: Any, result: Any) -> Any:
@@ -219,11 +220,12 @@ class TensorRTRunner(HostRunner):
         engines: str | Path | None = None,
         variant: str | None = None,
         chunk_size: int = DEFAULT_CHUNK,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
-        super().__init__(artefact, variant, chunk_size)
+        super().__init__(artefact, variant, chunk_size, memory_budget=memory_budget)
         # host-side checks first: a wrong folder is refused before TensorRT is even imported
         self.engines: EngineFolder = open_engine_folder(self.folder, self.manifest, self.graphs, engines, target)
-        from ..tensorrt.toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
+        from .toolchain import gpu_info, import_cudart, require_tensorrt, tensorrt_version
 
         self.trt = require_tensorrt(self.engines.target, str(self.folder))
         self.cudart = import_cudart()
