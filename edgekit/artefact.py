@@ -76,6 +76,18 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
+def output_folder(name: str, output: str | None, base: Path, out: str | Path | None = None) -> Path:
+    """The artefact folder an export of recipe `name` writes (--out, else the recipe's `output` relative to the
+    recipe's folder `base`, else artefacts/<name> under the current folder), checked: never a folder edgekit does
+    not own, a link, `/`, home, or the recipe's folder."""
+    if out or output is None:
+        final = Path(out).expanduser() if out else Path.cwd() / "artefacts" / name
+    else:
+        raw = Path(output).expanduser()
+        final = raw if raw.is_absolute() else base / raw
+    return check_output(final, protect=[base])
+
+
 def check_output(final: Path, marker: str = MARKER, protect: Sequence[Path] = ()) -> Path:
     """The output folder as an absolute path, or OutputError when writing it could destroy what edgekit does not
     own. `protect`: folders that must survive (the recipe's folder): the output may be inside them, never them or

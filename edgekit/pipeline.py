@@ -81,13 +81,12 @@ def _data_seq_len(recipe: Recipe) -> int | None:
 
 
 def resolve_output(recipe: Recipe, base: Path, out: str | Path | None = None) -> Path:
-    """The artefact folder an export writes (--out, else the recipe's `output`, else artefacts/<name> next to the
-    recipe's folder), checked: never a folder edgekit does not own, a link, `/`, home, or the recipe's folder."""
-    from .artefact import check_output
+    """The artefact folder an export writes (--out, else the recipe's `output` relative to the recipe, else
+    artefacts/<name> under the current folder), checked: never a folder edgekit does not own, a link, `/`, home, or
+    the recipe's folder."""
+    from .artefact import output_folder
 
-    raw = Path(out).expanduser() if out else Path(recipe.output or f"../artefacts/{recipe.name}").expanduser()
-    final = raw if raw.is_absolute() or out else base / raw
-    return check_output(final, protect=[base])
+    return output_folder(recipe.name, recipe.output, base, out)
 
 
 def _task_data(recipe: Recipe, model: Any) -> TaskData:

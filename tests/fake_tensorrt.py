@@ -226,7 +226,7 @@ def real_cuda() -> bool:
 def install(monkeypatch: Any, profile: tuple[int, int, int] = (1, 4, 16), gpu: tuple[str, str] = ("Fake GPU", "8.9")):
     """Put the stand-ins where the backend imports them from; returns (trt, cudart). With `real_cuda()` the CUDA
     runtime and the GPU probe are the real ones and only TensorRT is a stand-in."""
-    import edgekit.tensorrt.toolchain as toolchain
+    import edgekit.runtime.toolchain as toolchain
 
     if real_cuda():
         cudart: Any = toolchain.import_cudart()
@@ -255,7 +255,7 @@ def write_fake_engines(
     from pathlib import Path
 
     if gpu is None:
-        from edgekit.tensorrt.toolchain import gpu_info
+        from edgekit.runtime.toolchain import gpu_info
 
         gpu = gpu_info() if real_cuda() else ("Fake GPU", "8.9")
     artefact, folder = Path(artefact), Path(folder)

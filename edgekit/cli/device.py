@@ -85,9 +85,6 @@ def _options(
 ) -> DeviceOptions:
     if engines is not None and provider:
         raise typer.BadParameter("--engines runs TensorRT engines directly; drop --provider", param_hint="--engines")
-    if backend != "openvino" and (ov_device or ov_precision):
-        flag = "--device" if ov_device else "--ov-precision"
-        raise typer.BadParameter(f"{flag} is an OpenVINO setting; add --backend openvino", param_hint=flag)
     return DeviceOptions(
         provider or None, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device,
         ov_precision,
@@ -266,7 +263,7 @@ def bench(
     except EdgekitError as e:
         fail(e)
     if plot is not None:
-        from ..bench_plot import write_bench_plot
+        from .bench_plot import write_bench_plot
 
         try:
             write_bench_plot(rows, plot, f"edgekit bench {artefact.name} ({described}; {repeats} repeats)")

@@ -274,7 +274,7 @@ def _providers(dev: Device, offered: list[str]) -> list[DoctorCheck]:
 
 def _gpu(dev: Device) -> DoctorCheck:
     from edgekit.errors import EdgekitError
-    from edgekit.tensorrt.toolchain import gpu_info
+    from edgekit.runtime.toolchain import gpu_info
 
     tree = Path("/proc/device-tree/model")
     if tree.is_file():
@@ -327,7 +327,7 @@ MATCHERS = {"onnxruntime": _cpu_target, "tensorrt": _gpu_target}
 def _targets(dev: Device, trt: str | None) -> tuple[DoctorCheck, list[dict[str, Any]]]:
     """The bundled targets whose hardware is this device's; with TensorRT installed, each TensorRT target says
     whether its version range admits it (JetPack 6 and 7 targets differ there only)."""
-    from edgekit.tensorrt.versions import in_range
+    from edgekit.runtime.versions import in_range
 
     try:
         targets = read_targets()
@@ -356,7 +356,7 @@ def _targets(dev: Device, trt: str | None) -> tuple[DoctorCheck, list[dict[str, 
 def _tensorrt_checks(dev: Device, match: list[dict[str, Any]], res: dict[str, str]) -> list[DoctorCheck]:
     """TensorRT and cuda-python: needed (a failure) only where every target this device matches is a TensorRT
     one (a Jetson); elsewhere their absence is a line, not a failure."""
-    from edgekit.tensorrt.versions import in_range
+    from edgekit.runtime.versions import in_range
 
     trt_targets = [t for t in match if t.get("backend") == "tensorrt"]
     needed = bool(trt_targets) and len(trt_targets) == len(match)

@@ -18,9 +18,7 @@ from ..schema import Target, load_target
 from . import versions
 from .engine_manifest import ENGINE_MANIFEST, ENGINE_SCHEMA_VERSION
 from .recipe import BuildRecipe, make_recipe
-
-# Compute capability of a Jetson by the SoC named in /proc/device-tree/model.
-_JETSON_CC = {"Orin": "8.7", "Xavier": "7.2"}
+from .toolchain import JETSON_CC
 
 
 def script_name(target: str) -> str:
@@ -120,7 +118,7 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "GPU_NAME=unknown; GPU_CC=unknown; L4T=$(head -n1 /etc/nv_tegra_release 2>/dev/null || true)",
         "if [ -r /proc/device-tree/model ] && grep -qai jetson /proc/device-tree/model; then",
         "  GPU_NAME=$(tr -d '\\0' < /proc/device-tree/model)",
-        '  case "$GPU_NAME" in ' + " ".join(f"*{soc}*) GPU_CC={cc};;" for soc, cc in _JETSON_CC.items()) + " esac",
+        '  case "$GPU_NAME" in ' + " ".join(f"*{soc}*) GPU_CC={cc};;" for soc, cc in JETSON_CC.items()) + " esac",
     ]
     if target.device_model:
         lines.append(

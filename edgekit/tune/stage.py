@@ -22,8 +22,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import RecipeError
-from ..tasks.metrics import halting_steps
-from .front import Config, answers, choose, grid, pareto_front, thresholds_for
+from ..tasks.metrics import exact_per_sample, halting_steps
+from .front import Config, answers, choose, fastest_meeting, grid, pareto_front, thresholds_for
 from .latency import StepTimes, measure_ms, predict_ms, time_graphs
 
 TUNE_SCHEMA_VERSION = 1
@@ -38,6 +38,7 @@ class TuneSettings:
     latency_n: int = 64  # examples timed end to end per measured configuration
     check_n: int = 512  # held-out examples the chosen configuration is re-measured on
     latency_from: Path | None = None  # graph times measured on the target device (`edgekit bench --graph-times`)
+    min_accuracy: float | None = None  # accuracy floor; None: the validated exact at halting minus the drop limit
 
 
 def _rollout(runner, data, name: str, batch: int, log) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +64,7 @@ def _check_set(recipe, n: int):
 def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettings, log: Callable = print) -> dict:
     """The tune result (front, choice, re-measured accuracy) as a dict; writes tune.json and tune_front.png into
     the artefact. The artefact's manifest is changed only by `apply_defaults`."""
-    from ..pipeline import resolve_output
+    from ..artefact import output_folder
     from ..runtime import Runner
     from ..runtime.errors import ArtefactError
     from ..runtime.manifest import read_manifest
@@ -78,7 +79,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
             f"on the device run `edgekit bench ARTEFACT --variant all --batch {s.batch} --graph-times times.json` "
             "(onnxruntime's TensorRT provider: --provider tensorrt), then tune here with --latency-from times.json",
         )
-    folder = Path(artefact).expanduser() if artefact else resolve_output(recipe, base)
+    folder = Path(artefact).expanduser() if artefact else output_folder(recipe.name, recipe.output, base)
     try:
         manifest = read_manifest(folder, complete=True)
     except ArtefactError as e:
@@ -121,6 +122,8 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     ref = "float32" if "float32" in records else names[0]
     ref_preds, ref_halt = records[ref]
     default_answers = answers(ref_preds, halting_steps(ref_halt[:budget], default_thr))
+    floor = _floor(recipe, s, float(exact_per_sample(default_answers, data.labels).mean()), ref)
+    log(f"accuracy floor {floor['value']:.4g}: {floor['source']}")
     timed = data.inputs[: s.latency_n]
     configs: list[Config] = []
     timings: dict[str, StepTimes] = {}
@@ -143,10 +146,11 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
                 c.latency_source = "device graph times"
         configs += cs
     if device is not None:
-        chosen = choose(pareto_front(configs), s.budget_ms)
+        chosen = choose(pareto_front(configs), s.budget_ms, floor["value"])
     else:
-        chosen = _choose_measured(configs, s, runners, timed, log)
+        chosen = _choose_measured(configs, s, runners, timed, floor["value"], log)
     front = pareto_front(configs)
+    meeting = fastest_meeting(configs, floor["value"])
     check = _recheck(recipe, runners, chosen, ref, default_thr, budget, s, log) if chosen else None
     fastest = front[0] if front else None
     result: dict[str, Any] = {
@@ -159,9 +163,11 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         "edgekit": __version__,
         "default": {"variant": ref, "threshold": default_thr, "cap": budget},
         "configurations": len(configs),
+        "floor": floor,
         "front": [c.to_dict() for c in front],
         "chosen": chosen.to_dict() if chosen else None,
         "fastest": fastest.to_dict() if fastest else None,
+        "fastest_meeting_floor": meeting.to_dict() if meeting else None,
         "check": check,
         "latency_model": {
             v: {"batch_sizes": t.sizes, "step_ms": [round(x, 3) for x in t.step], "scale": round(t.scale, 3)}
@@ -231,13 +237,33 @@ def _failed_variants(folder: Path, log) -> set[str]:
     return out
 
 
-def _choose_measured(configs: list[Config], s: TuneSettings, runners, timed: np.ndarray, log) -> Config | None:
-    """Choose on predicted latency, then measure the choice end to end; if the measurement breaks the budget, the
-    next faster front point is measured, and so on (at most 6 measurements)."""
+def _floor(recipe, s: TuneSettings, validated: float, ref: str) -> dict[str, Any]:
+    """The accuracy floor a chosen configuration must keep: --min-accuracy, or the validated configuration's exact
+    accuracy at halting on the tuning set minus the recipe's drop limit (the halted-answer gate, else the
+    full-budget one), so tune never buys speed with more accuracy than the recipe's gates allow."""
+    if s.min_accuracy is not None:
+        return {"value": s.min_accuracy, "source": "--min-accuracy", "validated": validated}
+    g = recipe.gates
+    limits = {"max_exact_halted_drop": g.max_exact_halted_drop, "max_exact_drop": g.max_exact_drop}
+    key, drop = next(((k, v) for k, v in limits.items() if v is not None), (None, 0.0))
+    why = f"gates.{key} {drop:g}" if key else "nothing (the recipe sets no drop gate)"
+    return {
+        "value": max(validated - drop, 0.0),
+        "source": f"the validated exact at halting {validated:.4g} ({ref} at its validated threshold, full cap, on the "
+        f"tuning set) minus {why}",
+        "validated": validated,
+    }
+
+
+def _choose_measured(
+    configs: list[Config], s: TuneSettings, runners, timed: np.ndarray, floor: float, log
+) -> Config | None:
+    """Choose on predicted latency among configurations at or above the floor, then measure the choice end to end;
+    if the measurement breaks the budget, the next faster front point is measured, and so on (at most 6)."""
     excluded: set[int] = set()
     for _ in range(6):
         front = pareto_front([c for c in configs if id(c) not in excluded])
-        pick = choose(front, s.budget_ms)
+        pick = choose(front, s.budget_ms, floor)
         if pick is None:
             return None
         if pick.latency_source != "measured":

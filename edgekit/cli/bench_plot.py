@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .artefact import replace_file
+from ..artefact import replace_file
 
 
 def write_bench_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
