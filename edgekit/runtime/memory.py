@@ -3,11 +3,12 @@
 - `bytes_per_sample(manifest)` / `chunk_for_memory(manifest, budget)`: how many samples one host-loop call may
   hold so that its activations stay within a memory budget. `DEFAULT_MEMORY_BUDGET` (1 GiB) leaves an 8 GB Jetson
   (~6.5 GB free after JetPack and the CUDA context) room for the weights, held twice on unified memory while an
-  engine loads, and for the application: the ARC demo (HRM, 900 cells, ~16 MB a sample) runs 65 samples a chunk.
+  engine loads, and for the application: the ARC demo (HRM, 900 cells, ~34 MB a sample measured) runs 27 samples a
+  chunk (~0.9 GB), where 1,024 would take ~35 GB.
 - `check_graph_file(path, limits)`: an ONNX file is refused before onnxruntime parses it when it holds more
   nodes, initializers or nested graphs than `GraphLimits` allows. Session creation grows faster than linearly
-  with the initializer count (measured on a 2-core x86 CPU: 16,000 tiny initializers 1.0 s, 32,000 3.6 s,
-  64,000 20 s, 300,000 386 s), so a 6 MB file could stall a device for minutes. The check is a scan of
+  with the initializer count (tiny initializers on a loaded 2-core x86 CPU: 16,000 1.0 s, 32,000 3.6 s, 64,000
+  20 s; 300,000 in a 6 MB file took 386 s), so a small file could stall a device for minutes. The check is a scan of
   protobuf field tags through a memory map: payloads (weights) are skipped, never read, and the scan stops at
   the first count over its limit, so it costs milliseconds for real graphs and for bombs alike.
 - `check_golden_work(inputs, step_cap, runs)`: `verify` replays golden inputs; their count and steps are capped
@@ -60,11 +61,22 @@ def _input_length(manifest: dict[str, Any]) -> int:
     return min(n, 1 << 30)
 
 
+def _swiglu_width(hidden: int, expansion: float) -> int:
+    """The reference SwiGLU's inner width (edgekit.models.layers.swiglu_width, without torch)."""
+    return -(round(expansion * hidden * 2 / 3) // -256) * 256
+
+
 def _act_bytes(config: dict[str, Any], states: int) -> int | None:
-    """HRM / TRM: per sample, while the host loop runs one step: attention scores and softmax (heads x S x S,
-    float32) unless the model mixes tokens with an MLP, the gated MLP's two projections, the states the loop
-    holds (two buffer sets for its ping-pong, the encoded input, the initial state) and the layer's own
-    intermediates (q, k, v, residuals), the readout's logits, the int64 inputs. S = sequence + puzzle prefix."""
+    """HRM / TRM: per sample, while the host loop runs one step (float32 counts):
+    - attention: 5 x heads x S x S: the scores, scaled scores and softmax the exported graph holds together, plus
+      the allocator's slack; none where TRM mixes tokens with an MLP (`mlp_t`);
+    - each SwiGLU: 4 x its inner width per position (gate and up, SiLU, product); `mlp_t` adds one across positions;
+    - (2 x states + 6) x S x hidden: the two state buffer sets of the loop's ping-pong, the encoded input, the
+      initial state, q / k / v and residuals;
+    - the readout's logits (twice: logits and argmax work) and the int64 inputs.
+    S = sequence + puzzle-embedding prefix. Measured with onnxruntime on a 2-core x86 CPU (peak RSS slope per
+    sample, `Runner.solve`): the ARC demo HRM (S 901, hidden 64, 2 heads) 34 MB, estimated 38.6 MB; the demo
+    TRM (`mlp_t`, S 97, hidden 128) 2.1 MB, estimated 2.3 MB."""
     h, seq = _int(config.get("hidden_size"), 1, 1 << 20), _int(config.get("seq_len"), 1, 1 << 24)
     if h is None or seq is None:
         return None
@@ -77,8 +89,9 @@ def _act_bytes(config: dict[str, Any], states: int) -> int | None:
     ceil_prefix = -(-emb // h)
     prefix = (emb_len or ceil_prefix) if config.get("family") == "trm" else ceil_prefix
     s = seq + (prefix if emb else 0)
-    attention = 0 if config.get("mlp_t") is True else 2 * heads * s * s
-    mlp = 2 * s * math.ceil(expansion * h)
+    mlp_t = config.get("mlp_t") is True
+    attention = 0 if mlp_t else 5 * heads * s * s
+    mlp = 4 * s * _swiglu_width(h, expansion) + (4 * h * _swiglu_width(s, expansion) if mlp_t else 0)
     held = (2 * states + 6) * s * h
     return _F32 * (attention + mlp + held + 2 * seq * vocab) + 16 * seq
 
