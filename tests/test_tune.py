@@ -97,7 +97,37 @@ def test_tune_chooses_applies_and_the_runtime_follows(small_trm_recipe, trm_arte
     p = _edgekit(*args, "--latency-budget", f"{fastest / 1000:.4f}")
     assert p.returncode == 4, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: no configuration meets") and "fastest is" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: no configuration at or above the accuracy floor"), err
+    assert "the fastest configuration that meets it is" in err[0] or "none reaches the floor" in err[0], err
+
+
+def test_tune_keeps_an_accuracy_floor_and_says_when_nothing_was_recorded(small_trm_recipe, trm_artefact, tmp_path):
+    """Default floor = the validated exact at halting minus the recipe's drop limit (max_exact_drop 0.01 here);
+    without --apply one line says nothing was recorded and gives the command that would; a budget only
+    configurations below the floor meet is exit 4 naming the fastest configuration that keeps the floor."""
+    art = tmp_path / "art"
+    shutil.copytree(trm_artefact, art)
+    args = ["tune", str(small_trm_recipe), "--artefact", str(art), "--batch", "8", "--check-n", "8"]
+    p = _edgekit(*args, "--latency-budget", "100000")
+    assert p.returncode == 0, p.stderr
+    res = json.loads((art / "tune.json").read_text())
+    floor = res["floor"]
+    assert floor["value"] == pytest.approx(floor["validated"] - 0.01) and "gates.max_exact_drop 0.01" in floor["source"]
+    assert res["chosen"]["exact"] >= floor["value"]
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("nothing was recorded")]
+    assert len(line) == 1 and line[0].endswith("--apply") and f"--artefact {art}" in line[0], p.stdout
+    assert "runtime_defaults" not in json.loads((art / "manifest.json").read_text())
+
+    keeps = res["fastest_meeting_floor"]
+    below = [c for c in res["front"] if c["exact"] < floor["value"]]
+    assert below and min(c["latency_ms"] for c in below) < keeps["latency_ms"]  # cap 1 is faster and worse
+    p = _edgekit(*args, "--latency-budget", f"{keeps['latency_ms'] / 4:.4f}", "--min-accuracy", f"{floor['value']}")
+    assert p.returncode == 4, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "the fastest configuration that meets it is" in err[0], err
+    res = json.loads((art / "tune.json").read_text())
+    assert res["chosen"] is None and res["fastest_meeting_floor"]["exact"] >= floor["value"]
+    assert res["floor"]["source"] == "--min-accuracy"
 
 
 def test_tampered_runtime_defaults_are_one_line(trm_artefact, tmp_path):

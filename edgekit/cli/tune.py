@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def tune(
     variant: list[str] = typer.Option([], "--variant", "-v", help="only these variants (default: all)"),
     check_n: int = typer.Option(512, "--check-n", min=1, max=100_000, help="held-out examples to re-measure on"),
     apply: bool = typer.Option(False, "--apply", help="write the choice as the artefact's runtime default"),
+    min_accuracy: float | None = typer.Option(
+        None,
+        "--min-accuracy",
+        min=0.0,
+        max=1.0,
+        help="exact accuracy (0-1) the chosen configuration must keep; default: the validated exact accuracy at "
+        "halting minus the recipe's drop limit (gates.max_exact_halted_drop, else max_exact_drop)",
+    ),
     latency_from: Path | None = typer.Option(
         None,
         "--latency-from",
@@ -42,11 +51,17 @@ def tune(
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """The accuracy-latency front over the artefact's variants, halting thresholds and step caps, measured on this
-    machine; the most accurate configuration within the budget; with --apply (or when confirmed on a terminal)
-    written as the artefact's runtime default. Exit 4 when no configuration meets the budget."""
+    machine; the most accurate configuration within the budget that keeps the accuracy floor; with --apply (or
+    when confirmed on a terminal) written as the artefact's runtime default. Exit 4 when no configuration at or
+    above the floor meets the budget.
+
+    Example: edgekit tune recipes/trm-sudoku.yaml --latency-budget 60 --batch 64 --apply
+    """
     from ..tune import TuneSettings, apply_defaults, run_tune
 
-    settings = TuneSettings(latency_budget, batch, variant or None, check_n=check_n, latency_from=latency_from)
+    settings = TuneSettings(
+        latency_budget, batch, variant or None, check_n=check_n, latency_from=latency_from, min_accuracy=min_accuracy
+    )
     try:
         with (
             progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)),
@@ -67,18 +82,48 @@ def tune(
         print(json.dumps(res, indent=1))
     else:
         _print(res)
+        if res["chosen"] and not res.get("applied"):
+            again = ["edgekit", "tune", str(recipe), "--latency-budget", f"{latency_budget:g}", "--batch", str(batch)]
+            again += ["--artefact", str(artefact)] if artefact else []
+            again += [a for v in variant for a in ("--variant", v)]
+            again += ["--min-accuracy", f"{min_accuracy:g}"] if min_accuracy is not None else []
+            again += ["--latency-from", str(latency_from)] if latency_from else []
+            console.print(
+                f"nothing was recorded (the artefact's runtime defaults are unchanged); to record this choice: "
+                f"{shlex.join([*again, '--apply'])}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if not res["chosen"]:
-        fastest = res["fastest"]
-        err_console.print(
-            f"error: no configuration meets {latency_budget:g} ms per puzzle at batch {batch} "
-            f"{'on this machine' if latency_from is None else 'on the device (estimated)'}; the "
-            f"fastest is {fastest['latency_ms']:.2f} ms ({fastest['variant']}, cap {fastest['cap']}): raise the "
-            "budget, add a faster variant (quantize.modes) or serve at another batch size",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        why = _no_choice(res, latency_from is not None)
+        err_console.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BUDGET_GATE)
+
+
+def _no_choice(res: dict, device: bool) -> str:
+    """One line for exit 4: the floor, the budget, and the fastest configuration that keeps the floor."""
+    floor, ok = res["floor"], res["fastest_meeting_floor"]
+    where = "on the device (estimated)" if device else "on this machine"
+    head = (
+        f"no configuration at or above the accuracy floor {floor['value']:.4g} meets {res['budget_ms']:g} ms per "
+        f"puzzle at batch {res['batch']} {where}"
+    )
+    if ok is None:
+        best = max(res["front"], key=lambda c: c["exact"])
+        return (
+            f"{head}; none reaches the floor at all (the most accurate is {_label(best)}, exact "
+            f"{best['exact']:.3f}): lower --min-accuracy"
+        )
+    return (
+        f"{head}; the fastest configuration that meets it is {_label(ok)} at {ok['latency_ms']:.2f} ms (exact "
+        f"{ok['exact']:.3f}): raise the budget, lower --min-accuracy, add a faster variant (quantize.modes) or "
+        "serve at another batch size"
+    )
+
+
+def _label(c: dict) -> str:
+    return f"{c['variant']}, halt threshold {_thr(c['threshold'])}, cap {c['cap']}"
 
 
 def _folder(recipe: Path) -> Path:
@@ -90,7 +135,11 @@ def _folder(recipe: Path) -> Path:
 
 
 def _print(res: dict) -> None:
-    t = Table(title=f"accuracy-latency front ({res['configurations']} configurations, batch {res['batch']})")
+    floor = res["floor"]["value"]
+    t = Table(
+        title=f"accuracy-latency front ({res['configurations']} configurations, batch {res['batch']}; accuracy floor "
+        f"{floor:.3f})"
+    )
     for col in ("variant", "halt threshold", "step cap", "exact", "95 % interval", "mean steps", "same answer as "
                 "default", "ms / puzzle", "latency"):  # fmt: skip
         t.add_column(col, justify="left" if col in ("variant", "latency") else "right")
@@ -98,6 +147,7 @@ def _print(res: dict) -> None:
     for c in res["front"]:
         mark = " ◀ chosen" if chosen and (c["variant"], c["threshold"], c["cap"]) == (
             chosen["variant"], chosen["threshold"], chosen["cap"]) else ""  # fmt: skip
+        mark = mark or (" (below the floor)" if c["exact"] < floor - 1e-9 else "")
         lo, hi = c["exact_interval"]
         t.add_row(c["variant"], _thr(c["threshold"]), str(c["cap"]), f"{c['exact']:.3f}", f"{lo:.3f}–{hi:.3f}",
                   f"{c['mean_steps']:.2f}", f"{c['same_answer_as_default']:.3f}", f"{c['latency_ms']:.2f}",

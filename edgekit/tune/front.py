@@ -90,7 +90,19 @@ def pareto_front(configs: list[Config]) -> list[Config]:
     return front
 
 
-def choose(front: list[Config], budget_ms: float) -> Config | None:
-    """The most accurate configuration within the latency budget (the fastest of equally accurate ones)."""
-    fits = [c for c in front if c.latency_ms <= budget_ms]
+def meets(c: Config, floor: float) -> bool:
+    """At or above the accuracy floor (a hair of float slack: exact accuracies are ratios of small integers)."""
+    return c.exact >= floor - 1e-9
+
+
+def choose(front: list[Config], budget_ms: float, floor: float = 0.0) -> Config | None:
+    """The most accurate configuration within the latency budget and at or above the accuracy floor (the fastest
+    of equally accurate ones); None when no configuration is both."""
+    fits = [c for c in front if c.latency_ms <= budget_ms and meets(c, floor)]
     return max(fits, key=lambda c: (c.exact, -c.latency_ms)) if fits else None
+
+
+def fastest_meeting(configs: list[Config], floor: float) -> Config | None:
+    """The fastest configuration at or above the floor, whatever the budget: what a budget would have to allow."""
+    ok = [c for c in configs if meets(c, floor)]
+    return min(ok, key=lambda c: (c.latency_ms, -c.exact)) if ok else None
