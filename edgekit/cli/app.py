@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -16,8 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Export, validate and run recursive reasoning models on edge devices.",
 )
-# Wide enough for the results table when output goes to a file or CI log.
-console = Console(width=None if sys.stdout.isatty() else 160)
+# Wide enough for the results table when output goes to a file or CI log, unless COLUMNS says how wide.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 

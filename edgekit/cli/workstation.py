@@ -11,19 +11,32 @@ from rich.table import Table
 from .. import progress
 from ..errors import EdgekitError
 from ..scale.settings import EXECUTOR_HELP, WORKERS_HELP, for_command
-from .app import app, console, err_console, fail, num
+from .app import app, console, err_console, fail
+from .results_view import print_results
 
 
 @app.command()
 def export(
     recipe: Path = typer.Argument(..., help="recipe YAML, e.g. recipes/trm-sudoku.yaml"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="artefact folder (default: the recipe's output)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="validate the recipe and target, then stop"),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="artefact folder (default: the recipe's `output`, relative to the recipe; without one, "
+        "artefacts/<name> under the current folder)",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="check the recipe, target, paths and file headers (no weights loaded), then stop"
+    ),
+    wide: bool = typer.Option(False, "--wide", help="every column of the results (needs about 200 columns)"),
     json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
-    """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict."""
+    """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict.
+
+    Example: edgekit export recipes/trm-sudoku.yaml
+    """
     from ..schema import load_recipe, load_target
 
     try:
@@ -33,10 +46,15 @@ def export(
 
         final = resolve_output(r, base, out)
         if dry_run:
+            from ..preflight import check_inputs
+
+            for line in check_inputs(r, base):
+                console.print(f"• {line}", style="dim", markup=False, highlight=False, soft_wrap=True)
             console.print(
                 f"recipe {recipe} is valid (target {r.target}, model {r.model.path}, output {final})",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
             return
 
@@ -53,7 +71,7 @@ def export(
 
         print(json.dumps(res, indent=1))
     else:
-        _print_results(res, outcome.folder)
+        print_results(console, res, outcome.folder, wide)
     tgt = res.get("target_build")
     if tgt and tgt.get("exit_code"):
         why = (
@@ -61,54 +79,6 @@ def export(
         )
         err_console.print(f"[bold red]error:[/] {why}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
-
-
-def _print_results(res: dict, folder: Path) -> None:
-    t = Table(title=f"{res['recipe']} → {res['target']}  ({res['data']})")
-    for col in (
-        "variant",
-        "exact@1",
-        "exact@budget",
-        "exact@halt",
-        "halted<cap",
-        "mean steps",
-        "argmax vs ref",
-        "same halt step vs ref",
-        "Loop form = host",
-        "MB",
-        "time s",
-    ):
-        t.add_column(col, justify="left" if col == "variant" else "right")
-    for e in res["variants"]:
-        m, v, lp = e["metrics"], e.get("vs_reference", {}), e.get("loop", {})
-        loop_ok = lp.get("same_answer_as_host", lp.get("same_iterations_as_pytorch_solver"))
-        t.add_row(
-            e["name"],
-            num(m.get("exact_1")),
-            num(m.get("exact_full")),
-            num(m.get("exact_halted")),
-            num(m.get("halted_before_cap")),
-            num(m.get("mean_steps", m.get("mean_iterations")), ".2f"),
-            num(v.get("argmax_agreement_last"), ".4f"),
-            num(v.get("halting_step_agreement")),
-            num(loop_ok),
-            num(e["bytes"] / 1e6 if "bytes" in e else None, ".2f"),
-            num(e.get("seconds"), ".1f"),
-        )
-    console.print(t)
-    for g in res["gates"]:
-        mark = "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]"
-        vs = f" vs {g['against']}" if g.get("against", "reference") not in ("reference", "absolute") else ""
-        ci = f", 95 % interval {g['interval'][0]:.4g} to {g['interval'][1]:.4g}" if g.get("interval") else ""
-        console.print(f"gate {g['name']} on {g['variant']}{vs}: {g['value']:.4g}{ci} (limit {g['limit']}) {mark}")
-    tgt = res.get("target_build")
-    if tgt:
-        console.print(
-            f"target {res['target']}: {'compatible' if tgt['compatible'] else '[bold red]NOT compatible[/]'}"
-            + (f"; build script {tgt['plan']}" if tgt.get("plan") else "")
-            + (f"; engine: {tgt['engine']}" if tgt.get("engine") else "")
-        )
-    console.print(f"artefact: {folder}  —  {'[green]PASSED[/]' if res['passed'] else '[bold red]FAILED[/]'}")
 
 
 @app.command()
@@ -137,7 +107,7 @@ def targets() -> None:
     console.print(t)
 
 
-# -- TensorRT targets: check, plan, build (issue #5) ------------------------------------------------------------------
+# -- TensorRT targets: check, plan, build ----------------------------------------------------------------------------
 _TARGET_HELP = "target name (`edgekit targets`); default: the target the artefact was exported for"
 _GRAPHS_HELP = (
     "comma-separated graphs of the variant (roles such as encode,step,readout, or manifest keys); default: all"
@@ -331,12 +301,16 @@ def build(
 def validate(
     recipe: Path = typer.Argument(..., help="the recipe the artefact was exported with (model, data, gates)"),
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
+    wide: bool = typer.Option(False, "--wide", help="every column of the results (needs about 200 columns)"),
     json_out: bool = typer.Option(False, "--json", help="print results.json instead of a table"),
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """Re-validate an existing artefact against its PyTorch model with the recipe's data and gates; rewrites
-    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed)."""
+    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed).
+
+    Example: edgekit validate recipes/trm-sudoku.yaml artefacts/trm-sudoku
+    """
     try:
         from ..pipeline import run_validate
 
@@ -354,5 +328,5 @@ def validate(
 
         print(json.dumps(outcome.results, indent=1))
     else:
-        _print_results(outcome.results, outcome.folder)
+        print_results(console, outcome.results, outcome.folder, wide)
     raise typer.Exit(outcome.exit_code)
