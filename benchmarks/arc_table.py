@@ -1,4 +1,4 @@
-"""Issue #15: the puzzle-embedding table of an ARC-size HRM (random init, reference layout) before and after the
+"""The puzzle-embedding table of an ARC-size HRM (random init, reference layout) before and after the
 cut, and an uncut table past protobuf's 2 GB limit (ONNX external data).
 
 Writes an HRM at ARC size (seq 900, vocab 12, hidden 512, 4+4 layers, one 512-wide puzzle row per identifier) with

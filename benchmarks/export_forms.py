@@ -1,4 +1,4 @@
-"""Issue #3: the three export forms of the demo models (TRM, HRM, DEQ) side by side.
+"""The three export forms of the demo models (TRM, HRM, DEQ) side by side.
 
 For each model, exported in float32 into a temporary folder with `edgekit.export.onnx_export`:
 - export time and file size per form: the step graphs (encode + step + readout, total), the ONNX Loop form,

@@ -1,4 +1,4 @@
-"""Issue #4: how often each compressed variant halts at the same step as float32, with a 95 % confidence interval.
+"""How often each compressed variant halts at the same step as float32, with a 95 % confidence interval.
 
 The validation stage measures halting agreement on the recipe's validation set (256-512 puzzles), where one
 puzzle is 0.2-0.4 points and a 95 % interval is about ±2 points wide. This script scores every variant of a

@@ -1,4 +1,4 @@
-"""Issue #14: official-size HRM / TRM (random init, written in the reference layout) through every stage.
+"""Official-size HRM / TRM (random init, written in the reference layout) through every stage.
 
 Per model (tests/reference_checkpoints.py OFFICIAL: HRM 27 M Sudoku, TRM-attention 7 M Maze seq 900, TRM-MLP 5 M
 Sudoku): parameters; load time; per form (step graphs, Loop, unrolled) export time, peak RSS of a process that

@@ -1,4 +1,4 @@
-"""Issue #4: speed and size of every precision variant of an artefact, side by side in one process.
+"""Speed and size of every precision variant of an artefact, side by side in one process.
 
 For each variant in the artefact's manifest (float32, float16, int8, mixed, int8_weight_only, ...):
 - step-graph latency at batch 1 and batch 64: onnxruntime CPU, the variants' sessions interleaved round by

@@ -1,4 +1,4 @@
-"""Issue #19 part 2: how close the runtime runs to this CPU's limit, side by side in one process.
+"""How close the runtime runs to this CPU's limit, side by side in one process.
 
 For the float32 step graph of an artefact (default: the main job's, exported if missing):
 - the step graph alone at batch 1 and 64: median ms per call and GFLOP/s (MatMul/Gemm FLOPs of the graph), as a

@@ -1,4 +1,4 @@
-"""Issue #6: the edgekit runtime vs reference-style PyTorch evaluation, on the bundled TRM Sudoku model, in one process.
+"""The edgekit runtime vs reference-style PyTorch evaluation, on the bundled TRM Sudoku model, in one process.
 
 Baseline (what the reference repositories do at evaluation): eager PyTorch in float32
 (`load_model(path, forward_dtype="float32")`), always 16 ACT steps, readout only after the last step, under

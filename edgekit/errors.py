@@ -1,8 +1,8 @@
 """Errors users see: one line that says what is wrong and how to fix it, plus the documented exit code.
 
-Exit codes (the CLI contract, also in README): 0 passed, 2 usage or input error, 3 an accuracy gate failed,
-4 a latency or size gate failed, 5 the target's toolchain is unavailable, 6 the artefact (or a built engine) is
-incompatible with the target or the device present (`edgekit check`, engine manifest mismatch).
+Exit codes (the CLI contract, also in docs/commands.md): 0 passed, 2 usage or input error, 3 an accuracy gate
+failed, 4 a latency or size gate failed, 5 the target's toolchain is unavailable, 6 the artefact (or a built engine)
+is incompatible with the target or the device present (`edgekit check`, engine manifest mismatch).
 """
 
 from __future__ import annotations

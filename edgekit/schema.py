@@ -420,7 +420,7 @@ def parse_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
         return Recipe.model_validate(data)
     except ValidationError as e:
         raise RecipeError(
-            f"{source}: {_explain(e, Recipe, data)}", "see recipes/trm-sudoku.yaml and README 'Recipes'"
+            f"{source}: {_explain(e, Recipe, data)}", "see docs/recipes.md (every key) and recipes/trm-sudoku.yaml"
         ) from None
 
 

@@ -9,7 +9,7 @@ prefixed `_orig_mod.model.inner.` and, separately, `model.inner.`, next to an `a
 edgekit's loader, and loaded into the reference model class. Both run the reference eval loop (16 ACT steps, no
 halting) on the same Sudoku puzzles; the script prints max |Δlogits|, max |Δq| and argmax agreement per step.
 HRM's layers import flash_attn unconditionally; a stand-in module computing the same attention with PyTorch SDPA
-is injected (as HRM PR #54 does). No reference code is copied into edgekit.
+is injected (as a pull request to sapientinc/HRM proposes). No reference code is copied into edgekit.
 """
 
 from __future__ import annotations

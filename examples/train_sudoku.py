@@ -3,7 +3,7 @@
     python examples/train_sudoku.py --family trm --out examples/models/trm-sudoku      # ~55 min on 2 CPU cores
     python examples/train_sudoku.py --family hrm --out examples/models/hrm-sudoku      # ~50 min
 
-Training follows the references (shared/research/seeds-hrm-trm.md §2.4): one ACT step per optimizer step,
+Training follows the references: one ACT step per optimizer step,
 slots refilled when they halt, halting head trained on sequence correctness. The shipped files are the EMA
 weights in model.safetensors plus a reference-style all_config.yaml; training.json holds the log and metrics.
 """

@@ -14,7 +14,7 @@ from edgekit.models.act import build_act_model
 from edgekit.models.checkpoint import save_act
 from edgekit.models.config import ACTConfig
 
-# Official sizes (shared/research/seeds-hrm-trm.md §1.3): the configurations the references train and publish.
+# Official sizes: the configurations the references train and publish.
 OFFICIAL = {
     "hrm-sudoku": {
         "family": "hrm",

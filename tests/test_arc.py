@@ -1,4 +1,4 @@
-"""ARC (issue #15): grid codec and augmentations as the reference builders write them, voting and pass@k against
+"""ARC: grid codec and augmentations as the reference builders write them, voting and pass@k against
 a hand count, puzzle identifiers through every form, the embedding-table cut, external data, Runner.solve_arc,
 and the bad inputs of the ARC path (one line, exit 2)."""
 

@@ -1,5 +1,5 @@
 """Every bad input a user can hand the CLI ends as one error line with a documented exit code, no traceback,
-and nothing written. The table in this file is the one quoted in the issue notes (issue #8)."""
+and nothing written. The table in this file can be written out for review (EDGEKIT_BAD_INPUT_TABLE)."""
 
 import pickle
 import shutil
@@ -124,7 +124,7 @@ def test_bad_inputs_get_one_line_and_leave_nothing(root, tmp_path, capsys):
         assert text in lines[0], (label, lines[0])
         assert not (tmp_path / "out").exists(), label
     assert not os.path.exists("/tmp/edgekit-pwned")
-    table = os.environ.get("EDGEKIT_BAD_INPUT_TABLE")  # the table quoted in issue notes, written on request
+    table = os.environ.get("EDGEKIT_BAD_INPUT_TABLE")  # the table, written on request
     if table:
         with open(table, "w") as f:
             f.write("\n".join(rows) + "\n")

@@ -1,4 +1,4 @@
-"""Latency and size gates (issue #19): measured on the validating machine, exit 4 when only a budget fails."""
+"""Latency and size gates: measured on the validating machine, exit 4 when only a budget fails."""
 
 from __future__ import annotations
 

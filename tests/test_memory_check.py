@@ -1,5 +1,5 @@
 """`edgekit check` compares an artefact's weights and estimated peak activations with the target's memory
-(issue #14: an 8 GB Orin Nano was told a 2.1 GB embedding table was COMPATIBLE)."""
+(an 8 GB Orin Nano was once told a 2.1 GB embedding table was COMPATIBLE)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Official-size HRM / TRM checkpoints (random init, written in the reference layout by a fixture, never
-committed) through the stages (issue #14). The default run covers the TRM-MLP (5 M) load -> step / Loop /
+committed) through the stages. The default run covers the TRM-MLP (5 M) load -> step / Loop /
 unrolled export -> runtime -> check, and the loader's EMA / variant handling; `-m slow` runs every official model
 through `edgekit export` with quantized variants (benchmarks/official_sizes.py measures the same path)."""
 
@@ -21,7 +21,7 @@ from edgekit.models.checkpoint import load_model
 sys.path.insert(0, str(Path(__file__).parent))
 from reference_checkpoints import OFFICIAL, write_reference_checkpoint  # noqa: E402
 
-# shared/research/seeds-hrm-trm.md §1.6, counted without the puzzle embedding
+# the references' published parameter counts, without the puzzle embedding
 PARAMS = {"hrm-sudoku": 27_275_266, "trm-att-maze": 6_822_914, "trm-mlp-sudoku": 5_028_866}
 
 

@@ -1,4 +1,4 @@
-"""Progress of long stages (issue #20): plain periodic lines when output is not a terminal, rich bars on one,
+"""Progress of long stages: plain periodic lines when output is not a terminal, rich bars on one,
 nothing from library calls."""
 
 from __future__ import annotations

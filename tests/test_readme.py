@@ -1,9 +1,12 @@
-"""Every command in README.md's shell blocks is exercised here (issue #20): setup lines are what CI runs, device
-lines run against an exported artefact with the base install, the main job's recipe is checked (and run in full
-with `-m slow`), training commands run for a few steps. A README command no test knows fails the first test."""
+"""Every command in a ```bash block of README.md and docs/*.md is exercised by a test: setup lines are what CI
+runs, device lines run against an exported artefact with the base install, the main job's recipe is checked (and
+run in full with `-m slow`), training commands run for a few steps, the own-model page's recipe is checked with
+--dry-run. A command no test knows fails the first test, naming its page. Another test module that runs a docs
+command declares it with a module-level `DOCS_COMMANDS = (regex, ...)`, read here without importing it."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -16,16 +19,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_commands() -> list[str]:
-    """Commands of the ```bash blocks: comments dropped, `&&` chains split."""
-    text = (ROOT / "README.md").read_text()
+def doc_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def doc_commands() -> list[tuple[str, str]]:
+    """(page, command) of every ```bash block: comments dropped, continuation lines joined, `&&` chains split."""
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        for line in block.splitlines():
-            line = line.split("  #")[0].strip()
-            if line and not line.startswith("#"):
-                out += [c.strip() for c in line.split("&&")]
+    for page in doc_pages():
+        for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(), re.S | re.M):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split("  #")[0].strip().removeprefix("$ ")
+                if line and not line.startswith("#"):
+                    out += [(str(page.relative_to(ROOT)), c.strip()) for c in line.split("&&")]
     return out
+
+
+def readme_commands() -> list[str]:
+    """Every command once, in page order (a command on two pages is run once)."""
+    return list(dict.fromkeys(c for _, c in doc_commands()))
 
 
 SETUP = re.compile(r"^python3 -m venv (\.venv(-device)?)$|^\.venv(-device)?/bin/pip install -e (\S+)$")
@@ -35,24 +47,40 @@ PYTEST = ".venv/bin/python -m pytest -q"
 TRAIN = re.compile(r"^\.venv/bin/python (examples/train_\w+\.py) (.*)$")
 TUNE = re.compile(r"^\.venv/bin/edgekit tune recipes/trm-sudoku\.yaml (.*)$")
 ARC = ".venv/bin/python examples/make_arc_dataset.py"
+OWN = re.compile(r"^\.venv/bin/edgekit export my-trm\.yaml --dry-run$")  # docs/own-model.md's recipe
+HERE = (SETUP, EXPORT, DEVICE, TRAIN, TUNE, OWN, re.compile(re.escape(PYTEST) + "$"), re.compile(re.escape(ARC) + "$"))
 
 
-def test_every_readme_command_is_one_this_file_exercises():
+def declared_elsewhere() -> dict[str, list[re.Pattern]]:
+    """test module -> the DOCS_COMMANDS patterns it declares it runs (a tuple or list of string literals)."""
+    out: dict[str, list[re.Pattern]] = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            if isinstance(target, ast.Name) and target.id == "DOCS_COMMANDS":
+                out[path.name] = [re.compile(p) for p in ast.literal_eval(node.value)]
+    return out
+
+
+def test_every_docs_command_is_one_a_test_exercises():
+    cmds = doc_commands()
+    assert len(cmds) >= 10 and {p for p, _ in cmds} >= {"README.md"}
+    patterns = [*HERE, *(p for ps in declared_elsewhere().values() for p in ps)]
+    unknown = [f"{page}: {c}" for page, c in cmds if not any(p.match(c) for p in patterns)]
+    assert not unknown, (
+        "commands in ```bash blocks that no test runs:\n  " + "\n  ".join(unknown) + "\nadd a test that runs each "
+        "one and list a regular expression for it in that test module's DOCS_COMMANDS (tests/test_readme.py reads "
+        "it), or keep the line out of ```bash blocks"
+    )
+
+
+def test_docs_commands_declared_elsewhere_match_a_docs_command():
+    """A DOCS_COMMANDS pattern no page uses any more is a test that exercises nothing."""
     cmds = readme_commands()
-    assert len(cmds) >= 10
-    unknown = [
-        c
-        for c in cmds
-        if not (
-            SETUP.match(c)
-            or EXPORT.match(c)
-            or DEVICE.match(c)
-            or TRAIN.match(c)
-            or TUNE.match(c)
-            or c in (PYTEST, ARC)
-        )
+    stale = [
+        f"{m}: {p.pattern}" for m, ps in declared_elsewhere().items() for p in ps if not any(p.match(c) for c in cmds)
     ]
-    assert not unknown, f"README commands no test runs: {unknown}"
+    assert not stale, f"DOCS_COMMANDS patterns that match no ```bash command in README.md or docs/: {stale}"
 
 
 def test_setup_commands_are_what_ci_runs():
@@ -167,4 +195,63 @@ def test_tune_command_runs(cmd, small_trm_recipe, trm_artefact, tmp_path):
     if r.returncode == 0:
         assert "--apply" not in args or json.loads((art / "manifest.json").read_text())["runtime_defaults"]
     else:
-        assert "fastest is" in r.stderr and res["chosen"] is None
+        assert "the fastest configuration that meets it is" in r.stderr and res["chosen"] is None
+
+
+@pytest.mark.parametrize("cmd", [c for c in readme_commands() if OWN.match(c)])
+def test_own_model_recipe_from_the_docs(cmd, tmp_path):
+    """docs/own-model.md's recipe, saved as the page says: with its placeholder paths, --dry-run names the missing
+    checkpoint (exit 2); with the two paths changed (here to the bundled checkpoint and dataset) it is valid. It
+    keeps the safe defaults the page explains: the calibrated threshold and both deployed-answer gates."""
+    import yaml
+
+    text = (ROOT / "docs" / "own-model.md").read_text()
+    yml = next(b for b in re.findall(r"^```yaml\n(.*?)^```", text, re.S | re.M) if b.startswith("schema_version"))
+    rec = yaml.safe_load(yml)
+    assert rec["validate"]["halt_threshold"] == "auto"
+    assert {"max_exact_halted_drop", "min_halting_agreement"} <= set(rec["gates"])
+    argv = [sys.executable, "-m", "edgekit.cli", *shlex.split(cmd)[1:]]
+    (tmp_path / "my-trm.yaml").write_text(yml)
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and rec["model"]["path"] in r.stderr, r.stdout + r.stderr
+    mine = yml.replace(rec["model"]["path"], str(ROOT / "examples/models/trm-sudoku"))
+    mine = mine.replace(rec["task"]["data"], str(ROOT / "examples/data/sudoku-demo"))
+    (tmp_path / "my-trm.yaml").write_text(mine.replace(f"n: {rec['task']['n']}", "n: 256"))  # the demo split's size
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "is valid" in r.stdout, r.stdout + r.stderr
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_pages_resolve():
+    """Every relative link of README.md and docs/ names a file that exists, and an anchor a heading there has."""
+    broken = []
+    for page in doc_pages():
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)  # links inside code blocks are text
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                slugs = {_slug(h) for h in re.findall(r"^#+ (.*)$", dest.read_text(), re.M)}
+                if anchor not in slugs:
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such section)")
+    assert not broken, "broken links:\n  " + "\n  ".join(broken)
+
+
+def test_pages_the_code_points_users_at_exist():
+    """Error lines and help texts that send a user to a docs page name one that exists, and none to a README
+    section (the README is short; sections move)."""
+    missing, readme = [], []
+    for path in sorted((ROOT / "edgekit").rglob("*.py")):
+        text = path.read_text()
+        missing += [f"{path.relative_to(ROOT)}: docs/{m}" for m in re.findall(r"\bdocs/([\w-]+\.md)", text)
+                    if "onnx-tensorrt" not in text and not (ROOT / "docs" / m).is_file()]  # fmt: skip
+        readme += [f"{path.relative_to(ROOT)}: {m}" for m in re.findall(r"README '[^']*'", text)]
+    assert not missing and not readme, (missing, readme)

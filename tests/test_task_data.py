@@ -1,4 +1,4 @@
-"""Task data from files (issue #14): reference-layout dataset folders and .npz, checked against the model before
+"""Task data from files: reference-layout dataset folders and .npz, checked against the model before
 any heavy work, every bad file one line (exit 2) with nothing written; Maze end to end from a folder."""
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def test_bad_datasets_are_one_line_exit_2_and_write_nothing(root, tmp_path):
         rows.append(f"| {label} | `{msg}` | {e.value.exit_code} |")
         assert e.value.exit_code == 2 and "\n" not in msg and text in msg, (label, msg)
         assert not (case / "out").exists(), label
-    table = os.environ.get("EDGEKIT_BAD_DATA_TABLE")  # quoted in the issue note, written on request
+    table = os.environ.get("EDGEKIT_BAD_DATA_TABLE")  # the table, written on request
     if table:
         Path(table).write_text("\n".join(rows) + "\n")
 

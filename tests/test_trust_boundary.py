@@ -1,5 +1,5 @@
 """Red team: a tampered artefact or a careless recipe can neither run code, nor read, write or delete files outside
-the folder it names, nor crash a command (issue #16). Each case: one error line, a documented exit code, and a
+the folder it names, nor crash a command. Each case: one error line, a documented exit code, and a
 check that nothing outside was touched."""
 
 from __future__ import annotations

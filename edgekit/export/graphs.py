@@ -1,7 +1,7 @@
 """The three graphs every recursive model is exported as: encode, step, readout.
 
-They are the unit the host-loop runtime, quantization and TensorRT step engines use (issue #3 builds unrolled
-and ONNX-Loop forms on top of the step graph). Names of inputs/outputs are fixed so the runtime needs no
+They are the unit the host-loop runtime, quantization and TensorRT step engines use (the unrolled
+and ONNX-Loop forms are built on top of the step graph). Names of inputs/outputs are fixed so the runtime needs no
 model-specific code:
 
   encode:  inputs [B, S] (int64 tokens, or float features for DEQ)

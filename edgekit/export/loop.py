@@ -1,7 +1,7 @@
 """The ONNX `Loop` form: encode, then the step graph inside one `Loop` node, then readout.
 
 Built by stitching the exported (or quantized) encode / step / readout graphs, not by exporting a Python
-loop, because (shared/research/probe.md §2b, §3):
+loop, because:
 - quantizers never look inside a Loop body, so the step graph is quantized alone and wrapped afterwards;
 - the step weights must be the body's own initializers, or onnxruntime loses its integer kernels (2.7x slower);
 - a body that reads top-level weights can be silently corrupted by SmoothQuant rewriting them.

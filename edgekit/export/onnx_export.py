@@ -1,7 +1,7 @@
 """Export a RecursiveModel's encode / step / readout graphs to ONNX (fp32, dynamic batch).
 
 Uses the TorchScript-based exporter: it exports these static graphs in well under a second each, where the
-dynamo exporter takes ~10 s and cannot make batch dynamic from a batch-1 example (shared/research/probe.md §2a).
+dynamo exporter takes ~10 s and cannot make batch dynamic from a batch-1 example (measured).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HRM and TRM as edgekit recursive models, reproducing the reference forward pass exactly.
 
-One ACT step of each (shared/research/seeds-hrm-trm.md §2.2-2.3):
+One ACT step of each, as the references compute it:
 - HRM: H_cycles x (L_cycles L-updates `L(z_L, z_H + x)`, then one H-update `H(z_H, z_L)`), two stacks.
 - TRM: H_cycles x (L_cycles z-updates `net(z_L, z_H + x)`, then `net(z_H, z_L)`), one shared stack.
 At inference the reference's no_grad / grad split changes nothing numerically, so `step` is the plain schedule.

@@ -86,7 +86,7 @@ def anderson(fn, z0: torch.Tensor, s: SolverConfig) -> SolveResult:
             G = torch.stack(F, 1) - torch.stack(X, 1)  # [B, n, D]
             GG = G @ G.transpose(1, 2)
             # Tikhonov term relative to the Gram scale: an absolute lam dominates near convergence and
-            # degrades Anderson to plain averaging (shared/research/deq.md §6.3).
+            # degrades Anderson to plain averaging.
             scale = GG.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)[:, None, None]
             A = GG + s.anderson_lam * scale * torch.eye(n)
             w = torch.linalg.solve(A, torch.ones(b, n, 1))

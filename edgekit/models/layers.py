@@ -1,6 +1,6 @@
 """Building blocks shared by HRM and TRM, written to reproduce the reference math exactly.
 
-Why each detail matters (see shared/research/seeds-hrm-trm.md §1.1):
+Why each detail matters (as the reference implementations do it):
 - weights are fp32 masters cast to the compute dtype at every op (bf16 rounding happens per call);
 - RMSNorm has no learnable scale and always computes in fp32;
 - RoPE uses the half-split ("rotate_half") convention and rotates in fp32.

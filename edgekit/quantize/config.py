@@ -31,7 +31,7 @@ class CalibrationSection(_Strict):
 
 class KeepFloatSection(_Strict):
     """Layers NNCF must not quantize, by ONNX node-name regex or op type. Default: the halting head, whose
-    error compounds over steps into different halting decisions (shared/research/probe.md §3)."""
+    error compounds over steps into different halting decisions."""
 
     patterns: list[str] = Field(default_factory=lambda: [".*q_head.*"])
     types: list[str] = Field(default_factory=list)

@@ -1,5 +1,5 @@
 """NNCF on the standalone step graph (never on a Loop model: NNCF skips Loop bodies and its SmoothQuant can
-rewrite weights the body shares — shared/research/probe.md §3)."""
+rewrite weights the body shares)."""
 
 from __future__ import annotations
 

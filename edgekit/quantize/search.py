@@ -2,7 +2,7 @@
 halting stay within the recipe's budget.
 
 NNCF's own accuracy control cannot be used: its restorer breaks on weights shared across recursion steps
-(shared/research/probe.md §5). So the search runs here, on the step graph: every candidate is an NNCF
+(measured). So the search runs here, on the step graph: every candidate is an NNCF
 quantization of the step with some layer groups ignored, scored on held-out samples the way a device runs it
 (the runtime's host loop with early halting) by exact accuracy at each sample's halting step and by halting
 agreement with the float32 model. Forward selection over layer groups (see `search`).

@@ -1,4 +1,4 @@
-"""TensorRT targets: static compatibility check, on-device build plans, engine builds (issue #5).
+"""TensorRT targets: static compatibility check, on-device build plans, engine builds.
 
   check.py             `edgekit check`: artefact ONNX vs a target's TensorRT parser rules (or onnxruntime); no GPU
   oplist.py            the parser's operator table and rules, as data, with sources

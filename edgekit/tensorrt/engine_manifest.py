@@ -1,5 +1,5 @@
 """The engine manifest: what a folder of TensorRT engines was built from and for, and the refusal to run it anywhere
-else. Engines are not portable across GPU architectures or TensorRT versions (shared/research/toolchain.md §0.5).
+else. Engines are not portable across GPU architectures or TensorRT versions.
 
 Standard library only: the on-device runtime reads it, and the build script writes the same layout with printf.
 """
