@@ -544,7 +544,7 @@ class _TrtChecker:
             self.add(
                 "error",
                 node,
-                f"{where}Loop trip count M is not one integer (a {np.asarray(self.consts[m]).dtype} tensor of "
+                f"{where}Loop trip count M is not one integer ({np.asarray(self.consts[m]).dtype} tensor of "
                 f"{np.asarray(self.consts[m]).size} values): the file is damaged; re-export it",
             )
             return
