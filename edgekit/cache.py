@@ -82,8 +82,9 @@ def _unsafe(folder: Path) -> str | None:
     return None
 
 
-def _private(folder: Path) -> Path | None:
-    """`folder`, created 0700 when absent, when it is safe to use; else None after one warning line."""
+def private_folder(folder: Path) -> Path | None:
+    """`folder`, created 0700 when absent, when it is safe to use; else None after one warning line. For any cache
+    edgekit keeps (entries here; engine and timing caches elsewhere)."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
@@ -120,8 +121,8 @@ def entry(kind: str, key: str, suffix: str = ".npz") -> Entry:
     if not KIND.match(kind) or not KEY.match(key) or suffix not in (".npz", ".json"):
         raise ValueError(f"not a cache kind / key: {kind!r} / {key!r}")
     root = Path(os.path.realpath(cache_dir()))  # a link to a private folder of the user's own is fine
-    folder = _private(root)
-    sub = _private(folder / kind) if folder is not None else None
+    folder = private_folder(root)
+    sub = private_folder(folder / kind) if folder is not None else None
     return Entry(kind, key, None if sub is None else sub / f"{key}{suffix}")
 
 

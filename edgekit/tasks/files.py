@@ -294,7 +294,8 @@ def _meta(info: dict[str, Any], path: Path) -> Meta:
             values[k] = None
             continue
         if not isinstance(v, int) or isinstance(v, bool) or not (0 <= v <= 1 << 40):
-            raise DataError(f"{path}: {k} is {str(v)[:40]!r}, expected a non-negative integer", _REBUILD)
+            shown = str(v) if isinstance(v, int) and not isinstance(v, bool) else f"a JSON {type(v).__name__}"
+            raise DataError(f"{path}: {k} is {shown[:40]}, expected a non-negative integer", _REBUILD)
         values[k] = v
     if values["seq_len"] < 1 or values["vocab_size"] < 2:
         raise DataError(f"{path}: seq_len must be >= 1 and vocab_size >= 2", _REBUILD)
