@@ -78,6 +78,16 @@ def test_plan_keeps_each_group_in_one_shard():
     assert sum(s.size for s in shards) == len(groups)
 
 
+def test_report_line_says_where_the_rollouts_ran():
+    from edgekit.scale.settings import ScaleRun, ScaleSettings, report_lines
+
+    run = ScaleRun(ScaleSettings("ray", 4), "cuda", "cuda (NVIDIA H200)", workers=4, threads=1)
+    (line,) = report_lines(run.record())
+    assert line.startswith("Rollouts computed by the ray executor (4 workers × 1 thread); PyTorch references on cuda")
+    assert "TF32 off" in line and "not comparable bit for bit" in line
+    assert report_lines(None) == [] and report_lines({"x": 1}) == []  # results.json of an older edgekit
+
+
 # -- bad input: one line, exit 2 --------------------------------------------------------------------------------------
 RAY_BLOCKER = """
 import sys
@@ -255,7 +265,7 @@ def test_results_are_identical_on_serial_processes_and_ray(batch4_recipe, trm_ar
     assert serial["scale"]["executor"] == "serial" and ray["scale"]["executor"] == "ray"
     assert ray["scale"]["workers"] == 2 and procs["scale"]["workers"] == 2
     assert all(r["shards"] == 2 for r in ray["scale"]["rollouts"])
-    assert "ray executor, 2 workers" in (tmp_path / "r" / "report.md").read_text()
+    assert "ray executor (2 workers × 1 thread)" in (tmp_path / "r" / "report.md").read_text()
 
 
 # -- ARC with an INT8 variant: shards are whole tasks ----------------------------------------------------------------

@@ -160,14 +160,13 @@ def report_lines(record: Any) -> list[str]:
     """report.md's line on where the rollouts ran (results.json's `scale` section; absent in older results)."""
     if not isinstance(record, dict) or "executor" not in record:
         return []
-    workers = record.get("workers")
-    threads = record.get("threads_per_worker")
-    how = f"{record['executor']}, {workers} worker{'s' if workers != 1 else ''}" + (
+    workers, threads = record.get("workers"), record.get("threads_per_worker")
+    how = f"{workers} worker{'s' if workers != 1 else ''}" + (
         f" × {threads} thread{'s' if threads != 1 else ''}" if threads else ""
     )
     precision = f" ({record['reference_precision']})" if record.get("reference_precision") else ""
     device = record.get("reference_device")
-    line = f"Rollouts computed by the {how} executor; PyTorch references on {device}{precision}."
+    line = f"Rollouts computed by the {record['executor']} executor ({how}); PyTorch references on {device}{precision}."
     if record.get("note"):
         line += f" {record['note']}."
     return [line]
