@@ -291,8 +291,14 @@ class Target(_Strict):
     schema_version: Literal[1] = 1
     name: str
     description: str
-    backend: Literal["onnxruntime", "tensorrt"]
+    backend: Literal["onnxruntime", "tensorrt", "openvino"]
     precisions: list[Literal["fp32", "fp16", "bf16", "int8", "fp8"]]
+    openvino_device: Literal["CPU", "GPU", "NPU"] | None = Field(
+        default=None, description="OpenVINO targets: the device the graphs are compiled for"
+    )
+    cpu_flags: list[str] = Field(
+        default_factory=list, description="CPU targets: ISA extensions (/proc/cpuinfo flags) the target needs"
+    )
     max_opset: int = 20
     tensorrt: str | None = Field(default=None, description="TensorRT version range, e.g. '>=10.3,<10.4'")
     compute_capability: str | None = None

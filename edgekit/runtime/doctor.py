@@ -50,6 +50,8 @@ class Device:
     model: str | None = None  # a Jetson's /proc/device-tree/model
     onnxruntime_ok: bool = False
     providers: dict[str, bool] = field(default_factory=dict)
+    cpu_flags: set[str] = field(default_factory=set)  # /proc/cpuinfo flags (x86 ISA extensions)
+    openvino_devices: list[str] = field(default_factory=list)  # what OpenVINO lists, where it is installed
 
 
 # -- child processes ---------------------------------------------------------------------------------------------
@@ -95,6 +97,28 @@ try:
 except BaseException as e:
     out["cuda_error"] = f"{type(e).__name__}: {e}"
 print("MARK" + json.dumps(out))
+"""
+
+_IMPORT_OV = """
+import json
+out = {}
+try:
+    import openvino
+    core = openvino.Core()
+    out["openvino"] = openvino.get_version().split("-")[0]
+    devices = []
+    for name in core.available_devices:
+        d = {"name": name}
+        for key, prop in (("full_name", "FULL_DEVICE_NAME"), ("caps", "OPTIMIZATION_CAPABILITIES")):
+            try:
+                d[key] = core.get_property(name, prop)
+            except BaseException as e:
+                d[key + "_error"] = f"{type(e).__name__}: {e}"
+        devices.append(d)
+    out["devices"] = devices
+except BaseException as e:
+    out["openvino_error"] = f"{type(e).__name__}: {e}"
+print("MARK" + json.dumps(out, default=str))
 """
 
 _PROBE = """
@@ -321,7 +345,56 @@ def _gpu_target(t: dict[str, Any], dev: Device) -> bool:
     return not model or dev.model is None or str(model).lower() in dev.model.lower()
 
 
-MATCHERS = {"onnxruntime": _cpu_target, "tensorrt": _gpu_target}
+def _openvino_target(t: dict[str, Any], dev: Device) -> bool:
+    """An OpenVINO target: a CPU one by the ISA extensions it names (x86 only); a GPU or NPU one by OpenVINO
+    listing that device (GPU, GPU.0, ...)."""
+    device = str(t.get("openvino_device") or "CPU")
+    if device == "CPU":
+        return dev.arch == "x86" and bool(dev.cpu_flags) and set(t.get("cpu_flags") or []) <= dev.cpu_flags
+    return any(d == device or d.startswith(device + ".") for d in dev.openvino_devices)
+
+
+MATCHERS = {"onnxruntime": _cpu_target, "tensorrt": _gpu_target, "openvino": _openvino_target}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's ISA extensions from /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for ln in f:
+                key, _, value = ln.partition(":")
+                if key.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def _openvino(dev: Device, match: list[dict[str, Any]], res: dict[str, Any]) -> DoctorCheck:
+    """OpenVINO (the optional `openvino` extra) and the devices it lists with their precisions: needed (a failure)
+    only where every target this device matches is an OpenVINO one."""
+    ov_targets = [t for t in match if t.get("backend") == "openvino"]
+    needed = bool(ov_targets) and len(ov_targets) == len(match)
+    if "openvino" not in res:
+        err = str(res.get("openvino_error", ""))
+        absent = "no module named 'openvino'" in err.lower()
+        detail = "not installed" if absent else f"does not import ({_first(err)})"
+        return DoctorCheck(
+            "openvino",
+            False,
+            f"{detail} (only for --backend openvino)",
+            'pip install "edgekit[openvino]"',
+            required=needed,
+        )
+    parts = []
+    for d in res.get("devices", []):
+        caps = d.get("caps")
+        what = f"{d.get('full_name', '?')}: {', '.join(caps) if isinstance(caps, list) else '?'}"
+        parts.append(f"{d['name']} ({what})")
+    detail = f"{res['openvino']}; devices: {'; '.join(parts) or 'none'}"
+    if ov_targets:
+        detail += "; targets " + ", ".join(str(t.get("name")) for t in ov_targets)
+    return DoctorCheck("openvino", True, detail, required=needed)
 
 
 def _targets(dev: Device, trt: str | None) -> tuple[DoctorCheck, list[dict[str, Any]]]:
@@ -400,7 +473,7 @@ def _tensorrt_checks(dev: Device, match: list[dict[str, Any]], res: dict[str, st
 
 def run_doctor() -> list[DoctorCheck]:
     """Every check, in the order printed."""
-    dev = Device(arch=_ARCH.get(platform.machine().lower(), platform.machine().lower()))
+    dev = Device(arch=_ARCH.get(platform.machine().lower(), platform.machine().lower()), cpu_flags=cpu_flags())
     checks = [_python()]
     ort_checks, offered = _onnxruntime(dev)
     checks += ort_checks
@@ -408,8 +481,11 @@ def run_doctor() -> list[DoctorCheck]:
     checks += _providers(dev, offered)
     trt, err = _child(_IMPORT_TRT, 120)
     trt = trt or {"tensorrt_error": err, "cuda_error": err}
+    ov, err = _child(_IMPORT_OV, 120)
+    ov = ov or {"openvino_error": err}
+    dev.openvino_devices = [str(d.get("name")) for d in ov.get("devices", [])]
     target, match = _targets(dev, trt.get("tensorrt"))
-    checks += [gpu, *_tensorrt_checks(dev, match, trt), target]
+    checks += [gpu, *_tensorrt_checks(dev, match, trt), _openvino(dev, match, ov), target]
     return checks
 
 

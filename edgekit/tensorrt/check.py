@@ -126,7 +126,12 @@ def check_onnx(path: str | Path, target: Target | str, label: str | None = None)
                 f"re-export with export.opset <= {target.max_opset}",
             )
         )
-    if target.backend == "onnxruntime":
+    if target.backend == "openvino":
+        from ..runtime.openvino_backend import graph_findings
+
+        device = target.openvino_device or "CPU"
+        findings += [Finding(sev, label, None, None, msg) for sev, msg in graph_findings(path, device)]
+    elif target.backend == "onnxruntime":
         findings += _check_onnxruntime(path, label)
     else:
         if opset < oplist.MIN_OPSET:
