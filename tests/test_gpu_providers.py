@@ -81,3 +81,12 @@ def test_cuda_slot_refill_and_compaction_answer_alike(trm_artefact):
     ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
     print(f"CUDA provider, 512 puzzles: compaction {ms[0]:.1f} ms, slot refill (64 slots) {ms[1]:.1f} ms")
     assert [answers[i].steps for i in range(len(x))] == sol.steps.tolist()
+
+
+def test_tf32_switch_reaches_the_onnxruntime_runner_and_is_refused_where_it_means_nothing(trm_artefact, tmp_path):
+    from edgekit.runtime import open_runner
+
+    assert open_runner(trm_artefact, tf32=False).settings.tf32 is False  # False is a value, not "not given"
+    assert open_runner(trm_artefact).settings.tf32 is None
+    r = _solve(trm_artefact, tmp_path, "--no-tf32", "--backend", "openvino")
+    assert r.returncode == 2 and "--tf32/--no-tf32 is not used by the openvino backend" in r.stderr, r.stderr

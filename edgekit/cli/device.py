@@ -39,6 +39,7 @@ class DeviceOptions:
     backend: str | None = None  # None: onnxruntime, or TensorRT with `engines` (runtime/backends.py)
     ov_device: str | None = None  # --backend openvino: CPU, GPU, GPU.<n> or NPU
     ov_precision: str | None = None  # --backend openvino: f32, bf16 or f16 (OpenVINO's inference precision hint)
+    tf32: bool | None = None  # CUDA provider: TF32 matmuls on/off; None: onnxruntime's default (on)
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:
         """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32. With `engines`,
@@ -56,6 +57,7 @@ class DeviceOptions:
             fp16=self.fp16,
             device=self.ov_device,
             precision=self.ov_precision,
+            tf32=self.tf32,
             cache_dir=self.cache_dir,
             allow_fallback=self.allow_fallback,
         )
@@ -82,12 +84,13 @@ def _options(
     backend: str | None = None,
     ov_device: str | None = None,
     ov_precision: str | None = None,
+    tf32: bool | None = None,
 ) -> DeviceOptions:
     if engines is not None and provider:
         raise typer.BadParameter("--engines runs TensorRT engines directly; drop --provider", param_hint="--engines")
     return DeviceOptions(
         provider or None, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device,
-        ov_precision,
+        ov_precision, tf32,
     )  # fmt: skip
 
 
@@ -116,6 +119,11 @@ BACKEND = typer.Option(
 OV_DEVICE = typer.Option(None, "--device", help="--backend openvino: CPU (default), GPU, GPU.<n> or NPU")
 OV_PRECISION = typer.Option(
     None, "--ov-precision", help="--backend openvino: inference precision f32 (default), bf16 or f16"
+)
+TF32 = typer.Option(
+    None,
+    "--tf32/--no-tf32",
+    help="cuda provider: float32 matmuls in TF32 (onnxruntime's default on Ampere and later) or true float32",
 )
 
 
@@ -217,6 +225,7 @@ def bench(
     backend: str | None = BACKEND,
     ov_device: str | None = OV_DEVICE,
     ov_precision: str | None = OV_PRECISION,
+    tf32: bool | None = TF32,
 ) -> None:
     """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
     runtime, per variant x mode x batch size."""
@@ -224,8 +233,9 @@ def bench(
     from ..runtime.bench import available_modes, benchmark
 
     opts = _options(
-        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
-    )
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
+        tf32,
+    )  # fmt: skip
     rows: list[dict] = []
     records: dict[str, dict] = {}
     try:
@@ -342,11 +352,13 @@ def solve(
     backend: str | None = BACKEND,
     ov_device: str | None = OV_DEVICE,
     ov_precision: str | None = OV_PRECISION,
+    tf32: bool | None = TF32,
 ) -> None:
     """Answer examples from a file with the runtime alone: one line per example (answer and steps), or JSON."""
     opts = _options(
-        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
-    )
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
+        tf32,
+    )  # fmt: skip
     try:
         runner = opts.runner(artefact, variant)
         x = _file_inputs(runner, inputs)
@@ -357,10 +369,11 @@ def solve(
     preds = sol.preds
     for i in range(len(preds)):
         steps, halted = int(sol.steps[i]), bool(sol.done[i])
-        if json_out:
-            print(json.dumps({"index": i, "answer": preds[i].reshape(-1).tolist(), "steps": steps, "halted": halted}))
+        tokens = preds[i].reshape(-1).tolist()
+        text = task.render(preds[i]) if task is not None else " ".join(map(str, tokens))
+        if json_out:  # the answer as text and serve print it (Sudoku: digits); the model's token ids beside it
+            print(json.dumps({"index": i, "answer": text, "tokens": tokens, "steps": steps, "halted": halted}))
         else:
-            text = task.render(preds[i]) if task is not None else " ".join(map(str, preds[i].reshape(-1).tolist()))
             print(f"{text} steps {steps}{'' if halted else ' (cap)'}")
 
 
@@ -484,6 +497,7 @@ def serve(
     backend: str | None = BACKEND,
     ov_device: str | None = OV_DEVICE,
     ov_precision: str | None = OV_PRECISION,
+    tf32: bool | None = TF32,
 ) -> None:
     """Serve examples read from stdin (one a line) with slot refill: each answer is printed as a JSON line as soon
     as it is ready (completion order, with the input's line number); a bad line gets its own error line. Exit 0
@@ -495,8 +509,9 @@ def serve(
     from . import Terminated
 
     opts = _options(
-        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision
-    )
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
+        tf32,
+    )  # fmt: skip
     try:
         runner = opts.runner(artefact, variant)
         task = _task_of(runner)

@@ -63,7 +63,9 @@ FLAGS = {
     "allow_fallback": "--allow-fallback",
     "device": "--device",
     "precision": "--ov-precision",
+    "tf32": "--tf32/--no-tf32",
 }
+KEEP_FALSE = frozenset({"tf32"})
 
 
 def open_runner(
@@ -82,7 +84,8 @@ def open_runner(
     chosen = BACKENDS[name]
     if engines is not None and not chosen.engines:
         raise RuntimeInputError(f"--engines runs TensorRT engines; the {name} backend reads the artefact's graphs")
-    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    # False is "not given" for switches, but a value for tf32 (off): kept
+    given = {k: v for k, v in options.items() if v is not None and (v is not False or k in KEEP_FALSE)}
     foreign = sorted(k for k in given if k not in chosen.takes)
     if foreign:
         flags = ", ".join(FLAGS.get(k, k) for k in foreign)
