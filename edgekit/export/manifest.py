@@ -13,13 +13,13 @@ from .. import __version__
 from ..artefact import ARTEFACT_SCHEMA_VERSION, sha256_file
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
+from ..models.families import get_family
+from ..stopping import manifest_entry
 
 
 def input_spec(model: ACTModel | DEQModel) -> dict[str, Any]:
     """The input contract the runtime checks: dtype, shape and (token models) the id range."""
-    if model.family == "deq":
-        return {"dtype": "float32", "shape": ["batch", model.encoder.in_features]}
-    return {"dtype": "int64", "shape": ["batch", model.config.seq_len], "range": [0, model.config.vocab_size - 1]}
+    return get_family(model.family).input_spec(model)
 
 
 def write_initial_state(model: ACTModel | DEQModel, folder: Path, files: dict[str, str]) -> dict[str, Any]:
@@ -68,6 +68,7 @@ def build_manifest(
             "checkpoint": str(weights_file.name),
             "checkpoint_sha256": sha256_file(weights_file),
             "config": config,
+            **manifest_entry(model.family, get_family(model.family).stopping),
         },
         "graph": {
             "forms": list(forms),

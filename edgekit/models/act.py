@@ -34,7 +34,7 @@ class ACTModel(RecursiveModel):
     names equal the reference state-dict keys (after the `model.inner.` prefix)."""
 
     state_names = ("z_H", "z_L")
-    family: Literal["trm", "hrm"]
+    family: Literal["trm", "hrm"]  # for the type checker; any registered token family at run time (families.py)
     # Buffers registered in __init__ (declared so type checkers see tensors, not `Tensor | Module`).
     H_init: torch.Tensor
     L_init: torch.Tensor
@@ -42,7 +42,7 @@ class ACTModel(RecursiveModel):
     def __init__(self, config: ACTConfig) -> None:
         super().__init__()
         self.config = config
-        self.family = config.family
+        self.family = config.family  # type: ignore[assignment]
         self.dtype = _DTYPES[config.forward_dtype]
         h = config.hidden_size
         self.embed_scale = math.sqrt(h)
@@ -162,7 +162,10 @@ class HRM(ACTModel):
 
 
 def build_act_model(config: ACTConfig) -> ACTModel:
-    return (TRM if config.family == "trm" else HRM)(config)
+    from .families import get_family
+
+    model: ACTModel = get_family(config.family).build(config)
+    return model
 
 
 def reference_parameter_count(model: ACTModel) -> int:

@@ -24,15 +24,11 @@ from ..errors import CheckpointError, first_line
 from ..safe_yaml import YAMLFileError, load_yaml_file
 from .act import ACTModel, build_act_model
 from .config import ACTConfig
+from .families import get_family
 
 PREFIXES = ("_orig_mod.model.inner.", "model.inner.", "_orig_mod.", "inner.")
 WEIGHT_NAMES = ("model.safetensors", "checkpoint", "model.pt", "model.pth")
 CONFIG_NAME = "all_config.yaml"
-_UNSUPPORTED = {
-    "trm_singlez": "single-z TRM",
-    "trm_hier6": "six-z TRM",
-    "transformers_baseline": "transformer baseline",
-}
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -127,20 +123,10 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _family(arch: dict[str, Any]) -> str:
-    name = str(arch.get("name", ""))
-    for key, what in _UNSUPPORTED.items():
-        if key in name:
-            raise CheckpointError(
-                f"architecture {name!r} ({what}) is not supported yet",
-                "supported: hrm.hrm_act_v1, recursive_reasoning.hrm, recursive_reasoning.trm",
-            )
-    if "hrm" in name.lower():
-        return "hrm"
-    if "trm" in name.lower():
-        return "trm"
-    raise CheckpointError(
-        f"unknown architecture name {name!r} in arch.name", "expected an HRM (…hrm…) or TRM (…trm…) reference name"
-    )
+    """The registered family whose reference module path is exactly arch.name's (models/families.py)."""
+    from .families import family_for_arch
+
+    return family_for_arch(str(arch.get("name", ""))).name
 
 
 def infer_act_config(
@@ -299,15 +285,11 @@ def save_act(model: ACTModel, folder: str | Path, metadata: dict[str, Any] | Non
     c = model.config
     arch = c.model_dump()
     family = arch.pop("family")
-    # HRM with mlp_t exists only in the TRM repository's copy of HRM (models/recursive_reasoning/hrm.py).
-    names = {
-        "trm": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
-        "hrm": "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1"
-        if c.mlp_t
-        else "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1",
-    }
+    saved_name = get_family(family).saved_arch_name
+    if saved_name is None:
+        raise CheckpointError(f"model family {family!r} has no reference arch name to save", "save it another way")
     arch = {
-        "name": names[family],
+        "name": saved_name(c),
         "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"},
         **arch,
     }

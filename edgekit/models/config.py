@@ -15,7 +15,7 @@ class ACTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: Literal["trm", "hrm"]
+    family: str  # a registered token-input family (models/families.py): trm, hrm
     # Bounds: far above any published model, low enough that a hostile config cannot hang the loader.
     seq_len: int = Field(gt=0, le=65536)
     vocab_size: int = Field(gt=1, le=1_000_000)
@@ -41,6 +41,11 @@ class ACTConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ACTConfig:
+        from .families import FAMILIES
+
+        act = sorted(n for n, f in FAMILIES.items() if f.contract == "tokens")
+        if self.family not in act:
+            raise ValueError(f"family {self.family!r} is not one of {', '.join(act)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.family == "hrm" and self.H_layers == 0:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import first_line
+from ..stopping import Stopping, rule_of
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
 from .manifest import read_manifest, safe_path
@@ -136,9 +137,8 @@ class HostRunner:
         if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
             raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
         self._init_parts: dict[np.dtype, list[np.ndarray]] = {}
-        self.solver: dict[str, Any] = (
-            self.manifest["model"].get("config", {}).get("solver", {}) if self.family == "deq" else {}
-        )
+        self.stopping: Stopping = rule_of(self.manifest)  # the one dispatch on how the recursion stops
+        self.solver: dict[str, Any] = self.stopping.settings
 
     # -- what a backend implements --------------------------------------------------------------------------------
     def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -282,7 +282,7 @@ class HostRunner:
         for _ in range(steps):
             out = self._call("step", {**dict(zip(self.state_names, state)), "x": x})
             state, extra = out[:-1], out[-1]
-            (res.residual if self.family == "deq" else res.halt).append(extra)
+            getattr(res, self.stopping.signal).append(extra)
             if record:
                 logits = self._call("readout", dict(zip(self.state_names, state)))[0]
                 res.preds.append(logits.argmax(-1))
@@ -351,7 +351,7 @@ class HostRunner:
                 np.zeros(len(x_in), bool),
                 out[1] if len(out) > 1 else None,
             )
-        if self.family == "deq" and self.solver.get("name") == "anderson":
+        if self.stopping.solver == "anderson":
             return self._solve_host_anderson(x_in, cap, threshold)
         return self._solve_host(x_in, cap, threshold, compact, rows)
 
@@ -359,7 +359,7 @@ class HostRunner:
         """The Loop form in one call. Its step cap and threshold are inputs with defaults; a backend that builds
         them in (TensorRT bakes an ONNX input with a default into the engine) answers only at the built-in values,
         so asking for others is refused, never ignored."""
-        limit = "tol" if self.family == "deq" else "halt_threshold"
+        limit = self.stopping.limit
         takes = self.inputs_of("loop")
         built_in = {"max_steps": int(self.graph["step_budget"]), limit: self._default_threshold()}
         asked = {"max_steps": cap, limit: threshold}
@@ -381,19 +381,17 @@ class HostRunner:
 
     def _default_threshold(self) -> float:
         """The threshold the graphs were exported with (the Loop form's default input value)."""
-        if self.family == "deq":
-            return float(self.solver.get("tol", 1e-4))
-        return float(self.graph.get("halt_threshold", 0.0))
+        return float(self.stopping.value)
 
     def stops(self, signal: np.ndarray, threshold: float) -> np.ndarray:
-        return signal <= threshold if self.family == "deq" else signal > threshold
+        return np.asarray(self.stopping.stops(signal, threshold))
 
     def _solve_host(
         self, x_in: np.ndarray, cap: int, threshold: float, compact: bool, rows: np.ndarray | None = None
     ) -> Solution:
         x = self._call("encode", self.feeds(x_in, rows))[0]
         n = len(x_in)
-        act = self.family != "deq"
+        act = self.stopping.halting_head
         if compact:
             return self._solve_compacted(x, cap, threshold, act)
         steps = np.zeros(n, np.int64)

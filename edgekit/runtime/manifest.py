@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..stopping import KINDS as STOPPING_KINDS
+from ..stopping import kind_of
 from .errors import ArtefactError
 
 SCHEMA_VERSION = 1
@@ -312,18 +314,28 @@ SOLVER: dict[str, Callable[[object], bool]] = {
 
 def _check_model(model: object, m: dict[str, Any]) -> None:
     mo = _obj(model, "'model'")
-    fam = mo.get("family")
-    _need(isinstance(fam, str) and fam in FAMILIES, f"model.family {_short(fam)} is not one of {', '.join(FAMILIES)}")
+    fam, stopping = mo.get("family"), mo.get("stopping")
+    if stopping is None:  # written before `model.stopping`: a family whose stopping rule the runtime knows
+        _need(
+            isinstance(fam, str) and fam in FAMILIES, f"model.family {_short(fam)} is not one of {', '.join(FAMILIES)}"
+        )
+    else:
+        _need(
+            isinstance(stopping, dict) and set(stopping) == {"kind"} and stopping["kind"] in STOPPING_KINDS,
+            f"model.stopping {_short(stopping)} is not one of {', '.join(STOPPING_KINDS)}",
+        )
+        _need(isinstance(fam, str) and SAFE.match(fam) is not None, f"model.family {_short(fam)} is not a name")
+    fixed_point = kind_of(mo) == "fixed_point"
     _need(mo.get("checkpoint") is None or _str(mo["checkpoint"], 1024), "model.checkpoint is not a file name")
     _need(
         mo.get("checkpoint_sha256") is None or _sha(mo["checkpoint_sha256"]), "model.checkpoint_sha256 is not a sha256"
     )
     config = mo.get("config")
     if config is None:
-        _need(fam != "deq", "model.config is missing (a DEQ needs its solver settings)")
+        _need(not fixed_point, "model.config is missing (a DEQ needs its solver settings)")
         return
     c = _obj(config, "model.config")
-    if fam == "deq":
+    if fixed_point:
         solver = _obj(c.get("solver"), "model.config.solver")
         for k, ok in SOLVER.items():
             if k in solver:

@@ -111,7 +111,7 @@ class SlotScheduler:
     ) -> None:
         if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= 65536:
             raise RuntimeInputError(f"slots must be an integer in [1, 65536], got {slots!r}")
-        if runner.family == "deq" and runner.solver.get("name") == "anderson":
+        if runner.stopping.solver == "anderson":
             raise RuntimeInputError(
                 "slot-refill serving runs one state per sample; an Anderson DEQ carries a "
                 "history: answer it with Runner.solve"

@@ -49,10 +49,9 @@ class ARCTask(Task):
             _check_test_split(root, settings.split)
         return data
 
-    def fits(self, input_spec: dict[str, Any], family: str) -> bool:
+    def fits(self, input_spec: dict[str, Any], family: str | None = None) -> bool:
         return (
-            family in ("trm", "hrm")
-            and input_spec.get("dtype") == "int64"
+            self.takes(input_spec)
             and list(input_spec.get("shape", []))[1:] == [SEQ]
             and list(input_spec.get("range", []))[1:] == [11]
         )

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from ..contracts import TOKENS, contract_of
+
 
 @dataclass
 class TaskData:
@@ -49,6 +51,7 @@ class Task:
     description: ClassVar[str]
     reads_files: ClassVar[bool] = True  # accepts task.data (a reference-layout folder or .npz)
     generates: ClassVar[bool] = True  # can make examples itself when task.data is not set
+    contract: ClassVar[str] = TOKENS  # the kind of input it fits (edgekit.contracts), whatever the model family
 
     def load(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
         """`split` is "test" (the validation examples) or "train" (calibration, threshold and search sets)."""
@@ -61,8 +64,13 @@ class Task:
     def generate(self, settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
         raise NotImplementedError(f"task {self.name} reads its examples from task.data")
 
-    def fits(self, input_spec: dict[str, Any], family: str) -> bool:
+    def fits(self, input_spec: dict[str, Any], family: str | None = None) -> bool:
+        """Whether an artefact's input contract is this task's (`family` is not consulted: tasks fit inputs)."""
         return False
+
+    def takes(self, input_spec: dict[str, Any]) -> bool:
+        """The input is of this task's contract kind (token ids, feature vectors)."""
+        return contract_of(input_spec) == self.contract
 
     def answer_metrics(
         self, data: TaskData, preds: list[np.ndarray], halts: list[np.ndarray], threshold: float

@@ -30,10 +30,9 @@ class MazeTask(Task):
         x, y = maze.generate(n, carved, seed, min_path=20)
         return TaskData(_padded(x, carved), _padded(y, carved), f"{n} generated 30x30 mazes, seed {seed}")
 
-    def fits(self, input_spec: dict[str, Any], family: str) -> bool:
+    def fits(self, input_spec: dict[str, Any], family: str | None = None) -> bool:
         return (
-            family in ("trm", "hrm")
-            and input_spec.get("dtype") == "int64"
+            self.takes(input_spec)
             and list(input_spec.get("shape", []))[1:] == [SEQ_LEN]
             and list(input_spec.get("range", [0, maze.VOCAB_SIZE - 1])) == [0, maze.VOCAB_SIZE - 1]
         )

@@ -14,5 +14,5 @@ class SequenceTask(Task):
     description = "any token dataset from task.data: exact-sequence and per-token accuracy over labelled positions"
     generates = False
 
-    def fits(self, input_spec: dict[str, Any], family: str) -> bool:
-        return family in ("trm", "hrm") and input_spec.get("dtype") == "int64"
+    def fits(self, input_spec: dict[str, Any], family: str | None = None) -> bool:
+        return self.takes(input_spec)

@@ -39,9 +39,5 @@ class SudokuTask(Task):
         """Answer tokens -> 81 characters (digits; '.' where the model answered a non-digit token)."""
         return "".join(str(int(t) - 1) if t >= 2 else "." for t in np.asarray(prediction).reshape(-1))
 
-    def fits(self, input_spec: dict[str, Any], family: str) -> bool:
-        return (
-            family in ("trm", "hrm")
-            and input_spec.get("dtype") == "int64"
-            and list(input_spec.get("shape", []))[1:] == [sudoku.SEQ_LEN]
-        )
+    def fits(self, input_spec: dict[str, Any], family: str | None = None) -> bool:
+        return self.takes(input_spec) and list(input_spec.get("shape", []))[1:] == [sudoku.SEQ_LEN]
