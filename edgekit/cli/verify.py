@@ -39,17 +39,22 @@ def _write(path: Path, payload: dict[str, Any]) -> None:
 
 def _gate_table(full: Any) -> Table:
     t = Table(title=f"gates on this device ({full.examples} of {full.validated} validation examples: {full.kept})")
-    for col in ("gate", "variant", "device", "export", "limit", "95% interval", "result"):
-        t.add_column(col)
+    width = max([len(g["name"]) for g in full.gates], default=4)
+    t.add_column("gate", min_width=width, no_wrap=True)  # never cut a gate's name on a narrow console
+    t.add_column("variant", min_width=max([len(v) for v in full.variants], default=7), no_wrap=True)
+    for col in ("device", "export", "limit"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("95% interval", overflow="fold")
+    t.add_column("result", no_wrap=True)
     for g in full.gates:
         iv = g.get("interval")
         t.add_row(
             g["name"],
-            g["variant"],
+            full.short(g["variant"]),
             num(g["value"], ".4f"),
             num(g.get("export_value"), ".4f"),
             str(g["limit"]),
-            f"[{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "–",
+            f"{iv[0]:.3f}..{iv[1]:.3f}" if iv else "–",
             "[green]passed[/]" if g["passed"] else "[bold red]FAILED[/]",
         )
     return t

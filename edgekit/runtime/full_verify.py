@@ -50,6 +50,11 @@ class FullReport:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # per variant: device vs the export's answers
     not_evaluated: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    names: dict[str, str] = field(default_factory=dict)  # results.json's entry name -> variant
+
+    def short(self, entry_name: str) -> str:
+        """A gate record's variant as its precision name (results.json names the whole entry)."""
+        return self.names.get(entry_name, entry_name)
 
     @property
     def exit_code(self) -> int:
@@ -202,6 +207,7 @@ def verify_full(
     for variant in variants:
         runner = make_runner(folder, variant).validated_settings()
         name = str(meta["variants"][variant])
+        rep.names[name] = variant
         log(f"verify --full: {variant} on {len(refs.inputs)} recorded examples")
         device = device_answers(runner, refs, f"verify --full {variant}")
         exported = refs.answers[variant]

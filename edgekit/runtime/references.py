@@ -160,7 +160,7 @@ class Recorder:
             **({"arc_names": self.names} if self.names else {}),
             **meta,
         }
-        text = json.dumps(m, sort_keys=True).encode()
+        text = json.dumps(m).encode()  # insertion order: variants in the order the export gated them
         buf = io.BytesIO()
         arrays = {"meta": np.frombuffer(text, np.uint8), **self.arrays}
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool

@@ -262,7 +262,7 @@ def verify(
     if not full:
         return rep
     refs = read_references(safe_path(folder, manifest["files"][REFERENCES_KEY]), manifest)
-    chosen = variants or refs.variants
+    chosen = variants or [v for v in manifest["variants"] if v in refs.variants]  # the export's order
     ungated = [v for v in chosen if v not in refs.variants]
     if ungated:
         raise RuntimeInputError(
