@@ -30,6 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import ExportError, first_line
 from ..models.config import SolverConfig
+from ..models.families import stopping_rule
+from ..stopping import FixedPoint
 from .graphs import AndersonUpdate
 
 _FLOAT = TensorProto.FLOAT
@@ -135,7 +137,8 @@ def build_loop(
     `initial[name]` is the vector each state starts from (broadcast over batch and positions; zeros for DEQ).
     `max_steps` and `halt_threshold` (ACT) or `tol` (DEQ) are graph inputs with these defaults."""
     opset = next(o.version for o in step.opset_import if o.domain in ("", "ai.onnx"))
-    deq = family == "deq"
+    rule = stopping_rule(family)
+    deq = rule is FixedPoint
     if deq and solver is None:
         raise ExportError("a DEQ Loop needs the solver settings", "pass the model's SolverConfig as solver=")
     # the solver when it is Anderson acceleration (which carries a history through the loop), else None
@@ -154,7 +157,7 @@ def build_loop(
     n, i = inline(encode.graph, "enc/", {i.name: i.name for i in encode.graph.input} | {"x": "x"})
     outer_nodes += n
     inits += i
-    limit_name = "tol" if deq else "halt_threshold"
+    limit_name = rule.limit
     limit_default = solver.tol if deq and solver is not None else halt_threshold
     inits += [
         _const("max_steps", np.array(budget, np.int64)),
@@ -203,7 +206,7 @@ def build_loop(
         helper.make_tensor_value_info("b/done", TensorProto.BOOL, ["batch"]),
         helper.make_tensor_value_info("b/steps", TensorProto.INT64, ["batch"]),
     ]
-    extra = "residual" if deq else "halt"
+    extra = rule.signal
     io = {s: f"b/{s}" for s in sn} | {"x": "x"} | {f"{s}_next": f"b/{s}_next" for s in sn} | {extra: "b/signal"}
     body, body_inits = inline(step.graph, "body/", io)
     body_inits += [_const("body/axes", np.arange(1, rank, dtype=np.int64))]
@@ -275,7 +278,7 @@ def build_loop(
         helper.make_node("Loop", ["max_steps", "c/true", *carried_in], loop_out, body=body_graph, name="recursion")
     )
     answer = {sn[0]: "best"} if anderson else {s: f"{s}_final" for s in sn}
-    head_out = ["logits"] if deq else ["logits", "halt"]
+    head_out = ["logits", "halt"] if rule.halting_head else ["logits"]
     n, i = inline(readout.graph, "readout/", answer | {o: o for o in head_out})
     outer_nodes += n
     inits += i

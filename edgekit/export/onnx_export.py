@@ -20,6 +20,7 @@ from ..errors import ExportError, first_line
 from ..models.act import ACTModel
 from ..models.config import SolverConfig
 from ..models.deq import DEQModel
+from ..models.families import stopping_rule
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, takes_puzzle_ids
 from .initializers import dedupe_initializers
 from .loop import build_loop, has_external_data
@@ -165,8 +166,9 @@ def export_step_graphs(
     x = model.encode(inp)
     state = model.initial_state(x)
     names = list(model.state_names)
-    extra = "residual" if model.family == "deq" else "halt"
-    head_out = ["logits"] if model.family == "deq" else ["logits", "halt"]
+    rule = stopping_rule(model.family)
+    extra = rule.signal
+    head_out = ["logits", "halt"] if rule.halting_head else ["logits"]
     return [
         _export_encode(model, folder, opset, optimize, table, external),
         _export(

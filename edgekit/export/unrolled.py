@@ -13,6 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import ExportError, first_line
+from ..models.families import stopping_rule
 from .loop import has_external_data, inline
 
 
@@ -36,7 +37,8 @@ def build_unrolled(
     for s in state_names:
         inits.append(numpy_helper.from_array(initial[s].astype(dtype), f"init/{s}"))
         nodes.append(helper.make_node("Expand", [f"init/{s}", "x_shape"], [f"{s}@0"]))
-    extra = "residual" if family == "deq" else "halt"
+    rule = stopping_rule(family)
+    extra = rule.signal
     shared = {t.name: f"w/{t.name}" for t in step.graph.initializer}  # one copy, read by every step
     for t in range(steps):
         io = dict(shared)
@@ -46,7 +48,7 @@ def build_unrolled(
         nodes += n
         if t == 0:
             inits += i
-    head_out = ["logits"] if family == "deq" else ["logits", "halt"]
+    head_out = ["logits", "halt"] if rule.halting_head else ["logits"]
     n, i = inline(readout.graph, "readout/", {s: f"{s}@{steps}" for s in state_names} | {o: o for o in head_out})
     nodes += n
     inits += i

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..contracts import CONTRACTS, FEATURES
 from ..errors import CheckpointError
-from ..stopping import KINDS
+from ..stopping import KINDS, FixedPoint, HaltLogit
 
 # reference architectures edgekit cannot map yet, by exact module path: a clear refusal, not "unknown"
 UNSUPPORTED = {
@@ -70,6 +70,11 @@ def get_family(name: str) -> Family:
     if name not in FAMILIES:
         raise CheckpointError(f"unknown model family {name!r}", f"supported: {', '.join(sorted(FAMILIES))}")
     return FAMILIES[name]
+
+
+def stopping_rule(name: str) -> type[HaltLogit] | type[FixedPoint]:
+    """The stopping rule (its class: graph output, control input, whether the readout halts) of family `name`."""
+    return KINDS[get_family(name).stopping]
 
 
 def supported_arch_names() -> list[str]:
