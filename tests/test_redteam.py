@@ -567,7 +567,8 @@ PATHS = [
     ("graph", "initial_state"), ("graph", "initial_state", "shape"), ("graph", "unrolled_steps"),
     ("graph", "halt_threshold"), ("graph", "step_budget"), ("graph", "puzzle_ids"), ("graph", "input", "shape"),
     ("graph", "forms"), ("variants",), ("variants", "float32"), ("variants", "float32", "step"), ("quantization",),
-    ("model", "config"), ("model", "family"), ("runtime_defaults",), ("runtime_defaults", "variant"),
+    ("model", "config"), ("model", "family"), ("model", "stopping"), ("model", "stopping", "kind"),
+    ("runtime_defaults",), ("runtime_defaults", "variant"),
     ("runtime_defaults", "halt_threshold"), ("bytes",), ("recipe",), ("recipe", "name"), ("edgekit_version",),
 ]  # fmt: skip
 
@@ -587,7 +588,7 @@ def test_any_value_at_a_field_commands_use_is_checked_or_works(art, path, value)
     m["runtime_defaults_sha256"] = defaults_digest(m["runtime_defaults"])
     d = m
     for p in path[:-1]:
-        d = d[p]
+        d = d.setdefault(p, {})
     d[path[-1]] = value
     if path[0] == "runtime_defaults" and isinstance(m.get("runtime_defaults"), dict):
         m["runtime_defaults_sha256"] = defaults_digest(m["runtime_defaults"])  # a forger who knows the digest

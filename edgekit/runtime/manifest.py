@@ -321,7 +321,10 @@ def _check_model(model: object, m: dict[str, Any]) -> None:
         )
     else:
         _need(
-            isinstance(stopping, dict) and set(stopping) == {"kind"} and stopping["kind"] in STOPPING_KINDS,
+            isinstance(stopping, dict)
+            and set(stopping) == {"kind"}
+            and isinstance(stopping["kind"], str)  # never hashed unchecked: a list here is a one-line error
+            and stopping["kind"] in STOPPING_KINDS,
             f"model.stopping {_short(stopping)} is not one of {', '.join(STOPPING_KINDS)}",
         )
         _need(isinstance(fam, str) and SAFE.match(fam) is not None, f"model.family {_short(fam)} is not a name")
