@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import first_line
+from ..npyio import load_npz
 from ..stopping import Stopping, rule_of
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
@@ -510,13 +510,14 @@ class HostRunner:
         if init["kind"] == "zeros":
             parts = [np.zeros(init["shape"], dtype=x.dtype)]
         else:
-            try:
-                with np.load(self.file("initial_state"), allow_pickle=False) as vecs:
-                    loaded = [np.asarray(vecs[n]) for n in self.state_names]
-            except (OSError, ValueError, KeyError, EOFError) as e:
-                raise ArtefactError(
-                    f"initial_state.npz is unreadable ({first_line(e, 80)}): re-run `edgekit export`"
-                ) from None
+            vecs = load_npz(  # header-checked and bounded before anything is inflated (edgekit/npyio.py)
+                self.file("initial_state"), 64 << 20, self.state_names, error=ArtefactError,
+                what="initial_state.npz", nofollow=True,
+            )  # fmt: skip
+            missing = [n for n in self.state_names if n not in vecs]
+            if missing:
+                raise ArtefactError(f"initial_state.npz holds no {missing[0]}: re-run `edgekit export`")
+            loaded = [vecs[n] for n in self.state_names]
             one = (1, *x.shape[1:])
             for n, v in zip(self.state_names, loaded):
                 try:
