@@ -243,6 +243,7 @@ def make_recipe(
                 )
         return infos[key]
 
+    precision = EXPORT_FLOAT.get(precision, precision) if precision else precision  # float16 means fp16 here too
     if precision is not None and precision not in target.precisions:
         raise RecipeError(
             f"precision {precision!r} is not offered by target {target.name!r}",

@@ -24,8 +24,11 @@ from .toolchain import gpu_info, require_tensorrt, tensorrt_version
 
 
 def default_cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(os.environ.get("EDGEKIT_CACHE_DIR", base / "edgekit" / "timing-cache"))
+    """Timing caches: $EDGEKIT_CACHE_DIR, else timing-cache/ under the root every edgekit cache shares
+    ($EDGEKIT_CACHE, else ~/.cache/edgekit), as the build script does."""
+    from ..cache import cache_dir
+
+    return Path(os.environ.get("EDGEKIT_CACHE_DIR", cache_dir() / "timing-cache"))
 
 
 def build_engines(
