@@ -69,6 +69,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     from ..runtime.errors import ArtefactError
     from ..runtime.manifest import read_manifest
     from ..schema import load_recipe, load_target
+    from ..stopping import HaltLogit, kind_of
     from ..tasks import load_task
 
     recipe, base = load_recipe(recipe_path)
@@ -90,7 +91,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
             "answers are voted across augmented copies, and is not tuned yet",
             "choose the threshold and cap with `edgekit validate` gates, or Runner.solve_arc's max_steps / threshold",
         )
-    if manifest["model"]["family"] == "deq":
+    if kind_of(manifest["model"]) != HaltLogit.kind:
         raise RecipeError(
             "edgekit tune covers ACT models (HRM, TRM): a DEQ's solver tolerance is not tuned yet",
             "set validate.solver settings in the recipe instead",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..models.families import stopping_rule
 from ..schema import Recipe
+from ..stopping import HaltLogit
 from ..tasks import load_task
 
 
@@ -16,7 +18,7 @@ def calibrate_halt_threshold(
     are within `halt_tolerance` of the full-budget accuracy on held-out data (disjoint seed): the halting head
     of a model trained with ACT may fire too early for deployment (the TRM demo loses 7 points at 0)."""
     v = recipe.validate_
-    if v.halt_threshold != "auto" or model.family == "deq":
+    if v.halt_threshold != "auto" or stopping_rule(model.family) is not HaltLogit:  # only a halting head calibrates
         return 0.0 if v.halt_threshold == "auto" else float(v.halt_threshold)
     from ..tasks.metrics import step_metrics
     from .reference import reference_rollout
