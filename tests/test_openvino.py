@@ -130,6 +130,10 @@ def test_f32_answers_like_onnxruntime_through_the_same_host_loop(trm_artefact, p
     ref_run, got_run = Runner(trm_artefact).run(puzzles, steps=3), r.run(puzzles, steps=3)
     for a, b in zip(ref_run.preds, got_run.preds):
         np.testing.assert_array_equal(a, b)
+    compiled = r.compiled("step")
+    r.override("step", r.model("step").clone())  # what the benchmark does with an INT8-weight step graph
+    assert r.compiled("step") is not compiled
+    np.testing.assert_array_equal(r.solve(puzzles[:8]).steps, reference.steps[:8])
 
 
 @needs_ov
@@ -228,8 +232,8 @@ def test_a_graph_openvino_cannot_read_is_one_line(trm_artefact, tmp_path, puzzle
     art = _unreadable_step(trm_artefact, tmp_path)
     with pytest.raises(ArtefactError, match=r"OpenVINO \S+ cannot read step.onnx \(.*com.example.NoSuchOp"):
         _ov(art).solve(puzzles[:2])
-    (art / "readout.onnx").write_bytes(b"not a model")  # only the ONNX frontend is asked, never TensorFlow's
-    with pytest.raises(ArtefactError, match=r"cannot read readout.onnx"):
+    (art / "readout.onnx").write_bytes(b"not a model")  # refused before OpenVINO parses it, as for onnxruntime
+    with pytest.raises(ArtefactError, match=r"readout.onnx is not an ONNX model"):
         _ov(art).call("readout", {})
     inputs = tmp_path / "x.npy"
     np.save(inputs, puzzles[:2])
@@ -273,13 +277,18 @@ def test_cache_entries_are_checked_damaged_or_swapped_ones_rebuilt(
 
 
 @needs_ov
-def test_a_cache_folder_others_can_write_is_refused(trm_artefact, tmp_path, monkeypatch):
+def test_a_cache_folder_others_can_write_is_refused_one_not_creatable_unused(trm_artefact, tmp_path, monkeypatch):
     root = tmp_path / "shared-cache"
     (root / "openvino").mkdir(parents=True)
     os.chmod(root / "openvino", 0o777)
     monkeypatch.setenv("EDGEKIT_CACHE", str(root))
     with pytest.raises(RuntimeInputError, match="writable by group or others.*--cache-dir"):
         _ov(trm_artefact)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "a-file" / "cache"))  # cannot be created: run uncached
+    r = _ov(trm_artefact)
+    assert r.cache_folder is None and "compiled on every start" in r.warnings[0]
+    assert "CACHE_DIR" not in r.config
 
 
 def _docs_commands() -> list[str]:

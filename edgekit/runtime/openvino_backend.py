@@ -36,6 +36,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,9 +119,10 @@ def check_device(core: Any, device: str) -> str:
     return device
 
 
-def prepare_cache(root: Path, key: str) -> Path:
+def prepare_cache(root: Path, key: str) -> Path | None:
     """<root>/openvino/<key>, every missing level created 0700; refused when another user could write into it (a
-    compiled blob is code the device runs)."""
+    compiled blob is code the device runs). None where it cannot be created (a read-only home): the graphs are
+    then compiled on every start, nothing is stored."""
     folder = root / "openvino" / key
     for p in [*reversed(folder.parents), folder]:
         if os.path.lexists(p):
@@ -129,11 +131,8 @@ def prepare_cache(root: Path, key: str) -> Path:
             p.mkdir(mode=0o700)
         except FileExistsError:
             pass
-        except OSError as e:
-            raise RuntimeInputError(
-                f"cannot create the OpenVINO cache folder {p} ({e.strerror}); pass --cache-dir with a writable "
-                "folder, or set EDGEKIT_CACHE"
-            ) from None
+        except OSError:
+            return None
     for p in (root, root / "openvino", folder):
         why = _unsafe(p, os.lstat(p))
         if why:
@@ -288,16 +287,29 @@ class OpenVINORunner(HostRunner):
         self.static_shapes = self.kind.static_shapes if static_shapes is None else static_shapes
         self.cache_folder: Path | None = None
         self.warnings: list[str] = []
+        self.on_warning: Callable[[str], None] | None = None  # told each warning that arises later (the CLI prints)
         if cache:
             root = cache_root(ProviderSettings(cache_dir=Path(cache_dir) if cache_dir else None))
             key = artefact_key((self.folder / "manifest.json").read_bytes())
             self.cache_folder = prepare_cache(root, key)
-            self._index = BlobIndex(self.cache_folder)
-            self._index.prune()
-            self.config["CACHE_DIR"] = str(self.cache_folder)
+            if self.cache_folder is None:
+                self.warnings.append(
+                    f"cannot create the OpenVINO cache folder under {root}: graphs are compiled on every start "
+                    "(pass --cache-dir with a writable folder, or set EDGEKIT_CACHE)"
+                )
+            else:
+                self._index = BlobIndex(self.cache_folder)
+                self._index.prune()
+                self.config["CACHE_DIR"] = str(self.cache_folder)
         self._models: dict[str, Any] = {}  # graph -> ov.Model as read (limits made inputs)
         self._compiled: dict[tuple[str, int | None], Any] = {}  # (graph, batch bucket or None) -> compiled model
         self._requests: dict[tuple[str, int | None], list[Any]] = {}  # free infer requests
+        self._dtypes: dict[str, dict[str, Any]] = {}  # graph -> input name -> numpy dtype
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     def _device_property(self, name: str) -> Any:
         try:
@@ -309,14 +321,7 @@ class OpenVINORunner(HostRunner):
     def model(self, graph: str) -> Any:
         """The graph as OpenVINO reads it (the Loop form with its limits made inputs)."""
         if graph not in self._models:
-            if graph not in self.graphs:
-                raise ArtefactError(
-                    f"artefact variant {self.variant!r} has no {graph} graph; "
-                    "re-export with `export.forms` including it"
-                )
-            path = self.file(self.graphs[graph])
-            if not path.is_file():
-                raise ArtefactError(f"{path} is missing: the artefact is incomplete, re-run `edgekit export`")
+            path = self.graph_path(graph)  # present, inside the artefact, of a real graph's size
             try:
                 m = self._read(path)
                 if graph == "loop":
@@ -354,7 +359,7 @@ class OpenVINORunner(HostRunner):
                 model.outputs
             ):
                 # a cache entry of another graph under this graph's key: discard the folder's entries, compile anew
-                self.warnings.append(f"OpenVINO cache entry for {graph} belonged to another graph; rebuilt")
+                self._warn(f"the OpenVINO cache entry for the {graph} graph belonged to another graph; rebuilt")
                 if self.cache_folder is not None:
                     self._index.clear()
                 compiled = self._compile(model, graph, cached=False)
@@ -392,6 +397,15 @@ class OpenVINORunner(HostRunner):
             )
         return compiled
 
+    def override(self, graph: str, model: Any) -> None:
+        """Use an OpenVINO model in place of the artefact's graph (e.g. a weight-compressed step graph being
+        measured); what was compiled for that graph is dropped."""
+        self._models[graph] = model
+        self._dtypes.pop(graph, None)
+        for key in [k for k in self._compiled if k[0] == graph]:
+            del self._compiled[key]
+            self._requests.pop(key, None)
+
     # -- the backend contract -------------------------------------------------------------------------------------
     def inputs_of(self, graph: str) -> set[str]:
         return {p.get_any_name() for p in self.model(graph).inputs}
@@ -404,11 +418,13 @@ class OpenVINORunner(HostRunner):
         return min(self.chunk_size, STATIC_MAX_BATCH) if self.static_shapes else None
 
     def _call(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        model = self.model(graph)
-        names = [p.get_any_name() for p in model.inputs]
-        types = {p.get_any_name(): p.get_element_type().to_dtype() for p in model.inputs}
+        types = self._dtypes.get(graph)
+        if types is None:
+            types = self._dtypes[graph] = {
+                p.get_any_name(): p.get_element_type().to_dtype() for p in self.model(graph).inputs
+            }
         given = {k: np.asarray(v, dtype=types[k], order="C") for k, v in feeds.items() if k in types}
-        missing = [k for k in names if k not in given]
+        missing = [k for k in types if k not in given]
         if missing:
             raise RuntimeInputError(f"the {graph} graph needs {', '.join(missing)}, which the host loop did not feed")
         n = next((len(v) for v in given.values() if v.ndim), 0)
