@@ -135,23 +135,29 @@ def _folder(recipe: Path) -> Path:
 
 
 def _print(res: dict) -> None:
+    """The front in 80 columns: one row per configuration, fastest first; the note says which was chosen, which
+    are below the accuracy floor, and where a latency is only estimated."""
     floor = res["floor"]["value"]
-    t = Table(
-        title=f"accuracy-latency front ({res['configurations']} configurations, batch {res['batch']}; accuracy floor "
-        f"{floor:.3f})"
+    console.print(
+        f"accuracy-latency front: {res['configurations']} configurations at batch {res['batch']}, accuracy floor "
+        f"{floor:.3f} ({res['floor']['source']})",
+        markup=False,
+        highlight=False,
     )
-    for col in ("variant", "halt threshold", "step cap", "exact", "95 % interval", "mean steps", "same answer as "
-                "default", "ms / puzzle", "latency"):  # fmt: skip
-        t.add_column(col, justify="left" if col in ("variant", "latency") else "right")
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("variant", "threshold", "cap", "exact [95 %]", "steps", "same", "ms", "note"):
+        t.add_column(col, justify="left" if col in ("variant", "note") else "right", no_wrap=col != "note")
     chosen = res["chosen"]
     for c in res["front"]:
-        mark = " ◀ chosen" if chosen and (c["variant"], c["threshold"], c["cap"]) == (
-            chosen["variant"], chosen["threshold"], chosen["cap"]) else ""  # fmt: skip
-        mark = mark or (" (below the floor)" if c["exact"] < floor - 1e-9 else "")
+        is_chosen = chosen and (c["variant"], c["threshold"], c["cap"]) == (
+            chosen["variant"], chosen["threshold"], chosen["cap"])  # fmt: skip
+        notes = ["◀ chosen"] if is_chosen else (["below floor"] if c["exact"] < floor - 1e-9 else [])
+        notes += [] if c["latency_source"] in ("model", "measured") else ["device times"]
+        notes += ["measured"] if c["latency_source"] == "measured" else []
         lo, hi = c["exact_interval"]
-        t.add_row(c["variant"], _thr(c["threshold"]), str(c["cap"]), f"{c['exact']:.3f}", f"{lo:.3f}–{hi:.3f}",
+        t.add_row(c["variant"], _thr(c["threshold"]), str(c["cap"]), f"{c['exact']:.3f} [{lo:.3f}, {hi:.3f}]",
                   f"{c['mean_steps']:.2f}", f"{c['same_answer_as_default']:.3f}", f"{c['latency_ms']:.2f}",
-                  c["latency_source"] + mark)  # fmt: skip
+                  ", ".join(notes))  # fmt: skip
     console.print(t)
     if chosen:
         console.print(
