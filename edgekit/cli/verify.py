@@ -15,7 +15,20 @@ from rich.table import Table
 from .. import progress
 from ..errors import EdgekitError, InputError
 from .app import app, console, fail, num
-from .device import ALLOW_FALLBACK, CACHE_DIR, DEVICE_ID, ENGINES, PROVIDER, TRT_FP16, _options, _runtime_errors
+from .device import (
+    ALLOW_FALLBACK,
+    BACKEND,
+    CACHE_DIR,
+    DEVICE_ID,
+    ENGINES,
+    OV_DEVICE,
+    OV_PRECISION,
+    PROVIDER,
+    TF32,
+    TRT_FP16,
+    _options,
+    _runtime_errors,
+)
 
 
 def _out_file(out: Path, artefact: Path) -> Path:
@@ -80,6 +93,10 @@ def verify(
     cache_dir: Path | None = CACHE_DIR,
     engines: Path | None = ENGINES,
     allow_fallback: bool = ALLOW_FALLBACK,
+    backend: str | None = BACKEND,
+    ov_device: str | None = OV_DEVICE,
+    ov_precision: str | None = OV_PRECISION,
+    tf32: bool | None = TF32,
 ) -> None:
     """Re-check an artefact on this device with the runtime alone: file hashes, then the golden outputs (within a
     tolerance that follows what runs), and with --full the artefact's gates on every recorded validation example.
@@ -87,7 +104,11 @@ def verify(
     it is not an artefact or the options do not fit it."""
     from ..runtime.verify import verify as run_verify
 
-    opts = _options(provider, device_id, trt_fp16, cache_dir, None, engines, allow_fallback)
+    if tf32 is None and engines is None and backend in (None, "onnxruntime"):
+        tf32 = False  # verifying checks float32 answers: TF32 only when asked for (--tf32)
+    opts = _options(
+        provider, device_id, trt_fp16, cache_dir, None, engines, allow_fallback, backend, ov_device, ov_precision, tf32
+    )
     try:
         target = _out_file(out, artefact) if out is not None else None
         if engines is not None and variant is None:
