@@ -115,14 +115,17 @@ def _one_line(r) -> str:
 
 
 def test_executor_ray_without_ray_names_the_install_command(small_trm_recipe, tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-c", RAY_BLOCKER, "validate", str(small_trm_recipe), str(tmp_path / "nothing"),
-         "--executor", "ray"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 2
-    assert 'pip install "edgekit[scale]"' in _one_line(r)
-    assert not (tmp_path / "nothing").exists()
+    """export, validate and tune refuse it before any work, and write nothing."""
+    for args in (
+        ["validate", str(small_trm_recipe), str(tmp_path / "nothing")],
+        ["export", str(small_trm_recipe), "--out", str(tmp_path / "nothing")],
+        ["tune", str(small_trm_recipe), "--artefact", str(tmp_path / "nothing"), "--latency-budget", "5"],
+    ):
+        r = subprocess.run([sys.executable, "-c", RAY_BLOCKER, *args, "--executor", "ray"], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 2, (args[0], r.stderr)
+        assert 'pip install "edgekit[scale]"' in _one_line(r)
+        assert not (tmp_path / "nothing").exists()
 
 
 @needs_ray
@@ -305,11 +308,14 @@ def test_arc_with_an_int8_variant_is_identical_on_ray(arc_int8, tmp_path):
 
 
 # -- a real cluster: a head and a worker node as separate processes ---------------------------------------------------
+AUTH = {"RAY_AUTH_MODE": "token"}  # `ray start` turns token authentication on; its token is in ~/.ray
+
+
 def _node(args: list[str], log: Path) -> subprocess.Popen:
     ray = Path(sys.executable).parent / "ray"
     return subprocess.Popen(
-        [str(ray), "start", "--block", "--num-cpus=1", "--include-dashboard=false", *args],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [str(ray), "start", "--block", "--num-cpus=1", *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True, env={**os.environ, **AUTH},
     )  # fmt: skip
 
 
@@ -323,11 +329,11 @@ def _ports(prefix: str = "") -> list[str]:
 @pytest.mark.slow
 @needs_ray
 def test_two_node_cluster_on_this_machine(batch4_recipe, trm_artefact, tmp_path):
-    """`ray start --head` and `ray start --address` as separate processes (not local mode, loopback only): the
-    shards run on both nodes and the results equal the serial run's. Both nodes are stopped by their process
-    groups (started here), whatever happens."""
+    """`ray start --head` and `ray start --address` as separate processes (not local mode; the driver connects
+    through 127.0.0.1): the shards run on both nodes and the results equal the serial run's. Both nodes are stopped by
+    their process groups (started here), whatever happens."""
     port = free_port()
-    head = _node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--ray-client-server-port={free_port()}",
+    head = _node(["--head", f"--port={port}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
                   *_ports()], tmp_path / "head.log")  # fmt: skip
     nodes = [head]
     try:
@@ -338,9 +344,8 @@ def test_two_node_cluster_on_this_machine(batch4_recipe, trm_artefact, tmp_path)
                     break
             time.sleep(1)
         time.sleep(5)
-        nodes.append(_node([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", *_ports()],
-                           tmp_path / "worker.log"))  # fmt: skip
-        env = {"RAY_ADDRESS": f"127.0.0.1:{port}"}
+        nodes.append(_node([f"--address=127.0.0.1:{port}", *_ports()], tmp_path / "worker.log"))
+        env = {"RAY_ADDRESS": f"127.0.0.1:{port}", **AUTH}
         probe = (
             "import ray, time\nray.init()\nt = time.time()\n"
             "while sum(n['Alive'] for n in ray.nodes()) < 2 and time.time() - t < 90: time.sleep(1)\n"
@@ -361,6 +366,6 @@ def test_two_node_cluster_on_this_machine(batch4_recipe, trm_artefact, tmp_path)
                 os.killpg(p.pid, signal.SIGTERM)
         for p in nodes:
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=60)  # a node drains for up to 30 s
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)

@@ -186,16 +186,16 @@ def ray_connect(address: str | None, cpus: int | None) -> Any:
     if ray.is_initialized():
         return ray
     check_address(address)
-    kw: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
     try:
         if address:
-            ray.init(address=address, **kw)
+            ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(address="local", num_cpus=cpus, **kw)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         raise ScaleError(
             f"cannot connect to Ray at {address or 'a new local instance'} ({first_line(e, 120)})",
-            "start the cluster (`ray start --head`) or fix validate.ray_address / RAY_ADDRESS",
+            "start the cluster (`ray start --head`) or fix validate.ray_address / RAY_ADDRESS; a cluster with token "
+            "authentication (the default of `ray start`) also needs RAY_AUTH_MODE=token and its token here",
         ) from None
     _ray_started = True
     return ray
@@ -240,12 +240,13 @@ class RayExecutor(Executor):
         tries: dict[int, int] = {}
         try:
             while todo or flight:
-                for a in range(len(actors)):
-                    while todo and load[a] < IN_FLIGHT:
-                        s = todo.popleft()
-                        ref = actors[a].run.remote(inputs[s.start : s.stop], _part(ids, s), batch)
-                        flight[ref] = (s, a, gen[a])
-                        load[a] += 1
+                for level in range(1, IN_FLIGHT + 1):  # every actor one shard before any gets a second
+                    for a in range(len(actors)):
+                        if todo and load[a] < level:
+                            s = todo.popleft()
+                            ref = actors[a].run.remote(inputs[s.start : s.stop], _part(ids, s), batch)
+                            flight[ref] = (s, a, gen[a])
+                            load[a] += 1
                 ready, _ = ray.wait(list(flight), num_returns=1)
                 for ref in ready:
                     s, a, g = flight.pop(ref)
