@@ -72,7 +72,7 @@ def test_export_deq_recipe_end_to_end(root, tmp_path):
     assert onnx["vs_reference"]["argmax_agreement_last"] == 1.0
     assert onnx["vs_reference"]["max_abs_dlogits_last"] < 1e-4
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"encode", "step", "readout", "loop", "unrolled", "golden"}
+    assert set(manifest["files"]) == {"encode", "step", "readout", "loop", "unrolled", "golden", "references"}
     assert onnx["loop"]["same_iterations_as_pytorch_solver"] == 1.0  # Anderson in the Loop graph
     assert onnx["unrolled"]["argmax_agreement_with_host_last"] == 1.0
     assert not list(tmp_path.glob(".deq.tmp-*"))
