@@ -237,7 +237,14 @@ def verify(
     this device's answers on the recorded validation examples (default: every variant the export gated).
     `runner(folder, variant)` makes the runners (e.g. with GPU providers or TensorRT engines)."""
     folder = Path(folder)
-    make = runner or (lambda f, v: Runner(f, variant=v))
+    new = runner or (lambda f, v: Runner(f, variant=v))
+    made: dict[str, Any] = {}  # one runner per variant: golden and gates share its sessions (and engine builds)
+
+    def make(f: Path, v: str) -> Any:
+        if v not in made:
+            made[v] = new(f, v)
+        return made[v]
+
     manifest = read_manifest(folder)  # ArtefactError on a missing or damaged manifest
     have = _variant_names(manifest)
     unknown = [v for v in variants or [] if v not in have]
