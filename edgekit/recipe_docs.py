@@ -31,6 +31,7 @@ SECTIONS = {
     "quantize.search": "The budget of the accuracy-aware `mixed` mode, scored by rollouts with early halting.",
     "quantize.smooth": "Recursion-aware smoothing of gated MLPs before INT8: one factor per shared weight.",
     "quantize.weights": "Block-wise weight modes (`int8_nbits`, `int4_weight_only`).",
+    "quantize.per_row": "Per-row dynamic INT8 (`int8_per_row`): one activation scale per row, batch-invariant.",
 }
 
 # Meanings for keys whose schema field carries no description (the schema's own text wins where it has one);

@@ -4,7 +4,8 @@ Each entry of `modes` becomes one artefact variant, built by the handler registe
 `edgekit.quantize.MODES`: int8 (NNCF PTQ of the step graph, sensitive parts kept float), mixed (int8 plus an
 accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
 compression), float16 (the float16 export of the model); for onnxruntime CPU targets only: int8_dynamic
-(onnxruntime dynamic INT8: activation ranges per call, so per recursion step), int8_nbits (MatMulNBits 8-bit
+(onnxruntime dynamic INT8: activation ranges per call, so per recursion step), int8_per_row (dynamic INT8 with
+one activation scale per row, so batch-invariant; `quantize/per_row.py`), int8_nbits (MatMulNBits 8-bit
 block-wise weights, accuracy_level 4) and int4_weight_only (the same with 4-bit weights).
 """
 
@@ -14,7 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-QuantMode = Literal["int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_nbits", "int4_weight_only", "float16"]
+QuantMode = Literal[
+    "int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_per_row", "int8_nbits", "int4_weight_only", "float16"
+]
 
 
 class _Strict(BaseModel):
@@ -66,6 +69,29 @@ class WeightsSection(_Strict):
         return v
 
 
+class PerRowSection(_Strict):
+    """Per-row dynamic INT8 (`int8_per_row`, quantize/per_row.py): which MatMuls get a run-time activation scale
+    per row, and which onnxruntime kernels compute them. No range spans the batch, so answers do not depend on
+    batch-mates. Defaults measured on the TRM and HRM demos (docs/quantization.md)."""
+
+    only: list[str] | None = Field(
+        default=None,
+        description="node-name regular expressions of the MatMuls quantized per row (the others stay float); "
+        "`null`: every MatMul with a constant weight that `keep_float` does not keep",
+    )
+    kernel: Literal["contrib", "standard"] = Field(
+        default="contrib",
+        description="`contrib`: onnxruntime's MatMulIntegerToFloat applies both scales in its output pass; "
+        "`standard`: plain ONNX MatMulInteger, Cast and two Muls",
+    )
+    activation: Literal["quantize_linear", "elementwise"] = Field(
+        default="quantize_linear",
+        description="how rows are quantized: `quantize_linear` (ReduceMax/ReduceMin and one per-axis "
+        "QuantizeLinear: fewest passes, fastest at large batches) or `elementwise` (Abs, ReduceMax, Mul, Add, "
+        "Cast: fewest nodes, fastest at batch 1)",
+    )
+
+
 class QuantizeSection(_Strict):
     modes: list[QuantMode] = Field(default_factory=list)
     calibration: CalibrationSection = CalibrationSection()
@@ -73,3 +99,6 @@ class QuantizeSection(_Strict):
     search: SearchSection = SearchSection()
     smooth: SmoothSection = SmoothSection()
     weights: WeightsSection = WeightsSection()
+    per_row: PerRowSection = Field(
+        default_factory=PerRowSection, description="settings of the `int8_per_row` mode (onnxruntime CPU only)"
+    )

@@ -22,6 +22,7 @@ from .config import QuantizeSection
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
 from .ort_backend import quantize_dynamic_int8, quantize_matmul_nbits
+from .per_row import handler as _per_row
 from .smooth import smooth_gated
 
 SEARCH_VERSION = 2  # part of the search cache key: bump when the search or its scoring changes
@@ -209,6 +210,7 @@ MODES: dict[str, Mode] = {
     "mixed": Mode(_mixed),
     "int8_weight_only": Mode(_weight_only),
     "int8_dynamic": Mode(_dynamic, tensorrt=False),
+    "int8_per_row": Mode(_per_row, tensorrt=False),
     "int8_nbits": Mode(_nbits(8), tensorrt=False),
     "int4_weight_only": Mode(_nbits(4), tensorrt=False),
 }
