@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# docs/verify.md's commands, run by test_docs_commands below (tests/test_readme.py reads this declaration)
+DOCS_COMMANDS = (r"^edgekit verify artefacts/trm-sudoku( --full)?( --variant \S+)?( --json)?( --out \S+)?$",)
 GATE_FIELDS = ("name", "variant", "value", "limit", "passed", "against", "kind", "interval")
 
 
