@@ -108,10 +108,14 @@ def per_worker(shards) -> dict[str, float]:
     return {k: round(v[0] / v[1], 1) for k, v in work.items() if v[1] > 0}
 
 
+SERIAL: dict[str, tuple] = {}  # rollout name -> the serial answers (the resume compares with them)
+
+
 def side_by_side(name: str, fn, x: np.ndarray, steps: int) -> dict:
     t = time.perf_counter()
     serial, _, s_shards = fn(x, "serial", None)
     t_serial = time.perf_counter() - t
+    SERIAL[name] = serial
     t = time.perf_counter()
     ray_out, run, r_shards = fn(x, "ray", 2)
     t_ray = time.perf_counter() - t
@@ -130,7 +134,7 @@ def side_by_side(name: str, fn, x: np.ndarray, steps: int) -> dict:
     return row
 
 
-def resume(art: str, x: np.ndarray, tmp: Path) -> dict:
+def resume(art: str, x: np.ndarray, tmp: Path, whole=None) -> dict:
     """SIGKILL a serial rollout once half its shards are stored, then resume it."""
     from edgekit.scale.plan import plan_shards
 
@@ -154,7 +158,8 @@ def resume(art: str, x: np.ndarray, tmp: Path) -> dict:
     child.wait()
     stored = len(list(shard_dir.glob("*.npz")))
     redo, _, shards = onnx_rollout_of(art, "float32", x, "serial", None, key)
-    whole, _, _ = onnx_rollout_of(art, "float32", x, "serial", None, None)
+    if whole is None:  # the uninterrupted run
+        whole, _, _ = onnx_rollout_of(art, "float32", x, "serial", None, None)
     row = {
         "shards": total,
         "stored_when_killed": stored,
@@ -177,6 +182,7 @@ def official_reference_throughput(tmp: Path, n: int = 16) -> dict:
     from edgekit.tasks import sudoku
 
     folder = write_reference_checkpoint(tmp / "trm-official", OFFICIAL["trm-mlp-sudoku"])
+    print(f"official TRM-MLP reference: {n} puzzles, 1 thread", flush=True)
     model = load_model(folder, forward_dtype="float32")
     x, _ = sudoku.SudokuPool.generate(n, seed=11).sample(n, (28, 40), np.random.default_rng(11), augment=False)
     solve = torch_solver(model, "cpu", 1)
@@ -229,6 +235,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8192)
     ap.add_argument("--int8", action="store_true", help="also a static INT8 variant (an export with quantization)")
     ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--artefact", type=Path, help="an artefact this script exported before (skips the export)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--gpu-check", action="store_true", help="PyTorch references on cpu and cuda (needs a GPU)")
     a = ap.parse_args()
@@ -245,10 +252,13 @@ def main() -> None:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load before: {load}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-scale-"))
-    (tmp / "r.yaml").write_text(recipe_text(tmp / "art", a.int8))
-    t = time.perf_counter()
-    art = run_export(tmp / "r.yaml", log=lambda s: None).folder
-    print(f"export: {time.perf_counter() - t:.0f} s", flush=True)
+    if a.artefact:
+        art = a.artefact
+    else:
+        (tmp / "r.yaml").write_text(recipe_text(tmp / "art", a.int8))
+        t = time.perf_counter()
+        art = run_export(tmp / "r.yaml", log=lambda s: None).folder
+        print(f"export: {time.perf_counter() - t:.0f} s", flush=True)
     x, _ = sudoku.SudokuPool.generate(a.n, seed=2026).sample(a.n, (28, 40), np.random.default_rng(2026), augment=False)
     model = load_model(ROOT / "examples" / "models" / "trm-sudoku", forward_dtype="float32")
     steps = int(model.step_budget)
@@ -257,13 +267,13 @@ def main() -> None:
         rows.append(side_by_side(f"onnx {variant}", lambda x, e, w, v=variant: onnx_rollout_of(str(art), v, x, e, w),
                                  x, steps))  # fmt: skip
     rows.append(side_by_side("pytorch float32", lambda x, e, w: reference_rollout_of(model, x, e, w), x, steps))
-    res = resume(str(art), x[: min(len(x), 2048)], tmp)
+    res = resume(str(art), x, tmp, SERIAL["onnx float32"])
     extrapolation = {}
     for row in rows:
         rates = list(row["ray_per_worker_puzzle_steps_per_s"].values())
         rate = min(rates) if rates else row["serial_puzzle_steps_per_s"]
         extrapolation[row["rollout"] + " (demo size)"] = round(SUDOKU_EXTREME_TEST * steps / rate / 3600, 2)
-    official = None if a.skip_official else official_reference_throughput(tmp)
+    official = None if a.skip_official else official_reference_throughput(tmp, 8)
     if official:
         extrapolation["pytorch float32 (official TRM-MLP 5 M)"] = round(
             SUDOKU_EXTREME_TEST * official["steps"] / official["puzzle_steps_per_s"] / 3600, 2
