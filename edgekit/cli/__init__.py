@@ -14,7 +14,7 @@ import signal
 import sys
 
 from ..errors import EXIT_USAGE, EdgekitError
-from . import device, doctor, tune, verify, workstation  # noqa: F401  (importing them registers their commands)
+from . import debug, device, doctor, tune, verify, workstation  # noqa: F401  (importing them registers their commands)
 from .app import app, err_console
 
 # Modules of the `export` extra: a command that needs one on a base (device) install says so in one line.
