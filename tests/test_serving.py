@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from edgekit.runtime import Runner, RuntimeInputError
 from edgekit.runtime.providers import PROVIDERS, ProviderError, ProviderSettings, resolve
 from edgekit.runtime.server import LineReader, Server, ServerFailed, ServerStopped, SlotScheduler
+from edgekit.stopping import fixed_point
 
 # docs/serving.md's command, run by test_serving_docs_command (tests/test_readme.py reads this)
 DOCS_COMMANDS = (r"^cat examples/puzzles\.txt \| \.venv-device/bin/edgekit serve artefacts/trm-sudoku --slots 16$",)
@@ -258,6 +259,7 @@ class _FakeRunner:
 
     family, solver, takes_puzzle_ids, state_names = "deq", {}, False, ["z"]
     graph = {"input": {"dtype": "float32", "shape": ["batch", 5]}}
+    stopping = fixed_point(0.5)  # how a sample stops (edgekit.stopping), as a real runner reads it from the manifest
 
     def __init__(self, fail_after: int | None = None, delay: float = 0.0) -> None:
         self.calls, self.fail_after, self.delay = 0, fail_after, delay
