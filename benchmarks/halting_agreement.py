@@ -7,6 +7,12 @@ through the deployed host loop with early halting at the artefact's threshold, a
 accuracy with Wilson intervals, so a "94 % vs a 95 % target" reading can be told from noise.
 
     .venv/bin/python benchmarks/halting_agreement.py ARTEFACT [--n 2048] [--seed 7000] [--out agreement.json]
+        [--variants a,b] [--full-budget N] [--invariance N]
+
+--full-budget N also scores the first N puzzles at the full recursion budget (no early halting); --invariance N
+checks on the first N puzzles that each variant's Loop form (no batch compaction) halts at the host loop's step
+with the same answer, and that a shuffled batch answers each puzzle alike (a batch-invariant variant: 1.0).
+The exact-accuracy drop against float32 gets a 95 % interval from the paired per-puzzle differences.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,14 +46,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--variants", help="comma-separated variants to score (default: all)")
+    ap.add_argument("--full-budget", type=int, default=0, help="puzzles also scored at the full budget")
+    ap.add_argument("--invariance", type=int, default=0, help="puzzles checked for Loop = host loop and shuffling")
     a = ap.parse_args()
     if a.n <= 0 or a.batch <= 0:
         print("error: --n and --batch must be positive", file=sys.stderr)
         return 2
+    if not 0 <= a.full_budget <= a.n or not 0 <= a.invariance <= a.n:
+        print("error: --full-budget and --invariance must be between 0 and --n", file=sys.stderr)
+        return 2
 
     from edgekit.runtime import ArtefactError, Runner
     from edgekit.tasks import sudoku
-    from edgekit.tasks.metrics import exact_and_cell
 
     try:
         runners = {"float32": Runner(a.artefact)}  # the runtime's own checks: missing or corrupt manifest
@@ -57,61 +69,100 @@ def main() -> int:
     if manifest["model"]["family"] == "deq" or manifest["model"].get("config", {}).get("seq_len") != 81:
         print("error: this benchmark scores Sudoku ACT models (TRM/HRM); the artefact is not one", file=sys.stderr)
         return 2
-    runners.update({v: Runner(a.artefact, variant=v) for v in manifest["variants"] if v != "float32"})
+    names = [v for v in manifest["variants"] if v != "float32"]
+    if a.variants:
+        unknown = sorted(set(a.variants.split(",")) - set(names))
+        if unknown:
+            print(f"error: no variant {unknown[0]!r} in this artefact (it has: {', '.join(names)})", file=sys.stderr)
+            return 2
+        names = [v for v in names if v in a.variants.split(",")]
+    runners.update({v: Runner(a.artefact, variant=v) for v in names})
 
     x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(
         a.n, (28, 40), np.random.default_rng(a.seed), augment=False
     )
 
-    def run(variant: str) -> tuple[float, np.ndarray, float]:
-        """Deployed answers of one variant: the host loop with early halting, halted samples leaving the batch."""
-        t0 = time.time()
-        runner = runners[variant]
-        sols = [runner.solve(x[i : i + a.batch], mode="host") for i in range(0, a.n, a.batch)]
-        exact, _ = exact_and_cell(np.concatenate([s.preds for s in sols]).reshape(y.shape), y)
-        return exact, np.concatenate([s.steps for s in sols]), time.time() - t0
+    def solve(variant: str, xs: np.ndarray, **kw: object) -> tuple[np.ndarray, np.ndarray]:
+        """Answers and steps of one variant, batch by batch (host loop: halted samples leave the batch)."""
+        sols = [runners[variant].solve(xs[i : i + a.batch], **kw) for i in range(0, len(xs), a.batch)]  # type: ignore[arg-type]
+        return np.concatenate([s.preds for s in sols]).reshape(len(xs), -1), np.concatenate([s.steps for s in sols])
 
-    ref_exact, ref_steps, sec = run("float32")
-    rows = [
-        {
-            "variant": "float32",
-            "exact": ref_exact,
-            "exact_ci": wilson(ref_exact, a.n),
-            "halting_agreement": 1.0,
-            "mean_steps": float(ref_steps.mean()),
-            "seconds": round(sec, 1),
+    def solved(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.all((preds == labels) | (labels < 0), axis=-1)
+
+    def run(variant: str) -> dict:
+        """Deployed answers of one variant (host loop, early halting at the artefact's threshold) and the extras."""
+        t0 = time.time()
+        preds, steps = solve(variant, x, mode="host")
+        out: dict = {"ok": solved(preds, y), "steps": steps, "preds": preds}
+        if a.full_budget:
+            full, _ = solve(variant, x[: a.full_budget], mode="host", threshold=math.inf)
+            out["ok_full"] = solved(full, y[: a.full_budget])
+        if a.invariance and "loop" in runners[variant].graphs:
+            m = a.invariance
+            lp, ls = solve(variant, x[:m], mode="loop")
+            perm = np.random.default_rng(a.seed + 1).permutation(m)
+            sp, ss = solve(variant, x[:m][perm], mode="host")
+            out["loop_same"] = float(np.mean((ls == steps[:m]) & np.all(lp == preds[:m], axis=-1)))
+            out["shuffle_same"] = float(np.mean((ss == steps[:m][perm]) & np.all(sp == preds[:m][perm], axis=-1)))
+        out["seconds"] = round(time.time() - t0, 1)
+        return out
+
+    def paired(ref_ok: np.ndarray, ok: np.ndarray) -> tuple[float, tuple[float, float]]:
+        """Exact drop (float32 minus variant) with a 95 % normal interval over the paired per-puzzle differences."""
+        d = ref_ok.astype(float) - ok.astype(float)
+        half = 1.96 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+        return float(d.mean()), (float(d.mean()) - half, float(d.mean()) + half)
+
+    ref = run("float32")
+    rows = []
+    for name in ["float32", *names]:
+        r = ref if name == "float32" else run(name)
+        exact = float(r["ok"].mean())
+        agree = float(np.mean(r["steps"] == ref["steps"]))
+        row: dict = {
+            "variant": name,
+            "exact": exact,
+            "exact_ci": wilson(exact, a.n),
+            "halting_agreement": agree,
+            "mean_steps": float(r["steps"].mean()),
+            "seconds": r["seconds"],
         }
-    ]
-    for name in manifest["variants"]:
-        if name == "float32":
-            continue
-        exact, steps, sec = run(name)
-        agree = float(np.mean(steps == ref_steps))
-        rows.append(
-            {
-                "variant": name,
-                "exact": exact,
-                "exact_ci": wilson(exact, a.n),
-                "exact_drop": ref_exact - exact,
-                "halting_agreement": agree,
-                "halting_agreement_ci": wilson(agree, a.n),
-                "mean_steps": float(steps.mean()),
-                "seconds": round(sec, 1),
-            }
-        )
+        if name != "float32":
+            row["exact_drop"], row["exact_drop_ci"] = paired(ref["ok"], r["ok"])
+            row["halting_agreement_ci"] = wilson(agree, a.n)
+        if a.full_budget:
+            row["exact_full"] = float(r["ok_full"].mean())
+            row["full_budget_n"] = a.full_budget
+            if name != "float32":
+                row["exact_full_drop"], row["exact_full_drop_ci"] = paired(ref["ok_full"], r["ok_full"])
+        for k in ("loop_same", "shuffle_same"):
+            if k in r:
+                row[k] = r[k]
+        rows.append(row)
     print(
         f"{a.artefact.name}: {a.n} fresh puzzles (seed {a.seed}), threshold "
         f"{manifest['graph'].get('halt_threshold', 0.0)}; intervals are 95 % Wilson"
     )
-    print(f"{'variant':<18}{'exact':>8}{'  95 % CI':<18}{'same halt':>10}{'  95 % CI':<18}{'mean steps':>11}")
+    print(
+        f"{'variant':<18}{'exact':>8}{'  95 % CI':<18}{'drop':>8}{'  95 % CI':<20}{'same halt':>10}{'  95 % CI':<18}"
+        f"{'mean steps':>11}{'exact@full':>11}{'loop=host':>10}{'shuffled':>9}"
+    )
     for r in rows:
         ci = r.get("halting_agreement_ci", (1.0, 1.0))
+        dci = r.get("exact_drop_ci", (0.0, 0.0))
+        full = f"{r['exact_full']:>11.4f}" if "exact_full" in r else f"{'-':>11}"
+        inv = "".join(
+            f"{r[k]:>{w}.4f}" if k in r else f"{'-':>{w}}" for k, w in (("loop_same", 10), ("shuffle_same", 9))
+        )
         print(
             f"{r['variant']:<18}{r['exact']:>8.4f}  [{r['exact_ci'][0]:.4f}, {r['exact_ci'][1]:.4f}]"
-            f"{r['halting_agreement']:>10.4f}  [{ci[0]:.4f}, {ci[1]:.4f}]{r['mean_steps']:>11.2f}"
+            f"{r.get('exact_drop', 0.0):>8.4f}  [{dci[0]:+.4f}, {dci[1]:+.4f}]"
+            f"{r['halting_agreement']:>10.4f}  [{ci[0]:.4f}, {ci[1]:.4f}]{r['mean_steps']:>11.2f}{full}{inv}"
         )
     if a.out:
-        a.out.write_text(json.dumps({"artefact": str(a.artefact), "n": a.n, "seed": a.seed, "rows": rows}, indent=1))
+        report = {"artefact": str(a.artefact), "n": a.n, "seed": a.seed, "load": os.getloadavg(), "rows": rows}
+        a.out.write_text(json.dumps(report, indent=1))
     return 0
 
 

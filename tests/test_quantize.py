@@ -357,9 +357,20 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
 
     folder = quant_artefact[0]
     out = tmp_path / "a.json"
-    r = _bench(root, "halting_agreement.py", folder, "--n", "48", "--out", out)
+    r = _bench(
+        root, "halting_agreement.py", folder, "--n", "48", "--full-budget", "16", "--invariance", "24", "--out", out
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    # batch invariance: the per-row and static INT8 variants' Loop forms and shuffled batches answer like the host
+    # loop on every puzzle
+    for name in ("float32", "int8", "int8_per_row"):
+        assert rows[name]["loop_same"] == 1.0 and rows[name]["shuffle_same"] == 1.0, rows[name]
+    for row in rows.values():
+        assert row["full_budget_n"] == 16 and 0 <= row["exact_full"] <= 1
+        if row["variant"] != "float32":
+            lo, hi = row["exact_drop_ci"]
+            assert lo <= row["exact_drop"] <= hi
     assert set(rows) == {"float32", "int8", "mixed", "int8_per_row"}
     assert rows["float32"]["halting_agreement"] == 1.0
     for name in ("int8", "mixed", "int8_per_row"):
@@ -370,6 +381,8 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "manifest.json" in bad.stderr
     bad = _bench(root, "halting_agreement.py", folder, "--batch", "0", timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --n and --batch must be positive"
+    bad = _bench(root, "halting_agreement.py", folder, "--variants", "int9", timeout=120)
+    assert bad.returncode == 2 and "no variant 'int9'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_path):
@@ -379,7 +392,7 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
 
     folder = quant_artefact[0]
     out = tmp_path / "s.json"
-    r = _bench(root, "quantize_speed.py", folder, "--rounds", "1", "--out", out)
+    r = _bench(root, "quantize_speed.py", folder, "--rounds", "1", "--rollout-rounds", "1", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(out.read_text())
     for batch in ("1", "64"):
@@ -389,6 +402,11 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
     assert set(rep["solve"]) == {"float32", "int8", "mixed", "int8_per_row"} and all(
         0 <= v["exact"] <= 1 for v in rep["solve"].values()
     )
+    for batch in ("1", "64"):  # the full-budget rollout, and every ratio's interval contains its median
+        assert set(rep["rollout"][batch]) == set(rep["solve"]) and rep["rollout"][batch]["float32"]["speedup"] == 1.0
+    for part in (rep["step"]["64"], rep["solve"], rep["rollout"]["64"]):
+        assert all(v["interval"][0] <= v["speedup"] <= v["interval"][1] for v in part.values())
+    assert len(rep["load_before"]) == 3 and len(rep["load_after"]) == 3
     for args in ([str(tmp_path)], [str(folder), "--rounds", "0"]):
         bad = _bench(root, "quantize_speed.py", *args, timeout=120)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
