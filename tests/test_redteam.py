@@ -656,3 +656,57 @@ def test_a_header_over_the_limit_is_refused_in_bounded_memory(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     msg, rss = r.stdout.strip().splitlines()
     assert "over the 1.0 GiB allowed" in msg and int(rss) < 100_000
+
+
+# -- text inputs: every token is a number of the input contract, never truncated ------------------------------------
+def _row(first: str, n: int) -> str:
+    return " ".join([first] + ["1"] * (n - 1))
+
+
+@pytest.mark.parametrize(
+    "token, text",
+    [
+        ("1.5", "token 1 ('1.5') is not a whole number"),
+        ("nan", "token 1 ('nan') is not a whole number"),
+        ("1e3", "is not a whole number"),
+        ("1_0", "is not a whole number"),
+        ("0x10", "is not a whole number"),
+        ("\u00b2", "is not a whole number"),
+        (str(2**64 - 1), "token 1 ('18446744073709551615') is beyond int64"),
+        ("9" * 5000, "is beyond int64"),
+    ],
+)
+@pytest.mark.parametrize("task, n", [("sudoku", 81), ("maze", 900), ("arc", 900), ("sequence", 12)])
+def test_text_tokens_that_are_not_whole_int64_numbers_are_refused(task, n, token, text):
+    """`1.5` was truncated to 1, `nan` and a uint64 token were shown as int64's minimum, `1_0` read as 10."""
+    from edgekit.tasks import get_task
+
+    with pytest.raises(ValueError) as e:
+        get_task(task).parse_line(_row(token, n), n)
+    assert text in str(e.value) and "write" in str(e.value) and len(str(e.value)) < 120
+    good = get_task(task).parse_line(_row("-3", n).replace(" 1 ", " 9223372036854775807 ", 1), n)
+    assert good.dtype == np.int64 and good[0] == -3 and good[1] == 2**63 - 1 and len(good) == n
+
+
+@pytest.mark.parametrize("token", ["nan", "inf", "-Infinity", "1e400", "1_0", "x"])
+def test_text_features_that_are_not_finite_numbers_are_refused(token):
+    from edgekit.tasks import get_task
+
+    with pytest.raises(ValueError, match=r"value 1 \(.*\) is not a finite number"):
+        get_task("digits").parse_line(_row(token, 64), 64)
+    assert get_task("digits").parse_line(_row("0.25", 64), 64)[0] == 0.25
+
+
+def test_solve_and_serve_name_the_line_and_token_of_a_bad_text_token(trm_artefact, tmp_path):
+    (tmp_path / "in.txt").write_text("# puzzles\n" + _row("1", 81) + "\n" + _row("1.5", 81) + "\n")
+    r = _cli("solve", str(trm_artefact), "--inputs", str(tmp_path / "in.txt"))
+    _one_line(r, 2, "in.txt line 3: token 1 ('1.5') is not a whole number: write token ids like 0 or 7")
+    p = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli", "serve", str(trm_artefact)],
+        input=(_row("nan", 81) + "\n" + _row(str(2**64), 81) + "\n").encode(),
+        capture_output=True,
+        timeout=300,
+    )
+    rows = {r["line"]: r["error"] for r in map(json.loads, p.stdout.decode().splitlines())}
+    assert "token 1 ('nan') is not a whole number" in rows[1] and "is beyond int64" in rows[2], rows
+    assert p.returncode == 2 and b"Traceback" not in p.stderr

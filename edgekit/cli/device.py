@@ -636,10 +636,9 @@ def _serve_example(
         if task is not None:
             example = task.parse_line(line, length)
         else:
-            fields = line.replace(",", " ").split()
-            if len(fields) != length:
-                raise ValueError(f"expected {length} numbers, got {len(fields)}")
-            example = np.array([float(v) for v in fields])
+            from ..tasks.base import parse_numbers
+
+            example = parse_numbers(line, length, integers=runner.graph["input"].get("dtype") == "int64")
         return np.asarray(runner.check_inputs(np.asarray(example)[None])[0])
     except (ValueError, TypeError, OverflowError) as e:  # RuntimeInputError is a ValueError
         out.error(number, first_line(e, 300))

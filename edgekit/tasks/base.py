@@ -6,6 +6,8 @@ pipeline, the validation stage and `edgekit bench` only ever go through `get_tas
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -84,28 +86,51 @@ class Task:
         return None
 
     def parse_line(self, line: str, length: int) -> np.ndarray:
-        """One example from a line of text (`edgekit solve --inputs FILE.txt`): numbers separated by spaces or
-        commas. ValueError with a one-line reason when the line is not an example."""
-        fields = line.replace(",", " ").split()
-        if len(fields) != length:
-            raise ValueError(f"expected {length} numbers, got {len(fields)}")
-        try:
-            return np.array([float(f) for f in fields])
-        except ValueError:
-            bad = next(f for f in fields if not _is_number(f))
-            raise ValueError(f"{bad[:20]!r} is not a number") from None
+        """One example from a line of text (`edgekit solve --inputs FILE.txt`, `serve`): numbers separated by spaces
+        or commas, whole token ids for a token contract, finite numbers for features. ValueError with a one-line
+        reason naming the token when the line is not an example."""
+        return parse_numbers(line, length, integers=self.contract == TOKENS)
 
     def render(self, prediction: np.ndarray) -> str:
         """An answer as one line of text."""
         return " ".join(str(int(v)) for v in np.asarray(prediction).reshape(-1))
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+_WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)  # decimal digits only: never `1_0`, `1.5`, `0x10` or `²`
+_INT64 = np.iinfo(np.int64)
+
+
+def parse_numbers(line: str, length: int, integers: bool) -> np.ndarray:
+    """`length` numbers separated by spaces or commas: int64 token ids (whole decimal numbers in the int64 range;
+    `1.5`, `nan`, `1e3` are refused, never truncated) or float64 features (finite; `nan`, `inf`, `1e400` refused).
+    ValueError naming the first bad token by position and the fix."""
+    fields = line.replace(",", " ").split()
+    if len(fields) != length:
+        raise ValueError(f"expected {length} numbers, got {len(fields)}")
+    if integers:
+        out = np.empty(length, np.int64)
+        for i, f in enumerate(fields):
+            if not _WHOLE.fullmatch(f):
+                raise ValueError(f"token {i + 1} ({_shown(f)}) is not a whole number: write token ids like 0 or 7")
+            value = int(f) if len(f) <= 20 else None  # int64 has 19 digits: longer strings are never parsed
+            if value is None or not _INT64.min <= value <= _INT64.max:
+                raise ValueError(f"token {i + 1} ({_shown(f)}) is beyond int64: write the model's token ids")
+            out[i] = value
+        return out
+    values = np.empty(length, np.float64)
+    for i, f in enumerate(fields):
+        try:
+            values[i] = float(f) if "_" not in f else math.nan
+        except ValueError:
+            values[i] = math.nan
+        if not math.isfinite(values[i]):
+            raise ValueError(f"value {i + 1} ({_shown(f)}) is not a finite number: write numbers such as 0.5 or -2")
+    return values
+
+
+def _shown(text: str) -> str:
+    """A token as an error shows it: at most 20 characters, escaped."""
+    return repr(text[:20]) + ("..." if len(text) > 20 else "")
 
 
 _REGISTRY: dict[str, Task] = {}

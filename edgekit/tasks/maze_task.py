@@ -42,7 +42,7 @@ class MazeTask(Task):
         text = line.rstrip("\r\n")
         if len(text) == length and set(text) <= set(maze.CHARS[1:]):
             return np.array([maze.CHARS.index(c) for c in text], dtype=np.int64)
-        return super().parse_line(line, length).astype(np.int64)
+        return super().parse_line(line, length)
 
     def render(self, prediction: np.ndarray) -> str:
         return "".join(maze.CHARS[int(t)] if 0 <= int(t) < len(maze.CHARS) else "?" for t in prediction.reshape(-1))

@@ -26,7 +26,7 @@ class SudokuTask(Task):
     def parse_line(self, line: str, length: int) -> np.ndarray:
         """81 cells (digits 1-9, '.' or '0' for a blank; spaces ignored), or 81 token ids separated by spaces."""
         if "," in line or len(line.split()) == sudoku.SEQ_LEN:
-            return super().parse_line(line, length).astype(np.int64)
+            return super().parse_line(line, length)
         cells = [ch for ch in line if not ch.isspace()]
         if len(cells) != sudoku.SEQ_LEN:
             raise ValueError(f"a Sudoku needs 81 cells, got {len(cells)}")
