@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.export_forms import table  # noqa: E402
+from edgekit.runtime.gate_eval import median_interval  # noqa: E402  # the latency gates' interval
 
 
 def step_sessions(folder: Path, manifest: dict, threads: int):
@@ -62,14 +63,6 @@ def interleaved(fns: dict, rounds: int, per_round: dict | None = None) -> dict[s
     if per_round is not None:
         per_round.update(times)
     return {k: float(np.median(v)) for k, v in times.items()}
-
-
-def median_interval(values: list[float]) -> tuple[float, float]:
-    """Distribution-free 95 % interval of a median from order statistics (the whole range below 6 values)."""
-    v = sorted(values)
-    n = len(v)
-    lo, hi = int(np.floor(n / 2 - 0.98 * np.sqrt(n))), int(np.ceil(n / 2 + 0.98 * np.sqrt(n)))
-    return v[max(lo, 0)], v[min(hi, n - 1)]
 
 
 def ratios(per_round: dict[str, list[float]], base: str = "float32") -> dict[str, dict]:

@@ -167,6 +167,13 @@ class ValidateSection(_Strict):
     batch_size: int = Field(default=64, gt=0, le=65536)
     latency_batch: int = Field(default=1, gt=0, le=65536, description="batch the latency gates are measured at")
     latency_n: int = Field(default=64, gt=0, le=100_000, description="validation examples timed for latency gates")
+    latency_rounds: int = Field(
+        default=9,
+        ge=1,
+        le=1000,
+        description="timed rounds of the latency gates: each round times float32 and every variant in turn, the "
+        "gates read the median and its 95 % interval (9 rounds: the 2nd to 8th of the sorted values)",
+    )
     # where the rollouts run (edgekit/scale, docs/scale.md): the numbers are the same on every executor
     executor: Literal["serial", "processes", "ray"] = Field(
         default="serial",
@@ -220,10 +227,14 @@ class GatesSection(_Strict):
         default=None,
         gt=0,
         description="budget (exit 4): ms per puzzle of each ONNX variant on the validating machine (host loop, "
-        "early halting, validate.latency_batch; median of 3 timed passes)",
+        "early halting, validate.latency_batch; median of validate.latency_rounds rounds, float32 and the "
+        "variants timed in turn in each)",
     )
     min_speedup_vs_float32: float | None = Field(
-        default=None, gt=0, description="budget (exit 4): each compressed variant vs float32, same measurement"
+        default=None,
+        gt=0,
+        description="budget (exit 4): each compressed variant vs float32 in the same rounds, the median of the "
+        "per-round ratios; a 95 % interval that straddles the limit is reported as undecided",
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..runtime.gate_eval import straddles, undecided_note
 from .app import num
 
 # Gates whose value must stay at or below the limit; every other gate is a lower bound.
@@ -31,12 +32,8 @@ def variant_id(entry: dict[str, Any]) -> str:
 
 
 def undecided(g: dict[str, Any]) -> bool:
-    """The gate's 95 % interval straddles its limit: more examples could turn the verdict."""
-    iv = g.get("interval")
-    if not iv or g.get("limit") is None:
-        return False
-    lo, hi, limit = float(iv[0]), float(iv[1]), float(g["limit"])
-    return lo <= limit < hi if g["name"].startswith(_UPPER) else lo < limit <= hi
+    """The gate's 95 % interval straddles its limit: more examples (or timed rounds) could turn the verdict."""
+    return straddles(g)
 
 
 def _interval(iv: list[float] | None) -> str:
@@ -142,9 +139,10 @@ def print_results(
     gates = sorted(res["gates"], key=lambda g: g["passed"])  # failing first, otherwise in recipe order
     for g in gates:
         console.print(_gate_line(g, ids), highlight=False)
-        if undecided(g):
-            size = f"{n} examples" if n else "these examples"
-            console.print(f"  [yellow]{size} cannot decide this limit[/] (interval straddles it; raise task.n)")
+        note = undecided_note(g, n)
+        if note:
+            head, _, rest = note.partition(" (")
+            console.print(f"  [yellow]{head}[/] ({rest}", highlight=False)
     failed = [g for g in res["gates"] if not g["passed"]]
     open_ = sum(undecided(g) for g in res["gates"] if g["passed"])
     if res["passed"]:

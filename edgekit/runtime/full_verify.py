@@ -6,8 +6,9 @@ halting step chosen from the halting logits at the artefact's validated threshol
 scored against the recorded reference answers with the gate code validation uses (`gate_eval`): same gate names,
 limits, 95 % intervals and exit codes (0 passed, 3 an accuracy gate failed, 4 only a budget failed). Compressed
 variants' halting agreement is measured against the float32 export's recorded answers, as at export. Latency gates
-are re-measured here (validation's protocol: host loop, `validate.latency_batch`, median of 3 timed passes after a
-warm-up): a budget is about the device that runs the model. Nothing is written into the artefact.
+are re-measured here (validation's protocol, runtime/latency.py: host loop at `validate.latency_batch`, float32 and
+the variants timed in turn in each round, medians with their intervals): a budget is about the device that runs the
+model. Nothing is written into the artefact.
 """
 
 from __future__ import annotations
@@ -146,21 +147,19 @@ class _ARC:
         return {"arc": {"budget": {"pass@2": pass_at(tasks, 2)}}}
 
 
-def latency_ms(runner: Any, refs: References, batch: int, examples: int) -> float:
-    """Per-puzzle ms of the deployed host loop: validation's protocol (one warm-up pass, median of 3 timed)."""
-    x = refs.inputs[:examples]
-    ids = refs.puzzle_ids[:examples] if refs.puzzle_ids is not None and runner.takes_puzzle_ids else None
-    chunks = [(x[i : i + batch], None if ids is None else ids[i : i + batch]) for i in range(0, len(x), batch)]
-    times = []
-    with progress.task(f"latency {runner.variant} (batch {batch})", 4 * len(chunks)) as bar:
-        for rep in range(4):
-            t0 = time.perf_counter()
-            for c, p in chunks:
-                runner.solve(c, puzzle_ids=p)
-                bar.advance()
-            if rep:  # the first pass warms up
-                times.append((time.perf_counter() - t0) * 1000 / len(x))
-    return float(np.median(times))
+def _timing(
+    folder: Path, refs: References, variants: list[str], make_runner: Callable[[Path, str], Any]
+) -> dict[str, dict[str, Any]]:
+    """Latency of every variant and float32 as validation measured it: interleaved rounds at validation's batch,
+    examples and rounds (older artefacts without a round count: 3, what their single timings were medians of)."""
+    from .latency import interleaved_latency
+
+    lat = refs.meta["latency"]
+    names = ["float32", *(v for v in variants if v != "float32")]
+    runners = {v: make_runner(folder, v).validated_settings() for v in names}
+    x = refs.inputs[: int(lat["examples"])]
+    ids = None if refs.puzzle_ids is None else refs.puzzle_ids[: len(x)]
+    return interleaved_latency(runners, x, ids, int(lat["batch"]), int(lat.get("rounds") or 3))
 
 
 def _same(a: Answers, b: Answers) -> dict[str, Any]:
@@ -194,15 +193,8 @@ def verify_full(
     tm = arc.task_metrics(ref_answers) if arc else None
     if tm:
         ref_entry["task_metrics"] = tm
-    lat = meta["latency"]
     timed = any(gates.get(g) is not None for g in LATENCY_GATES)
-    per_ms: dict[str, float] = {}
-
-    def timing(variant: str, runner: Any) -> float:
-        if variant not in per_ms:
-            per_ms[variant] = latency_ms(runner, refs, int(lat["batch"]), int(lat["examples"]))
-        return per_ms[variant]
-
+    timing = _timing(folder, refs, variants, make_runner) if timed else {}
     export_gates = {(g.get("name"), g.get("variant")): g for g in meta["export_gates"] if isinstance(g, dict)}
     for variant in variants:
         runner = make_runner(folder, variant).validated_settings()
@@ -224,11 +216,7 @@ def verify_full(
             e["bytes"] = sum(runner.file(k).stat().st_size for g, k in runner.graphs.items() if g in _GRAPHS)
             entries.append(e)
         if timed:
-            ms = timing(variant, runner)
-            entries[0]["latency"] = {"ms_per_puzzle": round(ms, 3)}
-            if variant != "float32" and gates.min_speedup_vs_float32 is not None:
-                base = timing("float32", make_runner(folder, "float32").validated_settings())
-                entries[0]["latency"]["speedup_vs_float32"] = round(base / ms, 3)
+            entries[0]["latency"] = timing[variant]
         before = {(g["name"], g["variant"]): g for g in evaluate_gates(gates, ref_entry, entries[1], family)}
         for g in evaluate_gates(gates, ref_entry, entries[0], family):
             was = before.get((g["name"], g["variant"])) or export_gates.get((g["name"], g["variant"]))

@@ -41,6 +41,26 @@ def wilson(successes: int, n: int, z: float = 1.96, digits: int | None = 4) -> l
     return [lo, hi] if digits is None else [round(lo, digits), round(hi, digits)]
 
 
+def median_interval(values: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of a median from order statistics: the k-th smallest and k-th largest value with
+    k the largest rank whose binomial(n, 1/2) tail keeps the coverage at `level` or above. Below 6 values no pair
+    reaches 95 % and the whole range is returned (5 values: 94 %). Used for the per-round ratios of timings, whose
+    distribution on a busy machine is anything but normal."""
+    v = sorted(float(x) for x in values)
+    n = len(v)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    tail, k, term = 0.0, 0, 0.5**n  # term: P(Bin(n, 1/2) = j)
+    for j in range(n // 2):
+        tail += term
+        if 2 * tail > 1 - level:
+            break
+        k = j + 1  # P(fewer than k+1 values below the median) <= (1 - level) / 2: rank j+1 is a lower bound
+        term = term * (n - j) / (j + 1)
+    k = max(k, 1)
+    return (v[k - 1], v[n - k])
+
+
 def paired_drop_interval(ref_ok: np.ndarray, cand_ok: np.ndarray, z: float = 1.96) -> list[float]:
     """95 % interval of accuracy(ref) - accuracy(cand) on the same samples (Newcombe 1998, method 10: Wilson
     intervals of both shares combined with their correlation). Paired samples make it far narrower than the two
@@ -90,6 +110,27 @@ def _gate(
     if interval is not None:
         g["interval"] = interval
     return g
+
+
+def straddles(g: dict[str, Any]) -> bool:
+    """The gate's 95 % interval straddles its limit: more examples (or, for a latency gate, more timed rounds)
+    could turn the verdict. `max_*` gates are upper bounds, every other gate a lower bound."""
+    iv = g.get("interval")
+    if not iv or g.get("limit") is None:
+        return False
+    lo, hi, limit = float(iv[0]), float(iv[1]), float(g["limit"])
+    return lo <= limit < hi if str(g["name"]).startswith("max_") else lo < limit <= hi
+
+
+def undecided_note(g: dict[str, Any], examples: int | None = None) -> str | None:
+    """'N rounds cannot decide this limit' (latency gates) or 'N examples ...' where the interval straddles the
+    limit, with what to raise; None where the interval decides."""
+    if not straddles(g):
+        return None
+    if g.get("rounds") is not None:
+        return f"{g['rounds']} rounds cannot decide this limit (interval straddles it; raise validate.latency_rounds)"
+    size = f"{examples} examples" if examples else "these examples"
+    return f"{size} cannot decide this limit (interval straddles it; raise task.n)"
 
 
 def exit_code(gates: list[dict[str, Any]]) -> int:
@@ -186,10 +227,18 @@ def evaluate_gates(
         out.append(_gate("max_size_mb", name, mb, gates.max_size_mb, mb <= gates.max_size_mb, "absolute"))
     lat = candidate.get("latency")
     if getattr(gates, "max_latency_ms", None) is not None and lat:
-        ms = lat["ms_per_puzzle"]
-        out.append(_gate("max_latency_ms", name, ms, gates.max_latency_ms, ms <= gates.max_latency_ms, "absolute"))
+        ms, limit = lat["ms_per_puzzle"], gates.max_latency_ms
+        g = _gate("max_latency_ms", name, ms, limit, ms <= limit, "absolute", lat.get("interval"))
+        out.append(_rounds(g, lat))
     if getattr(gates, "min_speedup_vs_float32", None) is not None and lat and "speedup_vs_float32" in lat:
-        sp = lat["speedup_vs_float32"]
-        limit = gates.min_speedup_vs_float32
-        out.append(_gate("min_speedup_vs_float32", name, sp, limit, sp >= limit, "onnx float32"))
+        sp, limit = lat["speedup_vs_float32"], gates.min_speedup_vs_float32
+        g = _gate("min_speedup_vs_float32", name, sp, limit, sp >= limit, "onnx float32", lat.get("speedup_interval"))
+        out.append(_rounds(g, lat))
     return out
+
+
+def _rounds(gate: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """A latency gate's sample is its timed rounds, not the examples: recorded so the verdict can say how many."""
+    if latency.get("rounds") is not None:
+        gate["rounds"] = int(latency["rounds"])
+    return gate

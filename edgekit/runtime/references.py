@@ -300,6 +300,7 @@ def _check_meta(path: Path, meta: dict[str, Any], manifest: dict[str, Any]) -> N
         and isinstance(lat.get("batch"), int)
         and isinstance(lat.get("examples"), int)
         and 0 < lat["batch"] <= 65536
-        and 0 < lat["examples"] <= 1_000_000,
+        and 0 < lat["examples"] <= 1_000_000
+        and (lat.get("rounds") is None or (isinstance(lat["rounds"], int) and 0 < lat["rounds"] <= 1000)),
         "latency settings",
     )

@@ -34,7 +34,8 @@ GLOSSARY = {
     "(median and 99th percentile); raw differences (max_abs_dlogits_last in results.json) can be large on a "
     "chaotic example while every answer agrees",
     "interval": "95 % Wilson interval of a share: how far the estimate can be from the truth at this sample size; "
-    "for a drop gate, the paired interval of the accuracy difference on the same examples (Newcombe)",
+    "for a drop gate, the paired interval of the accuracy difference on the same examples (Newcombe); for a "
+    "latency gate, the distribution-free interval of the median over interleaved timing rounds",
 }
 
 
@@ -226,11 +227,17 @@ def report_markdown(
         rel = f"{_cell(vs, 'dlogits_rel_median', '.1e')} / {_cell(vs, 'dlogits_rel_p99', '.1e')}"
         lines.append(f"| {e['name']} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |")
     lines += ["", "## Gates", ""]
-    lines += [
-        f"- {g['name']} on {g['variant']}{_against(g)}: {g['value']}{_interval(g)} (limit {g['limit']}) → "
-        f"{'passed' if g['passed'] else 'FAILED'}"
-        for g in results["gates"]
-    ]
+    import re
+
+    from ..runtime.gate_eval import undecided_note
+
+    count = re.search(r"(\d+)", str(results.get("data", "")))  # 'the first 256 examples of ...'
+    for g in results["gates"]:
+        note = undecided_note(g, int(count.group(1)) if count else None)
+        lines.append(
+            f"- {g['name']} on {g['variant']}{_against(g)}: {g['value']}{_interval(g)} (limit {g['limit']}) → "
+            f"{'passed' if g['passed'] else 'FAILED'}" + (f"; {note}" if note else "")
+        )
     forms = [(e["name"], k, e[k]) for e in results["variants"] for k in ("loop", "unrolled") if k in e]
     if forms:
         lines += [

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, progress
+from .. import __version__
 from ..artefact import sha256_file, write_json
 from ..errors import RecipeError
 from ..schema import Recipe, load_target
@@ -88,46 +88,29 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=
     return Variant(name, preds, halts, last, time.time() - t0), hit
 
 
-def _part(ids: np.ndarray | None, i: int, n: int) -> np.ndarray | None:
-    return None if ids is None else ids[i : i + n]
-
-
 def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: TaskData, v, log) -> None:
-    """Per-puzzle latency of each ONNX variant on this machine, as a device answers: host loop with early
-    halting and batch compaction at `latency_batch`, median of 3 timed passes over the first `latency_n`
-    examples after one warm-up pass; compressed variants also get their speed-up over float32."""
+    """Per-puzzle latency of each ONNX variant on this machine, as a device answers (host loop with early halting
+    and batch compaction at `latency_batch` over the first `latency_n` examples), the variants timed in turn in
+    each of `latency_rounds` rounds (edgekit/runtime/latency.py): medians with their 95 % intervals, and each
+    compressed variant's speed-up over float32 as the median of per-round ratios."""
     import os
 
     from ..runtime import Runner
+    from ..runtime.latency import interleaved_latency
 
-    x = data.inputs[: v.latency_n]
-    per: dict[str, float] = {}
+    runners = {name: Runner(tmp, variant=name, complete=False) for name in names}
+    ids = data.puzzle_ids[: v.latency_n] if data.puzzle_ids is not None else None
+    lat = interleaved_latency(runners, data.inputs[: v.latency_n], ids, v.latency_batch, v.latency_rounds)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     for name, e in zip(names, entries):
-        runner = Runner(tmp, variant=name, complete=False)
-        ids = runner_ids(runner, data)
-        b = v.latency_batch
-        chunks = [(x[i : i + b], _part(ids, i, b)) for i in range(0, len(x), b)]
-        times = []
-        with progress.task(f"latency {name} (batch {v.latency_batch})", 4 * len(chunks)) as bar:
-            for rep in range(4):
-                t0 = time.perf_counter()
-                for c, p in chunks:
-                    runner.solve(c, puzzle_ids=p)
-                    bar.advance()
-                if rep:  # the first pass warms up
-                    times.append((time.perf_counter() - t0) * 1000 / len(x))
-        per[name] = float(np.median(times))
-        e["latency"] = {
-            "ms_per_puzzle": round(per[name], 3),
-            "batch": v.latency_batch,
-            "examples": len(x),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        }
-    base = per.get("float32")
-    for name, e in zip(names, entries):
-        if base and name != "float32":
-            e["latency"]["speedup_vs_float32"] = round(base / per[name], 3)
-    log("latency per puzzle: " + ", ".join(f"{n} {per[n]:.2f} ms" for n in names) + f" (batch {v.latency_batch})")
+        n = min(v.latency_n, len(data.inputs))
+        e["latency"] = {**lat[name], "batch": v.latency_batch, "examples": n, "machine": machine, "load_1min": load}
+    log(
+        "latency per puzzle: "
+        + ", ".join(f"{n} {lat[n]['ms_per_puzzle']:.2f} ms" for n in names)
+        + f" (batch {v.latency_batch}, median of {v.latency_rounds} interleaved rounds)"
+    )
 
 
 def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.ndarray | None = None) -> None:
@@ -328,7 +311,11 @@ def validate_artefact(
             "family": native.family,
             "task": recipe.task.name,
             "gates": recipe.gates.model_dump(),
-            "latency": {"batch": recipe.validate_.latency_batch, "examples": recipe.validate_.latency_n},
+            "latency": {
+                "batch": recipe.validate_.latency_batch,
+                "examples": recipe.validate_.latency_n,
+                "rounds": recipe.validate_.latency_rounds,
+            },
             "export_gates": gates,
         },
     )
