@@ -34,12 +34,13 @@ def hrm_arc() -> dict:
 
 CHILD = """
 import json, resource, sys, time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
-from edgekit.artefact import sha256_file, write_json
+from edgekit.artefact import sha256_file
 from edgekit.models.checkpoint import load_model
 from edgekit.export.forms import ExportPlan, export_forms
-from edgekit.export.manifest import build_manifest, write_initial_state
+from edgekit.export.manifest import build_manifest, with_files, write_initial_state
 from edgekit.export.puzzle_table import PuzzleTable, write_table
 ck, out, keep = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 t = time.perf_counter(); m = load_model(ck, seq_len=900, forward_dtype="float32"); load = time.perf_counter() - t
@@ -56,9 +57,9 @@ init = write_initial_state(m, out, files)
 man = build_manifest(m, out, recipe_name="arc-table", recipe_sha256="0" * 64, target="x86-cpu",
                      weights_file=ck / "checkpoint", forms=["step", "loop"], opset=17, halt_threshold=0.0,
                      files=files, variants=dict(ex.variants), export_seconds=ex.seconds, initial_state=init)
-man["graph"]["puzzle_ids"] = table.spec(4)
-man["sha256"] = {k: sha256_file(out / v) for k, v in files.items()}
-write_json(out / "manifest.json", man)
+man = with_files(replace(man, graph=replace(man.graph, puzzle_ids=table.spec(4))), out, files)
+man = replace(man, sha256={k: sha256_file(out / v) for k, v in files.items()})
+(out / "manifest.json").write_text(man.dumps())
 sizes = {k: (out / v).stat().st_size for k, v in files.items()}
 print(json.dumps({"load_s": load, "export_s": export_s, "rows_before": int(rows), "rows": len(ids),
                   "table_mb_before": rows * dim * 4 / 1e6, "table_mb_after": len(ids) * dim * 4 / 1e6,

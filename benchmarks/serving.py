@@ -123,12 +123,12 @@ def main() -> int:
         return 2
     try:
         runner = Runner(a.artefact, variant=a.variant, threads=a.threads)
-        if list(runner.graph["input"]["shape"][1:]) != [81] or runner.family == "deq":
+        if list(runner.graph.input.sample_shape) != [81] or not runner.stopping.halting_head:
             raise ArtefactError(f"{a.artefact} is not a Sudoku artefact; this benchmark streams Sudoku puzzles")
     except (ArtefactError, RuntimeInputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    thr = float(runner.graph.get("halt_threshold", 0.0))
+    thr = float(runner.graph.threshold)
     t = time.perf_counter()
     x, kinds = stream(a.n, a.seed)
     print(

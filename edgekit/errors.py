@@ -15,6 +15,11 @@ EXIT_TOOLCHAIN = 5
 EXIT_INCOMPATIBLE = 6
 
 
+class ArtefactError(ValueError):
+    """An artefact folder that is missing, incomplete, damaged or does not match this runtime (one-line message;
+    exit 2). Defined here so the manifest reader (`edgekit.manifest`) and the runtime share it."""
+
+
 class EdgekitError(Exception):
     """Base of all user-facing errors; `str()` is the one-line message."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,7 @@ def _digest(*arrays: Any) -> str:
 def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log = print) -> ExportOutcome:
     """The whole pipeline; returns the artefact folder, results and the exit code the gates decide."""
     from .export import ExportPlan, export_forms
-    from .export.manifest import build_manifest, write_initial_state
+    from .export.manifest import build_manifest, with_files, write_initial_state
     from .models.checkpoint import find_files, load_model
     from .tensorrt.stage import target_stage
     from .validate import calibrate_halt_threshold, validate_artefact
@@ -188,8 +188,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
         table_spec = table.spec(native.puzzle_emb.weights.element_size()) if table is not None else None
         if table_spec is not None:
             log(
-                f"puzzle table: {table_spec['rows']:,} of {table_spec['rows_before']:,} rows kept "
-                f"({table_spec['bytes_before'] / 1e6:,.1f} -> {table_spec['bytes_after'] / 1e6:,.1f} MB)"
+                f"puzzle table: {table_spec.rows:,} of {table_spec.rows_before:,} rows kept "
+                f"({(table_spec.bytes_before or 0) / 1e6:,.1f} -> {(table_spec.bytes_after or 0) / 1e6:,.1f} MB)"
             )
         plan = ExportPlan(
             list(ex.forms), precisions, ex.opset, thr, ex.optimize, table, external=ex.external_data == "always"
@@ -216,9 +216,8 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             from .export.puzzle_table import write_table
 
             files["puzzle_ids"] = write_table(tmp, table)
-            manifest["graph"]["puzzle_ids"] = table_spec
-            manifest["bytes"]["puzzle_ids"] = (tmp / files["puzzle_ids"]).stat().st_size
-        write_json(tmp / "manifest.json", manifest)  # the float variants: what the quantize stage reads
+            manifest = with_files(replace(manifest, graph=replace(manifest.graph, puzzle_ids=table_spec)), tmp, files)
+        (tmp / "manifest.json").write_text(manifest.dumps())  # the float variants: what the quantize stage reads
         if any(m != "float16" for m in recipe.quantize.modes):
             from .quantize import QuantizeJob, run_quantize
 
@@ -243,11 +242,12 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
                 ids,
                 search_set.puzzle_ids if table is not None else None,
             )
-            qfiles, qvariants, manifest["quantization"] = run_quantize(job)
+            qfiles, qvariants, quantization = run_quantize(job)
             files.update(qfiles)
             variants.update(qvariants)
-        manifest["bytes"] = {k: (tmp / rel).stat().st_size for k, rel in files.items()}
-        write_json(tmp / "manifest.json", manifest)
+            manifest = replace(manifest, quantization=quantization)
+        manifest = with_files(manifest, tmp, files, variants)
+        (tmp / "manifest.json").write_text(manifest.dumps())
         results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
         build = target_stage(tmp, target, log)
         if build:
@@ -267,18 +267,18 @@ def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print
     atomically: validated in a copy, then swapped in."""
     from .models.checkpoint import find_files
     from .runtime.errors import ArtefactError
-    from .runtime.manifest import read_manifest
+    from .runtime.manifest import load_manifest
     from .validate import validate_artefact
 
     recipe, base = load_recipe(recipe_path)
     load_target(recipe.target)
     artefact = Path(artefact).expanduser()
     try:
-        manifest = read_manifest(artefact, complete=True)  # refuses links and paths leading out of the folder
+        manifest = load_manifest(artefact, complete=True)  # refuses links and paths leading out of the folder
     except ArtefactError as e:
         raise RecipeError(str(e)) from None
     model_path = _model_path(recipe, base)
-    want = manifest["model"].get("checkpoint_sha256")
+    want = manifest.model.checkpoint_sha256
     if want and sha256_file(find_files(model_path)[0]) != want:
         raise RecipeError(
             f"the artefact in {artefact} was not exported from {model_path}",

@@ -87,21 +87,33 @@ def manifest_entry(family: str, kind: str) -> dict[str, Any]:
     return {} if _LEGACY.get(family) == kind else {"stopping": {"kind": kind}}
 
 
+def legacy_kind(family: str) -> str:
+    """The stopping kind a manifest without `model.stopping` implies for its family."""
+    return _LEGACY.get(family, "halt_logit")
+
+
+def make_rule(kind: str, threshold: float, solver: Mapping[str, Any] | None) -> Stopping:
+    """The rule of `kind` with the values the graphs were exported with: the halting threshold, or the solver
+    settings (`name`, `tol` and the solver's others)."""
+    if kind == "fixed_point":
+        settings = dict(solver or {})
+        name = settings.pop("name", "fixed_point")
+        return fixed_point(settings.pop("tol", 1e-4), name, **settings)
+    return halt_logit(threshold)
+
+
 def kind_of(model: Mapping[str, Any]) -> str:
     """The stopping kind of a manifest's (already checked) `model` section: `stopping.kind` when written, else
     the rule of the family that older artefacts imply."""
     declared = model.get("stopping")
     if isinstance(declared, Mapping):
         return str(declared.get("kind"))
-    return _LEGACY.get(str(model.get("family")), "halt_logit")
+    return legacy_kind(str(model.get("family")))
 
 
 def rule_of(manifest: Mapping[str, Any]) -> Stopping:
-    """The stopping rule of a checked manifest, with the values the graphs were exported with: the halting
-    threshold from `graph.halt_threshold`, the solver from `model.config.solver`."""
+    """The stopping rule of a checked manifest as a plain mapping (the typed `edgekit.manifest.Manifest` has it as
+    `.stopping`): the halting threshold from `graph.halt_threshold`, the solver from `model.config.solver`."""
     model = manifest["model"]
-    if kind_of(model) == "fixed_point":
-        solver = dict((model.get("config") or {}).get("solver") or {})
-        name = solver.pop("name", "fixed_point")
-        return fixed_point(solver.pop("tol", 1e-4), name, **solver)
-    return halt_logit(manifest.get("graph", {}).get("halt_threshold", 0.0))
+    solver = (model.get("config") or {}).get("solver")
+    return make_rule(kind_of(model), manifest.get("graph", {}).get("halt_threshold", 0.0), solver)

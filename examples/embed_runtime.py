@@ -30,8 +30,8 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         runner = Runner(argv[0])
-        if not SUDOKU.fits(runner.graph["input"], runner.family):
-            raise ArtefactError(f"{argv[0]} is not a Sudoku artefact (input shape {runner.graph['input']['shape']})")
+        if not SUDOKU.fits(runner.graph.input.to_json(), runner.family):
+            raise ArtefactError(f"{argv[0]} is not a Sudoku artefact (input shape {list(runner.graph.input.shape)})")
         runner.session("step")  # load the graphs now, not on the first puzzle
     except (ArtefactError, RuntimeInputError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "onnx", "nncf", "pydantic", "yaml")  # the workstation's packages; onnxruntime is not one
 # standard-library-only (numpy at most) modules every layer may use
 FOUNDATION = ("edgekit", "edgekit.__version__", "edgekit.errors", "edgekit.artefact", "edgekit.progress")
-FOUNDATION += ("edgekit.npyio", "edgekit.targets", "edgekit.stopping")
+FOUNDATION += ("edgekit.npyio", "edgekit.targets", "edgekit.stopping", "edgekit.manifest")
 STAGES = ("schema", "models", "tasks", "export", "quantize", "validate", "tensorrt", "runtime", "tune", "training")
 ORCHESTRATION = ("edgekit.pipeline", "edgekit.cli")
 

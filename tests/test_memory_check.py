@@ -44,14 +44,14 @@ def test_a_model_too_big_for_the_device_is_incompatible(trm_artefact):
 
 
 def test_memory_estimate_counts_weights_once_on_discrete_gpus():
-    manifest = {"variants": {"float32": {"encode": "encode", "step": "step", "readout": "readout"}}}
+    variants = {"float32": {"encode": "encode", "step": "step", "readout": "readout"}}
     graphs = {
         k: {"bytes": 1_000_000_000, "activation_bytes_per_sample": 1_000_000} for k in ("encode", "step", "readout")
     }
     rtx = load_target("rtx-40").model_copy(update={"memory_gb": 24.0})
     nano = load_target("jetson-orin-nano")
-    a = memory_estimate(manifest, graphs, rtx)["forms"]["float32 host loop"]
-    b = memory_estimate(manifest, graphs, nano)["forms"]["float32 host loop"]
+    a = memory_estimate(variants, None, graphs, rtx)["forms"]["float32 host loop"]
+    b = memory_estimate(variants, None, graphs, nano)["forms"]["float32 host loop"]
     assert a["weights_mb"] == b["weights_mb"] == 3000
     assert b["needs_mb"] - b["activations_mb"] - 1024 == 6000  # twice on unified memory, plus the workspace
     assert a["needs_mb"] - a["activations_mb"] - 4096 == 3000
@@ -63,8 +63,8 @@ def test_attention_scores_count_even_where_shape_inference_cannot_see_them():
     the estimate never goes below what the configuration says they take."""
     config = {"family": "trm", "hidden_size": 512, "seq_len": 900, "puzzle_emb_ndim": 512, "puzzle_emb_len": 16,
               "num_heads": 8, "expansion": 4}  # fmt: skip
-    manifest = {"model": {"config": config}, "variants": {"float32": {"step": "step"}}}
+    variants = {"float32": {"step": "step"}}
     graphs = {"step": {"bytes": 28_000_000, "activation_bytes_per_sample": 15_000_000}}
-    est = memory_estimate(manifest, graphs, load_target("jetson-orin-nano"))
+    est = memory_estimate(variants, config, graphs, load_target("jetson-orin-nano"))
     scores = 8 * 916 * 916 * 4 * 16  # one float32 score tensor at batch 16
     assert est["forms"]["float32 host loop"]["activations_mb"] * 1e6 >= 2 * scores

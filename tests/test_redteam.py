@@ -621,14 +621,14 @@ def test_runtime_defaults_edited_after_tune_are_refused(art):
     applied = apply_defaults(art, result)
     m = read_manifest(art)
     assert m["runtime_defaults"] == applied and m["runtime_defaults_sha256"] == defaults_digest(applied)
-    assert Runner(art).defaults["max_steps"] == 4
+    assert Runner(art).defaults.max_steps == 4
     _edit(art, lambda m: m["runtime_defaults"].update(halt_threshold=-0.5, max_steps=1))  # plausible values
     for cmd in (["info", str(art)], ["verify", str(art)]):
         _one_line(_cli(*cmd), 2, "runtime_defaults do not match runtime_defaults_sha256")
     _edit(art, lambda m: m["runtime_defaults"].update(halt_threshold=-1e308))  # the red team's edit
     _one_line(_cli("solve", str(art), "--inputs", "x.npy"), 2, "runtime_defaults.halt_threshold -1e+308 is not null")
     _edit(art, lambda m: [m.pop("runtime_defaults"), m.pop("runtime_defaults_sha256")])
-    assert Runner(art).defaults == {}
+    assert Runner(art).defaults is None
 
 
 @pytest.mark.parametrize("results", ['{"passed": true, "gates": 5}', '{"passed": "yes", "gates": []}', "[" * 50_000])

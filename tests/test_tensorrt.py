@@ -94,7 +94,7 @@ def hrm_artefact(root, tmp_path_factory) -> Path:
                 "state_names": list(model.state_names),
                 "step_budget": model.step_budget,
                 "input": input_spec(model),
-                "initial_state": init,
+                "initial_state": init.to_json(),
             },
             "files": files,
             "variants": {"float32": {g: g for g in ("encode", "step", "readout")}},

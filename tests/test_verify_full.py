@@ -201,6 +201,7 @@ def test_the_tolerance_follows_what_runs():
 
 # -- the recorder ----------------------------------------------------------------------------------------------------
 def test_the_recorder_keeps_the_first_examples_and_reads_back(tmp_path):
+    from edgekit.manifest import InputContract
     from edgekit.runtime.references import MAX_EXAMPLES, Recorder, read_references
 
     rng = np.random.default_rng(0)
@@ -215,11 +216,8 @@ def test_the_recorder_keeps_the_first_examples_and_reads_back(tmp_path):
     meta = {"batch_size": 3, "gates": {"max_exact_drop": 0.01}, "export_gates": [], "step_budget": steps}
     meta["latency"] = {"batch": 1, "examples": 4}
     assert rec.write(tmp_path, meta) == "references.npz"
-    manifest = {
-        "graph": {"input": {"dtype": "int64", "shape": ["batch", length]}, "step_budget": steps},
-        "variants": {"float32": {}},
-    }
-    refs = read_references(tmp_path / "references.npz", manifest)
+    contract = InputContract("int64", ("batch", length), (0, 4))
+    refs = read_references(tmp_path / "references.npz", contract, steps, ["float32"])
     assert refs.n == 4 and refs.meta["examples_validated"] == n
     assert refs.meta["kept"] == "the first 4 in validation order"
     assert np.array_equal(refs.inputs, inputs[:4]) and refs.inputs.dtype == np.int64

@@ -20,11 +20,11 @@ def _inputs(runner_folder: Path, inputs: Path | None, n: int, seed: int) -> tupl
     from ..tasks import task_for_inputs
 
     runner = Runner(runner_folder)
-    task = task_for_inputs(runner.graph["input"], runner.family)
+    task = task_for_inputs(runner.graph.input.to_json(), runner.family)
     if inputs is not None:
         from ..runtime.inputs import read_inputs
 
-        length = int(runner.graph["input"]["shape"][-1])
+        length = int(runner.graph.input.shape[-1])
         parse = None if task is None else (lambda line: task.parse_line(line, length))
         x = read_inputs(inputs, parse)
         return x[:n], f"{min(n, len(x))} examples from {inputs.name}"

@@ -162,14 +162,14 @@ def _puzzle_id(text: str | None) -> int | str | None:
 def _task_of(runner: Any) -> Any:
     from ..tasks import task_for_inputs
 
-    return task_for_inputs(runner.graph["input"], runner.family)
+    return task_for_inputs(runner.graph.input.to_json(), runner.family)
 
 
 def _file_inputs(runner: Any, path: Path) -> np.ndarray:
     from ..runtime.inputs import read_inputs
 
     task = _task_of(runner)
-    length = int(runner.graph["input"]["shape"][-1])
+    length = int(runner.graph.input.shape[-1])
     if task is None:
         return read_inputs(path, None)
     return read_inputs(path, lambda line: task.parse_line(line, length))
@@ -179,7 +179,7 @@ def _generated_inputs(runner: Any, n: int, seed: int) -> tuple[np.ndarray, np.nd
     task = _task_of(runner)
     if task is None or not task.generates:  # e.g. ARC or any dataset-only task: nothing to generate
         raise InputError(
-            f"no built-in inputs for an input of shape {runner.graph['input'].get('shape')} ({runner.family}"
+            f"no built-in inputs for an input of shape {list(runner.graph.input.shape)} ({runner.family}"
             f"{', task ' + task.name if task else ''})",
             "pass --inputs FILE (.npy, .npz or text) with examples of that shape",
         )
@@ -242,7 +242,7 @@ def bench(
         if mode != "all" and mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
         first = opts.runner(artefact, next((v for v in variant if v != "all"), None))
-        names = list(first.manifest.get("variants") or {"float32": {}}) if "all" in variant else variant
+        names = list(first.manifest.variants) if "all" in variant else variant
         names = names or [first.variant]
         if inputs is not None:
             x, y, described = _file_inputs(first, inputs), None, f"inputs from {inputs}"
@@ -515,7 +515,7 @@ def serve(
     try:
         runner = opts.runner(artefact, variant)
         task = _task_of(runner)
-        length = int(runner.graph["input"]["shape"][-1])
+        length = int(runner.graph.input.shape[-1])
         server = Server(runner, slots=slots, queue_size=queue_size, max_steps=max_steps, threshold=threshold)
     except _runtime_errors() as e:
         fail(_as_error(e))
@@ -638,7 +638,7 @@ def _serve_example(
         else:
             from ..tasks.base import parse_numbers
 
-            example = parse_numbers(line, length, integers=runner.graph["input"].get("dtype") == "int64")
+            example = parse_numbers(line, length, integers=runner.graph.input.tokens)
         return np.asarray(runner.check_inputs(np.asarray(example)[None])[0])
     except (ValueError, TypeError, OverflowError) as e:  # RuntimeInputError is a ValueError
         out.error(number, first_line(e, 300))

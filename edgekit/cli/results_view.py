@@ -191,11 +191,13 @@ def _threshold(folder: Path) -> float | None:
     """The artefact's halting threshold (manifest.json), for the headline; None when it cannot be read."""
     import json
 
-    try:
-        thr = json.loads((folder / "manifest.json").read_text())["graph"].get("halt_threshold")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    from ..manifest import Manifest
+
+    try:  # ArtefactError (a manifest that is not edgekit's) is a ValueError
+        thr = Manifest.from_json(json.loads((folder / "manifest.json").read_text())).graph.halt_threshold
+    except (OSError, ValueError, RecursionError):
         return None
-    return float(thr) if isinstance(thr, (int, float)) else None
+    return None if thr is None else float(thr)
 
 
 def _examples(res: dict[str, Any]) -> int | None:

@@ -128,7 +128,7 @@ def _artefact_target(artefact: Path, target: str | None) -> str:
         return target
     from ..tensorrt.graphs import load_manifest
 
-    return load_manifest(artefact).get("target") or "x86-cpu"
+    return load_manifest(artefact).target_name
 
 
 def _print_check(report) -> None:

@@ -203,27 +203,27 @@ def debug_variant(
 
     runner = Runner(folder)
     manifest = runner.manifest
-    if runner.family == "deq":
+    if not runner.stopping.halting_head:
         raise DebugError(
             "edgekit debug ranks layers by their effect on the halting logit; a DEQ has none",
             "use the validation report's fixed-point residuals for DEQ variants",
         )
-    if variant not in manifest["variants"] or variant == "float32":
-        others = ", ".join(v for v in manifest["variants"] if v != "float32") or "none"
+    if variant not in manifest.variants or variant == "float32":
+        others = ", ".join(v for v in manifest.variants if v != "float32") or "none"
         raise DebugError(f"no compressed variant {variant!r} in this artefact", f"choose one of: {others}")
-    info = dict(manifest.get("quantization", {}).get(variant, {}))
+    info = dict(manifest.quantization_of(variant))
     mode = variant if variant in PARTIAL else str(info.get("mode", ""))
     if mode not in PARTIAL:
         raise DebugError(
             f"variant {variant!r} is not a quantized step graph edgekit can rebuild layer by layer",
-            f"debug one of: {', '.join(v for v in manifest['variants'] if v in PARTIAL) or 'none'}",
+            f"debug one of: {', '.join(v for v in manifest.variants if v in PARTIAL) or 'none'}",
         )
-    budget = int(runner.graph["step_budget"])
+    budget = int(runner.graph.step_budget)
     if step is not None and not 1 <= step <= budget:
         raise InputError(f"--step {step} is outside the recursion budget 1..{budget}", f"pass 1..{budget}")
-    thr = float(runner.graph.get("halt_threshold", 0.0))
-    float_step = onnx.load(str(runner.file(manifest["variants"]["float32"]["step"])))
-    variant_step = onnx.load(str(runner.file(manifest["variants"][variant]["step"])))
+    thr = float(runner.graph.threshold)
+    float_step = onnx.load(str(runner.file(manifest.variants["float32"].require("step"))))
+    variant_step = onnx.load(str(runner.file(manifest.variants[variant].require("step"))))
     step32 = _session(float_step)
     names = list(runner.state_names)
     k = len(names)

@@ -4,6 +4,7 @@ step budget, halting threshold) so the runtime needs no model-specific code."""
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,16 @@ import numpy as np
 
 from .. import __version__
 from ..artefact import ARTEFACT_SCHEMA_VERSION, sha256_file
+from ..manifest import (
+    GraphInfo,
+    InitialState,
+    InputContract,
+    Manifest,
+    ModelInfo,
+    RecipeRef,
+    StateLayout,
+    VariantGraphs,
+)
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
 from ..models.families import get_family
@@ -22,13 +33,13 @@ def input_spec(model: ACTModel | DEQModel) -> dict[str, Any]:
     return get_family(model.family).input_spec(model)
 
 
-def write_initial_state(model: ACTModel | DEQModel, folder: Path, files: dict[str, str]) -> dict[str, Any]:
+def write_initial_state(model: ACTModel | DEQModel, folder: Path, files: dict[str, str]) -> InitialState:
     """HRM/TRM carry learned initial states (written as initial_state.npz); a DEQ starts from zeros."""
     if model.family == "deq":
-        return {"kind": "zeros", "shape": [model.hidden_size]}
+        return InitialState("zeros", shape=(model.hidden_size,))
     np.savez(folder / "initial_state.npz", z_H=model.H_init.float().numpy(), z_L=model.L_init.float().numpy())
     files["initial_state"] = "initial_state.npz"
-    return {"kind": "broadcast", "file": "initial_state.npz"}
+    return InitialState("broadcast", file="initial_state.npz")
 
 
 def build_manifest(
@@ -45,8 +56,8 @@ def build_manifest(
     files: dict[str, str],
     variants: dict[str, dict[str, str]],
     export_seconds: dict[str, float],
-    initial_state: dict[str, Any],
-) -> dict[str, Any]:
+    initial_state: InitialState,
+) -> Manifest:
     """The manifest before quantization and validation (which add variants, quantization details and hashes)."""
     if model.family != "deq":
         config = model.config.model_dump()
@@ -57,34 +68,45 @@ def build_manifest(
         if model.family != "deq"
         else f"residual = |f(z) - z| / |f(z)| <= tol ({model.solver.name} solver)"
     )
-    return {
-        "schema_version": ARTEFACT_SCHEMA_VERSION,
-        "edgekit_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "recipe": {"name": recipe_name, "sha256": recipe_sha256},
-        "target": target,
-        "model": {
-            "family": model.family,
-            "checkpoint": str(weights_file.name),
-            "checkpoint_sha256": sha256_file(weights_file),
-            "config": config,
-            **manifest_entry(model.family, get_family(model.family).stopping),
-        },
-        "graph": {
-            "forms": list(forms),
-            "opset": opset,
-            "state_names": list(model.state_names),
-            "step_budget": model.step_budget,
-            "unrolled_steps": model.step_budget,
-            "halt_threshold": halt_threshold,
-            "initial_state": initial_state,
-            "input": input_spec(model),
-            "halting": halting,
-        },
-        "files": files,
-        "variants": variants,
-        "sha256": {},
-        "export_seconds": export_seconds,
-        "bytes": {k: (folder / rel).stat().st_size for k, rel in files.items()},
-        "quantization": {},
-    }
+    family = get_family(model.family)
+    declared = manifest_entry(model.family, family.stopping)  # nothing for the families older artefacts imply
+    return Manifest(
+        schema_version=ARTEFACT_SCHEMA_VERSION,
+        edgekit_version=__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        recipe=RecipeRef(recipe_name, recipe_sha256),
+        target=target,
+        model=ModelInfo(
+            model.family,
+            str(weights_file.name),
+            sha256_file(weights_file),
+            config,
+            family.stopping if declared else None,
+        ),
+        graph=GraphInfo(
+            model.step_budget,
+            StateLayout(tuple(model.state_names), initial_state),
+            InputContract.from_json(input_spec(model)),
+            forms=tuple(forms),
+            opset=opset,
+            unrolled_steps=model.step_budget,
+            halt_threshold=halt_threshold,
+            halting=halting,
+        ),
+        files=dict(files),
+        variants={name: VariantGraphs.of(roles) for name, roles in variants.items()},
+        sha256={},
+        export_seconds=dict(export_seconds),
+        bytes={k: (folder / rel).stat().st_size for k, rel in files.items()},
+        quantization={},
+    )
+
+
+def with_files(
+    manifest: Manifest, folder: Path, files: dict[str, str], variants: dict[str, dict[str, str]] | None = None
+) -> Manifest:
+    """`manifest` listing `files` (and `variants`, when given) with their sizes: after the puzzle table, the
+    quantized variants or validation's files were written into `folder`."""
+    listed = manifest.variants if variants is None else {n: VariantGraphs.of(r) for n, r in variants.items()}
+    sizes = {k: (folder / rel).stat().st_size for k, rel in files.items()}
+    return replace(manifest, files=dict(files), variants=listed, bytes=sizes)

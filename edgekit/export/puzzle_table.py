@@ -14,12 +14,12 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import RecipeError
+from ..manifest import PuzzleTable as PuzzleIds
 from ..models.act import ACTModel
 from ..npyio import FileTooLarge, NotRegularFile, read_limited
 
@@ -45,22 +45,22 @@ class PuzzleTable:
             return w
         return w[torch.from_numpy(self.original)].contiguous()
 
-    def spec(self, itemsize: int) -> dict[str, Any]:
+    def spec(self, itemsize: int) -> PuzzleIds:
         """The manifest's `graph.puzzle_ids`: the runtime input contract and the sizes before / after the cut."""
-        return {
-            "dtype": "int64",
-            "shape": ["batch"],
-            "rows": self.rows,
-            "rows_before": self.rows_before,
-            "dim": self.dim,
-            "bytes_before": self.rows_before * self.dim * itemsize,
-            "bytes_after": self.rows * self.dim * itemsize,
+        return PuzzleIds(
+            dtype="int64",
+            shape=("batch",),
+            rows=self.rows,
+            rows_before=self.rows_before,
+            dim=self.dim,
+            bytes_before=self.rows_before * self.dim * itemsize,
+            bytes_after=self.rows * self.dim * itemsize,
             # a table with more than the blank row never answers without identifiers (the runtime's contract
             # allows a default row; tables of the blank row alone are graph constants, with no puzzle_ids input)
-            "default_row": None,
-            "named": self.names is not None,
-            "file": "puzzle_ids",
-        }
+            default_row=None,
+            named=self.names is not None,
+            file="puzzle_ids",
+        )
 
 
 def select(

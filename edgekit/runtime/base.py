@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ..manifest import GraphInfo, Manifest, RuntimeDefaults
 from ..npyio import load_npz
-from ..stopping import Stopping, rule_of
+from ..stopping import Stopping
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
-from .manifest import read_manifest, safe_path
+from .manifest import load_manifest, safe_path
 from .memory import DEFAULT_MEMORY_BUDGET, check_graph_file, chunk_for_memory
 from .puzzles import PuzzleMap
 from .stepper import PlainStep, Stepper
@@ -108,19 +109,17 @@ class HostRunner:
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         self.folder = Path(artefact)
-        self.manifest: dict[str, Any] = read_manifest(self.folder, complete=complete)
-        self.graph: dict[str, Any] = self.manifest["graph"]
-        self.family: str = self.manifest["model"]["family"]
-        self.state_names: list[str] = list(self.graph["state_names"])
-        files = self.manifest["files"]
-        variants = self.manifest.get("variants") or {
-            "float32": {k: k for k in ("encode", "step", "readout", "loop", "unrolled")}
-        }
+        self.manifest: Manifest = load_manifest(self.folder, complete=complete)
+        self.graph: GraphInfo = self.manifest.graph
+        self.family: str = self.manifest.family
+        self.state_names: list[str] = list(self.graph.state_names)
+        files = self.manifest.files
+        variants = self.manifest.variants
         # the artefact's runtime default (written by `edgekit tune --apply`), else the float32 export
-        self.defaults: dict[str, Any] = self.manifest.get("runtime_defaults") or {}
-        variant = variant or self.defaults.get("variant", "float32")
-        if self.defaults.get("variant") != variant:
-            self.defaults = {}  # tuned threshold and cap belong to the tuned variant only
+        self.defaults: RuntimeDefaults | None = self.manifest.runtime_defaults
+        variant = variant or (self.defaults.variant if self.defaults else "float32")
+        if self.defaults is not None and self.defaults.variant != variant:
+            self.defaults = None  # tuned threshold and cap belong to the tuned variant only
         if variant not in variants:
             raise ArtefactError(f"artefact has no variant {variant!r}; it has: {', '.join(map(str, variants))}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -132,12 +131,12 @@ class HostRunner:
         if isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1:
             raise RuntimeInputError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
         self.chunk_size = min(chunk_size, chunk_for_memory(self.manifest, memory_budget))
-        self.graphs: dict[str, str] = {g: key for g, key in variants[variant].items() if key in files}
+        self.graphs: dict[str, str] = {g: key for g, key in variants[variant].roles.items() if key in files}
         self._puzzles: PuzzleMap | None = None
-        if "puzzle_ids" in self.graph and "puzzle_ids" not in files:
+        if self.graph.puzzle_ids is not None and "puzzle_ids" not in files:
             raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
         self._init_parts: dict[np.dtype, list[np.ndarray]] = {}
-        self.stopping: Stopping = rule_of(self.manifest)  # the one dispatch on how the recursion stops
+        self.stopping: Stopping = self.manifest.stopping  # the one dispatch on how the recursion stops
         self.solver: dict[str, Any] = self.stopping.settings
 
     # -- what a backend implements --------------------------------------------------------------------------------
@@ -170,14 +169,14 @@ class HostRunner:
     def validated_settings(self) -> HostRunner:
         """Ignore the artefact's tuned runtime defaults: answer at the threshold and budget validation used (what
         golden answers were recorded at)."""
-        self.defaults = {}
+        self.defaults = None
         return self
 
     def file(self, key: str) -> Path:
         """The artefact file a manifest key names, confined to the folder."""
-        if key not in self.manifest["files"]:
+        if key not in self.manifest.files:
             raise ArtefactError(f"the manifest lists no {key!r} file: re-run `edgekit export`")
-        return safe_path(self.folder, self.manifest["files"][key])
+        return safe_path(self.folder, self.manifest.files[key])
 
     def graph_path(self, graph: str) -> Path:
         """The ONNX file of one of the variant's graphs, checked before a backend parses it: present, a regular file
@@ -199,22 +198,22 @@ class HostRunner:
 
     # -- input contract -----------------------------------------------------------------------------------------
     def check_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        spec = self.graph["input"]
+        spec = self.graph.input
         try:
             inputs = np.asarray(inputs)
         except (ValueError, TypeError):
             raise RuntimeInputError("inputs are not a rectangular array of numbers") from None
-        if inputs.ndim == len(spec["shape"]) - 1:
+        if inputs.ndim == len(spec.shape) - 1:
             inputs = inputs[None]
-        want = spec["shape"][1:]
-        if inputs.ndim != len(spec["shape"]) or list(inputs.shape[1:]) != want or inputs.shape[0] == 0:
+        want = list(spec.sample_shape)
+        if inputs.ndim != len(spec.shape) or list(inputs.shape[1:]) != want or inputs.shape[0] == 0:
             raise RuntimeInputError(
                 f"inputs have shape {list(inputs.shape)}, expected [batch >= 1, {', '.join(map(str, want))}]"
             )
-        if spec["dtype"] == "int64":
+        if spec.tokens:
             if inputs.dtype == bool or not np.issubdtype(inputs.dtype, np.integer):
                 raise RuntimeInputError(f"inputs have dtype {inputs.dtype}, expected integer token ids")
-            lo, hi = spec["range"]
+            lo, hi = spec.range or (0, 0)  # checked: a token contract has its range
             if inputs.min() < lo or inputs.max() > hi:
                 raise RuntimeInputError(
                     f"token ids must lie in [{lo}, {hi}], got values in [{inputs.min()}, {inputs.max()}]"
@@ -231,7 +230,7 @@ class HostRunner:
 
     @property
     def takes_puzzle_ids(self) -> bool:
-        return "puzzle_ids" in self.graph
+        return self.graph.puzzle_ids is not None
 
     @property
     def puzzles(self) -> PuzzleMap:
@@ -239,7 +238,8 @@ class HostRunner:
         if self._puzzles is None:
             if not self.takes_puzzle_ids:
                 raise RuntimeInputError("this model takes no puzzle identifiers")
-            self._puzzles = PuzzleMap(self.graph["puzzle_ids"], self.file("puzzle_ids"))
+            assert self.graph.puzzle_ids is not None
+            self._puzzles = PuzzleMap(self.graph.puzzle_ids, self.file("puzzle_ids"))
         return self._puzzles
 
     def puzzle_rows(self, puzzle_ids: Any, n: int) -> np.ndarray | None:
@@ -266,7 +266,7 @@ class HostRunner:
         """Run `steps` steps (default: the model's budget) for every sample, recording per-step outputs;
         early halting is then a choice made on the recorded halting logits, exactly as validation does."""
         x_in = self.check_inputs(inputs)
-        steps = steps or self.graph["step_budget"]
+        steps = steps or self.graph.step_budget
         rows = self.puzzle_rows(puzzle_ids, len(x_in))
         c = min(self.chunk_size, self.max_batch or self.chunk_size)  # as `solve` chunks: memory and profile bounds
         parts = [
@@ -320,18 +320,18 @@ class HostRunner:
 
     def limits(self, max_steps: int | None, threshold: float | None) -> tuple[int, float]:
         """(step cap, threshold) with the artefact's defaults; out-of-range values are one-line errors."""
-        budget = int(self.graph["step_budget"])
+        budget = int(self.graph.step_budget)
+        tuned = self.defaults.threshold if self.defaults is not None else None
         if max_steps is None:
-            cap = int(self.defaults.get("max_steps", budget))
+            cap = int(self.defaults.max_steps if self.defaults is not None else budget)
         elif (
             isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= 100_000
         ):
             raise RuntimeInputError(f"max_steps must be an integer in [1, 100000], got {max_steps!r}")
         else:
             cap = int(max_steps)
-        if threshold is None and "halt_threshold" in self.defaults:
-            tuned = self.defaults["halt_threshold"]
-            threshold = math.inf if tuned is None else float(tuned)  # None: never halt before the cap
+        if threshold is None and tuned is not None:
+            threshold = tuned  # +inf: a tuned null, never halt before the cap
         elif threshold is None:
             threshold = self._default_threshold()
         elif isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or math.isnan(threshold):
@@ -347,7 +347,7 @@ class HostRunner:
             out = self._call("unrolled", self.feeds(x_in, rows))
             return Solution(
                 out[0],
-                np.full(len(x_in), self.graph.get("unrolled_steps", cap)),
+                np.full(len(x_in), cap if self.graph.unrolled_steps is None else self.graph.unrolled_steps),
                 np.zeros(len(x_in), bool),
                 out[1] if len(out) > 1 else None,
             )
@@ -361,7 +361,7 @@ class HostRunner:
         so asking for others is refused, never ignored."""
         limit = self.stopping.limit
         takes = self.inputs_of("loop")
-        built_in = {"max_steps": int(self.graph["step_budget"]), limit: self._default_threshold()}
+        built_in = {"max_steps": int(self.graph.step_budget), limit: self._default_threshold()}
         asked = {"max_steps": cap, limit: threshold}
         for name, value in asked.items():
             if name not in takes and float(value) != float(built_in[name]):
@@ -497,8 +497,8 @@ class HostRunner:
 
     def initial_state(self, x: np.ndarray) -> list[np.ndarray]:
         """Initial states in the step graph's state dtype (float16 variants carry float16 states)."""
-        init = self.graph["initial_state"]
-        shape = (x.shape[0], *init["shape"]) if init["kind"] == "zeros" else x.shape
+        init = self.graph.state.initial
+        shape = (x.shape[0], *init.shape) if init.kind == "zeros" and init.shape is not None else x.shape
         return [np.ascontiguousarray(np.broadcast_to(v, shape)) for v in self._initial_parts(x)]
 
     def _initial_parts(self, x: np.ndarray) -> list[np.ndarray]:
@@ -506,9 +506,9 @@ class HostRunner:
         checked and cast once per Runner and dtype, not once per call)."""
         if x.dtype in self._init_parts:
             return self._init_parts[x.dtype]
-        init = self.graph["initial_state"]
-        if init["kind"] == "zeros":
-            parts = [np.zeros(init["shape"], dtype=x.dtype)]
+        init = self.graph.state.initial
+        if init.kind == "zeros" and init.shape is not None:
+            parts = [np.zeros(init.shape, dtype=x.dtype)]
         else:
             vecs = load_npz(  # header-checked and bounded before anything is inflated (edgekit/npyio.py)
                 self.file("initial_state"), 64 << 20, self.state_names, error=ArtefactError,

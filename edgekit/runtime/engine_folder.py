@@ -19,6 +19,7 @@ from typing import Any
 
 from ..artefact import sha256_file
 from ..errors import InputError
+from ..manifest import Manifest
 
 ENGINE_MANIFEST = "engine_manifest.json"
 ENGINE_SCHEMA_VERSION = 1
@@ -166,7 +167,7 @@ def _default_folder(artefact: Path, target: str | None) -> Path:
 
 
 def open_engine_folder(
-    artefact: Path, manifest: dict[str, Any], graphs: dict[str, str], engines: str | Path | None, target: str | None
+    artefact: Path, manifest: Manifest, graphs: dict[str, str], engines: str | Path | None, target: str | None
 ) -> EngineFolder:
     """The engine folder for an artefact variant (`graphs`: role -> artefact file key), checked strictly: the
     engines were built from this artefact's graphs and are unchanged since (sha256), one line otherwise."""
@@ -174,7 +175,7 @@ def open_engine_folder(
     if folder.is_symlink() or not folder.is_dir():
         raise InputError(f"{folder} is not an engine folder", "pass the folder `edgekit build` or the plan wrote")
     data = read_engine_manifest(folder)
-    hashes: dict[str, Any] = manifest.get("sha256") or {}
+    hashes = manifest.hashes
     for key, e in data["engines"].items():
         if hashes.get(key) != e["onnx_sha256"]:
             raise InputError(

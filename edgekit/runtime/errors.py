@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import ArtefactError
+
+__all__ = ["ArtefactError", "RuntimeInputError"]
+
 
 class RuntimeInputError(ValueError):
     """Inputs or settings that do not match the artefact's input contract (one-line message)."""
-
-
-class ArtefactError(ValueError):
-    """An artefact folder that is missing, incomplete, damaged or does not match this runtime (one-line message)."""

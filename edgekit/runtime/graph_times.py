@@ -92,7 +92,7 @@ def graph_times_record(runner: Any, times: StepTimes) -> dict[str, Any]:
         if not all(math.isfinite(v) and v > 0 for v in getattr(times, graph)):
             raise RuntimeInputError(f"the {graph} graph's measured times are not positive finite numbers")
     return {
-        "step_sha256": runner.manifest.get("sha256", {}).get(key),
+        "step_sha256": runner.manifest.hashes.get(key),
         "sizes": times.sizes,
         "encode_ms": [round(v, 4) for v in times.encode],
         "step_ms": [round(v, 4) for v in times.step],

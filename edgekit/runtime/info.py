@@ -17,8 +17,8 @@ def describe(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     r = Runner(folder)  # the manifest checks every command shares
     m = r.manifest
-    files = m["files"]
-    hashes: dict[str, Any] = m["sha256"] if isinstance(m.get("sha256"), dict) else {}
+    files = m.files
+    hashes = m.hashes
     listed = []
     for key in sorted(files):
         path = r.file(key)
@@ -32,7 +32,8 @@ def describe(folder: str | Path) -> dict[str, Any]:
         )
     sizes = {f["key"]: f["bytes"] or 0 for f in listed}
     variants = {}
-    for name, graphs in (m.get("variants") or {"float32": {}}).items():
+    for name, variant in m.variants.items():
+        graphs = variant.roles
         forms = ["step"] if {"encode", "step", "readout"} <= set(graphs) else []
         forms += [f for f in ("loop", "unrolled") if f in graphs]
         variants[name] = {
@@ -42,23 +43,27 @@ def describe(folder: str | Path) -> dict[str, Any]:
         }
     out: dict[str, Any] = {
         "artefact": str(folder),
-        "schema_version": m.get("schema_version"),
-        "edgekit_version": m.get("edgekit_version"),
-        "recipe": (m.get("recipe") or {}).get("name"),
-        "target": m.get("target"),
+        "schema_version": m.schema_version,
+        "edgekit_version": m.edgekit_version,
+        "recipe": m.recipe.name if m.recipe is not None else None,
+        "target": m.target,
         "model": {
             "family": r.family,
-            "checkpoint": m["model"].get("checkpoint"),
-            "checkpoint_sha256": m["model"].get("checkpoint_sha256"),
+            "checkpoint": m.model.checkpoint,
+            "checkpoint_sha256": m.model.checkpoint_sha256,
         },
         "graph": {
-            k: r.graph.get(k)
-            for k in ("input", "puzzle_ids", "step_budget", "halt_threshold", "halting", "state_names")
+            "input": r.graph.input.to_json(),
+            "puzzle_ids": r.graph.puzzle_ids.to_json() if r.graph.puzzle_ids is not None else None,
+            "step_budget": r.graph.step_budget,
+            "halt_threshold": r.graph.halt_threshold,
+            "halting": r.graph.halting,
+            "state_names": list(r.graph.state_names),
         },
         "variants": variants,
         # `edgekit tune --apply`; None: float32 at the validated settings. The digest is the one tune printed.
-        "runtime_defaults": m.get("runtime_defaults"),
-        "runtime_defaults_sha256": m.get("runtime_defaults_sha256"),
+        "runtime_defaults": m.runtime_defaults.to_json() if m.runtime_defaults is not None else None,
+        "runtime_defaults_sha256": m.runtime_defaults_sha256,
         "files": listed,
         "passed": None,
         "gates": 0,

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 import mmap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..manifest import Manifest
 from .errors import ArtefactError
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations one host-loop chunk may hold
@@ -66,7 +68,7 @@ def _swiglu_width(hidden: int, expansion: float) -> int:
     return -(round(expansion * hidden * 2 / 3) // -256) * 256
 
 
-def _act_bytes(config: dict[str, Any], states: int) -> int | None:
+def _act_bytes(config: Mapping[str, Any], states: int) -> int | None:
     """HRM / TRM: per sample, while the host loop runs one step (float32 counts):
     - attention: 5 x heads x S x S: the scores, scaled scores and softmax the exported graph holds together, plus
       the allocator's slack; none where TRM mixes tokens with an MLP (`mlp_t`);
@@ -96,38 +98,45 @@ def _act_bytes(config: dict[str, Any], states: int) -> int | None:
     return _F32 * (attention + mlp + held + 2 * seq * vocab) + 16 * seq
 
 
-def _deq_bytes(config: dict[str, Any], inputs: int) -> int | None:
+def _deq_bytes(config: Mapping[str, Any], inputs: int) -> int | None:
     """DEQ: the input, the state and its candidates, Anderson's history (2 m states) and the class logits."""
     h = _int(config.get("hidden_size"), 1, 1 << 24)
     if h is None:
         return None
     raw = config.get("solver")
-    solver: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    solver: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     m = (_int(solver.get("anderson_m", 5), 1, 1 << 10) or 5) if solver.get("name") == "anderson" else 0
     classes = _int(config.get("num_classes", 10), 1, 1 << 24) or 10
     return _F32 * (2 * inputs + (2 * m + 6) * h + 2 * classes)
 
 
-def bytes_per_sample(manifest: dict[str, Any]) -> int:
+def bytes_per_sample(manifest: Manifest | dict[str, Any]) -> int:
     """Estimated peak bytes one sample adds to a host-loop call (encode, a step, the readout), from the manifest's
     model configuration; for a configuration this does not know, a generous guess from the input length alone
-    (attention over the input with one head and a 256-wide state)."""
-    model = manifest.get("model") if isinstance(manifest, dict) else None
-    config = model.get("config") if isinstance(model, dict) else None
-    family = model.get("family") if isinstance(model, dict) else None
-    graph = manifest.get("graph") if isinstance(manifest, dict) else None
-    names = graph.get("state_names") if isinstance(graph, dict) else None
-    states = len(names) if isinstance(names, list) and 0 < len(names) <= 64 else 2
-    length = _input_length(manifest)
+    (attention over the input with one head and a 256-wide state). A plain mapping (a manifest not yet checked,
+    or part of one) is read defensively."""
+    if isinstance(manifest, Manifest):
+        config: Any = manifest.model.config
+        family: Any = manifest.family
+        states = len(manifest.graph.state_names)
+        length = min(math.prod(manifest.graph.input.sample_shape), 1 << 30)
+    else:
+        model = manifest.get("model") if isinstance(manifest, dict) else None
+        config = model.get("config") if isinstance(model, dict) else None
+        family = model.get("family") if isinstance(model, dict) else None
+        graph = manifest.get("graph") if isinstance(manifest, dict) else None
+        names = graph.get("state_names") if isinstance(graph, dict) else None
+        states = len(names) if isinstance(names, list) and 0 < len(names) <= 64 else 2
+        length = _input_length(manifest)
     est: int | None = None
-    if isinstance(config, dict):
+    if isinstance(config, Mapping):
         est = _deq_bytes(config, length) if family == "deq" else _act_bytes(config, states)
     if est is None:
         est = _F32 * (2 * length * length + 1024 * length)
     return max(1, est)
 
 
-def chunk_for_memory(manifest: dict[str, Any], budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
+def chunk_for_memory(manifest: Manifest | dict[str, Any], budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
     """Samples per host-loop call (`Runner.solve`'s chunk, a server's slots) whose activations fit `budget_bytes`:
     at least 1 (one sample over the budget still runs), at most `MAX_CHUNK`."""
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..manifest import PuzzleTable
 from ..npyio import load_npz
 from .errors import ArtefactError, RuntimeInputError
 
@@ -26,9 +27,9 @@ def _damaged(message: str) -> ArtefactError:
 class PuzzleMap:
     """Reads puzzle_ids.npz once; names are indexed on first use (an ARC-2 table names ~1M rows)."""
 
-    def __init__(self, spec: dict[str, Any], path: Path) -> None:
+    def __init__(self, spec: PuzzleTable, path: Path) -> None:
         self.spec = spec
-        self.rows = int(spec["rows"])
+        self.rows = int(spec.rows)
         z = load_npz(path, MAX_BYTES, ("original", "names"), kinds="iuS", error=_damaged, what="puzzle_ids.npz")
         if "original" not in z:
             raise ArtefactError("puzzle_ids.npz has no 'original' array: re-run `edgekit export`")
@@ -48,11 +49,11 @@ class PuzzleMap:
     def to_rows(self, ids: Any, n: int) -> np.ndarray:
         """Rows for `n` samples from original ids (integers) or names (strings); one value serves every sample."""
         if ids is None:
-            default = self.spec.get("default_row")
+            default = self.spec.default_row
             if default is None:
                 raise RuntimeInputError(
                     f"this model takes a puzzle identifier per sample ({self.rows} kept of "
-                    f"{self.spec['rows_before']}); pass puzzle_ids (ids or names)"
+                    f"{self.spec.rows_before}); pass puzzle_ids (ids or names)"
                 )
             return np.full(n, int(default), np.int64)
         a = np.asarray(ids)
@@ -70,7 +71,7 @@ class PuzzleMap:
         if bad.any():
             raise RuntimeInputError(
                 f"puzzle identifier {int(a[bad][0])} is not in this artefact's puzzle table ({self.rows} of "
-                f"{self.spec['rows_before']} identifiers were kept at export); re-export with it in export.puzzle_ids"
+                f"{self.spec.rows_before} identifiers were kept at export); re-export with it in export.puzzle_ids"
             )
         return pos.astype(np.int64)
 

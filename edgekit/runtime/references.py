@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..manifest import InputContract
 from .errors import ArtefactError
 from .gate_eval import halting_steps
 
@@ -199,16 +200,16 @@ def _bad(path: Path, why: str) -> ArtefactError:
     return ArtefactError(f"{path} is not a references file this edgekit reads ({why}); re-run `edgekit export`")
 
 
-def read_references(path: Path, manifest: dict[str, Any]) -> References:
-    """Read and check references.npz against the artefact's manifest: bounded before anything is inflated, every
-    array of the recorded examples' count and the input contract's shape, steps within the budget."""
+def read_references(path: Path, contract: InputContract, step_budget: int, variants: Collection[str]) -> References:
+    """Read and check references.npz against the artefact's manifest (its input contract, step budget and
+    variants): bounded before anything is inflated, every array of the recorded examples' count and the input
+    contract's shape, steps within the budget."""
     from ..npyio import load_npz
 
-    graph = manifest["graph"]
     width = 1
-    for d in graph["input"]["shape"][1:]:
+    for d in contract.sample_shape:
         width *= int(d)
-    impls = 1 + len(manifest.get("variants") or {"float32": {}})
+    impls = 1 + len(variants)
     # inputs and labels as int64, two predictions per implementation as uint32, plus steps and logits
     limit = MAX_EXAMPLES * (16 * width + impls * (8 * width + 16)) + MAX_META_BYTES
     z = load_npz(path, limit, error=ArtefactError, what=str(path), nofollow=True)
@@ -224,7 +225,7 @@ def read_references(path: Path, manifest: dict[str, Any]) -> References:
             f"{path} has references format {got!r}, this edgekit reads format {FORMAT}: use the edgekit version "
             "that exported the artefact, or re-run `edgekit export`"
         )
-    _check_meta(path, meta, manifest)
+    _check_meta(path, meta, variants)
     for k in ("inputs", "labels"):
         if k not in z:
             raise _bad(path, f"no {k}")
@@ -232,17 +233,15 @@ def read_references(path: Path, manifest: dict[str, Any]) -> References:
     n = len(inputs)
     if not (0 < n <= MAX_EXAMPLES) or n != meta["examples"]:
         raise _bad(path, f"{n} examples, meta says {meta['examples']}")
-    shape = [int(d) for d in graph["input"]["shape"][1:]]
-    if list(inputs.shape[1:]) != shape or inputs.dtype.kind not in (
-        "iu" if graph["input"]["dtype"] == "int64" else "f"
-    ):
+    shape = list(contract.sample_shape)
+    if list(inputs.shape[1:]) != shape or inputs.dtype.kind not in ("iu" if contract.tokens else "f"):
         raise _bad(path, f"inputs of shape {list(inputs.shape)} and dtype {inputs.dtype} for an input {shape}")
     if len(labels) != n or labels.dtype.kind not in "iu":
         raise _bad(path, "labels do not match the inputs")
     ids = z.get("puzzle_ids")
     if ids is not None and (ids.shape != (n,) or ids.dtype.kind not in "iu"):
         raise _bad(path, "puzzle_ids do not match the inputs")
-    budget = int(graph["step_budget"])
+    budget = int(step_budget)
     answers = {}
     for key in [REFERENCE, *meta["variants"]]:
         full = z.get(f"{key}/full")
@@ -268,11 +267,11 @@ def read_references(path: Path, manifest: dict[str, Any]) -> References:
         if steps.min() < 1 or steps.max() > budget:
             raise _bad(path, f"halting steps of {key} outside 1..{budget}")
         answers[key] = Answers(full, halted, steps, q)
-    kind = np.int64 if graph["input"]["dtype"] == "int64" else np.float32
+    kind = np.int64 if contract.tokens else np.float32
     return References(meta, inputs.astype(kind), labels.astype(np.int64), ids, answers)
 
 
-def _check_meta(path: Path, meta: dict[str, Any], manifest: dict[str, Any]) -> None:
+def _check_meta(path: Path, meta: dict[str, Any], variants: Collection[str]) -> None:
     def need(cond: bool, what: str) -> None:
         if not cond:
             raise _bad(path, what)
@@ -287,7 +286,7 @@ def _check_meta(path: Path, meta: dict[str, Any], manifest: dict[str, Any]) -> N
     v = meta.get("variants")
     need(isinstance(v, dict) and bool(v) and all(isinstance(n, str) for n in v.values()), "variants")
     assert isinstance(v, dict)
-    unknown = [k for k in v if k not in (manifest.get("variants") or {"float32": {}})]
+    unknown = [k for k in v if k not in variants]
     need(not unknown, f"variants {unknown[:3]} that manifest.json does not list")
     g = meta.get("gates")
     need(isinstance(g, dict) and all(isinstance(k, str) and (x is None or num(x)) for k, x in g.items()), "gates")

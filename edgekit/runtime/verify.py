@@ -25,7 +25,7 @@ from ..artefact import sha256_file  # stdlib only: safe on a torch-free device
 from ..errors import EXIT_ACCURACY_GATE, EXIT_OK, EdgekitError, first_line
 from .errors import ArtefactError, RuntimeInputError
 from .full_verify import FullReport, verify_full
-from .manifest import read_manifest, safe_path
+from .manifest import Manifest, load_manifest, safe_path
 from .references import KEY as REFERENCES_KEY
 from .references import read_references
 from .runner import Runner
@@ -118,22 +118,20 @@ def _modes(runner: Any) -> list[str]:
     return ["host"] + (["loop"] if "loop" in runner.graphs else [])
 
 
-def _variant_names(manifest: dict[str, Any]) -> list[str]:
-    names = list(manifest.get("variants") or {"float32": {}})
+def _variant_names(manifest: Manifest) -> list[str]:
+    names = list(manifest.variants)
     return sorted(names, key=lambda n: n != "float32")
 
 
 def write_golden(folder: Path, inputs: np.ndarray, puzzle_ids: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run every variant and mode of the artefact in `folder` on `inputs` and save the answers (and the exporting
     machine's architecture, which decides the tolerance a device re-checks them with)."""
-    import json
-
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    manifest = load_manifest(folder, complete=False)  # before the hashes
     arrays: dict[str, np.ndarray] = {"inputs": inputs}
     if puzzle_ids is not None:
         arrays["puzzle_ids"] = np.asarray(puzzle_ids, np.int64)
     arrays["machine"] = np.frombuffer(platform.machine().encode()[:64], np.uint8)
-    for variant in manifest.get("variants", {"float32": {}}):
+    for variant in manifest.variants:
         runner = Runner(folder, variant=variant, complete=False).validated_settings()  # before the hashes
         for mode in _modes(runner):
             sol = runner.solve(inputs, mode=mode, puzzle_ids=puzzle_ids)
@@ -143,9 +141,9 @@ def write_golden(folder: Path, inputs: np.ndarray, puzzle_ids: np.ndarray | None
     return arrays
 
 
-def _hash_checks(folder: Path, manifest: dict[str, Any], rep: VerifyReport) -> None:
-    files, hashes = manifest["files"], manifest.get("sha256")
-    if not isinstance(hashes, dict) or not hashes:
+def _hash_checks(folder: Path, manifest: Manifest, rep: VerifyReport) -> None:
+    files, hashes = manifest.files, manifest.hashes
+    if not hashes:
         raise ArtefactError(
             f"{folder}/manifest.json lists no file hashes: this artefact cannot be verified; re-run `edgekit export`"
         )
@@ -245,12 +243,12 @@ def verify(
             made[v] = new(f, v)
         return made[v]
 
-    manifest = read_manifest(folder)  # ArtefactError on a missing or damaged manifest
+    manifest = load_manifest(folder)  # ArtefactError on a missing or damaged manifest
     have = _variant_names(manifest)
     unknown = [v for v in variants or [] if v not in have]
     if unknown:
         raise RuntimeInputError(f"artefact has no variant {unknown[0]!r}; it has: {', '.join(have)}")
-    if full and REFERENCES_KEY not in manifest["files"]:
+    if full and REFERENCES_KEY not in manifest.files:
         raise ArtefactError(
             f"{folder} records no validation references (it was exported before `verify --full` existed): re-run "
             "`edgekit export` with this edgekit to check it on a device"
@@ -258,7 +256,7 @@ def verify(
     rep = VerifyReport()
     _hash_checks(folder, manifest, rep)
     if full:
-        ref_file = safe_path(folder, manifest["files"][REFERENCES_KEY])
+        ref_file = safe_path(folder, manifest.files[REFERENCES_KEY])
         if not any(c["passed"] for c in rep.checks if c["name"] == f"sha256 {ref_file.name}"):
             raise ReferencesChanged(
                 f"{ref_file} does not match the sha256 in manifest.json: the recorded references were changed or "
@@ -268,8 +266,13 @@ def verify(
     _golden_checks(folder, variants or have, make, rep, rtol)
     if not full:
         return rep
-    refs = read_references(safe_path(folder, manifest["files"][REFERENCES_KEY]), manifest)
-    chosen = variants or [v for v in manifest["variants"] if v in refs.variants]  # the export's order
+    refs = read_references(
+        safe_path(folder, manifest.files[REFERENCES_KEY]),
+        manifest.graph.input,
+        manifest.graph.step_budget,
+        list(manifest.variants),
+    )
+    chosen = variants or [v for v in manifest.variants if v in refs.variants]  # the export's order
     ungated = [v for v in chosen if v not in refs.variants]
     if ungated:
         raise RuntimeInputError(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekitError, first_line
+from ..manifest import Manifest
 
 RUNNER_KEYS = ("encode", "step", "readout")
 EXTRA_KEYS = ("initial_state", "puzzle_ids")
@@ -54,15 +55,16 @@ class OnnxSpec:
 
     folder: str
     variant: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     digests: dict[str, str]
     providers: list[str] | None = None
     payload: dict[str, bytes] | None = None  # relative path -> bytes; None: read `folder` in place
 
     @staticmethod
     def of(runner: Any, ship: bool) -> OnnxSpec:
-        keys = [runner.graphs[g] for g in RUNNER_KEYS] + [k for k in EXTRA_KEYS if k in runner.manifest["files"]]
-        rels = [runner.manifest["files"][k] for k in keys]
+        files = runner.manifest.files
+        keys = [runner.graphs[g] for g in RUNNER_KEYS] + [k for k in EXTRA_KEYS if k in files]
+        rels = [files[k] for k in keys]
         data = [rel + ".data" for rel in rels if (runner.folder / (rel + ".data")).is_file()]  # ONNX external data
         digests = {rel: _digest(runner.folder / rel) for rel in rels + data}
         payload = {rel: (runner.folder / rel).read_bytes() for rel in digests} if ship else None
@@ -130,9 +132,7 @@ class Worker:
                 raise EdgekitError(f"{rel} is outside the artefact folder")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(blob)
-        import json
-
-        (root / "manifest.json").write_text(json.dumps(spec.manifest))
+        (root / "manifest.json").write_text(spec.manifest.dumps())
         return root
 
     def run(self, x: np.ndarray, ids: np.ndarray | None, batch: int) -> ShardRecord:

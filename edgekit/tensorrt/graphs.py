@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..artefact import sha256_file
 from ..errors import InputError
+from ..manifest import Manifest
 
 QUANT_NAMES = {"INT8": "int8", "UINT8": "uint8", "FLOAT8E4M3FN": "fp8", "INT4": "int4", "UINT4": "uint4"}
 
@@ -35,24 +35,24 @@ class GraphInfo:
     quantization: set[str] = field(default_factory=set)  # {"int8", "fp8", ...} from Q/DQ zero points / output_dtype
 
 
-def load_manifest(folder: str | Path) -> dict[str, Any]:
+def load_manifest(folder: str | Path) -> Manifest:
     """The artefact's manifest through the one strict reader every command uses (edgekit.runtime.manifest)."""
     from ..runtime.errors import ArtefactError
-    from ..runtime.manifest import read_manifest
+    from ..runtime.manifest import load_manifest as read
 
     try:
-        return read_manifest(Path(folder), complete=True)
+        return read(Path(folder), complete=True)
     except ArtefactError as e:
         raise InputError(str(e)) from None
 
 
-def onnx_files(folder: str | Path, manifest: dict | None = None) -> dict[str, Path]:
+def onnx_files(folder: str | Path, manifest: Manifest | None = None) -> dict[str, Path]:
     """name -> path of every .onnx file the manifest lists (in manifest order)."""
     folder = Path(folder)
     manifest = manifest or load_manifest(folder)
     from ..runtime.manifest import safe_path
 
-    out = {name: safe_path(folder, rel) for name, rel in manifest["files"].items() if str(rel).endswith(".onnx")}
+    out = {name: safe_path(folder, rel) for name, rel in manifest.files.items() if str(rel).endswith(".onnx")}
     if not out:
         raise InputError(
             f"{folder}/manifest.json lists no .onnx file", "re-run `edgekit export` to rewrite the artefact"

@@ -12,6 +12,7 @@ a GPU with TensorRT is what measures the real figure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,11 +74,12 @@ def analytic_bytes_per_sample(config: dict[str, Any]) -> int:
         return 0
 
 
-def form_groups(manifest: dict[str, Any]) -> dict[str, tuple[list[str], str | None]]:
+def form_groups(variants: Mapping[str, Mapping[str, str]]) -> dict[str, tuple[list[str], str | None]]:
     """'<variant> <form>' -> (the file keys a device loads together for it: host loop = encode + step + readout;
-    the variant's step graph key, whose activations a Loop or unrolled graph has at least)."""
+    the variant's step graph key, whose activations a Loop or unrolled graph has at least). `variants`: variant
+    -> graph role -> file key (`VariantGraphs.roles`)."""
     out: dict[str, tuple[list[str], str | None]] = {}
-    for variant, graphs in manifest.get("variants", {}).items():
+    for variant, graphs in variants.items():
         host = [graphs[g] for g in ("encode", "step", "readout") if g in graphs]
         if host:
             out[f"{variant} host loop"] = (host, graphs.get("step"))
@@ -87,8 +89,11 @@ def form_groups(manifest: dict[str, Any]) -> dict[str, tuple[list[str], str | No
     return out
 
 
-def memory_estimate(manifest: dict[str, Any], graphs: dict[str, dict], target: Any) -> dict[str, Any]:
-    """Per deployable form: weights, activations at the target's max batch, what it needs and what is free."""
+def memory_estimate(
+    variants: Mapping[str, Mapping[str, str]], config: Mapping[str, Any] | None, graphs: dict[str, dict], target: Any
+) -> dict[str, Any]:
+    """Per deployable form (of `variants`: variant -> role -> file key): weights, activations at the target's max
+    batch (never under what the model `config` says they take), what it needs and what is free."""
     if not target.memory_gb:
         return {}
     batch = target.profile().max
@@ -96,13 +101,13 @@ def memory_estimate(manifest: dict[str, Any], graphs: dict[str, dict], target: A
     workspace = (target.workspace_mb or 0) * 1e6
     factor = 2 if target.unified_memory else 1
     forms = {}
-    for label, (keys, step) in form_groups(manifest).items():
+    for label, (keys, step) in form_groups(variants).items():
         summaries = [graphs[k] for k in keys if k in graphs]
         weights = sum(s.get("bytes", 0) for s in summaries)
         # shape inference does not always see through a Loop body's batch axis: a Loop or unrolled graph has at
         # least the activations of the step graph it runs
         act_graphs = summaries + ([graphs[step]] if step in graphs else [])
-        floor = analytic_bytes_per_sample(manifest.get("model", {}).get("config") or {})
+        floor = analytic_bytes_per_sample(dict(config or {}))
         act = max([floor] + [s.get("activation_bytes_per_sample", 0) for s in act_graphs]) * batch
         need = factor * weights + act + workspace
         forms[label] = {

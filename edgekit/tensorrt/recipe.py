@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, RecipeError
+from ..manifest import Manifest
 from ..schema import Target, load_target
 from . import versions
 from .graphs import GraphInfo, describe, load_manifest, onnx_files, profile_shapes
@@ -155,13 +156,9 @@ def verdict(results: dict[str, Any] | None, variant: str) -> tuple[bool | None, 
 
 
 # -- which variants, at which precision --------------------------------------------------------------------------------
-def variant_graphs(manifest: dict[str, Any], files: dict[str, Path]) -> dict[str, dict[str, str]]:
-    """variant -> role -> file key of its ONNX graphs. A manifest without variants (hand-made): one variant,
-    float32, holding every graph under its own name."""
-    variants = manifest.get("variants")
-    if not isinstance(variants, dict) or not variants:
-        return {"float32": {k: k for k in files}}
-    return {v: {r: k for r, k in roles.items() if k in files} for v, roles in variants.items()}
+def variant_graphs(manifest: Manifest, files: dict[str, Path]) -> dict[str, dict[str, str]]:
+    """variant -> role -> file key of its ONNX graphs (the checked manifest lists at least one variant)."""
+    return {v: {r: k for r, k in g.roles.items() if k in files} for v, g in manifest.variants.items()}
 
 
 def validated_precision(variant: str, quantization: set[str]) -> str:
@@ -235,7 +232,7 @@ def make_recipe(
     def info(key: str) -> GraphInfo:
         if key not in infos:
             infos[key] = describe(files[key], key)
-            want = manifest.get("sha256", {}).get(key)
+            want = manifest.hashes.get(key)
             if want and want != infos[key].sha256:
                 raise InputError(
                     f"{infos[key].path.name} does not match the sha256 in manifest.json",
@@ -316,7 +313,7 @@ def make_recipe(
         strongly_typed,
         target.workspace_mb or 1024,
         {"min": batch[0], "opt": batch[1], "max": batch[2]},
-        manifest.get("recipe", {}).get("sha256"),
+        manifest.recipe.sha256 if manifest.recipe is not None else None,
         list(builds.values()),
         notes,
         variant_info,

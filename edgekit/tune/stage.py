@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import RecipeError
+from ..manifest import Manifest
 from ..tasks.metrics import exact_per_sample, halting_steps
 from .front import Config, answers, choose, fastest_meeting, grid, pareto_front, thresholds_for
 from .latency import StepTimes, measure_ms, predict_ms, time_graphs
@@ -67,9 +68,9 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     from ..artefact import output_folder
     from ..runtime import Runner
     from ..runtime.errors import ArtefactError
-    from ..runtime.manifest import read_manifest
+    from ..runtime.manifest import load_manifest
     from ..schema import load_recipe, load_target
-    from ..stopping import HaltLogit, kind_of
+    from ..stopping import HaltLogit
     from ..tasks import load_task
 
     recipe, base = load_recipe(recipe_path)
@@ -82,26 +83,24 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         )
     folder = Path(artefact).expanduser() if artefact else output_folder(recipe.name, recipe.output, base)
     try:
-        manifest = read_manifest(folder, complete=True)
+        manifest = load_manifest(folder, complete=True)
     except ArtefactError as e:
         raise RecipeError(str(e), "run `edgekit export` on the recipe first, or pass --artefact") from None
-    if "puzzle_ids" in manifest["graph"]:
+    if manifest.graph.puzzle_ids is not None:
         raise RecipeError(
             "edgekit tune scores tasks answered per example; this artefact takes puzzle identifiers (ARC), whose "
             "answers are voted across augmented copies, and is not tuned yet",
             "choose the threshold and cap with `edgekit validate` gates, or Runner.solve_arc's max_steps / threshold",
         )
-    if kind_of(manifest["model"]) != HaltLogit.kind:
+    if manifest.model.kind != HaltLogit.kind:
         raise RecipeError(
             "edgekit tune covers ACT models (HRM, TRM): a DEQ's solver tolerance is not tuned yet",
             "set validate.solver settings in the recipe instead",
         )
-    names = s.variants or [v for v, g in manifest["variants"].items() if {"encode", "step", "readout"} <= set(g)]
-    unknown = [v for v in names if v not in manifest["variants"]]
+    names = s.variants or [v for v, g in manifest.variants.items() if {"encode", "step", "readout"} <= set(g)]
+    unknown = [v for v in names if v not in manifest.variants]
     if unknown:
-        raise RecipeError(
-            f"the artefact has no variant {unknown[0]!r}", f"use one of {', '.join(manifest['variants'])}"
-        )
+        raise RecipeError(f"the artefact has no variant {unknown[0]!r}", f"use one of {', '.join(manifest.variants)}")
     failed = _failed_variants(folder, log)
     if not s.variants and failed:  # a variant that failed validation is never chosen unless asked for by name
         log(
@@ -111,8 +110,8 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     if not names:
         raise RecipeError("every variant of the artefact failed its validation gates", "name one with --variant")
     data = load_task(recipe.task)
-    budget = int(manifest["graph"]["step_budget"])
-    default_thr = float(manifest["graph"].get("halt_threshold", 0.0))
+    budget = int(manifest.graph.step_budget)
+    default_thr = float(manifest.graph.threshold)
     bs = recipe.validate_.batch_size
     device = _device_times(s.latency_from, manifest, names, s.batch) if s.latency_from else None
     where = f"from {s.latency_from} (measured there, predicted here)" if device else "on this machine"
@@ -185,7 +184,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     return result
 
 
-def _device_times(path: Path, manifest: dict, names: list[str], batch: int) -> dict[str, StepTimes]:
+def _device_times(path: Path, manifest: Manifest, names: list[str], batch: int) -> dict[str, StepTimes]:
     """Graph times a device measured (`edgekit bench --graph-times`), for exactly this artefact's step graphs and
     a batch within what was timed; anything else is one RecipeError line."""
     from ..runtime.errors import RuntimeInputError
@@ -198,8 +197,8 @@ def _device_times(path: Path, manifest: dict, names: list[str], batch: int) -> d
     out = {}
     for v in names:
         entry = doc["variants"].get(v)
-        key = manifest["variants"][v]["step"]
-        if entry is None or entry["step_sha256"] != manifest["sha256"].get(key):
+        key = manifest.variants[v].step
+        if entry is None or entry["step_sha256"] != manifest.hashes.get(key or ""):
             raise RecipeError(
                 f"{path} has no graph times for this artefact's {v} step graph (missing, or other graph bytes)",
                 "time this artefact on the device: `edgekit bench ARTEFACT --variant all --graph-times FILE`",
@@ -304,7 +303,7 @@ def _recheck(recipe, runners, chosen: Config, ref: str, default_thr: float, budg
     return out
 
 
-def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, chosen, log) -> None:
+def _write_outputs(folder: Path, result: dict, manifest: Manifest, configs, front, chosen, log) -> None:
     """tune.json, tune_front.png and report.md's tuning section, each replaced atomically."""
     import json
 
@@ -321,7 +320,7 @@ def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, c
         plots = [p for p in PLOTS if (folder / p).is_file()]
         try:  # untrusted like the rest of the folder: a damaged results.json means no report section, not a crash
             results = json.loads(results_path.read_text())
-            text = report_markdown(results, manifest, plots, tune=result)
+            text = report_markdown(results, manifest.to_json(), plots, tune=result)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
             log("results.json is unreadable: report.md is left as it was (tune.json and tune_front.png are written)")
             return
@@ -330,24 +329,22 @@ def _write_outputs(folder: Path, result: dict, manifest: dict, configs, front, c
 
 def apply_defaults(folder: str | Path, result: dict) -> dict:
     """Write the chosen configuration as the artefact's runtime default (manifest `runtime_defaults`)."""
-    import json
-
     from ..artefact import replace_file
-    from ..runtime.manifest import defaults_digest, read_manifest
+    from ..manifest import RuntimeDefaults
+    from ..runtime.manifest import load_manifest
 
     chosen = result.get("chosen")
     if not chosen:
         raise RecipeError("no configuration meets the latency budget, so there is nothing to apply")
     folder = Path(folder)
-    manifest = read_manifest(folder, complete=True)
-    manifest["runtime_defaults"] = {
-        "variant": chosen["variant"],
-        "halt_threshold": chosen["threshold"],  # null: never halt before the cap
-        "max_steps": chosen["cap"],
-        "chosen_by": f"edgekit tune, {result['budget_ms']:g} ms per puzzle at batch {result['batch']}",
-    }
-    # the manifest reader refuses defaults that do not match this digest (edited after tuning)
-    manifest["runtime_defaults_sha256"] = defaults_digest(manifest["runtime_defaults"])
-    replace_file(folder / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
-    read_manifest(folder, complete=True)  # what was written is what the runtime accepts
-    return manifest["runtime_defaults"]
+    defaults = RuntimeDefaults(
+        variant=chosen["variant"],
+        halt_threshold=chosen["threshold"],  # null: never halt before the cap
+        max_steps=chosen["cap"],
+        chosen_by=f"edgekit tune, {result['budget_ms']:g} ms per puzzle at batch {result['batch']}",
+    )
+    # the manifest reader refuses defaults that do not match their digest (edited after tuning)
+    manifest = load_manifest(folder, complete=True).with_defaults(defaults)
+    replace_file(folder / "manifest.json", manifest.dumps().encode())
+    load_manifest(folder, complete=True)  # what was written is what the runtime accepts
+    return defaults.to_json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..artefact import sha256_file, write_json
 from ..errors import RecipeError
+from ..manifest import Manifest
 from ..schema import Recipe, load_target
 from ..tasks import TaskData
 
@@ -78,11 +80,11 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=
         return sharded_onnx_rollout(runner, data, batch, f"validating {name}", key, scale)
 
     keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
-    extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest["files"]]
+    extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest.files]
     files = [runner.file(k) for k in keys + extra]
-    settings = [list(runner.providers), runner.state_names, runner.graph.get("initial_state"),
-                runner.manifest["model"].get("config")]  # fmt: skip  # a DEQ's solver settings change its answers
-    key = onnx_rollout_key(files, keyed(data.inputs, ids), int(runner.graph["step_budget"]), settings)
+    settings = [list(runner.providers), runner.state_names, runner.graph.state.initial.to_json(),
+                runner.manifest.model.config]  # fmt: skip  # a DEQ's solver settings change its answers
+    key = onnx_rollout_key(files, keyed(data.inputs, ids), int(runner.graph.step_budget), settings)
     t0 = time.time()
     (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
     return Variant(name, preds, halts, last, time.time() - t0), hit
@@ -116,15 +118,14 @@ def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: Task
 def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.ndarray | None = None) -> None:
     """golden.npz (every variant and mode on a few inputs, what `edgekit verify` re-checks on a device), written
     from the cache when the same graph bytes answered the same inputs at the same settings before."""
-    import json
-
     from ..cache import entry, read_arrays, write_arrays
+    from ..runtime.manifest import load_manifest
     from ..runtime.verify import GOLDEN
     from .reference import keyed, onnx_rollout_key
 
     graphs = sorted(k for k in files if k != "golden")
-    m = json.loads((tmp / "manifest.json").read_text())  # the runner settings golden answers are computed at
-    settings = ["golden", graphs, m.get("graph"), m.get("model"), m.get("variants")]
+    m = load_manifest(tmp, complete=False)  # the runner settings golden answers are computed at
+    settings = ["golden", graphs, m.graph.to_json(), m.model.to_json(), {n: g.to_json() for n, g in m.variants.items()}]
     key = onnx_rollout_key([tmp / files[k] for k in graphs], keyed(inputs, ids), 0, settings)
     e = entry("onnx", f"golden-{key}")
 
@@ -141,14 +142,14 @@ def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.nd
 
 
 def validate_artefact(
-    tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: dict, log: Callable[[str], None] = print
+    tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: Manifest, log: Callable[[str], None] = print
 ) -> dict:
     """The validation stage on an artefact folder: every variant against the PyTorch reference, forms parity,
     DEQ fixed-point report, gates; writes results.json, golden.npz, junit.xml, plots, report.md and the
     manifest's hashes. Used by `edgekit export` (last stage) and `edgekit validate` (an existing artefact)."""
-    files, variants = manifest["files"], manifest["variants"]
-    quant_info = manifest.get("quantization", {})
-    thr = float(manifest["graph"].get("halt_threshold", 0.0))
+    files, variants = dict(manifest.files), manifest.variants  # validation adds its files to `files`
+    quant_info = manifest.quantization or {}
+    thr = float(manifest.graph.threshold)
     native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
     target = load_target(recipe.target)
     log(f"validating on {data.description}")
@@ -159,7 +160,7 @@ def validate_artefact(
 
     bs = recipe.validate_.batch_size
     which = recipe.validate_.reference
-    sha = manifest["model"].get("checkpoint_sha256")
+    sha = manifest.model.checkpoint_sha256
     from ..scale import begin
 
     scale = begin(recipe.validate_)  # executor, workers, device: checked before any rollout
@@ -225,7 +226,7 @@ def validate_artefact(
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
         e["bytes"] = sum(
             (tmp / files[key]).stat().st_size
-            for g, key in variants[precision].items()
+            for g, key in variants[precision].roles.items()
             if g in ("encode", "step", "readout")
         )
         if "loop" in variants[precision]:
@@ -321,7 +322,7 @@ def validate_artefact(
     )
     (tmp / "junit.xml").write_text(junit_xml(results))
     plots = write_plots(results, tmp)
-    (tmp / "report.md").write_text(report_markdown(results, manifest, plots))
-    manifest["sha256"] = {name: sha256_file(tmp / rel) for name, rel in files.items()}
-    write_json(tmp / "manifest.json", manifest)
+    (tmp / "report.md").write_text(report_markdown(results, manifest.to_json(), plots))
+    manifest = replace(manifest, files=files, sha256={name: sha256_file(tmp / rel) for name, rel in files.items()})
+    (tmp / "manifest.json").write_text(manifest.dumps())
     return results
