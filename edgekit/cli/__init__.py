@@ -6,6 +6,7 @@ one line and a documented exit code (edgekit.errors).
   device.py       bench, solve, info, serve                        (the base install: numpy + onnxruntime)
   verify.py       verify: hashes, golden answers, --full gates     (the base install)
   tune.py         tune: the accuracy-latency front for a budget     (needs the `export` extra)
+  examples.py     the example at the end of each command's --help
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import sys
 from ..errors import EXIT_USAGE, EdgekitError
 from . import debug, device, doctor, tune, verify, workstation  # noqa: F401  (importing them registers their commands)
 from .app import app, err_console
+from .examples import add_examples
+
+add_examples(app)  # one example at the end of every command's --help
 
 # Modules of the `export` extra: a command that needs one on a base (device) install says so in one line.
 EXPORT_EXTRA = {

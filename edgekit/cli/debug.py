@@ -56,10 +56,7 @@ def debug(
 ) -> None:
     """Which quantized layer moves halting: along the float32 trajectory at recursion step K, each layer's output
     error against float32 and the change of the halting logit when only it is quantized (or only it restored),
-    ranked. Needs the export extra (onnx; matplotlib for --plot).
-
-    Example: edgekit debug artefacts/trm-sudoku-int8 --variant int8 --plot debug.png
-    """
+    ranked. Needs the export extra (onnx; matplotlib for --plot)."""
     from .. import progress
     from ..debug import debug_variant, write_plot
 

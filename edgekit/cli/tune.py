@@ -53,10 +53,7 @@ def tune(
     """The accuracy-latency front over the artefact's variants, halting thresholds and step caps, measured on this
     machine; the most accurate configuration within the budget that keeps the accuracy floor; with --apply (or
     when confirmed on a terminal) written as the artefact's runtime default. Exit 4 when no configuration at or
-    above the floor meets the budget.
-
-    Example: edgekit tune recipes/trm-sudoku.yaml --latency-budget 60 --batch 64 --apply
-    """
+    above the floor meets the budget."""
     from ..tune import TuneSettings, apply_defaults, run_tune
 
     settings = TuneSettings(

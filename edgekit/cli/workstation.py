@@ -33,10 +33,7 @@ def export(
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
-    """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict.
-
-    Example: edgekit export recipes/trm-sudoku.yaml
-    """
+    """Run the pipeline: load checkpoint, export ONNX, validate, write the artefact. Exit code = gate verdict."""
     from ..schema import load_recipe, load_target
 
     try:
@@ -307,10 +304,7 @@ def validate(
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
 ) -> None:
     """Re-validate an existing artefact against its PyTorch model with the recipe's data and gates; rewrites
-    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed).
-
-    Example: edgekit validate recipes/trm-sudoku.yaml artefacts/trm-sudoku
-    """
+    results.json, junit.xml, report.md. Exit code = gate verdict (0 passed, 3 failed)."""
     try:
         from ..pipeline import run_validate
 
