@@ -710,3 +710,23 @@ def test_solve_and_serve_name_the_line_and_token_of_a_bad_text_token(trm_artefac
     rows = {r["line"]: r["error"] for r in map(json.loads, p.stdout.decode().splitlines())}
     assert "token 1 ('nan') is not a whole number" in rows[1] and "is beyond int64" in rows[2], rows
     assert p.returncode == 2 and b"Traceback" not in p.stderr
+
+
+# -- verify is bounded by the artefact: sizes before hashes --------------------------------------------------------
+@pytest.mark.parametrize("key", ["references", "golden", "step"])
+def test_verify_refuses_a_huge_sparse_listed_file_by_its_recorded_size(art, key):
+    """A 300 GB sparse file (no disk) at a listed path was hashed in full; the export records every listed file's
+    size (references and golden included), and verify compares it before reading a byte."""
+    m = json.loads((art / "manifest.json").read_text())
+    assert set(m["bytes"]) == set(m["files"]) == set(m["sha256"])
+    path = art / m["files"][key]
+    recorded = path.stat().st_size
+    os.truncate(path, 300 << 30)
+    t0 = time.perf_counter()
+    r = _cli("verify", str(art), "--json", timeout=120)
+    assert time.perf_counter() - t0 < 60 and r.returncode == 3 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    failed = [c for c in json.loads(r.stdout)["checks"] if not c["passed"] and c["name"].startswith("sha256")]
+    assert [c["name"] for c in failed] == [f"sha256 {path.name}"]
+    assert failed[0]["detail"] == (
+        f"is {300 << 30:,} bytes, the manifest records {recorded:,}: the file was changed after export"
+    )

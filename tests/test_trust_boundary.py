@@ -339,7 +339,8 @@ def test_damaged_golden_outputs_fail_verification_without_a_crash(art, golden):
         np.savez(g, **d)
     else:
         np.savez(g, inputs=np.array([object()], dtype=object))
-    _edit(art, lambda m: m["sha256"].update(golden=__import__("hashlib").sha256(g.read_bytes()).hexdigest()))
+    digest, size = __import__("hashlib").sha256(g.read_bytes()).hexdigest(), g.stat().st_size
+    _edit(art, lambda m: (m["sha256"].update(golden=digest), m["bytes"].update(golden=size)))
     from edgekit.runtime.verify import verify
 
     rep = verify(art)

@@ -67,7 +67,8 @@ def _edit_manifest(art: Path, edit) -> None:
 
 def _rehash(art: Path, key: str, rel: str) -> None:
     digest = hashlib.sha256((art / rel).read_bytes()).hexdigest()
-    _edit_manifest(art, lambda m: m["sha256"].update({key: digest}))
+    size = (art / rel).stat().st_size
+    _edit_manifest(art, lambda m: (m["sha256"].update({key: digest}), m["bytes"].update({key: size})))
 
 
 # -- the demo fixture ------------------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def art(trm_artefact, tmp_path) -> Path:
 
 def test_an_artefact_exported_before_references_is_told_to_re_export(art):
     (art / "references.npz").unlink()
-    _edit_manifest(art, lambda m: (m["files"].pop("references"), m["sha256"].pop("references")))
+    _edit_manifest(art, lambda m: [m[k].pop("references") for k in ("files", "sha256", "bytes")])
     _one_line(_cli("verify", str(art), "--full"), 2, "re-run `edgekit export`")
     assert _cli("verify", str(art)).returncode == 0  # the quick check still works on it
 

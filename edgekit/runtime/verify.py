@@ -142,7 +142,7 @@ def write_golden(folder: Path, inputs: np.ndarray, puzzle_ids: np.ndarray | None
 
 
 def _hash_checks(folder: Path, manifest: Manifest, rep: VerifyReport) -> None:
-    files, hashes = manifest.files, manifest.hashes
+    files, hashes, sizes = manifest.files, manifest.hashes, manifest.bytes or {}
     if not hashes:
         raise ArtefactError(
             f"{folder}/manifest.json lists no file hashes: this artefact cannot be verified; re-run `edgekit export`"
@@ -155,10 +155,21 @@ def _hash_checks(folder: Path, manifest: Manifest, rep: VerifyReport) -> None:
             rep.add(f"sha256 {key}", False, "the manifest has a hash for a file it does not list")
             continue
         path = safe_path(folder, files[key])  # confined to the folder: never hashes a file outside it
-        digest = hashes[key]
-        ok = path.is_file() and isinstance(digest, str) and sha256_file(path) == digest
-        why = "missing" if not path.is_file() else "differs from the manifest: the file was changed after export"
-        rep.add(f"sha256 {path.name if key == path.stem else key}", ok, "matches the manifest" if ok else why)
+        name = f"sha256 {path.name if key == path.stem else key}"
+        if not path.is_file():
+            rep.add(name, False, "missing")
+            continue
+        # the recorded size first: a file of another size (a 300 GB sparse file, say) is refused without reading it
+        size, recorded = path.stat().st_size, sizes.get(key)
+        if recorded is not None and size != recorded:
+            rep.add(
+                name, False, f"is {size:,} bytes, the manifest records {recorded:,}: the file was changed after export"
+            )
+            continue
+        ok = sha256_file(path) == hashes[key]
+        rep.add(
+            name, ok, "matches the manifest" if ok else "differs from the manifest: the file was changed after export"
+        )
 
 
 def _read_golden(folder: Path) -> dict[str, np.ndarray] | str:

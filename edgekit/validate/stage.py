@@ -323,6 +323,11 @@ def validate_artefact(
     (tmp / "junit.xml").write_text(junit_xml(results))
     plots = write_plots(results, tmp)
     (tmp / "report.md").write_text(report_markdown(results, manifest.to_json(), plots))
-    manifest = replace(manifest, files=files, sha256={name: sha256_file(tmp / rel) for name, rel in files.items()})
+    manifest = replace(
+        manifest,
+        files=files,
+        sha256={name: sha256_file(tmp / rel) for name, rel in files.items()},
+        bytes={name: (tmp / rel).stat().st_size for name, rel in files.items()},  # verify: size before hash
+    )
     (tmp / "manifest.json").write_text(manifest.dumps())
     return results
