@@ -186,7 +186,8 @@ class ValidateSection(_Strict):
     )
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="cpu",
-        description="PyTorch references on a GPU (float32, TF32 off): not bit-identical to CPU references",
+        description="PyTorch references (float32, TF32 off) and ONNX variants (onnxruntime's CUDA provider, "
+        "onnxruntime-gpu) on a GPU; auto: where each finds one. Not bit-identical to CPU results",
     )
 
 

@@ -46,6 +46,22 @@ def tune(
         help="graph times measured on the target device by `edgekit bench --graph-times` (needed for TensorRT "
         "targets): latency is then estimated from them, not measured here",
     ),
+    depth_factor: int = typer.Option(
+        1,
+        "--depth-factor",
+        min=1,
+        max=8,
+        help="test-time depth: also try step caps past the trained budget, up to this many times it (1-8; 1: the "
+        "budget only); prints the accuracy-vs-cap curve and writes tune_depth.png",
+    ),
+    depth_check_n: int = typer.Option(
+        32,
+        "--depth-check-n",
+        min=1,
+        max=100_000,
+        help="with --depth-factor: examples the deepest cap is answered again on through the host loop and the Loop "
+        "form, compared with the curve",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
@@ -57,7 +73,14 @@ def tune(
     from ..tune import TuneSettings, apply_defaults, run_tune
 
     settings = TuneSettings(
-        latency_budget, batch, variant or None, check_n=check_n, latency_from=latency_from, min_accuracy=min_accuracy
+        latency_budget,
+        batch,
+        variant or None,
+        check_n=check_n,
+        latency_from=latency_from,
+        min_accuracy=min_accuracy,
+        depth_factor=depth_factor,
+        depth_check_n=depth_check_n,
     )
     try:
         with (
@@ -85,6 +108,7 @@ def tune(
             again += [a for v in variant for a in ("--variant", v)]
             again += ["--min-accuracy", f"{min_accuracy:g}"] if min_accuracy is not None else []
             again += ["--latency-from", str(latency_from)] if latency_from else []
+            again += ["--depth-factor", str(depth_factor)] if depth_factor > 1 else []
             console.print(
                 f"nothing was recorded (the artefact's runtime defaults are unchanged); to record this choice: "
                 f"{shlex.join([*again, '--apply'])}",
@@ -175,5 +199,63 @@ def _print(res: dict) -> None:
                 markup=False,
                 highlight=False,
             )
+    if res.get("depth"):
+        _print_depth(res)
     if res.get("applied"):
         console.print("written as the artefact's runtime default (manifest runtime_defaults)", markup=False)
+
+
+def _print_depth(res: dict) -> None:
+    """The accuracy-vs-step-cap curve: one row per shown cap, per variant the two halting rules side by side."""
+    from ..tune.depth import shown_caps
+
+    d = res["depth"]
+    console.print(
+        f"test-time depth: step caps 1-{d['deepest']} ({d['factor']} x the trained budget {d['budget']}); ms "
+        "predicted by the latency model",
+        markup=False,
+        highlight=False,
+    )
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    t.add_column("variant", justify="left")
+    t.add_column("cap", justify="right")
+    for head in ("threshold: exact", "steps", "ms", "never halt: exact", "steps", "ms"):
+        t.add_column(head, justify="right")
+    t.add_column("note", justify="left")
+    for curve in d["curves"]:
+        at, never = curve["rules"]
+        marks = {at["saturates_at"]: "saturates (threshold)", never["saturates_at"]: "saturates (never halt)"}
+        if at["saturates_at"] == never["saturates_at"]:
+            marks = {at["saturates_at"]: "saturates (both)"}
+        for cap in shown_caps(curve["budget"], curve["deepest"], list(marks)):
+            i = cap - 1
+            notes = (["trained budget"] if cap == curve["budget"] else []) + ([marks[cap]] if cap in marks else [])
+            t.add_row(curve["variant"], str(cap),
+                      f"{at['exact'][i]:.3f}", f"{at['mean_steps'][i]:.2f}", f"{at['ms_per_puzzle'][i]:.2f}",
+                      f"{never['exact'][i]:.3f}", f"{never['mean_steps'][i]:.2f}", f"{never['ms_per_puzzle'][i]:.2f}",
+                      ", ".join(notes))  # fmt: skip
+    console.print(t)
+    for curve in d["curves"]:
+        for r in curve["rules"]:
+            g = r["past_budget"]
+            per = f", {g['ms_per_extra_step']:.2f} ms per extra step" if g["ms_per_extra_step"] is not None else ""
+            console.print(
+                f"{curve['variant']}, {r['rule']}: cap {curve['budget']} -> {curve['deepest']} changes exact by "
+                f"{g['exact_gain']:+.3f} for {g['extra_mean_steps']:+.2f} mean steps and {g['extra_ms']:+.2f} ms per "
+                f"puzzle{per}",
+                markup=False,
+                highlight=False,
+            )
+    for row in d["forms_check"]["rows"]:
+        rule = "never halt early" if row["threshold"] is None else f"halt threshold {row['threshold']:g}"
+        loop = (
+            f", Loop form (max_steps input) {row['loop_form_same_answer']:.3f}"
+            if "loop_form_same_answer" in row
+            else f", {row['loop_form']}"
+        )
+        console.print(
+            f"cap {row['cap']}, {rule}, on {row['examples']} examples: same answer as the curve through the host "
+            f"loop {row['host_loop_same_answer']:.3f}{loop}",
+            markup=False,
+            highlight=False,
+        )

@@ -31,7 +31,7 @@ from ..npyio import load_npz
 from ..stopping import Stopping
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
-from .manifest import load_manifest, safe_path
+from .manifest import MAX_STEPS, load_manifest, safe_path
 from .memory import DEFAULT_MEMORY_BUDGET, check_graph_file, chunk_for_memory
 from .puzzles import PuzzleMap
 from .stepper import PlainStep, Stepper
@@ -263,10 +263,14 @@ class HostRunner:
     def run(
         self, inputs: np.ndarray, steps: int | None = None, record: bool = True, puzzle_ids: Any = None
     ) -> RunResult:
-        """Run `steps` steps (default: the model's budget) for every sample, recording per-step outputs;
-        early halting is then a choice made on the recorded halting logits, exactly as validation does."""
+        """Run `steps` steps (default: the model's budget; more for test-time depth) for every sample, recording
+        per-step outputs; early halting is then a choice made on the recorded halting logits, exactly as validation
+        does."""
         x_in = self.check_inputs(inputs)
-        steps = steps or self.graph.step_budget
+        if steps is None:
+            steps = int(self.graph.step_budget)
+        elif isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+            raise RuntimeInputError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
         rows = self.puzzle_rows(puzzle_ids, len(x_in))
         c = min(self.chunk_size, self.max_batch or self.chunk_size)  # as `solve` chunks: memory and profile bounds
         parts = [
@@ -325,9 +329,11 @@ class HostRunner:
         if max_steps is None:
             cap = int(self.defaults.max_steps if self.defaults is not None else budget)
         elif (
-            isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= 100_000
+            isinstance(max_steps, bool)
+            or not isinstance(max_steps, (int, np.integer))
+            or not 1 <= max_steps <= MAX_STEPS
         ):
-            raise RuntimeInputError(f"max_steps must be an integer in [1, 100000], got {max_steps!r}")
+            raise RuntimeInputError(f"max_steps must be an integer in [1, {MAX_STEPS}], got {max_steps!r}")
         else:
             cap = int(max_steps)
         if threshold is None and tuned is not None:

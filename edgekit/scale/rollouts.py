@@ -33,12 +33,13 @@ Rollout = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
 def begin(section: Any = None) -> ScaleRun:
     """The settings of one validation (the recipe's `validate:` section, command-line overrides), checked: what
     cannot run here is one line before any work."""
-    from .settings import check, resolve_device
+    from .settings import check, resolve_device, resolve_onnx_device
 
     s = settings_for(section)
     check(s)
     run = ScaleRun(s)
     run.device, run.device_name = resolve_device(s.device)
+    run.onnx = resolve_onnx_device(s.device)
     return run
 
 
@@ -154,17 +155,24 @@ def groups_of(data: Any) -> list[str] | None:
 
 
 def onnx_rollout(
-    runner: Any, data: Any, batch: int, name: str, key: str | None, run: ScaleRun | None = None
+    runner: Any,
+    data: Any,
+    batch: int,
+    name: str,
+    key: str | None,
+    run: ScaleRun | None = None,
+    steps: int | None = None,
 ) -> Rollout:
-    """Runner.run over `data` in the shard plan's batches (validate/stage.py's ONNX rollout)."""
+    """Runner.run over `data` in the shard plan's batches (validate/stage.py's ONNX rollout): `steps` steps per
+    example (None: the step budget; tune's test-time depth records more)."""
     run = run or begin()
     ids = data.puzzle_ids if runner.takes_puzzle_ids else None
 
     def spec(ship: bool) -> OnnxSpec:
-        return OnnxSpec.of(runner, ship)
+        return OnnxSpec.of(runner, ship, steps)
 
     def local() -> Worker:
-        return Worker.around(onnx_solver(runner))
+        return Worker.around(onnx_solver(runner, steps))
 
     return sharded(run, name, spec, local, data.inputs, ids, batch, key, groups_of(data))
 

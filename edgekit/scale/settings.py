@@ -29,7 +29,8 @@ class ScaleError(EdgekitError):
 @dataclass(frozen=True)
 class ScaleSettings:
     """`executor`: serial (in this process), processes (this machine), ray (a local instance or a cluster);
-    `workers`: None = one per CPU (processes) or per cluster CPU (ray); `device`: where PyTorch references run."""
+    `workers`: None = one per CPU (processes) or per cluster CPU (ray); `device`: where PyTorch references and the
+    ONNX variants' rollouts run (cuda: onnxruntime's CUDA provider, which needs onnxruntime-gpu)."""
 
     executor: str = "serial"
     workers: int | None = None
@@ -50,6 +51,7 @@ class ScaleRun:
     rollouts: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 1
     threads: int | None = None
+    onnx: OnnxDevice = field(default_factory=lambda: OnnxDevice())  # where the ONNX variants' rollouts run
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -57,12 +59,60 @@ class ScaleRun:
             "workers": self.workers,
             "threads_per_worker": self.threads,
             "reference_device": self.device_name,
+            "onnx_device": self.onnx.name,
             "rollouts": self.rollouts,
         }
+        if self.onnx.note:
+            out["onnx_note"] = self.onnx.note
         if self.device == "cuda":
             out["reference_precision"] = "float32 with TF32 off"
             out["note"] = "PyTorch references computed on a GPU: not comparable bit for bit with CPU references"
         return out
+
+
+@dataclass(frozen=True)
+class OnnxDevice:
+    """Where validation runs the ONNX variants: onnxruntime providers for their Runners (None: the CPU provider),
+    a name for results.json and the report, and why `auto` stayed on the CPU."""
+
+    providers: list[str] | None = None
+    name: str = "cpu (CPUExecutionProvider)"
+    note: str | None = None
+
+    @property
+    def tf32(self) -> bool | None:
+        """The CUDA provider runs float32 MatMul in TF32 unless told not to; validation compares in float32."""
+        return False if self.providers else None
+
+
+def _ort_cuda() -> str | None:
+    """None when onnxruntime's CUDA provider starts here (a one-node session runs on it), else why not."""
+    import onnxruntime as ort
+
+    from ..runtime.providers import CUDA, ort_distribution, probe
+
+    if CUDA not in ort.get_available_providers():
+        return f"{ort_distribution()} has no CUDA provider (onnxruntime-gpu is not installed)"
+    p = probe(CUDA)
+    return None if p.ok else f"onnxruntime's CUDA provider does not start: {p.reason}"
+
+
+def resolve_onnx_device(device: str) -> OnnxDevice:
+    """Where the ONNX variants run for `validate.device`: cpu; cuda (onnxruntime's CUDA provider, TF32 off; one
+    line when it does not start here); auto (CUDA when it starts, else the CPU, with the reason kept for the
+    report)."""
+    if device == "cpu":
+        return OnnxDevice()
+    why = _ort_cuda()
+    if why is None:
+        return OnnxDevice(["cuda"], "cuda (CUDAExecutionProvider, TF32 off)")
+    if device == "auto":
+        return OnnxDevice(note=f"validate.device auto: ONNX variants ran on the CPU provider, as {why}")
+    raise ScaleError(
+        f"validate.device is cuda but {why}",
+        "install onnxruntime-gpu in place of onnxruntime, or use validate.device: auto (ONNX variants then run on "
+        "the CPU provider, as the report states)",
+    )
 
 
 _override: ContextVar[dict[str, Any] | None] = ContextVar("edgekit_scale_override", default=None)
@@ -148,12 +198,27 @@ def resolve_device(device: str) -> tuple[str, str]:
 
 
 def check(s: ScaleSettings) -> None:
-    """What cannot run here is refused before any work: a missing Ray, an unreachable cluster, a missing GPU."""
+    """What cannot run here is refused before any work: a missing Ray, an unreachable cluster, a missing GPU (for
+    `cuda`, PyTorch's and onnxruntime's reasons in one line)."""
     if s.executor == "ray":
         import_ray()
         check_address(s.ray_address)
     if s.device == "cuda":
-        resolve_device("cuda")
+        problems, fixes = [], []
+        for resolve in (resolve_device, resolve_onnx_device):
+            try:
+                resolve("cuda")
+            except ScaleError as e:
+                problems.append(e.problem.removeprefix("validate.device is cuda but "))
+                fixes.append(e.fix)
+        if problems:
+            raise ScaleError(
+                f"validate.device is cuda but {' and '.join(problems)}",
+                fixes[0]
+                if len(fixes) == 1
+                else "use validate.device: cpu or auto, or run where PyTorch sees a CUDA GPU and onnxruntime-gpu is "
+                "installed",
+            )
 
 
 def report_lines(record: Any) -> list[str]:
@@ -167,8 +232,14 @@ def report_lines(record: Any) -> list[str]:
     precision = f" ({record['reference_precision']})" if record.get("reference_precision") else ""
     device = record.get("reference_device")
     line = f"Rollouts computed by the {record['executor']} executor ({how}); PyTorch references on {device}{precision}."
-    if record.get("note"):
-        line += f" {record['note']}."
+    if record.get("onnx_device"):
+        line += (
+            f" ONNX variants (rollouts, forms parity, drift) on {record['onnx_device']}; latency and golden answers on "
+            "the CPU provider."
+        )
+    for key in ("note", "onnx_note"):
+        if record.get(key):
+            line += f" {record[key]}."
     return [line]
 
 

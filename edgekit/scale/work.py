@@ -59,9 +59,11 @@ class OnnxSpec:
     digests: dict[str, str]
     providers: list[str] | None = None
     payload: dict[str, bytes] | None = None  # relative path -> bytes; None: read `folder` in place
+    steps: int | None = None  # recorded steps per example; None: the step budget (more: test-time depth)
+    tf32: bool | None = None  # the CUDA provider's TF32 setting (validation turns it off)
 
     @staticmethod
-    def of(runner: Any, ship: bool) -> OnnxSpec:
+    def of(runner: Any, ship: bool, steps: int | None = None) -> OnnxSpec:
         files = runner.manifest.files
         keys = [runner.graphs[g] for g in RUNNER_KEYS] + [k for k in EXTRA_KEYS if k in files]
         rels = [files[k] for k in keys]
@@ -69,7 +71,8 @@ class OnnxSpec:
         digests = {rel: _digest(runner.folder / rel) for rel in rels + data}
         payload = {rel: (runner.folder / rel).read_bytes() for rel in digests} if ship else None
         providers = None if list(runner.providers) == ["CPUExecutionProvider"] else list(runner.providers)
-        return OnnxSpec(str(runner.folder), runner.variant, runner.manifest, digests, providers, payload)
+        tf32 = getattr(getattr(runner, "settings", None), "tf32", None)
+        return OnnxSpec(str(runner.folder), runner.variant, runner.manifest, digests, providers, payload, steps, tf32)
 
 
 @dataclass
@@ -150,22 +153,25 @@ class Worker:
 def _onnx_solver(folder: Path, spec: OnnxSpec, threads: int | None) -> Any:
     from ..runtime import Runner
 
-    runner = Runner(folder, variant=spec.variant, threads=threads, providers=spec.providers, complete=False)
-    return onnx_solver(runner)
+    runner = Runner(
+        folder, variant=spec.variant, threads=threads, providers=spec.providers, complete=False, tf32=spec.tf32
+    )
+    return onnx_solver(runner, spec.steps)
 
 
-def onnx_solver(runner: Any) -> Any:
-    """A shard through the variant's step graphs, batch by batch, every step recorded (Runner.run)."""
+def onnx_solver(runner: Any, steps: int | None = None) -> Any:
+    """A shard through the variant's step graphs, batch by batch, every step recorded (Runner.run): `steps` steps
+    (None: the step budget)."""
 
     def solve(x: np.ndarray, ids: np.ndarray | None, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = [
-            runner.run(x[i : i + batch], puzzle_ids=None if ids is None else ids[i : i + batch])
+            runner.run(x[i : i + batch], steps, puzzle_ids=None if ids is None else ids[i : i + batch])
             for i in range(0, len(x), batch)
         ]
-        steps = len(parts[0].preds)
-        preds = np.stack([np.concatenate([p.preds[s] for p in parts]) for s in range(steps)])
+        n = len(parts[0].preds)
+        preds = np.stack([np.concatenate([p.preds[s] for p in parts]) for s in range(n)])
         halts = (
-            np.stack([np.concatenate([p.halt[s] for p in parts]) for s in range(steps)])
+            np.stack([np.concatenate([p.halt[s] for p in parts]) for s in range(n)])
             if parts[0].halt
             else np.zeros((0, len(x)), np.float32)
         )

@@ -46,3 +46,46 @@ def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
     finally:
         plt.close(fig)
     replace_file(path, buf.getvalue())  # never a half-written plot
+
+
+def plot_depth(path: Path, result: dict) -> None:
+    """tune_depth.png: exact accuracy against the step cap up to the deepest explored, per variant and halting rule,
+    the trained budget marked, and the predicted ms per puzzle on a second axis: where depth stops paying."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    depth = result["depth"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ms_ax = ax.twinx()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    i = 0
+    for curve in depth["curves"]:
+        caps = list(range(1, curve["deepest"] + 1))
+        for rule in curve["rules"]:
+            color = colors[i % len(colors)]
+            i += 1
+            label = f"{curve['variant']}, {rule['rule']} (saturates at cap {rule['saturates_at']})"
+            ax.plot(caps, rule["exact"], color=color, lw=1.5, label=label)
+            ms_ax.plot(caps, rule["ms_per_puzzle"], color=color, lw=0.8, ls=":")
+    ax.axvline(depth["budget"], color="tab:red", ls="--", lw=1, label=f"trained budget {depth['budget']} steps")
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(1, depth["deepest"])
+    ax.set_xticks(sorted({1, depth["budget"], depth["deepest"], *(2**k for k in range(depth["deepest"].bit_length()))}))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("step cap (test-time depth)")
+    ax.set_ylabel("exact accuracy (tuning set)")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ms_ax.set_ylabel(f"ms per puzzle at batch {result['batch']}, dotted (predicted)")
+    ax.set_title(f"{result['recipe']}: accuracy vs step cap, up to {depth['factor']}x the trained budget")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    replace_file(path, buf.getvalue())

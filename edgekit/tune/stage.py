@@ -40,12 +40,14 @@ class TuneSettings:
     check_n: int = 512  # held-out examples the chosen configuration is re-measured on
     latency_from: Path | None = None  # graph times measured on the target device (`edgekit bench --graph-times`)
     min_accuracy: float | None = None  # accuracy floor; None: the validated exact at halting minus the drop limit
+    depth_factor: int = 1  # test-time depth: step caps up to this many times the trained budget (1 .. 8)
+    depth_check_n: int = 32  # examples the deepest caps are answered again on through the host loop and Loop form
 
 
-def _rollout(runner, data, name: str, batch: int, log) -> tuple[np.ndarray, np.ndarray]:
+def _rollout(runner, data, name: str, batch: int, log, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     from ..validate.stage import onnx_rollout
 
-    v, _ = onnx_rollout(runner, data, name, batch, log)
+    v, _ = onnx_rollout(runner, data, name, batch, log, steps=steps)
     return np.stack(v.preds), np.stack(v.halt)
 
 
@@ -72,7 +74,14 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     from ..schema import load_recipe, load_target
     from ..stopping import HaltLogit
     from ..tasks import load_task
+    from .depth import MAX_DEPTH_FACTOR
 
+    f = s.depth_factor
+    if isinstance(f, bool) or not isinstance(f, int) or not 1 <= f <= MAX_DEPTH_FACTOR:
+        raise RecipeError(
+            f"the depth factor must be an integer in [1, {MAX_DEPTH_FACTOR}], got {f!r}",
+            f"step caps are explored up to {MAX_DEPTH_FACTOR} x the trained budget at most",
+        )
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
     if target.backend != "onnxruntime" and s.latency_from is None:
@@ -115,10 +124,13 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     bs = recipe.validate_.batch_size
     device = _device_times(s.latency_from, manifest, names, s.batch) if s.latency_from else None
     where = f"from {s.latency_from} (measured there, predicted here)" if device else "on this machine"
-    log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} {where}")
+    deepest = budget * s.depth_factor
+    depth = f"; step caps up to {deepest} ({s.depth_factor} x the trained budget {budget})" if deepest > budget else ""
+    log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} {where}{depth}")
 
     runners = {v: Runner(folder, variant=v) for v in names}
-    records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log) for v in names}
+    steps = deepest if deepest > budget else None  # the budget's rollout is the one validation cached
+    records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log, steps) for v in names}
     ref = "float32" if "float32" in records else names[0]
     ref_preds, ref_halt = records[ref]
     default_answers = answers(ref_preds, halting_steps(ref_halt[:budget], default_thr))
@@ -153,6 +165,9 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     meeting = fastest_meeting(configs, floor["value"])
     check = _recheck(recipe, runners, chosen, ref, default_thr, budget, s, log) if chosen else None
     fastest = front[0] if front else None
+    depth_result = None
+    if deepest > budget:
+        depth_result = _depth(records, data, default_thr, budget, timings, s, runners[ref], ref, bs, log)
     result: dict[str, Any] = {
         "schema_version": TUNE_SCHEMA_VERSION,
         "recipe": recipe.name,
@@ -169,6 +184,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         "fastest": fastest.to_dict() if fastest else None,
         "fastest_meeting_floor": meeting.to_dict() if meeting else None,
         "check": check,
+        "depth": depth_result,
         "latency_model": {
             v: {"batch_sizes": t.sizes, "step_ms": [round(x, 3) for x in t.step], "scale": round(t.scale, 3)}
             for v, t in timings.items()
@@ -182,6 +198,40 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     }
     _write_outputs(folder, result, manifest, configs, front, chosen, log)
     return result
+
+
+def _depth(records, data, thr: float, budget: int, timings, s: TuneSettings, runner, ref: str, bs: int, log) -> dict:
+    """The accuracy-vs-step-cap curve of every tuned variant past the trained budget, and the deepest cap answered
+    again through the host loop and the Loop form on the first examples (tune/depth.py)."""
+    from .depth import check_forms, depth_curve
+
+    curves = [depth_curve(v, p, h, data.labels, thr, budget, timings[v], s.batch) for v, (p, h) in records.items()]
+    for c in curves:
+        for r in c["rules"]:
+            gain = r["past_budget"]
+            log(
+                f"depth {c['variant']}, {r['rule']}: exact {r['exact'][budget - 1]:.3f} at the budget {budget}, "
+                f"{r['exact'][-1]:.3f} at cap {c['deepest']}, saturating at cap {r['saturates_at']}; past the "
+                f"budget +{gain['extra_mean_steps']:.2f} mean steps, +{gain['extra_ms']:.2f} ms per puzzle"
+            )
+    preds, halt = records[ref]
+    deepest = preds.shape[0]
+    k = min(s.depth_check_n, len(data.inputs))
+    forms = check_forms(runner, data.inputs[:k], preds, halt, [(deepest, thr), (deepest, math.inf)], bs)
+    for row in forms:
+        log(
+            f"cap {row['cap']}, {'never halt early' if row['threshold'] is None else 'halt threshold'}: host loop "
+            f"answers as recorded on {row['host_loop_same_answer']:.3f} of {row['examples']}"
+            + (f", Loop form on {row['loop_form_same_answer']:.3f}" if "loop_form_same_answer" in row else "")
+        )
+    return {
+        "factor": s.depth_factor,
+        "budget": budget,
+        "deepest": deepest,
+        "latency": "predicted: the latency model replayed on each cap's halting steps (see latency_source)",
+        "curves": curves,
+        "forms_check": {"variant": ref, "rows": forms},
+    }
 
 
 def _device_times(path: Path, manifest: Manifest, names: list[str], batch: int) -> dict[str, StepTimes]:
@@ -312,6 +362,10 @@ def _write_outputs(folder: Path, result: dict, manifest: Manifest, configs, fron
 
     replace_file(folder / "tune.json", (json.dumps(result, indent=1) + "\n").encode())
     plot_front(folder / "tune_front.png", configs, front, chosen, result)
+    if result.get("depth"):
+        from .plot import plot_depth
+
+        plot_depth(folder / "tune_depth.png", result)
     results_path = folder / "results.json"
     if results_path.is_file() and not results_path.is_symlink():
         from ..validate.plots import PLOTS

@@ -134,6 +134,27 @@ def _tune_section(t: dict[str, Any]) -> list[str]:
                 f"validated default {ck['default']['exact']:.3f}."
             )
     lines += ["", "![tune_front.png](tune_front.png)"]
+    return lines + _depth_lines(t.get("depth"))
+
+
+def _depth_lines(d: dict[str, Any] | None) -> list[str]:
+    """`edgekit tune --depth-factor`: per variant and halting rule, accuracy at the budget and the deepest cap, where
+    it saturates, and what the steps past the budget cost."""
+    if not d:
+        return []
+    at = d["budget"] - 1
+    lines = ["", f"### Test-time depth: step caps up to {d['deepest']} ({d['factor']} x the trained budget)", ""]
+    for c in d["curves"]:
+        for r in c["rules"]:
+            sat, g = r["saturates_at"], r["past_budget"]
+            lines.append(
+                f"- {c['variant']}, {r['rule']}: exact {r['exact'][at]:.3f} at cap {d['budget']} "
+                f"({r['mean_steps'][at]:.2f} mean steps, {r['ms_per_puzzle'][at]:.2f} ms per puzzle), "
+                f"{r['exact'][-1]:.3f} at cap {d['deepest']} ({r['mean_steps'][-1]:.2f} steps, "
+                f"{r['ms_per_puzzle'][-1]:.2f} ms); saturates at cap {sat} ({r['exact'][sat - 1]:.3f}); past the "
+                f"budget {g['exact_gain']:+.3f} exact for {g['extra_ms']:+.2f} ms per puzzle"
+            )
+    lines += ["", "![tune_depth.png](tune_depth.png)"]
     return lines
 
 

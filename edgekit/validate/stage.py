@@ -65,10 +65,11 @@ def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
     return e
 
 
-def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=None):
+def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=None, steps: int | None = None):
     """Every step of every example through the variant's step graphs, read from the cache when these exact graph
     bytes ran on these examples before (see validate/reference.py); computed shard by shard on the executor of
-    `scale` (edgekit/scale: default the command line's, else serial), each shard cached so a stopped run resumes."""
+    `scale` (edgekit/scale: default the command line's, else serial), each shard cached so a stopped run resumes.
+    `steps`: steps recorded per example (None: the step budget; tune's test-time depth records more)."""
     from .compare import Variant
     from .reference import cached_rollout, keyed, onnx_rollout_key
 
@@ -77,14 +78,14 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=
     def compute():
         from ..scale import onnx_rollout as sharded_onnx_rollout
 
-        return sharded_onnx_rollout(runner, data, batch, f"validating {name}", key, scale)
+        return sharded_onnx_rollout(runner, data, batch, f"validating {name}", key, scale, steps)
 
     keys = [runner.graphs[g] for g in ("encode", "step", "readout")]
     extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest.files]
     files = [runner.file(k) for k in keys + extra]
     settings = [list(runner.providers), runner.state_names, runner.graph.state.initial.to_json(),
                 runner.manifest.model.config]  # fmt: skip  # a DEQ's solver settings change its answers
-    key = onnx_rollout_key(files, keyed(data.inputs, ids), int(runner.graph.step_budget), settings)
+    key = onnx_rollout_key(files, keyed(data.inputs, ids), steps or int(runner.graph.step_budget), settings)
     t0 = time.time()
     (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
     return Variant(name, preds, halts, last, time.time() - t0), hit
@@ -205,11 +206,13 @@ def validate_artefact(
     onnx_fp32 = None
     compressed: list[tuple[dict, Any, Any]] = []  # (entry, runner, rollout) of each compressed variant
     for precision in variants:
-        runner = Runner(tmp, variant=precision, complete=False)  # hashes are written at the end
+        # hashes are written at the end; the providers are validate.device's (the CUDA provider for cuda / auto)
+        runner = Runner(tmp, variant=precision, complete=False, providers=scale.onnx.providers, tf32=scale.onnx.tf32)
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log, scale)
         recorded.add(precision, v.name, v)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
+        e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
         if from_cache:
             e["rollout_from_cache"] = True
         if precision == "float32":
@@ -277,6 +280,8 @@ def validate_artefact(
                 e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
                     fid["cosine"], halting_steps(np.stack(onnx_fp32[1].halt), thr), halting_steps(np.stack(v.halt), thr)
                 )
+    for e in entries:  # the PyTorch rows: on the references' device
+        e.setdefault("computed_on", scale.device_name)
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
         measure_latency(tmp, onnx_entries, list(variants), data, recipe.validate_, log)
