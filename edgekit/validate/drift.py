@@ -21,7 +21,7 @@ def trajectory_fidelity(
     ‖s_a‖ of the first state tensor over all samples, per step), `cosine_mean` / `cosine_p05` (per-sample cosine
     of all carried state tensors, mean and 5th percentile per step) and `cosine` (samples × steps) for the
     predictive check."""
-    steps = steps or a.graph["step_budget"]
+    steps = steps or a.graph.step_budget
     cos = [np.zeros((len(inputs), steps)) for _ in others]
     num, den = np.zeros((len(others), steps)), np.zeros(steps)
     with progress.task("trajectory fidelity per step", len(inputs)) as bar:
