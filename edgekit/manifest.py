@@ -574,11 +574,13 @@ class Manifest:
         assert isinstance(doc, dict)
         _bounded(doc)
         version = doc.get("schema_version")
-        need(
-            version == VERSION and not isinstance(version, bool),
-            f"schema_version {short(version)} is not {VERSION}"
-            + (" (written by another edgekit version)" if isinstance(version, int) and version > VERSION else ""),
-        )
+        if isinstance(version, int) and not isinstance(version, bool) and version != VERSION:
+            need(  # another manifest format: say which, and that re-exporting (or that edgekit) reads it
+                False,
+                f"schema_version {short(version)} is not {VERSION}, the manifest format this edgekit reads",
+                "export the artefact again with this edgekit, or run it with the edgekit version that wrote it",
+            )
+        need(version == VERSION and not isinstance(version, bool), f"schema_version {short(version)} is not {VERSION}")
         for key, check in TOP.items():
             check(doc.get(key), doc)
         m = doc
