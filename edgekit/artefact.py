@@ -35,6 +35,52 @@ class OutputError(EdgekitError):
     """An output folder edgekit must not write or replace."""
 
 
+NAME_MAX = 255  # bytes in one file name (Linux file systems, macOS, Windows)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
+SIBLINGS = 24  # an output folder's lock, temporary and old siblings add at most this to its name
+
+
+def _shown(path: str | Path) -> str:
+    text = str(path)
+    return text if len(text) <= 100 else f"{text[:60]}...{text[-30:]}"
+
+
+def name_problem(path: str | Path, siblings: int = 0) -> str | None:
+    """Why no file system can hold `path` (a name over NAME_MAX bytes, the whole over PATH_MAX), else None; the
+    last name must leave `siblings` bytes for the temporary siblings named after it. Checked before any call on
+    the path: the operating system would answer ENAMETOOLONG as a traceback."""
+    raw = os.fsencode(os.path.abspath(os.path.expanduser(str(path))))
+    if len(raw) >= PATH_MAX - siblings:
+        return f"is {len(raw):,} bytes long, over the {PATH_MAX - siblings:,} a path may have here"
+    *parents, last = raw.split(b"/")
+    longest = max(parents, key=len, default=b"")
+    if len(longest) > NAME_MAX:
+        return f"has a name of {len(longest):,} bytes, over the {NAME_MAX} a file system allows"
+    if len(last) > NAME_MAX - siblings:
+        limit = (
+            "a file system allows" if not siblings else "an output folder may have (its temporary siblings add to it)"
+        )
+        return f"has a name of {len(last):,} bytes, over the {NAME_MAX - siblings} {limit}"
+    return None
+
+
+def writable_folder(path: str | Path, what: str) -> Path:
+    """`path` (absolute) as a folder a command may create or write into, or OutputError (one line, exit 2): its
+    names fit the file system, and it and the nearest of its parents that exists are folders, not files."""
+    why = name_problem(path)
+    if why:
+        raise OutputError(f"{what} {_shown(path)} {why}", "use shorter names")
+    p = Path(os.path.abspath(os.path.expanduser(str(path))))
+    for q in (p, *p.parents):
+        if q.exists() or q.is_symlink():
+            if q == p and not q.is_dir():
+                raise OutputError(f"{what} {_shown(path)} exists and is not a folder", "name a folder")
+            if not q.is_dir():
+                raise OutputError(f"{what} {_shown(path)}: {_shown(q)} on the way is not a folder", "name a folder")
+            break
+    return p
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -92,9 +138,12 @@ def check_output(final: Path, marker: str = MARKER, protect: Sequence[Path] = ()
     """The output folder as an absolute path, or OutputError when writing it could destroy what edgekit does not
     own. `protect`: folders that must survive (the recipe's folder): the output may be inside them, never them or
     a parent of them."""
+    fix = "choose another output folder (recipe `output:` or --out)"
+    why = name_problem(final, siblings=SIBLINGS)
+    if why:
+        raise OutputError(f"output {_shown(final)} {why}", fix)
     final = Path(os.path.expanduser(str(final)))
     final = Path(os.path.abspath(final))
-    fix = "choose another output folder (recipe `output:` or --out)"
     if final.is_symlink():
         raise OutputError(f"output {final} is a symbolic link; edgekit does not write through links", fix)
     try:

@@ -730,3 +730,40 @@ def test_verify_refuses_a_huge_sparse_listed_file_by_its_recorded_size(art, key)
     assert failed[0]["detail"] == (
         f"is {300 << 30:,} bytes, the manifest records {recorded:,}: the file was changed after export"
     )
+
+
+# -- output paths: a name no file system holds, a file where a folder goes ------------------------------------------
+def _out_cases(tmp_path: Path, art: Path, recipe: Path) -> list[tuple[list[str], str]]:
+    long, file = tmp_path / ("x" * 300), tmp_path / "a-file"
+    file.write_text("precious\n")
+    near = tmp_path / ("y" * 250)  # fits a file system, not the export's temporary siblings named after it
+    plan = ["plan", str(art), "--target", "jetson-orin-nano", "--out"]
+    build = ["build", str(art), "--target", "jetson-orin-nano", "--out"]
+    return [
+        (["export", str(recipe), "--dry-run", "--out", str(long / "a")], "has a name of 300 bytes, over the 255"),
+        (["export", str(recipe), "--out", str(near)], "has a name of 250 bytes, over the 231 an output folder"),
+        (["export", str(recipe), "--out", str(file)], "exists and is not a folder"),
+        ([*plan, str(long)], "has a name of 300 bytes, over the 255 a file system allows"),
+        ([*plan, str(file)], f"--out {file} exists and is not a folder; name a folder"),
+        ([*plan, str(file / "sub")], f"{file} on the way is not a folder"),
+        ([*plan, "/dev/null"], "--out /dev/null exists and is not a folder"),
+        ([*build, str(long)], "has a name of 300 bytes"),  # a usage error (2) before the toolchain's (5)
+        ([*build, str(file)], "exists and is not a folder"),
+        (["verify", str(art), "--out", str(long)], "has a name of 300 bytes, over the 255 a file system allows"),
+        (["verify", str(art), "--out", str(long / "v.json")], "has a name of 300 bytes"),
+        (["verify", str(art), "--out", str(tmp_path / "fifo")], "is not a regular file (a link, a device or a pipe)"),
+        (["verify", str(art), "--out", str(tmp_path / "link")], "is not a regular file (a link, a device or a pipe)"),
+    ]
+
+
+def test_out_paths_too_long_or_not_folders_are_one_line(art, small_trm_recipe, tmp_path):
+    """Each raised ENAMETOOLONG, FileExistsError or NotADirectoryError as a traceback; a pipe or device named as
+    verify's --out was replaced by a regular file. Nothing is written."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "a-file")
+    for args, text in _out_cases(tmp_path, art, small_trm_recipe):
+        line = _one_line(_cli(*args, timeout=120), 2, text)
+        assert len(line) < 400, line
+    assert (tmp_path / "a-file").read_text() == "precious\n" and (tmp_path / "fifo").is_fifo()
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a-file", "art", "fifo", "link"])

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from .. import progress
+from ..artefact import name_problem
 from ..errors import EdgekitError, InputError
 from .app import app, console, fail, num
 from .device import (
@@ -33,6 +34,9 @@ from .device import (
 
 def _out_file(out: Path, artefact: Path) -> Path:
     """--out: a file outside the artefact (it stays exactly as exported and hash-verifiable)."""
+    why = name_problem(out)
+    if why:
+        raise InputError(f"--out {str(out)[:100]} {why}", "use shorter names")
     target = out.expanduser()
     where = target.parent.resolve()
     if where == artefact.resolve() or artefact.resolve() in where.parents:
@@ -41,13 +45,19 @@ def _out_file(out: Path, artefact: Path) -> Path:
         raise InputError(f"--out {out}: folder {target.parent} does not exist", "create it first")
     if target.is_dir():
         raise InputError(f"--out {out} is a folder", "name a file")
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # the file is replaced by a rename: a device such as /dev/null or a pipe would be replaced by a file
+        raise InputError(f"--out {out} is not a regular file (a link, a device or a pipe)", "name a file")
     return where / target.name
 
 
 def _write(path: Path, payload: dict[str, Any]) -> None:
     from ..artefact import replace_file
 
-    replace_file(path, (json.dumps(payload, indent=1) + "\n").encode())
+    try:
+        replace_file(path, (json.dumps(payload, indent=1) + "\n").encode())
+    except OSError as e:
+        fail(InputError(f"cannot write --out {path}: {e.strerror}", "name a file in a folder you can write"))
 
 
 def _gate_table(full: Any) -> Table:

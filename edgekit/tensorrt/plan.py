@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 from .. import __version__
+from ..artefact import writable_folder
 from ..schema import Target, load_target
 from . import versions
 from .engine_manifest import ENGINE_MANIFEST, ENGINE_SCHEMA_VERSION
@@ -46,7 +47,7 @@ def write_plan(
 def write_script(recipe: BuildRecipe, target: Target, artefact: str | Path, out: str | Path | None = None) -> Path:
     """build_<target>.sh for a recipe made from `artefact`, into `out` (default: the artefact folder)."""
     artefact = Path(artefact).resolve()
-    out_dir = Path(out).resolve() if out else artefact
+    out_dir = writable_folder(out, "--out").resolve() if out else artefact  # one line for a file or too long a name
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / script_name(target.name)
     path.write_text(render(recipe, target, artefact, inside_artefact=out_dir == artefact))

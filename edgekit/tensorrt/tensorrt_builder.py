@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artefact import atomic_folder, write_json
+from ..artefact import atomic_folder, check_output, write_json
 from ..errors import IncompatibleError
 from ..schema import Target, load_target
 from . import versions
@@ -48,6 +48,7 @@ def build_engines(
     target = load_target(target) if isinstance(target, str) else target
     artefact = Path(artefact)
     recipe = make_recipe(artefact, target, precision, strongly_typed, graphs, variants)  # usage errors first
+    final = check_output(Path(out) if out else engine_dir(artefact, target.name), marker=ENGINE_MANIFEST)
     trt = require_tensorrt(target.name, str(artefact))
     trt_ver = tensorrt_version(trt)
     gpu, cc = gpu_info()
@@ -65,7 +66,6 @@ def build_engines(
     strong = major >= 11 or recipe.strongly_typed
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    final = Path(out) if out else engine_dir(artefact, target.name)
     engines: dict[str, dict] = {}
     with atomic_folder(final, marker=ENGINE_MANIFEST) as tmp:
         for g in recipe.graphs:
