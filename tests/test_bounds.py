@@ -301,9 +301,11 @@ def test_graph_times_stay_within_what_tune_can_add_up(tmp_path):
             read_graph_times(_times_file(tmp_path / "bad.json", ms))
         assert "\n" not in str(e.value)
 
-    class _R:
+    from types import SimpleNamespace
+
+    class _R:  # a runner as far as the record reads it: the step graph's key and the manifest's hashes
         graphs = {"step": "step"}
-        manifest = {"sha256": {"step": "0" * 64}}
+        manifest = SimpleNamespace(hashes={"step": "0" * 64})
 
     ok = StepTimes([1], [1.0], [2.0], [3.0])
     assert graph_times_record(_R(), ok)["step_ms"] == [2.0]
