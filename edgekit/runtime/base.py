@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ..manifest import GraphInfo, Manifest, RuntimeDefaults
+from ..manifest import MAX_STEPS, GraphInfo, Manifest, RuntimeDefaults
 from ..npyio import load_npz
 from ..stopping import Stopping
 from .errors import ArtefactError, RuntimeInputError
 from .host_loop import anderson_mix, push_history
-from .manifest import MAX_STEPS, load_manifest, safe_path
+from .manifest import load_manifest, safe_path
 from .memory import DEFAULT_MEMORY_BUDGET, check_graph_file, chunk_for_memory
 from .puzzles import PuzzleMap
 from .stepper import PlainStep, Stepper

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.manifest import MAX_DEPTH_FACTOR
+from ..manifest import MAX_DEPTH_FACTOR
 from ..tasks.metrics import exact_per_sample, halting_steps, wilson
 from .front import answers
 from .latency import StepTimes, predict_ms
