@@ -89,6 +89,17 @@ def test_device_commands_in_the_base_install(device_python, trm_artefact, tmp_pa
     assert [r["line"] for r in out if "error" in r] == [5]
 
 
+def test_bench_plot_without_matplotlib_says_so_before_benchmarking(device_python, trm_artefact, tmp_path):
+    """The base install has no matplotlib: `bench --plot` names the one package to install, exit 2, and times
+    nothing first (no progress line, no table, no plot)."""
+    plot = tmp_path / "bench.png"
+    p = _edgekit(device_python, "bench", str(trm_artefact), "--n", "8", "--batch", "4", "--plot", str(plot))
+    assert p.returncode == 2, p.stdout + p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "pip install matplotlib" in lines[0] and "--plot" in lines[0], p.stderr
+    assert "bench float32" not in p.stdout + p.stderr and not p.stdout.strip() and not plot.exists()
+
+
 def test_workstation_command_on_the_base_install_is_one_line(device_python, root):
     p = _edgekit(device_python, "export", str(root / "recipes" / "trm-sudoku.yaml"), "--dry-run")
     assert p.returncode == 2

@@ -187,6 +187,14 @@ def _generated_inputs(runner: Any, n: int, seed: int) -> tuple[np.ndarray, np.nd
     return data.inputs, data.labels, data.description
 
 
+def _need_matplotlib() -> None:
+    """`--plot` draws with matplotlib, which the base (device) install leaves out: one line naming the install."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        fail(InputError("--plot needs matplotlib, which is not installed", "pip install matplotlib, or drop --plot"))
+
+
 @app.command()
 def bench(
     artefact: Path = typer.Argument(..., help="artefact folder written by `edgekit export`"),
@@ -232,6 +240,8 @@ def bench(
     from ..runtime import MODES
     from ..runtime.bench import available_modes, benchmark
 
+    if plot is not None:
+        _need_matplotlib()  # before the benchmark, not after minutes of timing
     opts = _options(
         provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
         tf32,
