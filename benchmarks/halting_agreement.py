@@ -7,7 +7,7 @@ through the deployed host loop with early halting at the artefact's threshold, a
 accuracy with Wilson intervals, so a "94 % vs a 95 % target" reading can be told from noise.
 
     .venv/bin/python benchmarks/halting_agreement.py ARTEFACT [--n 2048] [--seed 7000] [--out agreement.json]
-        [--variants a,b] [--full-budget N] [--invariance N]
+        [--variants a,b] [--full-budget N] [--invariance N] [--threads T]
 
 --full-budget N also scores the first N puzzles at the full recursion budget (no early halting); --invariance N
 checks on the first N puzzles that each variant's Loop form (no batch compaction) halts at the host loop's step
@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--threads", type=int, help="onnxruntime threads per session (default: onnxruntime's own)")
     ap.add_argument("--variants", help="comma-separated variants to score (default: all)")
     ap.add_argument("--full-budget", type=int, default=0, help="puzzles also scored at the full budget")
     ap.add_argument("--invariance", type=int, default=0, help="puzzles checked for Loop = host loop and shuffling")
@@ -61,11 +62,12 @@ def main() -> int:
     from edgekit.tasks import sudoku
 
     try:
-        runners = {"float32": Runner(a.artefact)}  # the runtime's own checks: missing or corrupt manifest
+        # the runtime's own checks: missing or corrupt manifest
+        runners = {"float32": Runner(a.artefact, threads=a.threads)}
     except ArtefactError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    manifest = runners["float32"].manifest
+    manifest = runners["float32"].manifest.to_json()  # the checked manifest, as the plain JSON document
     if manifest["model"]["family"] == "deq" or manifest["model"].get("config", {}).get("seq_len") != 81:
         print("error: this benchmark scores Sudoku ACT models (TRM/HRM); the artefact is not one", file=sys.stderr)
         return 2
@@ -76,7 +78,7 @@ def main() -> int:
             print(f"error: no variant {unknown[0]!r} in this artefact (it has: {', '.join(names)})", file=sys.stderr)
             return 2
         names = [v for v in names if v in a.variants.split(",")]
-    runners.update({v: Runner(a.artefact, variant=v) for v in names})
+    runners.update({v: Runner(a.artefact, variant=v, threads=a.threads) for v in names})
 
     x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(
         a.n, (28, 40), np.random.default_rng(a.seed), augment=False

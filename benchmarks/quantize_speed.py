@@ -94,7 +94,7 @@ def main() -> int:
         print("error: --rounds, --threads and --solve-n must be positive", file=sys.stderr)
         return 2
     try:
-        manifest = Runner(a.artefact).manifest  # the runtime's own checks: missing or corrupt manifest
+        manifest = Runner(a.artefact).manifest.to_json()  # the runtime's own checks: missing or corrupt manifest
     except ArtefactError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
