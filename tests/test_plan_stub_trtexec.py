@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -215,3 +216,46 @@ def test_int8_flag_only_on_weakly_typed_tensorrt_10(tmp_path, trt_num, strong):
     assert "--fp16" not in argv and _opt(argv, "minShapes") == "x:1x4" and _opt(argv, "maxShapes") == "x:256x4"
     assert out["manifest"]["build_recipe"]["precision"] == "int8"
     assert verify(out["manifest"], _version(trt_num), *GPUS["hopper"], out["engines"]) == []
+
+
+# -- the script's own files: temporary files from mktemp, caches private, every value quoted -------------------------
+def test_planted_links_and_a_shared_timing_cache_folder_are_not_used(trm_artefact, tmp_path):
+    """The manifest was written through the fixed name engine_manifest.json.tmp (a link planted there overwrote
+    its target) and timing caches went into any folder, one others could write included. Now the temporary file
+    comes from mktemp and a cache folder must be the user's private one, as for every edgekit cache."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    for name in ("engine_manifest.json.tmp", ".engine_manifest.json.tmp"):
+        (engines / name).symlink_to(victim)
+    (tmp_path / "cache").mkdir()
+    os.chmod(tmp_path / "cache", 0o777)
+    out = run_plan(trm_artefact, tmp_path, "rtx-40", "100300", "0", graphs=["step"])
+    assert victim.read_text() == "precious\n" and all((engines / n).is_symlink() for n in ("engine_manifest.json.tmp",))
+    (argv,) = out["builds"]
+    assert not any(a.startswith("--timingCacheFile") for a in argv), argv
+    assert "building without a timing cache" in out["stderr"] and list((tmp_path / "cache").iterdir()) == []
+    left = {p.name for p in engines.iterdir()} - {"engine_manifest.json", "step.engine", "step.build.log"}
+    assert left == {"engine_manifest.json.tmp", ".engine_manifest.json.tmp"}, left  # no temporary file left over
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (engines / "engine_manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_missing_timing_cache_folder_is_created_private(trm_artefact, tmp_path):
+    out = run_plan(trm_artefact, tmp_path, "rtx-40", "100300", "0", graphs=["step"])
+    (argv,) = out["builds"]
+    assert _opt(argv, "timingCacheFile").startswith(str(tmp_path / "cache") + "/")
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700 and "warning" not in out["stderr"]
+
+
+def test_an_artefact_path_with_quotes_spaces_and_substitutions_is_one_word(trm_artefact, tmp_path):
+    """The plan written outside the artefact named it as "${1:-'PATH'}": inside double quotes the single quotes
+    stayed literal (any path with a space failed) and a `$(...)` in the path ran."""
+    art = tmp_path / "my art $(echo INJECTED >&2) 'q\" `echo TICK >&2`"
+    shutil.copytree(trm_artefact, art)
+    out = run_plan(art, tmp_path / "run", "rtx-40", "100300", "0", graphs=["step"])
+    assert "INJECTED" not in out["stderr"] and "TICK" not in out["stderr"]
+    (argv,) = out["builds"]
+    assert _opt(argv, "onnx") == str(art / "step.onnx")

@@ -57,18 +57,19 @@ def write_script(recipe: BuildRecipe, target: Target, artefact: str | Path, out:
 
 def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact: bool = True) -> str:
     q = shlex.quote
-    art_default = '$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)' if inside_artefact else q(str(artefact))
+    # a separate assignment: inside "${1:-...}" single quotes are literal and $(...) would run
+    art_default = '"$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"' if inside_artefact else q(str(artefact))
     prof = recipe.batch
     lines = [
         "#!/usr/bin/env bash",
         f"# edgekit on-device engine build: {_comment(artefact.name)} -> {_comment(target.name)} "
         f"({_comment(target.description)})",
         f"# Written by edgekit {__version__} on {_dt.date.today().isoformat()} "
-        f"(`edgekit plan --target {target.name}`).",
-        f"# Run on the device: bash {script_name(target.name)} [ARTEFACT_DIR]",
-        f"# Variant {', '.join(recipe.variants)} at {recipe.precision}: {_comment(recipe.reason)}.",
+        f"(`edgekit plan --target {_comment(target.name)}`).",
+        f"# Run on the device: bash {_comment(script_name(target.name))} [ARTEFACT_DIR]",
+        f"# Variant {_comment(', '.join(recipe.variants))} at {_comment(recipe.precision)}: {_comment(recipe.reason)}.",
         f"# Batch min/opt/max {prof['min']}/{prof['opt']}/{prof['max']}; "
-        f"workspace {recipe.workspace_mb} MiB; TensorRT {recipe.tensorrt or 'any'}.",
+        f"workspace {recipe.workspace_mb} MiB; TensorRT {_comment(recipe.tensorrt or 'any')}.",
         *[f"# Note: {_comment(n)}" for n in recipe.notes],
         "# Environment: TRTEXEC (path to trtexec), ENGINE_DIR, EDGEKIT_CACHE (cache root; timing caches in",
         "#   its timing-cache/) or EDGEKIT_CACHE_DIR (the timing-cache folder itself),",
@@ -76,7 +77,8 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "#   TensorRT version or GPU mismatch; the engine manifest still records what was present).",
         "set -euo pipefail",
         "",
-        f'ART="${{1:-{art_default}}}"',
+        f"ART_DEFAULT={art_default}",
+        'ART="${1:-$ART_DEFAULT}"',
         f'ENGINE_DIR="${{ENGINE_DIR:-$ART/engines/{_word(target.name)}}}"',
         'CACHE_DIR="${EDGEKIT_CACHE_DIR:-${EDGEKIT_CACHE:-$HOME/.cache/edgekit}/timing-cache}"',
         f'STRONGLY_TYPED="${{EDGEKIT_STRONGLY_TYPED:-{1 if recipe.strongly_typed else 0}}}"',
@@ -86,12 +88,16 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         'else die "$*; set EDGEKIT_FORCE=1 to build anyway"; fi; }',
         "json_str() { printf '%s' \"$1\" | sed 's/\\\\/\\\\\\\\/g; s/\"/\\\\\"/g'; }",
         "sha() { sha256sum \"$1\" | cut -d' ' -f1; }",
+        "# edgekit's rule for every cache folder: a real folder (not a link) of this user's own that no one else can",
+        "# write; missing levels are created 0700.",
+        'private_dir() { [ -e "$1" ] || [ -L "$1" ] || (umask 077 && mkdir -p -- "$1") || return 1; '
+        '[ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] && [ $(( 0$(stat -c %a -- "$1") & 022 )) = 0 ]; }',
         "",
         "# 1. The artefact is the one this plan was written for (sha256 from its manifest.json).",
         'check_sha() { [ -f "$ART/$1" ] || die "$ART/$1 is missing; copy the whole artefact folder"; '
         'local got; got=$(sha "$ART/$1"); [ "$got" = "$2" ] || die "$1 has sha256 $got, the manifest says $2; '
         're-run edgekit plan for this artefact"; }',
-        *[f"check_sha {q(g.onnx)} {g.onnx_sha256}" for g in recipe.graphs],
+        *[f"check_sha {q(g.onnx)} {q(g.onnx_sha256)}" for g in recipe.graphs],
         "",
         "# 2. TensorRT: trtexec prints 'TensorRT v100300' for 10.3.0.",
         'TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"',
@@ -109,9 +115,10 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         'TRT_MAJOR=$(( TRT_NUM / 10000 )); TRT_VERSION="$TRT_MAJOR.$(( TRT_NUM / 100 % 100 )).$(( TRT_NUM % 100 ))"',
     ]
     if recipe.tensorrt:
+        outside = q(f"{target.name}'s range {recipe.tensorrt}")
         lines.append(
             f'if ! {{ {versions.bash_test(recipe.tensorrt)}; }}; then mismatch "TensorRT $TRT_VERSION is outside '
-            f"target {target.name}'s range {recipe.tensorrt}\"; fi"
+            f'target "{outside}; fi'
         )
     lines += [
         'echo "TensorRT $TRT_VERSION ($TRTEXEC)"',
@@ -125,7 +132,7 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     if target.device_model:
         lines.append(
             f'  case "$GPU_NAME" in *{q(target.device_model)}*) ;; *) mismatch "this is $GPU_NAME, the plan is '
-            f'for {target.device_model} (memory and workspace differ)";; esac'
+            f'for "{q(target.device_model + " (memory and workspace differ)")};; esac'
         )
     lines += [
         "elif command -v nvidia-smi >/dev/null; then",
@@ -136,7 +143,7 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     if target.compute_capability:
         lines.append(
             f'[ "$GPU_CC" = {q(target.compute_capability)} ] || mismatch "GPU $GPU_NAME has compute capability '
-            f'$GPU_CC, target {target.name} is {target.compute_capability}"'
+            f'$GPU_CC, target "{q(target.name + " is " + target.compute_capability)}'
         )
     lines += [
         'echo "GPU $GPU_NAME (compute capability $GPU_CC)"',
@@ -144,13 +151,17 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         "# 4. One engine per graph. TensorRT 11 is always strongly typed (precision comes from the graph), 10.x with",
         "#    EDGEKIT_STRONGLY_TYPED=1 too; otherwise 10.x takes precision flags. Float32 engines keep TF32 off.",
         'if [ "$TRT_MAJOR" -ge 11 ] || [ "$STRONGLY_TYPED" = 1 ]; then TYPED=strong; else TYPED=weak; fi',
-        'mkdir -p "$ENGINE_DIR" "$CACHE_DIR"',
+        'mkdir -p "$ENGINE_DIR"',
+        'if ! private_dir "$CACHE_DIR"; then',
+        '  echo "warning: the timing-cache folder $CACHE_DIR is a link, not yours or writable by others; building '
+        'without a timing cache (make it yours and private: chmod 700, or set EDGEKIT_CACHE_DIR)" >&2; CACHE_DIR=""',
+        "fi",
         'cache_file() { echo "$CACHE_DIR/$(printf \'%s|%s|%s|%s\' "$1" "$TRT_VERSION" "$GPU_NAME" "$GPU_CC" '
         '| sha256sum | cut -c1-32).cache"; }',
     ]
     for g in recipe.graphs:
         weak, strong10, strong11 = (
-            " ".join(flags)
+            " ".join(q(f) for f in flags)
             for flags in (g.trtexec_weak_flags(), g.trtexec_strong_flags(10), g.trtexec_strong_flags(11))
         )
         shape_flags = " ".join(q(f) for f in g.trtexec_shape_flags())
@@ -166,10 +177,11 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
                 else []
             ),
             f'FLAGS_{_ident(g.name)}="${{PREC[*]-}}"',
+            f'TC=(); [ -z "$CACHE_DIR" ] || TC=(--timingCacheFile="$(cache_file {q(g.onnx_sha256)})")',
             f'"$TRTEXEC" --onnx="$ART"/{q(g.onnx)} --saveEngine="$ENGINE_DIR"/{q(g.engine)} \\',
             *([f"  {shape_flags} \\"] if shape_flags else []),
             '  ${PREC[@]+"${PREC[@]}"} '
-            f'--memPoolSize=workspace:{recipe.workspace_mb}M --timingCacheFile="$(cache_file {g.onnx_sha256})" \\',
+            f'--memPoolSize=workspace:{int(recipe.workspace_mb)}M ${{TC[@]+"${{TC[@]}}"}} \\',
             f'  --skipInference > "$ENGINE_DIR/{_ident(g.name)}.build.log" 2>&1 '
             f'|| die "trtexec failed on "{q(g.onnx)}"; see $ENGINE_DIR/{_ident(g.name)}.build.log"',
         ]
@@ -177,7 +189,8 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     lines += [
         "",
         "# 5. The engine manifest the runtime checks before loading (TensorRT version, GPU, hashes).",
-        f'TMP="$ENGINE_DIR/{ENGINE_MANIFEST}.tmp"',
+        f'TMP=$(mktemp "$ENGINE_DIR/.{ENGINE_MANIFEST}.XXXXXXXX")  # O_EXCL, never a planted file or link',
+        "trap 'rm -f \"$TMP\"' EXIT",
         "{",
         f'  printf \'{{\\n "schema_version": {ENGINE_SCHEMA_VERSION},\\n "target": "{_word(target.name)}",\\n '
         '"built_with": "trtexec",\\n\'',
@@ -195,16 +208,24 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         sep = "," if i < len(recipe.graphs) - 1 else ""
         fmt = '  "%s": {"file": "%s", "onnx": "%s", "onnx_sha256": "%s", "engine_sha256": "%s", "flags": "%s"}'
         lines.append(
-            f"  printf '{fmt}{sep}\\n' {q(g.name)} {q(g.engine)} {q(g.onnx)} {q(g.onnx_sha256)} "
+            f"  printf '{fmt}{sep}\\n' {_jq(g.name)} {_jq(g.engine)} {_jq(g.onnx)} {_jq(g.onnx_sha256)} "
             f'"$(sha "$ENGINE_DIR"/{q(g.engine)})" "$(json_str "$FLAGS_{_ident(g.name)}")"'
         )
     lines += [
         "  printf ' }\\n}\\n'",
-        f'}} > "$TMP" && mv "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"',
+        '} > "$TMP"',
+        'chmod "$(printf %04o $(( 0666 & ~0$(umask) )))" "$TMP"  # mktemp makes it 0600; a manifest is as readable '
+        "as the engines",
+        f'mv "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"',
         f'echo "engines and {ENGINE_MANIFEST} written to $ENGINE_DIR"',
         "",
     ]
     return "\n".join(lines)
+
+
+def _jq(text: str) -> str:
+    """A value for the engine manifest's JSON, escaped for JSON and then quoted for bash (printf %s keeps it)."""
+    return shlex.quote(json.dumps(str(text))[1:-1])
 
 
 def _comment(text: str) -> str:

@@ -14,7 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..artefact import atomic_folder, check_output, write_json
+from ..artefact import atomic_folder, check_output, replace_file, write_json
+from ..cache import private_folder
 from ..errors import IncompatibleError
 from ..schema import Target, load_target
 from . import versions
@@ -64,8 +65,8 @@ def build_engines(
         )
     major = int(trt_ver.split(".")[0])
     strong = major >= 11 or recipe.strongly_typed
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    # the rule for every cache: a private folder of this user's (else one warning line, no timing cache)
+    timing = private_folder(Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
     engines: dict[str, dict] = {}
     with atomic_folder(final, marker=ENGINE_MANIFEST) as tmp:
         for g in recipe.graphs:
@@ -73,7 +74,7 @@ def build_engines(
             log(f"building {g.engine} from {g.onnx} ({g.label()}; TensorRT {trt_ver}, {' '.join(flags) or 'no flags'})")
             if strong and g.strong_mismatch():
                 log(f"warning: TensorRT {trt_ver}, strongly typed: {g.strong_mismatch()}")
-            cache = cache_dir / f"{timing_cache_key(g.onnx_sha256, trt_ver, gpu, cc)}.cache"
+            cache = None if timing is None else timing / f"{timing_cache_key(g.onnx_sha256, trt_ver, gpu, cc)}.cache"
             plan = _build_one(trt, artefact / g.onnx, g, recipe, strong and major < 11, strong, cache)
             (tmp / g.engine).write_bytes(plan)
             engines[g.name] = {
@@ -102,9 +103,10 @@ def build_engines(
 
 
 def _build_one(
-    trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong_flag: bool, strong: bool, cache_path: Path
+    trt, onnx_path: Path, g: GraphBuild, recipe: BuildRecipe, strong_flag: bool, strong: bool, cache_path: Path | None
 ) -> bytes:
-    """`strong_flag`: ask for a strongly typed network (10.x; 11 always builds one and deprecates the flag)."""
+    """`strong_flag`: ask for a strongly typed network (10.x; 11 always builds one and deprecates the flag);
+    `cache_path`: the timing cache to reuse and update (None: none)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -130,7 +132,8 @@ def _build_one(
         for name, s in g.shapes.items():
             profile.set_shape(name, s["min"], s["opt"], s["max"])
         config.add_optimization_profile(profile)
-    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    reuse = cache_path is not None and cache_path.is_file() and not cache_path.is_symlink()
+    cache = config.create_timing_cache(cache_path.read_bytes() if reuse and cache_path is not None else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -138,5 +141,6 @@ def _build_one(
             f"TensorRT could not build an engine from {onnx_path.name} (its log above says why)",
             "try --precision fp32, or a larger workspace_mb in the target",
         )
-    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    if cache_path is not None:  # mkstemp and rename: never through a file or link planted at the name
+        replace_file(cache_path, bytes(config.get_timing_cache().serialize()))
     return bytes(plan)
