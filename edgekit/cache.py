@@ -84,9 +84,13 @@ def _unsafe(folder: Path) -> str | None:
 
 def private_folder(folder: Path) -> Path | None:
     """`folder`, created 0700 when absent, when it is safe to use; else None after one warning line. For any cache
-    edgekit keeps (entries here; engine and timing caches elsewhere)."""
+    edgekit keeps (entries here; engine and timing caches elsewhere). Every missing level is created 0700 (mkdir's
+    `parents` would give the parents the umask's mode)."""
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for level in [*reversed(folder.parents), folder]:
+            if not os.path.lexists(level):
+                with contextlib.suppress(FileExistsError):  # made meanwhile: checked below like any folder
+                    level.mkdir(mode=0o700)
     except OSError as e:
         _warn(
             f"the cache folder {folder} cannot be created ({e.strerror}); running without the cache (results are "

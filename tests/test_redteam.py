@@ -222,6 +222,7 @@ def test_a_new_cache_folder_is_private(tmp_path, monkeypatch):
     e = cache.entry("onnx", "e" * 64)
     assert e.path is not None
     assert (e.path.parent.stat().st_mode & 0o777) == 0o700 and ((tmp_path / "new/cache").stat().st_mode & 0o077) == 0
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700, "every level created, the parents too"
 
 
 # -- one bounded reader for arrays -----------------------------------------------------------------------------------
