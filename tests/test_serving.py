@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgekit.manifest import InputContract
 from edgekit.runtime import Runner, RuntimeInputError
 from edgekit.runtime.providers import PROVIDERS, ProviderError, ProviderSettings, resolve
 from edgekit.runtime.server import LineReader, Server, ServerFailed, ServerStopped, SlotScheduler
@@ -258,7 +260,7 @@ class _FakeRunner:
     """The runner interface the scheduler uses, on numpy alone: a sample halts after its first token + 1 steps."""
 
     family, solver, takes_puzzle_ids, state_names = "deq", {}, False, ["z"]
-    graph = {"input": {"dtype": "float32", "shape": ["batch", 5]}}
+    graph = SimpleNamespace(input=InputContract("float32", ("batch", 5)))
     stopping = fixed_point(0.5)  # how a sample stops (edgekit.stopping), as a real runner reads it from the manifest
 
     def __init__(self, fail_after: int | None = None, delay: float = 0.0) -> None:
