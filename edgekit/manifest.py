@@ -31,7 +31,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ArtefactError
 from .stopping import KINDS as STOPPING_KINDS
@@ -146,9 +146,6 @@ def _plain(v: Any) -> Any:
     return copy.deepcopy(dict(v) if isinstance(v, Mapping) else v)
 
 
-_HIDDEN: Any = {"compare": False, "repr": False}
-
-
 @dataclass(frozen=True)
 class RecipeRef:
     """The recipe an artefact was exported from: its name and the sha256 of the recipe file."""
@@ -156,9 +153,9 @@ class RecipeRef:
     name: str | None = None
     sha256: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("name", "sha256")
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "sha256")
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RecipeRef:
@@ -179,9 +176,9 @@ class ModelInfo:
     config: Mapping[str, Any] | None = None
     stopping_kind: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("family", "checkpoint", "checkpoint_sha256", "config", "stopping")
+    FIELDS: ClassVar[tuple[str, ...]] = ("family", "checkpoint", "checkpoint_sha256", "config", "stopping")
 
     @property
     def kind(self) -> str:
@@ -230,9 +227,9 @@ class InputContract:
     shape: tuple[Any, ...]
     range: tuple[int, int] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("dtype", "shape", "range")
+    FIELDS: ClassVar[tuple[str, ...]] = ("dtype", "shape", "range")
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -268,9 +265,9 @@ class InitialState:
     shape: tuple[int, ...] | None = None
     file: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("kind", "shape", "file")
+    FIELDS: ClassVar[tuple[str, ...]] = ("kind", "shape", "file")
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> InitialState:
@@ -306,9 +303,19 @@ class PuzzleTable:
     default_row: int | None = None
     named: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("dtype", "shape", "rows", "rows_before", "dim", "bytes_before", "bytes_after", "default_row", "named")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "dtype",
+        "shape",
+        "rows",
+        "rows_before",
+        "dim",
+        "bytes_before",
+        "bytes_after",
+        "default_row",
+        "named",
+    )
     FIELDS += ("file",)
 
     @classmethod
@@ -361,9 +368,17 @@ class GraphInfo:
     halting: str | None = None
     puzzle_ids: PuzzleTable | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("forms", "opset", "state_names", "step_budget", "unrolled_steps", "halt_threshold", "initial_state")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "forms",
+        "opset",
+        "state_names",
+        "step_budget",
+        "unrolled_steps",
+        "halt_threshold",
+        "initial_state",
+    )
     FIELDS += ("input", "halting", "puzzle_ids")
 
     @property
@@ -417,7 +432,7 @@ class VariantGraphs:
     readout: str | None = None
     loop: str | None = None
     unrolled: str | None = None
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def roles(self) -> dict[str, str]:
@@ -465,9 +480,9 @@ class RuntimeDefaults:
     chosen_by: str | None = None
     threshold_given: bool = True  # False: the manifest names no threshold (the validated one applies)
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("variant", "halt_threshold", "max_steps", "chosen_by")
+    FIELDS: ClassVar[tuple[str, ...]] = ("variant", "halt_threshold", "max_steps", "chosen_by")
 
     @property
     def threshold(self) -> float | None:
@@ -530,9 +545,18 @@ class Manifest:
     runtime_defaults: RuntimeDefaults | None = None
     runtime_defaults_sha256: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    order: tuple[str, ...] = field(default=(), **_HIDDEN)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
-    FIELDS = ("schema_version", "edgekit_version", "created", "recipe", "target", "model", "graph", "files")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "schema_version",
+        "edgekit_version",
+        "created",
+        "recipe",
+        "target",
+        "model",
+        "graph",
+        "files",
+    )
     FIELDS += ("variants", "sha256", "export_seconds", "bytes", "quantization", "runtime_defaults")
     FIELDS += ("runtime_defaults_sha256",)
 

@@ -19,7 +19,7 @@ def describe(folder: str | Path) -> dict[str, Any]:
     m = r.manifest
     files = m.files
     hashes = m.hashes
-    listed = []
+    listed: list[dict[str, Any]] = []
     for key in sorted(files):
         path = r.file(key)
         listed.append(

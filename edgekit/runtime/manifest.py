@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..manifest import (  # noqa: F401  (re-exported: the runtime's names for the manifest's rules)
+from ..manifest import (  # re-exported: the runtime's names for the manifest's rules
     MAX_DEPTH_FACTOR,
     MAX_STEPS,
     SAFE,
@@ -26,6 +26,19 @@ from ..manifest import (  # noqa: F401  (re-exported: the runtime's names for th
     short,
 )
 from .errors import ArtefactError
+
+__all__ = [
+    "MAX_DEPTH_FACTOR",
+    "MAX_STEPS",
+    "SAFE",
+    "Manifest",
+    "defaults_digest",
+    "escape_text",
+    "escape_tree",
+    "load_manifest",
+    "read_manifest",
+    "safe_path",
+]
 
 MAX_BYTES = 16 << 20
 MAX_INT_DIGITS = 20
