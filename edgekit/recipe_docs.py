@@ -32,6 +32,8 @@ SECTIONS = {
     "quantize.smooth": "Recursion-aware smoothing of gated MLPs before INT8: one factor per shared weight.",
     "quantize.weights": "Block-wise weight modes (`int8_nbits`, `int4_weight_only`).",
     "quantize.per_row": "Per-row dynamic INT8 (`int8_per_row`): one activation scale per row, batch-invariant.",
+    "quantize.hybrid": "`int8_hybrid`: static INT8 everywhere except the MatMuls named here, which are per-row dynamic "
+    "INT8; batch-invariant.",
 }
 
 # Meanings for keys whose schema field carries no description (the schema's own text wins where it has one);

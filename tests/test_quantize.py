@@ -282,8 +282,8 @@ def test_search_finds_groups_that_only_help_together():
 
 @pytest.fixture(scope="module")
 def quant_artefact(root, tmp_path_factory):
-    """A small `edgekit export` run with int8, mixed and int8_per_row variants (own cache folder); yields (folder,
-    results, log)."""
+    """A small `edgekit export` run with int8, mixed, int8_per_row and int8_hybrid variants (own cache folder);
+    yields (folder, results, log)."""
     from edgekit.pipeline import run_export
 
     tmp = tmp_path_factory.mktemp("quant")
@@ -296,7 +296,8 @@ model: {{path: {root / "examples" / "models" / "trm-sudoku"}}}
 task: {{name: sudoku, n: 32, givens: [28, 40], seed: 5}}
 target: x86-cpu
 export: {{forms: [step, loop]}}
-quantize: {{modes: [int8, mixed, int8_per_row], calibration: {{n: 8}}, search: {{n: 32, min_halting_agreement: 0.5}}}}
+quantize: {{modes: [int8, mixed, int8_per_row, int8_hybrid], calibration: {{n: 8}},
+  search: {{n: 32, min_halting_agreement: 0.5}}}}
 validate: {{halt_threshold: 0.0}}
 gates: {{max_exact_drop: 0.5}}
 output: {tmp / "out"}
@@ -362,18 +363,18 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
     )
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
-    # batch invariance: the per-row and static INT8 variants' Loop forms and shuffled batches answer like the host
-    # loop on every puzzle
-    for name in ("float32", "int8", "int8_per_row"):
+    # batch invariance: the per-row, hybrid and static INT8 variants' Loop forms and shuffled batches answer like
+    # the host loop on every puzzle
+    for name in ("float32", "int8", "int8_per_row", "int8_hybrid"):
         assert rows[name]["loop_same"] == 1.0 and rows[name]["shuffle_same"] == 1.0, rows[name]
     for row in rows.values():
         assert row["full_budget_n"] == 16 and 0 <= row["exact_full"] <= 1
         if row["variant"] != "float32":
             lo, hi = row["exact_drop_ci"]
             assert lo <= row["exact_drop"] <= hi
-    assert set(rows) == {"float32", "int8", "mixed", "int8_per_row"}
+    assert set(rows) == {"float32", "int8", "mixed", "int8_per_row", "int8_hybrid"}
     assert rows["float32"]["halting_agreement"] == 1.0
-    for name in ("int8", "mixed", "int8_per_row"):
+    for name in ("int8", "mixed", "int8_per_row", "int8_hybrid"):
         lo, hi = rows[name]["halting_agreement_ci"]
         assert 0 <= lo <= rows[name]["halting_agreement"] <= hi <= 1 and hi - lo > 0.01
         assert rows[name]["mean_steps"] >= 1
@@ -396,10 +397,10 @@ def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(out.read_text())
     for batch in ("1", "64"):
-        assert set(rep["step"][batch]) == {"float32", "int8", "mixed", "int8_per_row"}
+        assert set(rep["step"][batch]) == {"float32", "int8", "mixed", "int8_per_row", "int8_hybrid"}
         assert rep["step"][batch]["float32"]["speedup"] == 1.0
         assert all(v["ms"] > 0 for v in rep["step"][batch].values())
-    assert set(rep["solve"]) == {"float32", "int8", "mixed", "int8_per_row"} and all(
+    assert set(rep["solve"]) == {"float32", "int8", "mixed", "int8_per_row", "int8_hybrid"} and all(
         0 <= v["exact"] <= 1 for v in rep["solve"].values()
     )
     for batch in ("1", "64"):  # the full-budget rollout, and every ratio's interval contains its median
@@ -453,7 +454,7 @@ def test_lint_rejects_negative_and_non_constant_scales():
     assert w.tolist() == [-1, 2]  # the channel whose scale was negated is negated too: same dequantized values
 
 
-@pytest.mark.parametrize("mode", ["int8_dynamic", "int8_per_row", "int8_nbits", "int4_weight_only"])
+@pytest.mark.parametrize("mode", ["int8_dynamic", "int8_per_row", "int8_hybrid", "int8_nbits", "int4_weight_only"])
 def test_onnxruntime_cpu_modes_run_close_to_float_and_are_not_tensorrt_graphs(trm_job, tmp_path, mode):
     """The onnxruntime CPU modes: their step graph stays close to float32 on a real step input, keeps the halting
     head float, re-wraps into the Loop form, and `edgekit check` names it as not a TensorRT graph."""
@@ -495,7 +496,7 @@ def test_trajectory_cosine_predicts_changed_halting():
     assert r["halting_changed"] == 1 and r["auroc"] == 1.0 and r["mean_min_cosine_changed"] == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("mode", ["int8", "mixed", "int8_per_row"])
+@pytest.mark.parametrize("mode", ["int8", "mixed", "int8_per_row", "int8_hybrid"])
 def test_quantized_variants_run_the_io_bound_host_loop_bit_for_bit(quant_artefact, mode):
     from test_runtime import _sudoku_mix, runs_bound_like_plain
 
@@ -583,13 +584,14 @@ def test_per_row_shares_one_quantizer_per_input_and_one_int8_weight_per_weight()
 
 
 def test_per_row_step_is_batch_invariant_bit_for_bit(trm_job):
-    """The per-row step answers a puzzle with the same bits whatever shares its batch (alone, in a batch of 48,
-    shuffled), on 1 and 2 threads; int8_dynamic's per-call range does not (why it is not batch-invariant)."""
+    """The per-row step, and the hybrid (static INT8 + per-row down projections), answer a puzzle with the same bits
+    whatever shares its batch (alone, in a batch of 48, shuffled), on 1 and 2 threads; int8_dynamic's per-call
+    range does not (why it is not batch-invariant)."""
     from edgekit.quantize import MODES
 
     feeds = trajectory_items(trm_job.model, trm_job.search_inputs, 48)[2]
     perm = np.random.default_rng(0).permutation(48)
-    for mode, invariant in (("int8_per_row", True), ("int8_dynamic", False)):
+    for mode, invariant in (("int8_per_row", True), ("int8_hybrid", True), ("int8_dynamic", False)):
         step = MODES[mode].handler(trm_job).step.SerializeToString()
         for threads in (1, 2):
             so = ort.SessionOptions()
@@ -623,15 +625,16 @@ def test_per_row_mode_with_nothing_to_quantize_is_one_line(trm_job):
         QuantizeSection.model_validate({"per_row": {"kernel": "fast"}})
 
 
-def test_per_row_variant_answers_alone_in_a_batch_shuffled_and_in_its_loop_form_alike(quant_artefact):
-    """A deployed int8_per_row variant: each puzzle's answer, halting step and halting logit are the same solved
-    alone, in a batch of 40 (where batch compaction changes its batch-mates every step), shuffled, and through
-    the Loop form (no compaction: all 40 stay in the batch to the end). int8_dynamic's Loop form agrees with its
-    host loop on 88 % of halting steps on the TRM demo; this must agree on all."""
+@pytest.mark.parametrize("mode", ["int8_per_row", "int8_hybrid"])
+def test_per_row_variant_answers_alone_in_a_batch_shuffled_and_in_its_loop_form_alike(quant_artefact, mode):
+    """A deployed int8_per_row (or int8_hybrid) variant: each puzzle's answer, halting step and halting logit are
+    the same solved alone, in a batch of 40 (where batch compaction changes its batch-mates every step), shuffled,
+    and through the Loop form (no compaction: all 40 stay in the batch to the end). int8_dynamic's Loop form agrees
+    with its host loop on 88 % of halting steps on the TRM demo; this must agree on all."""
     from edgekit.runtime import Runner
 
     folder = quant_artefact[0]
-    runner = Runner(folder, variant="int8_per_row")
+    runner = Runner(folder, variant=mode)
     x, _ = sudoku.SudokuPool.generate(40, seed=77).sample(40, (22, 40), np.random.default_rng(77), augment=False)
     host = runner.solve(x, mode="host")
     loop = runner.solve(x, mode="loop")
@@ -645,3 +648,94 @@ def test_per_row_variant_answers_alone_in_a_batch_shuffled_and_in_its_loop_form_
         alone = runner.solve(x[i : i + 1], mode="host")
         assert alone.steps[0] == host.steps[i] and np.array_equal(alone.logits[0], host.logits[i])
         assert alone.halt is not None and host.halt is not None and alone.halt[0] == host.halt[i]
+
+
+# -- int8_hybrid: static INT8, per-row dynamic INT8 at the down projections ------------------------------------------
+
+
+def test_hybrid_is_static_int8_with_per_row_down_projections(trm_job):
+    """int8_hybrid is int8's static Q/DQ graph except the down projections, which are per-row MatMulIntegerToFloat
+    (no static quantizer in front of them); the halting head stays float; the static MatMuls are exactly int8's
+    minus the down projections, with the same calibrated activation scales."""
+    from edgekit.quantize import MODES
+
+    out = MODES["int8_hybrid"].handler(trm_job)
+    static = MODES["int8"].handler(trm_job).step
+    downs = [n.name for n in trm_job.step().graph.node if n.op_type == "MatMul" and "down_proj" in n.name]
+    assert downs and out.info["per_row_matmuls"] == len(downs) and sorted(out.info["per_row_nodes"]) == sorted(downs)
+    assert out.info["per_row"] == [".*down_proj.*"] and out.info["smooth"]["alpha"] == 0.75
+
+    def dq_fed(m: onnx.ModelProto) -> set[str]:
+        dq = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        return {n.name for n in m.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & dq}
+
+    assert dq_fed(out.step) == dq_fed(static) - set(downs) and len(dq_fed(out.step)) == out.info["static_matmuls"]
+    assert not any("down_proj" in n for n in dq_fed(out.step)) and any("down_proj" in n for n in dq_fed(static))
+    fused = [n for n in out.step.graph.node if n.op_type == "MatMulIntegerToFloat"]
+    assert len(fused) == len(downs) and all("down_proj" in n.name for n in fused)
+    assert out.info["kept_float"] == ["/q_head/Gemm"]
+
+    def act_scales(m: onnx.ModelProto) -> dict[str, float]:
+        inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        return {
+            n.name: float(inits[n.input[1]])
+            for n in m.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1
+        }
+
+    mine, theirs = act_scales(out.step), act_scales(static)
+    assert mine and all(theirs[k] == v for k, v in mine.items())
+
+
+def test_hybrid_partial_quantizes_the_named_layers_its_way(trm_job):
+    """`edgekit debug`'s rebuild of an int8_hybrid variant for chosen layers: a down projection per row, an up
+    projection static, every other MatMul float."""
+    from edgekit.debug.layers import PARTIAL
+
+    step = trm_job.step()
+    groups = layer_groups(step, by="layer")  # a layer is every call of one weight (the debugger's unit)
+    downs, ups = groups["/L_level/layers.0/mlp/down_proj"], groups["/L_level/layers.0/mlp/gate_up_proj"]
+    q = PARTIAL["int8_hybrid"](step, trm_job.items(), {"per_row": [".*down_proj.*"]}, downs + ups)
+    fused = sorted(n.name for n in q.graph.node if n.op_type == "MatMulIntegerToFloat")
+    assert fused == sorted(f"{n}/matmul_integer_to_float" for n in downs)
+    q_out = {o for n in q.graph.node if n.op_type == "QuantizeLinear" for o in n.output}
+    dq = {o for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in q_out for o in n.output}
+    assert sorted(n.name for n in q.graph.node if n.op_type == "MatMul" and n.input[0] in dq) == sorted(ups)
+
+
+def test_hybrid_mode_refused_for_tensorrt_targets_and_bad_patterns_are_one_line(root, trm_job, tmp_path):
+    """int8_hybrid makes an onnxruntime CPU graph: a TensorRT target refuses it at recipe load (exit 2, one line);
+    a pattern that is not a regular expression is a recipe error; patterns that match no MatMul fail the mode."""
+    import subprocess
+    import sys
+
+    from edgekit.quantize import MODES, QuantizeError, cpu_only_modes
+
+    assert not MODES["int8_hybrid"].tensorrt and cpu_only_modes(["int8", "int8_hybrid"]) == ["int8_hybrid"]
+    deq = root / "examples" / "models" / "deq-digits"
+    for i, (extra, text) in enumerate(
+        [
+            ("target: jetson-orin-nano\nquantize: {modes: [int8_hybrid]}\n", "int8_hybrid make onnxruntime CPU"),
+            ("quantize: {modes: [int8_hybrid], hybrid: {per_row: ['(']}}\n", "quantize.hybrid.per_row"),
+            ("quantize: {modes: [int8_hybrid], hybrid: {per_row: []}}\n", "quantize.hybrid.per_row"),
+        ]
+    ):
+        recipe = tmp_path / f"r{i}.yaml"
+        recipe.write_text(
+            f"schema_version: 1\nname: bad\nmodel: {{path: {deq}}}\ntask: {{name: digits, n: 20}}\n{extra}"
+        )
+        r = subprocess.run(
+            [sys.executable, "-m", "edgekit.cli", "export", str(recipe), "--out", str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and text in lines[0], (extra, r.stderr)
+        assert not (tmp_path / "out").exists()
+    section = QuantizeSection.model_validate({"modes": ["int8_hybrid"], "hybrid": {"per_row": ["no-such-node"]}})
+    job = QuantizeJob(trm_job.model, trm_job.folder, section, trm_job.calib_inputs, trm_job.search_inputs,
+                      trm_job.search_labels, "test", log=lambda s: None)  # fmt: skip
+    job._items = trm_job.items()
+    with pytest.raises(QuantizeError, match="found no MatMul matching quantize.hybrid.per_row"):
+        MODES["int8_hybrid"].handler(job)

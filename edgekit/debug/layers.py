@@ -115,8 +115,21 @@ def _nbits(model: onnx.ModelProto, items: list, info: dict, names: list[str]) ->
     )
 
 
+def _hybrid(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
+    """`names` the hybrid's way: per row where the variant's `per_row` patterns match, static INT8 elsewhere."""
+    from ..quantize.hybrid import hybrid_int8
+
+    rows = [str(p) for p in info.get("per_row") or [".*down_proj.*"]]
+    per_row = [re.escape(n) for n in names if any(re.fullmatch(p, n) for p in rows)]
+    if not per_row:
+        return _static(model, items, info, names)
+    kernel, activation = info.get("kernel", "contrib"), info.get("activation", "quantize_linear")
+    return hybrid_int8(model, items, _others(model, names), [], per_row, kernel, activation)[0]
+
+
 PARTIAL: dict[str, Partial] = {
     "int8_per_row": _per_row,
+    "int8_hybrid": _hybrid,
     "int8_dynamic": _dynamic,
     "int8": _static,
     "mixed": _static,

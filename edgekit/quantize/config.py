@@ -5,18 +5,28 @@ Each entry of `modes` becomes one artefact variant, built by the handler registe
 accuracy-aware search for the smallest set of layers to keep float), int8_weight_only (NNCF weight
 compression), float16 (the float16 export of the model); for onnxruntime CPU targets only: int8_dynamic
 (onnxruntime dynamic INT8: activation ranges per call, so per recursion step), int8_per_row (dynamic INT8 with
-one activation scale per row, so batch-invariant; `quantize/per_row.py`), int8_nbits (MatMulNBits 8-bit
+one activation scale per row, so batch-invariant; `quantize/per_row.py`), int8_hybrid (static INT8 with
+per-row dynamic INT8 at the MatMuls `hybrid.per_row` names; `quantize/hybrid.py`), int8_nbits (MatMulNBits 8-bit
 block-wise weights, accuracy_level 4) and int4_weight_only (the same with 4-bit weights).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QuantMode = Literal[
-    "int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_per_row", "int8_nbits", "int4_weight_only", "float16"
+    "int8",
+    "mixed",
+    "int8_weight_only",
+    "int8_dynamic",
+    "int8_per_row",
+    "int8_hybrid",
+    "int8_nbits",
+    "int4_weight_only",
+    "float16",
 ]
 
 
@@ -92,6 +102,29 @@ class PerRowSection(_Strict):
     )
 
 
+class HybridSection(_Strict):
+    """`int8_hybrid` (quantize/hybrid.py): static INT8 (as `int8`) everywhere except the MatMuls named here, which
+    get per-row dynamic INT8 (kernels from `quantize.per_row`). Default: the SwiGLU down projections, where
+    per-tensor activation noise moves halting on the TRM and HRM demos (docs/quantization.md)."""
+
+    per_row: list[str] = Field(
+        default_factory=lambda: [".*down_proj.*"],
+        min_length=1,
+        description="node-name regular expressions of the MatMuls quantized per row; every other MatMul that "
+        "`keep_float` does not keep gets static INT8",
+    )
+
+    @field_validator("per_row")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"{p!r} is not a regular expression ({e})") from None
+        return v
+
+
 class QuantizeSection(_Strict):
     modes: list[QuantMode] = Field(default_factory=list)
     calibration: CalibrationSection = CalibrationSection()
@@ -100,5 +133,10 @@ class QuantizeSection(_Strict):
     smooth: SmoothSection = SmoothSection()
     weights: WeightsSection = WeightsSection()
     per_row: PerRowSection = Field(
-        default_factory=PerRowSection, description="settings of the `int8_per_row` mode (onnxruntime CPU only)"
+        default_factory=PerRowSection,
+        description="settings of the `int8_per_row` mode, and the per-row kernels of `int8_hybrid` (onnxruntime CPU "
+        "only)",
+    )
+    hybrid: HybridSection = Field(
+        default_factory=HybridSection, description="settings of the `int8_hybrid` mode (onnxruntime CPU only)"
     )

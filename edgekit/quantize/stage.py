@@ -19,6 +19,7 @@ from ..models.act import ACTModel
 from ..models.deq import DEQModel
 from .calibration import cache_key, cached_items, trajectory_items
 from .config import QuantizeSection
+from .hybrid import handler as _hybrid
 from .lint import count_qdq, qdq_violations
 from .nncf_backend import QuantizeError, compress_weights_int8, layer_groups, quantize_int8
 from .ort_backend import quantize_dynamic_int8, quantize_matmul_nbits
@@ -211,6 +212,7 @@ MODES: dict[str, Mode] = {
     "int8_weight_only": Mode(_weight_only),
     "int8_dynamic": Mode(_dynamic, tensorrt=False),
     "int8_per_row": Mode(_per_row, tensorrt=False),
+    "int8_hybrid": Mode(_hybrid, tensorrt=False),
     "int8_nbits": Mode(_nbits(8), tensorrt=False),
     "int4_weight_only": Mode(_nbits(4), tensorrt=False),
 }

@@ -659,9 +659,9 @@ class _TrtChecker:
 # ops of onnxruntime's CPU quantizers (quantize/ort_backend.py), named after the mode that makes them
 ORT_CPU_OPS = {
     "DynamicQuantizeLinear": "int8_dynamic",
-    "MatMulInteger": "int8_dynamic",
+    "MatMulInteger": "int8_dynamic / int8_per_row / int8_hybrid",
     "DynamicQuantizeMatMul": "int8_dynamic",
-    "MatMulIntegerToFloat": "int8_dynamic",
+    "MatMulIntegerToFloat": "int8_dynamic / int8_per_row / int8_hybrid",
     "MatMulNBits": "int8_nbits / int4_weight_only",
 }
 
