@@ -126,7 +126,7 @@ def measure(name: str, work: Path, modes: list[str], n: int = 8) -> dict:
     manifest = json.loads((art / "manifest.json").read_text())
     row["variants"] = {}
     for v in manifest["variants"]:
-        e = next((x for x in res["variants"] if f"({v}," in x["name"]), {})
+        e = next((x for x in res["variants"] if x["name"] == v), {})
         agree = e.get("vs_onnx_float32", {}).get("halting_step_agreement")
         row["variants"][v] = {
             "mb": round(e.get("bytes", 0) / 1e6, 1),

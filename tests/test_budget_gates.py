@@ -35,5 +35,5 @@ def test_size_and_latency_gates_in_a_recipe(root, tmp_path):
     assert not gates["max_size_mb"]["passed"] and gates["max_size_mb"]["kind"] == "budget"
     assert 2 < gates["max_size_mb"]["value"] < 4  # the demo's 2.9 MB of step graphs
     assert gates["max_latency_ms"]["passed"] and gates["max_exact_drop"]["passed"]
-    lat = next(v for v in res["variants"] if v["name"].startswith("onnx"))["latency"]
+    lat = next(v for v in res["variants"] if v["name"] == "float32")["latency"]
     assert lat["batch"] == 4 and lat["examples"] == 8 and lat["ms_per_puzzle"] > 0

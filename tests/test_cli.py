@@ -67,8 +67,8 @@ def test_export_deq_recipe_end_to_end(root, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASSED" in r.stdout
     res = json.loads((out / "results.json").read_text())
-    assert res["schema_version"] == 1 and res["passed"] is True
-    onnx = next(v for v in res["variants"] if v["name"].startswith("onnx"))
+    assert res["schema_version"] == 2 and res["passed"] is True
+    onnx = next(v for v in res["variants"] if v["name"] == "float32")
     assert onnx["vs_reference"]["argmax_agreement_last"] == 1.0
     assert onnx["vs_reference"]["max_abs_dlogits_last"] < 1e-4
     manifest = json.loads((out / "manifest.json").read_text())
@@ -103,8 +103,9 @@ def test_accuracy_gate_failure_gives_exit_3_and_names_the_gate(root, tmp_path, m
 
 def test_trm_export_results_match_pytorch(trm_artefact):
     res = json.loads((trm_artefact / "results.json").read_text())
-    names = [v["name"] for v in res["variants"]]
-    assert names == ["pytorch (float32)", "onnx (float32, step graph, host loop)"]  # validate.reference: float32
+    names = [(v["name"], v["display"]) for v in res["variants"]]  # validate.reference: float32
+    assert names == [("pytorch_float32", "pytorch (float32)"), ("float32", "onnx (float32, step graph, host loop)")]
+    assert res["reference"] == "pytorch_float32" and {g["variant"] for g in res["gates"]} == {"float32"}
     fp32, onnx = res["variants"][0], res["variants"][1]
     parity = onnx["vs_pytorch_float32"]
     assert parity["argmax_agreement_per_step"][0] == 1.0  # step 1 exact: export error alone, no chaos yet

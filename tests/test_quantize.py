@@ -338,6 +338,28 @@ def test_export_pipeline_writes_int8_and_mixed_variants(quant_artefact):
     assert "Trajectory fidelity" in (folder / "report.md").read_text()
 
 
+def test_every_compressed_variant_gets_its_halting_transition_plot(quant_artefact):
+    """From the validation's own records: the float32 x variant halting-step counts cover every example once, their
+    diagonal is the recorded same-halting-step agreement, and report.md shows each variant's figure."""
+    import json
+
+    folder, _, _ = quant_artefact
+    results = json.loads((folder / "results.json").read_text())
+    report = (folder / "report.md").read_text()
+    f32 = next(e for e in results["variants"] if e["name"] == "float32")
+    compressed = [e for e in results["variants"] if "vs_onnx_float32" in e]
+    variants = json.loads((folder / "manifest.json").read_text())["variants"]
+    assert {e["name"] for e in compressed} == set(variants) - {"float32"} and len(compressed) >= 3
+    for e in compressed:
+        vs = e["vs_onnx_float32"]
+        m = np.asarray(vs["halting_step_transition"])
+        assert m.shape == (16, 16) and m.sum() == 32
+        assert np.trace(m) / m.sum() == vs["halting_step_agreement"]
+        assert m.sum(1).tolist() == f32["halting_histogram"] and m.sum(0).tolist() == e["halting_histogram"]
+        png = folder / f"halting_transition_{e['name']}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"![{png.name}]({png.name})" in report
+
+
 def _bench(root, script: str, *args: str, timeout: int = 600):
     """Run one benchmarks/ script as a user would, capturing its output."""
     import subprocess

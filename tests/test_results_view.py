@@ -34,9 +34,9 @@ def results(trm_artefact) -> dict:
 def _failing(results: dict) -> dict:
     """The demo's results with an INT8-like variant whose halted-drop gate fails on a sample too small to say."""
     res = copy.deepcopy(results)
-    onnx = next(e for e in res["variants"] if e["name"].startswith("onnx (float32"))
+    onnx = next(e for e in res["variants"] if e["name"] == "float32")
     int8 = copy.deepcopy(onnx)
-    int8["name"] = "onnx (int8, step graph, host loop)"
+    int8["name"], int8["display"] = "int8", "onnx (int8, step graph, host loop)"
     int8["metrics"]["exact_halted"], int8["metrics"]["exact_halted_interval"] = 0.9062, [0.8466, 0.9439]
     int8["vs_onnx_float32"] = {"halting_step_agreement": 0.8594, "halting_step_agreement_interval": [0.79, 0.91]}
     res["variants"].append(int8)
@@ -44,7 +44,7 @@ def _failing(results: dict) -> dict:
         {"name": "max_exact_halted_drop", "variant": int8["name"], "value": 0.0234, "limit": 0.01, "passed": False,
          "against": "reference", "kind": "accuracy", "interval": [-0.0029, 0.0497]},
         {"name": "min_halting_agreement", "variant": int8["name"], "value": 0.8594, "limit": 0.95, "passed": False,
-         "against": "onnx float32", "kind": "accuracy", "interval": [0.79, 0.91]},
+         "against": "float32", "kind": "accuracy", "interval": [0.79, 0.91]},
     ]  # fmt: skip
     res["passed"] = False
     return res
@@ -57,7 +57,7 @@ def test_80_columns_fit_and_keep_every_number(results, trm_artefact):
     assert "…" not in text  # no number or header cut
     for col in ("variant", "exact at halt [95 %]", "steps", "same halt", "MB", "verdict"):
         assert col in text, col
-    onnx = next(e for e in results["variants"] if e["name"].startswith("onnx (float32"))
+    onnx = next(e for e in results["variants"] if e["name"] == "float32")
     lo, hi = onnx["metrics"]["exact_halted_interval"]
     assert f"{onnx['metrics']['exact_halted']:.3f} [{lo:.3f}, {hi:.3f}]" in text
     assert "float32 " in text and "onnx (float32" not in text  # the --variant name, not the display string
@@ -103,8 +103,22 @@ def test_undecided_is_the_interval_straddling_the_limit():
 def test_variant_ids_are_the_names_variant_options_take():
     assert variant_id({"name": "onnx (float32, step graph, host loop)"}) == "float32"
     assert variant_id({"name": "onnx (int8_dynamic, step graph, host loop)"}) == "int8_dynamic"
-    assert variant_id({"name": "pytorch (float32)"}) == "pytorch float32"
-    assert variant_id({"id": "mixed", "name": "anything"}) == "mixed"
+    assert variant_id({"name": "pytorch (float32)"}) == "pytorch_float32"
+    assert variant_id({"name": "mixed", "display": "onnx (mixed, step graph, host loop)"}) == "mixed"
+
+
+def test_results_written_before_variant_ids_still_read(tmp_path):
+    """results.json of schema 1 named entries and gates by display string: the plan stage and tune still find the
+    variant, as they do by its `--variant` name now."""
+    from edgekit.tensorrt.recipe import verdict
+    from edgekit.tune.stage import _failed_variants
+
+    for name in ("onnx (float16, step graph, host loop)", "float16"):
+        gate = {"name": "max_exact_drop", "variant": name, "value": 0.2, "limit": 0.01, "passed": False}
+        res = {"variants": [{"name": name}], "gates": [gate]}
+        assert verdict(res, "float16") == (False, "the float16 variant failed max_exact_drop (0.2, limit 0.01)")
+        (tmp_path / "results.json").write_text(json.dumps(res))
+        assert _failed_variants(tmp_path, print) == {"float16"}
 
 
 def test_next_steps_name_plan_for_tensorrt_targets_only(tmp_path):

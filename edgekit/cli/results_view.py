@@ -21,14 +21,15 @@ _UPPER = ("max_",)
 
 
 def variant_id(entry: dict[str, Any]) -> str:
-    """The name `--variant` takes (float32, int8, ...) for an ONNX variant; 'pytorch <precision>' for a reference."""
-    if entry.get("id"):
-        return str(entry["id"])
+    """The name `--variant` takes (float32, int8, ...) for an ONNX variant; pytorch_<precision> for a reference.
+    results.json names entries so since schema 2 (with `display` beside); older ones by their display string."""
     name = str(entry.get("name", "?"))
+    if "display" in entry:
+        return name
     m = re.match(r"^(onnx|pytorch) \(([^,)]+)", name)
     if not m:
         return name
-    return m.group(2).strip() if m.group(1) == "onnx" else f"pytorch {m.group(2).split()[0]}"
+    return m.group(2).strip() if m.group(1) == "onnx" else f"pytorch_{m.group(2).split()[0]}"
 
 
 def undecided(g: dict[str, Any]) -> bool:
@@ -111,7 +112,7 @@ def _wide(res: dict[str, Any]) -> Table:
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     for e in res["variants"]:
-        t.add_row(str(e["name"]), *(f(e) for _, f in WIDE), _verdict(e, res["gates"]))
+        t.add_row(variant_id(e), *(f(e) for _, f in WIDE), _verdict(e, res["gates"]))
     return t
 
 
@@ -135,6 +136,10 @@ def print_results(
     console.print(head, highlight=False, markup=False)
     console.print(f"data: {res['data']}", highlight=False, markup=False)
     console.print(_wide(res) if wide else _compact(res))
+    if wide:  # what each row ran, as results.json's `display` says
+        for e in res["variants"]:
+            if e.get("display"):
+                console.print(f"{variant_id(e)}: {e['display']}", highlight=False, markup=False)
     ids = {e["name"]: variant_id(e) for e in res["variants"]}
     gates = sorted(res["gates"], key=lambda g: g["passed"])  # failing first, otherwise in recipe order
     for g in gates:

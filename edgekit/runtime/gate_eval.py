@@ -203,7 +203,7 @@ def evaluate_gates(
     # halting agreement of a compressed variant is measured against the float32 export it was compressed from
     # (the float32 variant's own gate covers export drift against the reference); both drifts are gated
     parent = candidate.get("vs_onnx_float32")
-    hv, against = (parent, "onnx float32") if parent and "halting_step_agreement" in parent else (vs, "reference")
+    hv, against = (parent, "float32") if parent and "halting_step_agreement" in parent else (vs, "reference")
     if gates.min_halting_agreement is not None and "halting_step_agreement" in hv:
         agr = hv["halting_step_agreement"]
         out.append(
@@ -232,7 +232,7 @@ def evaluate_gates(
         out.append(_rounds(g, lat))
     if getattr(gates, "min_speedup_vs_float32", None) is not None and lat and "speedup_vs_float32" in lat:
         sp, limit = lat["speedup_vs_float32"], gates.min_speedup_vs_float32
-        g = _gate("min_speedup_vs_float32", name, sp, limit, sp >= limit, "onnx float32", lat.get("speedup_interval"))
+        g = _gate("min_speedup_vs_float32", name, sp, limit, sp >= limit, "float32", lat.get("speedup_interval"))
         out.append(_rounds(g, lat))
     return out
 

@@ -44,6 +44,7 @@ class StepMetrics:
     exact_halted: float | None
     cell_halted: float | None
     n: int = 0  # samples measured (for the intervals)
+    halted_exact: np.ndarray | None = None  # per sample: its answer at its halting step is exactly right
 
     @property
     def halted_before_cap(self) -> float | None:
@@ -81,6 +82,14 @@ class StepMetrics:
             return None
         return np.bincount(self.halting_steps, minlength=len(self.exact_per_step) + 1)[1:].tolist()
 
+    def halting_exact_histogram(self) -> list[int] | None:
+        """Of the samples halting at step 1, 2, ..., budget, how many answer exactly right there: divided by
+        `halting_histogram`, the exact accuracy at each halting step."""
+        if self.halting_steps is None or self.halted_exact is None:
+            return None
+        counts = np.bincount(self.halting_steps, weights=self.halted_exact, minlength=len(self.exact_per_step) + 1)
+        return [int(c) for c in counts[1:]]
+
 
 def step_metrics(
     preds: list[np.ndarray],
@@ -96,4 +105,5 @@ def step_metrics(
     hs = halting_steps(np.stack(halt_logits), threshold)
     chosen = np.stack(preds)[hs - 1, np.arange(labels.shape[0])]
     eh, chh = exact_and_cell(chosen, labels, mask)
-    return StepMetrics(list(ex), list(ce), hs, eh, chh, len(labels))
+    ok = exact_per_sample(chosen, labels) if mask is None else ((chosen == labels) | ~mask).all(-1)
+    return StepMetrics(list(ex), list(ce), hs, eh, chh, len(labels), np.asarray(ok, dtype=bool))

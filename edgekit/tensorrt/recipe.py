@@ -137,14 +137,15 @@ def verdict(results: dict[str, Any] | None, variant: str) -> tuple[bool | None, 
     say nothing about the engine's numbers."""
     if results is None:
         return None, "the artefact has no results.json (it was not validated)"
-    prefix = f"onnx ({variant},"  # the entry and gate name validate writes: "onnx (float16, step graph, host loop)"
-    entries = [e for e in results.get("variants", []) if isinstance(e, dict) and str(e.get("name")).startswith(prefix)]
+
+    def named(x: Any) -> bool:  # the `--variant` name, or results.json before schema 2: "onnx (float16, step graph..."
+        return x == variant or str(x).startswith(f"onnx ({variant},")
+
+    entries = [e for e in results.get("variants", []) if isinstance(e, dict) and named(e.get("name"))]
     if not entries:
         return None, f"results.json has no entry for the {variant} variant"
     gates = [
-        g
-        for g in results["gates"]
-        if isinstance(g, dict) and str(g.get("variant", "")).startswith(prefix) and g.get("kind") != "budget"
+        g for g in results["gates"] if isinstance(g, dict) and named(g.get("variant")) and g.get("kind") != "budget"
     ]
     if not gates:
         return None, f"no accuracy gate judged the {variant} variant"

@@ -280,8 +280,8 @@ def _failed_variants(folder: Path, log) -> set[str]:
         log("results.json is unreadable: every variant is tuned, whatever its validation said")
         return set()
     out = set()
-    for n in names:
-        m = re.match(r"^onnx \(([A-Za-z0-9_.-]+),", n) if isinstance(n, str) else None
+    for n in names:  # the `--variant` name; results.json before schema 2 wrote "onnx (int8, step graph, host loop)"
+        m = re.match(r"^(?:onnx \()?([A-Za-z0-9_.-]+)(?:,|$)", n) if isinstance(n, str) else None
         if m:
             out.add(m.group(1))
     return out
@@ -368,10 +368,10 @@ def _write_outputs(folder: Path, result: dict, manifest: Manifest, configs, fron
         plot_depth(folder / "tune_depth.png", result)
     results_path = folder / "results.json"
     if results_path.is_file() and not results_path.is_symlink():
-        from ..validate.plots import PLOTS
+        from ..validate.plots import existing_plots
         from ..validate.report import report_markdown
 
-        plots = [p for p in PLOTS if (folder / p).is_file()]
+        plots = existing_plots(folder)
         try:  # untrusted like the rest of the folder: a damaged results.json means no report section, not a crash
             results = json.loads(results_path.read_text())
             text = report_markdown(results, manifest.to_json(), plots, tune=result)

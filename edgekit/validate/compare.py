@@ -11,13 +11,16 @@ from ..tasks.metrics import StepMetrics, exact_per_sample, paired_drop_interval,
 
 @dataclass
 class Variant:
-    """Per-step predictions of one implementation: preds[t] is the argmax after step t+1."""
+    """Per-step predictions of one implementation: preds[t] is the argmax after step t+1. `name` is what a person
+    reads ("onnx (int8, step graph, host loop)"); `key` names it in results.json, junit.xml and references.npz:
+    the `--variant` name of an ONNX variant, pytorch_<dtype> for a PyTorch reference."""
 
     name: str
     preds: list[np.ndarray]
     halt: list[np.ndarray] = field(default_factory=list)
     last_logits: np.ndarray | None = None
     seconds: float | None = None
+    key: str = ""
 
 
 def variant_metrics(v: Variant, labels: np.ndarray, threshold: float = 0.0) -> StepMetrics:
@@ -25,10 +28,14 @@ def variant_metrics(v: Variant, labels: np.ndarray, threshold: float = 0.0) -> S
     return step_metrics(preds, labels, v.halt or None, threshold=threshold)
 
 
-def agreement(a: Variant, b: Variant, threshold: float = 0.0, labels: np.ndarray | None = None) -> dict:
+def agreement(
+    a: Variant, b: Variant, threshold: float = 0.0, labels: np.ndarray | None = None, transition: bool = False
+) -> dict:
     """Argmax agreement per step, halting-step agreement at the artefact's halting threshold and last-step
     |Δlogits| between two variants; with labels, the paired 95 % intervals of b's exact accuracy minus a's (at the
-    full budget and at each sample's halting step), which the drop gates report."""
+    full budget and at each sample's halting step), which the drop gates report. `transition`: also the halting-step
+    transition matrix, counts[i][j] = examples halting at step i+1 in b and at step j+1 in a (its diagonal is the
+    halting-step agreement), which the report plots to show where a compressed variant's halting moved."""
     per_step = [float(np.mean(pa == pb)) for pa, pb in zip(a.preds, b.preds)]
     out = {
         "argmax_agreement_per_step": per_step,
@@ -52,6 +59,9 @@ def agreement(a: Variant, b: Variant, threshold: float = 0.0, labels: np.ndarray
         ha, hb = halting_steps(np.stack(a.halt), threshold), halting_steps(np.stack(b.halt), threshold)
         out["halting_step_agreement"] = float(np.mean(ha == hb))
         out["halting_step_agreement_interval"] = wilson(int(np.sum(ha == hb)), len(ha))
+        if transition:
+            t = max(len(a.halt), len(b.halt))
+            out["halting_step_transition"] = np.bincount((hb - 1) * t + ha - 1, minlength=t * t).reshape(t, t).tolist()
     if labels is not None:
         ok_a, ok_b = exact_per_sample(a.preds[-1], labels), exact_per_sample(b.preds[-1], labels)
         out["exact_drop_interval"] = paired_drop_interval(ok_b, ok_a)

@@ -1,4 +1,6 @@
-"""JUnit XML for CI systems: one test case per gate, a failure element where the gate failed."""
+"""JUnit XML for CI systems: one test case per gate, named edgekit.<recipe>.<variant> with the `--variant` name
+(float32, int8, ...) a user passes to the device commands; a failure element where the gate failed, which also
+says what ran (the variant's display string in results.json)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ def junit_xml(results: dict) -> str:
     suite = ET.Element(
         "testsuite", name=f"edgekit.{results['recipe']}", tests=str(len(gates)), failures=str(failures), errors="0"
     )
+    shown = {e.get("name"): e.get("display") for e in results.get("variants", [])}
     for g in gates:
         case = ET.SubElement(suite, "testcase", classname=f"edgekit.{results['recipe']}.{g['variant']}", name=g["name"])
         if not g["passed"]:
             f = ET.SubElement(
                 case, "failure", message=f"{g['name']} = {g['value']} (limit {g['limit']})", type="GateFailed"
             )
-            f.text = f"variant {g['variant']}: {g['name']} = {g['value']}, limit {g['limit']}"
+            what = f" ({shown[g['variant']]})" if shown.get(g["variant"]) else ""
+            f.text = f"variant {g['variant']}{what}: {g['name']} = {g['value']}, limit {g['limit']}"
     root = ET.Element("testsuites", name="edgekit", tests=str(len(gates)), failures=str(failures))
     root.append(suite)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

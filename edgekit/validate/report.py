@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from .plots import HALTING_PREFIX, halting_plot
+
 
 def _cell(d: dict[str, Any], key: str, fmt: str = ".3f") -> str:
     """A table cell: the float at d[key] in `fmt`, or an en dash where there is none."""
@@ -39,12 +43,22 @@ GLOSSARY = {
 }
 
 
+def _is_onnx(e: dict[str, Any]) -> bool:
+    """An ONNX variant's entry (its display string says what ran; results.json before `display` had only that)."""
+    return str(e.get("display", e.get("name", ""))).startswith("onnx")
+
+
+def _display(results: dict[str, Any], name: Any) -> str:
+    """What the entry called `name` is, in words ("pytorch (float32)"), or the name where no entry says."""
+    return next((str(e.get("display", name)) for e in results["variants"] if e.get("name") == name), str(name))
+
+
 def _deployable(results: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The ONNX variant a device would use: every gate on it passed, smallest step graphs."""
     gates: dict[str, bool] = {}
     for g in results["gates"]:
         gates[g["variant"]] = gates.get(g["variant"], True) and g["passed"]
-    onnx = [e for e in results["variants"] if e["name"].startswith("onnx") and gates.get(e["name"], True)]
+    onnx = [e for e in results["variants"] if _is_onnx(e) and gates.get(e["name"], True)]
     return min(onnx, key=lambda e: e.get("bytes", 0), default=None)
 
 
@@ -70,7 +84,7 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
         )
     lo, hi = m.get("exact_full_interval", [None, None])
     interval = f" (95 % interval {lo:.3f}-{hi:.3f})" if lo is not None else ""
-    ref = results.get("reference", "the PyTorch reference")
+    ref = _display(results, results["reference"]) if results.get("reference") else "the PyTorch reference"
     return [
         head,
         "",
@@ -84,13 +98,13 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
 def _validated(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     """What this report's numbers cover and what they do not: a device user must not read an fp16 TensorRT engine
     into a float32 validation."""
-    onnx = [e["name"] for e in results["variants"] if e["name"].startswith("onnx")]
+    onnx = [e["name"] for e in results["variants"] if _is_onnx(e)]
     precisions = list(manifest.get("variants") or {"float32": {}})
     lines = [
         "## What was validated, and what was not",
         "",
         f"- Validated here: {', '.join(onnx) or 'no ONNX variant'}, on onnxruntime's CPU provider, against "
-        f"{results.get('reference', 'PyTorch')}.",
+        f"{_display(results, results.get('reference', 'PyTorch'))}.",
     ]
     tensorrt = results.get("target_build") is not None or results.get("target", "x86-cpu") != "x86-cpu"
     if tensorrt:
@@ -219,6 +233,34 @@ def _arc(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     return out
 
 
+def _halting_moves(variants: list[dict[str, Any]], plots: Sequence[str]) -> list[str]:
+    """Per compressed variant, where its halting step moved from the float32 export's and how exact the answers are
+    at each halting step (the plots halting_<variant>.png), counted from the transition matrix in results.json."""
+    rows = [e for e in variants if (e.get("vs_onnx_float32") or {}).get("halting_step_transition")]
+    if not rows:
+        return []
+    out = [
+        "",
+        "## Halting of the compressed variants vs the float32 export",
+        "",
+        "Left: examples by float32 halting step (rows) and the variant's halting step (columns); off the diagonal "
+        "they halt elsewhere. Right: exact accuracy of the answer at each halting step, with the number of examples "
+        "halting there. A drop at the steps examples moved to explains a failed halting or early-halting gate.",
+        "",
+    ]
+    for e in rows:
+        m = np.asarray(e["vs_onnx_float32"]["halting_step_transition"])
+        n, same = int(m.sum()), int(np.trace(m))
+        later, earlier = int(np.triu(m, 1).sum()), int(np.tril(m, -1).sum())
+        out.append(
+            f"- {e['name']}: same halting step on {same} of {n} examples; {later} halt later, {earlier} earlier."
+        )
+        name = halting_plot(e["name"])
+        if name in plots:
+            out += ["", f"![{name}]({name})", ""]
+    return out
+
+
 def report_markdown(
     results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = (), tune: dict[str, Any] | None = None
 ) -> str:
@@ -237,16 +279,19 @@ def report_markdown(
     lines += ["", *_validated(results, manifest)]
     lines += [
         "",
-        "| variant | exact@1 | exact@budget | cell@budget | exact (early halting) | halted before cap "
+        "| variant | what ran | exact@1 | exact@budget | cell@budget | exact (early halting) | halted before cap "
         "| argmax agreement vs reference | relative Δlogits median / p99 |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in results["variants"]:
         m = e["metrics"]
         cells = [_cell(m, k) for k in ("exact_1", "exact_full", "cell_full", "exact_halted", "halted_before_cap")]
         vs = e.get("vs_reference", {})
         rel = f"{_cell(vs, 'dlogits_rel_median', '.1e')} / {_cell(vs, 'dlogits_rel_p99', '.1e')}"
-        lines.append(f"| {e['name']} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |")
+        what = e.get("display", "–")
+        lines.append(
+            f"| {e['name']} | {what} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |"
+        )
     lines += ["", "## Gates", ""]
     import re
 
@@ -288,8 +333,9 @@ def report_markdown(
             )
     lines += _fidelity(results["variants"])
     lines += _arc(results, manifest)
+    lines += _halting_moves(results["variants"], plots)
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]
-    lines += [f"![{p}]({p})" for p in plots]
+    lines += [f"![{p}]({p})" for p in plots if not p.startswith(HALTING_PREFIX)]
     if tune:
         lines += _tune_section(tune)
     lines += ["", "## Glossary", ""] + [f"- **{k}**: {v}." for k, v in GLOSSARY.items()]

@@ -21,7 +21,7 @@ from ..manifest import Manifest
 from ..schema import Recipe, load_target
 from ..tasks import TaskData
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # 2: entries and gates name variants by their `--variant` name, `display` beside it
 FIDELITY_SAMPLES = 128  # trajectory cosine / drift: full-budget rollouts of both variants on this many samples
 
 
@@ -37,26 +37,29 @@ def runner_ids(runner, data: TaskData) -> np.ndarray | None:
 
 
 def _torch_variant(
-    model, data: TaskData, name: str, batch: int, weights_sha256: str | None = None, log=None, scale=None
+    model, data: TaskData, dtype: str, batch: int, weights_sha256: str | None = None, log=None, scale=None
 ):
+    """The PyTorch reference at `dtype` (float32, bfloat16, ...), named pytorch_<dtype> in results.json."""
     from ..scale import reference_rollout
     from .compare import Variant
 
+    name = f"pytorch ({dtype})"
     t0 = time.time()  # sharded on the validation's executor and device (edgekit/scale), cached per shard
     preds, halts, last = reference_rollout(model, data, batch, f"validating {name}", weights_sha256, log, scale)
-    return Variant(name, preds, halts, last, time.time() - t0)
+    return Variant(name, preds, halts, last, time.time() - t0, key=f"pytorch_{dtype}")
 
 
 def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
     from .compare import agreement, variant_metrics
 
     sm = variant_metrics(v, data.labels, thr)
-    e = {"name": v.name, "metrics": sm.summary(), "seconds": round(v.seconds or 0.0, 3)}
+    e = {"name": v.key or v.name, "display": v.name, "metrics": sm.summary(), "seconds": round(v.seconds or 0.0, 3)}
     extra = task.answer_metrics(data, v.preds, v.halt, thr) if task is not None else None
     if extra is not None:
         e["task_metrics"] = {task.name: extra}
     if sm.halting_histogram() is not None:
         e["halting_histogram"] = sm.halting_histogram()
+        e["halting_exact"] = sm.halting_exact_histogram()  # of those, exactly right at their halting step
     if ref is not None:
         e["vs_reference"] = agreement(v, ref, thr, data.labels)
     if parity_with is not None:
@@ -88,7 +91,7 @@ def onnx_rollout(runner, data: TaskData, name: str, batch: int, log=None, scale=
     key = onnx_rollout_key(files, keyed(data.inputs, ids), steps or int(runner.graph.step_budget), settings)
     t0 = time.time()
     (preds, halts, last), hit = cached_rollout("onnx", key, compute, f"validating {name}", log)
-    return Variant(name, preds, halts, last, time.time() - t0), hit
+    return Variant(name, preds, halts, last, time.time() - t0, key=runner.variant), hit
 
 
 def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: TaskData, v, log) -> None:
@@ -166,19 +169,19 @@ def validate_artefact(
 
     scale = begin(recipe.validate_)  # executor, workers, device: checked before any rollout
     if fp32 is native or which == "float32":  # the ONNX graphs are float32: the like-for-like reference
-        ref = fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log, scale)
+        ref = fp32_v = _torch_variant(fp32, data, "float32", bs, sha, log, scale)
     elif which == "trained":
-        ref = fp32_v = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log, scale)
+        ref = fp32_v = _torch_variant(native, data, native_dtype, bs, sha, log, scale)
     else:  # both: gates against the model as trained, export parity against float32 PyTorch
-        ref = _torch_variant(native, data, f"pytorch ({native_dtype})", bs, sha, log, scale)
-        fp32_v = _torch_variant(fp32, data, "pytorch (float32)", bs, sha, log, scale)
+        ref = _torch_variant(native, data, native_dtype, bs, sha, log, scale)
+        fp32_v = _torch_variant(fp32, data, "float32", bs, sha, log, scale)
     from ..tasks import get_task
 
     task = get_task(recipe.task.name)
     from ..runtime.references import REFERENCE, Recorder
 
     recorded = Recorder(data.inputs, data.labels, thr, data.puzzle_ids, data.names)  # for `edgekit verify --full`
-    recorded.add(REFERENCE, ref.name, ref)
+    recorded.add(REFERENCE, ref.key, ref)
     entries = [_entry(ref, data, thr, None, None, task)]
     if fp32_v is not ref:
         entries.append(_entry(fp32_v, data, thr, ref, None, task))
@@ -191,7 +194,8 @@ def validate_artefact(
         acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
         entries.append(
             {
-                "name": f"pytorch ({native.solver.name} solve)",
+                "name": f"pytorch_{native.solver.name}_solve",
+                "display": f"pytorch ({native.solver.name} solve)",
                 "metrics": {
                     "exact_full": acc,
                     "cell_full": acc,
@@ -209,7 +213,7 @@ def validate_artefact(
         # hashes are written at the end; the providers are validate.device's (the CUDA provider for cuda / auto)
         runner = Runner(tmp, variant=precision, complete=False, providers=scale.onnx.providers, tf32=scale.onnx.tf32)
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log, scale)
-        recorded.add(precision, v.name, v)
+        recorded.add(precision, v.key, v)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
         e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
@@ -223,7 +227,7 @@ def validate_artefact(
                 files[Path(answers[0]).stem] = answers[0]
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
-            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels)
+            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels, transition=True)
             compressed.append((e, runner, v))
         if precision in quant_info:
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
@@ -293,7 +297,7 @@ def validate_artefact(
         "target": target.name,
         "data": data.description,
         **({"data_source": data.source} if data.source else {}),
-        "reference": ref.name,
+        "reference": ref.key,
         "variants": entries,
         "gates": gates,
         "passed": passed,
