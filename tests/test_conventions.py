@@ -35,7 +35,7 @@ def test_one_jetson_compute_capability_table():
 
 @pytest.mark.parametrize("asked", ["fp16", "float16"])
 def test_float16_and_fp16_name_the_same_engine_precision(trm_artefact, asked):
-    from edgekit.tensorrt.recipe import make_recipe
+    from edgekit.tensorrt.build_spec import make_recipe
 
     recipe = make_recipe(trm_artefact, "rtx-40", precision=asked)
     assert recipe.precision == "fp16"

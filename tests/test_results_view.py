@@ -110,7 +110,7 @@ def test_variant_ids_are_the_names_variant_options_take():
 def test_results_written_before_variant_ids_still_read(tmp_path):
     """results.json of schema 1 named entries and gates by display string: the plan stage and tune still find the
     variant, as they do by its `--variant` name now."""
-    from edgekit.tensorrt.recipe import verdict
+    from edgekit.tensorrt.build_spec import verdict
     from edgekit.tune.stage import _failed_variants
 
     for name in ("onnx (float16, step graph, host loop)", "float16"):

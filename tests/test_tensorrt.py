@@ -23,11 +23,11 @@ from edgekit.artefact import sha256_file, write_json
 from edgekit.errors import IncompatibleError, InputError, RecipeError
 from edgekit.schema import load_target, target_names
 from edgekit.tensorrt import versions
+from edgekit.tensorrt.build_spec import make_recipe
 from edgekit.tensorrt.check import check_artefact, check_onnx
 from edgekit.tensorrt.engine_manifest import ENGINE_MANIFEST, make_manifest, read_manifest, timing_cache_key, verify
 from edgekit.tensorrt.graphs import describe
 from edgekit.tensorrt.plan import write_plan
-from edgekit.tensorrt.recipe import make_recipe
 
 EDGEKIT = [sys.executable, "-m", "edgekit.cli"]
 # docs/tensorrt.md's commands (tests/test_readme.py reads this): test_docs_commands runs them on the demo artefact

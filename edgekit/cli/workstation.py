@@ -225,8 +225,8 @@ def plan(
 ) -> None:
     """Write build_<target>.sh, the trtexec engine build to run on the device itself (Jetson engines are built
     there), for the variant validation passed (or --variant) at the precision it was validated at."""
+    from ..tensorrt.build_spec import make_recipe, tensorrt_target
     from ..tensorrt.plan import write_script
-    from ..tensorrt.recipe import make_recipe, tensorrt_target
 
     try:
         tg = tensorrt_target(target)
@@ -268,7 +268,7 @@ def build(
 ) -> None:
     """Build TensorRT engines on this machine's GPU (Python API), for the same variant and precision as `edgekit
     plan`. Exit 5 without TensorRT: use `edgekit plan`."""
-    from ..tensorrt.recipe import make_recipe, tensorrt_target
+    from ..tensorrt.build_spec import make_recipe, tensorrt_target
 
     try:
         tg = tensorrt_target(target)

@@ -17,8 +17,8 @@ from .. import __version__
 from ..artefact import writable_folder
 from ..schema import Target, load_target
 from . import versions
+from .build_spec import BuildRecipe, make_recipe
 from .engine_manifest import ENGINE_MANIFEST, ENGINE_SCHEMA_VERSION
-from .recipe import BuildRecipe, make_recipe
 from .toolchain import JETSON_CC
 
 
@@ -36,7 +36,7 @@ def write_plan(
     variants: list[str] | None = None,
 ) -> Path:
     """Write build_<target>.sh into `out` (default: the artefact folder) and return its path. `variants`: the
-    artefact variants to build (default: the validated one, see edgekit.tensorrt.recipe); `graphs` limits the
+    artefact variants to build (default: the validated one, see edgekit.tensorrt.build_spec); `graphs` limits the
     engines to those roles or manifest names (default: every graph of those variants)."""
     target = load_target(target) if isinstance(target, str) else target
     artefact = Path(artefact).resolve()

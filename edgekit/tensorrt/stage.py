@@ -23,7 +23,7 @@ def target_stage(folder: Path, target: Target, log: Callable[[str], None]) -> di
     if not report.compatible:
         log(f"not compatible with {target.name}: {report.errors()[0].message if report.errors() else report.verdict}")
         return {**out, "exit_code": EXIT_INCOMPATIBLE}
-    from .recipe import make_recipe
+    from .build_spec import make_recipe
 
     recipe = make_recipe(folder, target)
     script = write_script(recipe, target, folder)

@@ -1,7 +1,7 @@
 """`edgekit build`: TensorRT engines from an artefact's ONNX graphs through the TensorRT Python API, on the machine
 that will run them.
 
-Same recipe as the on-device plan (edgekit.tensorrt.recipe): the validated variant by default, precision by builder
+Same recipe as the on-device plan (edgekit.tensorrt.build_spec): the validated variant by default, precision by builder
 flags on TensorRT 10.x, by the strongly typed graph on 11.x, TF32 cleared for float32 engines in both (as the plan's
 `--noTF32`); one optimization profile over the batch axis; a timing cache per graph, named by the
 content hash of (ONNX, TensorRT version, GPU) and reused across builds; the engines and an engine manifest written
@@ -19,8 +19,8 @@ from ..cache import private_folder
 from ..errors import IncompatibleError
 from ..schema import Target, load_target
 from . import versions
+from .build_spec import BuildRecipe, GraphBuild, make_recipe
 from .engine_manifest import ENGINE_MANIFEST, engine_dir, l4t_release, make_manifest, sha256_file, timing_cache_key
-from .recipe import BuildRecipe, GraphBuild, make_recipe
 from .toolchain import gpu_info, require_tensorrt, tensorrt_version
 
 

@@ -1,5 +1,6 @@
-"""The build recipe: what an engine build does for one artefact on one target, shared by `edgekit plan` (trtexec
-on the device) and `edgekit build` (TensorRT Python API), so both build the same engines and hash the same recipe.
+"""The build specification (`BuildRecipe`): what an engine build does for one artefact on one target, shared by
+`edgekit plan` (trtexec on the device) and `edgekit build` (TensorRT Python API), so both build the same engines and
+hash the same specification.
 
 What is built: the graphs of one or more of the artefact's variants, by default the one whose numbers were
 validated — the float16 variant when it passed its accuracy gates in results.json, else float32 — each at the
