@@ -386,6 +386,12 @@ class GraphInfo:
         """The validated halting threshold (0.0 where the manifest does not say)."""
         return 0.0 if self.halt_threshold is None else self.halt_threshold
 
+    def threshold_of(self, variant: str) -> float:
+        """The halting threshold `variant` was validated at: its own calibrated one (`graph.variant_thresholds`,
+        written with `halt_threshold: auto`), else the artefact's."""
+        own = (self.extra.get("variant_thresholds") or {}).get(variant)
+        return self.threshold if own is None else float(own)
+
     @property
     def state_names(self) -> tuple[str, ...]:
         return self.state.names
@@ -575,6 +581,10 @@ class Manifest:
         """How the recursion stops, with the values the graphs were exported with: the halting threshold from
         `graph.halt_threshold`, the solver from `model.config.solver`."""
         return make_rule(self.model.kind, self.graph.threshold, self.model.solver)
+
+    def stopping_of(self, variant: str) -> Stopping:
+        """`stopping` for one variant: a compressed variant halts at its own calibrated threshold where it has one."""
+        return make_rule(self.model.kind, self.graph.threshold_of(variant), self.model.solver)
 
     @property
     def hashes(self) -> Mapping[str, str]:
@@ -823,6 +833,14 @@ def _check_variants(variants: object, m: dict[str, Any]) -> None:
             need(
                 isinstance(key, str) and key in files,
                 f"variant {name}'s {graph} graph {short(key)} is not among the listed files",
+            )
+    own = m["graph"].get("variant_thresholds")
+    if own is not None:
+        for name, t in _obj(own, "graph.variant_thresholds").items():
+            need(name in v, f"graph.variant_thresholds names {short(name)}, which is not a variant")
+            need(
+                _num(t, -MAX_THRESHOLD, MAX_THRESHOLD),
+                f"graph.variant_thresholds.{short(name)} {short(t)} is not a number within +-{MAX_THRESHOLD:g}",
             )
 
 

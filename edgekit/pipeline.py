@@ -161,6 +161,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     from .models.checkpoint import find_files, load_model
     from .tensorrt.stage import target_stage
     from .validate import calibrate_halt_threshold, validate_artefact
+    from .validate.threshold import apply_variant_thresholds, calibrate_variant_thresholds
 
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
@@ -248,6 +249,10 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
             manifest = replace(manifest, quantization=quantization)
         manifest = with_files(manifest, tmp, files, variants)
         (tmp / "manifest.json").write_text(manifest.dumps())
+        if len(manifest.variants) > 1:  # each compressed variant's own halting threshold (with auto), in its Loop
+            own = calibrate_variant_thresholds(recipe, tmp, manifest, thr, log)
+            manifest = with_files(apply_variant_thresholds(tmp, manifest, own), tmp, files)
+            (tmp / "manifest.json").write_text(manifest.dumps())
         results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
         build = target_stage(tmp, target, log)
         if build:

@@ -99,6 +99,12 @@ model: {path: checkpoints/my-trm}
 task: {name: sudoku, data: data/sudoku-extreme-1k-aug-1000, n: 1000}
 ```
 
+For a checkpoint with a halting head (TRM, HRM) this already gates the answer a device returns: by default the
+halting threshold is calibrated (`validate.halt_threshold: auto`, each compressed variant its own) and the
+deployed-answer gates are on (`gates.max_exact_halted_drop: 0.01`, `gates.min_halting_agreement: 0.95`) beside the
+full-budget ones. Setting both deployed-answer gates to `null` leaves the device's answer ungated: the export says
+so in a warning line.
+
 Worked examples: `recipes/*.yaml` (the main job is `recipes/trm-sudoku.yaml`). "Type" uses YAML words: a
 `list` is `[a, b]`, `null` switches a key off.
 """

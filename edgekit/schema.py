@@ -145,9 +145,12 @@ class ExportSection(_Strict):
 
 class ValidateSection(_Strict):
     halt_threshold: float | Literal["auto"] = Field(
-        default=0.0,
-        description="halt when the halting logit exceeds this; 'auto' picks the smallest threshold whose "
-        "early-halting accuracy stays within halt_tolerance of the full budget on held-out data",
+        default="auto",
+        description="halt when the halting logit exceeds this; 'auto' (the default) picks the smallest threshold "
+        "whose early-halting accuracy stays within halt_tolerance of the full budget on held-out data, and each "
+        "compressed variant its own (the fewest mean steps whose exact accuracy at halting stays within "
+        "gates.max_exact_halted_drop of float32's); 0 is the model's training rule. Models without a halting head "
+        "ignore it",
     )
     reference: Literal["float32", "trained", "both"] = Field(
         default="float32",
@@ -202,14 +205,18 @@ class GatesSection(_Strict):
     max_exact_drop: float | None = Field(default=0.01, ge=0, le=1, description="fraction, e.g. 0.01 = 1 point")
     min_argmax_agreement: float | None = Field(default=None, ge=0, le=1)
     max_exact_halted_drop: float | None = Field(
-        default=None, ge=0, le=1, description="exact accuracy at each sample's halting step"
-    )
-    min_halting_agreement: float | None = Field(
-        default=None,
+        default=0.01,
         ge=0,
         le=1,
-        description="share halting at the same step: the float32 export vs the "
-        "reference, each compressed variant vs the float32 export",
+        description="exact accuracy at each sample's halting step (the answer a device returns); on by default, "
+        "evaluated for models with a halting head",
+    )
+    min_halting_agreement: float | None = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="share halting at the same step: the float32 export vs the reference, each compressed variant "
+        "vs the float32 export; on by default, evaluated for models with a halting head",
     )
     max_pass2_drop: float | None = Field(
         default=None,

@@ -133,6 +133,8 @@ def print_results(
     """The table, the gates (failed first), the verdict, the report's path and what to run next."""
     n, thr = _examples(res), _threshold(folder)
     head = f"{res['recipe']} → {res['target']}" + (f", halting threshold {thr:g}" if thr is not None else "")
+    own = [f"{variant_id(e)} {e['halt_threshold']:g}" for e in res["variants"] if _own_threshold(e, thr)]
+    head += f" ({', '.join(own)})" if own else ""
     console.print(head, highlight=False, markup=False)
     console.print(f"data: {res['data']}", highlight=False, markup=False)
     console.print(_wide(res) if wide else _compact(res))
@@ -156,6 +158,8 @@ def print_results(
         verdict = f"[bold red]FAILED[/]: {len(failed)} of {len(res['gates'])} gates failed"
     if open_:
         verdict += f"; {open_} passed only by point estimate (*)"
+    for w in res.get("warnings") or []:  # the gates judge another configuration than the device runs
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     tgt = res.get("target_build")
     if tgt:
         console.print(
@@ -203,6 +207,12 @@ def _threshold(folder: Path) -> float | None:
     except (OSError, ValueError, RecursionError):
         return None
     return None if thr is None else float(thr)
+
+
+def _own_threshold(e: dict[str, Any], thr: float | None) -> bool:
+    """The entry was validated at its own calibrated halting threshold, not the artefact's."""
+    own = e.get("halt_threshold")
+    return isinstance(own, (int, float)) and thr is not None and float(own) != thr
 
 
 def _examples(res: dict[str, Any]) -> int | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -307,3 +308,16 @@ def build_loop(
             f"the Loop graph fails onnx.checker: {first_line(e, 240)}", "report this as an edgekit bug"
         ) from None
     return model
+
+
+def set_halt_threshold(path: Path, threshold: float) -> bool:
+    """Set the default of a saved ACT Loop form's `halt_threshold` input (an initializer of the same name) in place:
+    a compressed variant's Loop answers at that variant's own calibrated threshold when a backend builds the default
+    in (TensorRT). False when the graph has no such input (a DEQ's Loop takes `tol`)."""
+    model = onnx.load(str(path), load_external_data=False)
+    for i, t in enumerate(model.graph.initializer):
+        if t.name == "halt_threshold":
+            model.graph.initializer[i].CopyFrom(_const("halt_threshold", np.array(threshold, np.float32)))
+            onnx.save(model, str(path))
+            return True
+    return False

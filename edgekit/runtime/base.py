@@ -136,7 +136,8 @@ class HostRunner:
         if self.graph.puzzle_ids is not None and "puzzle_ids" not in files:
             raise ArtefactError("the manifest declares puzzle identifiers but lists no puzzle_ids file")
         self._init_parts: dict[np.dtype, list[np.ndarray]] = {}
-        self.stopping: Stopping = self.manifest.stopping  # the one dispatch on how the recursion stops
+        # the one dispatch on how the recursion stops, at the variant's own validated threshold
+        self.stopping: Stopping = self.manifest.stopping_of(variant)
         self.solver: dict[str, Any] = self.stopping.settings
 
     # -- what a backend implements --------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ class FullReport:
 
 def device_answers(runner: Any, refs: References, label: str) -> Answers:
     """The runner's answers to every recorded example, computed as validation computed the export's."""
-    x, bs, thr = refs.inputs, int(refs.meta["batch_size"]), float(refs.meta["threshold"])
+    x, bs = refs.inputs, int(refs.meta["batch_size"])
+    thr = float(refs.meta.get("variant_thresholds", {}).get(runner.variant, refs.meta["threshold"]))
     ids = refs.puzzle_ids if runner.takes_puzzle_ids else None
     parts = []
     with progress.task(label, len(x)) as bar:

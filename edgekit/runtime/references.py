@@ -139,12 +139,16 @@ class Recorder:
         if names is not None and puzzle_ids is not None:  # ARC: identifier names carry each copy's augmentation
             self.names = {str(int(i)): str(s) for i, s in zip(puzzle_ids[: self.n], names[: self.n])}
         self.entries: dict[str, str] = {}
+        self.thresholds: dict[str, float] = {}  # variants validated at their own threshold
 
-    def add(self, key: str, name: str, rollout: Rollout) -> None:
-        """`key`: REFERENCE or the variant's precision; `name`: its entry name in results.json."""
+    def add(self, key: str, name: str, rollout: Rollout, threshold: float | None = None) -> None:
+        """`key`: REFERENCE or the variant's precision; `name`: its entry name in results.json; `threshold`: the
+        variant's own halting threshold where it has one (default: the artefact's)."""
         cut = _Steps([np.asarray(p)[: self.n] for p in rollout.preds], [np.asarray(h)[: self.n] for h in rollout.halt])
-        self.arrays |= Answers.of(cut, self.threshold).arrays(key)
+        self.arrays |= Answers.of(cut, self.threshold if threshold is None else threshold).arrays(key)
         self.entries[key] = name
+        if threshold is not None and threshold != self.threshold:
+            self.thresholds[key] = float(threshold)
 
     def write(self, folder: Path, meta: dict[str, Any]) -> str:
         """Write references.npz into `folder` atomically; returns its name (for the manifest's files)."""
@@ -156,6 +160,7 @@ class Recorder:
             "examples_validated": self.total,
             "kept": "all" if self.n == self.total else f"the first {self.n} in validation order",
             "threshold": self.threshold,
+            **({"variant_thresholds": self.thresholds} if self.thresholds else {}),
             "reference": self.entries.get(REFERENCE),
             "variants": {k: v for k, v in self.entries.items() if k != REFERENCE},
             **({"arc_names": self.names} if self.names else {}),
@@ -281,6 +286,8 @@ def _check_meta(path: Path, meta: dict[str, Any], variants: Collection[str]) -> 
 
     need(isinstance(meta.get("examples"), int) and isinstance(meta.get("examples_validated"), int), "example counts")
     need(num(meta.get("threshold")), "threshold")
+    own = meta.get("variant_thresholds", {})
+    need(isinstance(own, dict) and all(isinstance(k, str) and num(t) for k, t in own.items()), "variant thresholds")
     need(isinstance(meta.get("batch_size"), int) and 0 < meta["batch_size"] <= 65536, "batch size")
     need(isinstance(meta.get("reference"), str), "reference name")
     v = meta.get("variants")

@@ -141,14 +141,15 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     timings: dict[str, StepTimes] = {}
     for v in names:
         preds, halt = records[v]
-        cs = grid(v, preds, halt, data.labels, default_answers, thresholds_for(halt, default_thr))
+        own = float(manifest.graph.threshold_of(v))  # the variant's validated threshold (its own, with auto)
+        cs = grid(v, preds, halt, data.labels, default_answers, thresholds_for(halt, own))
         if device is not None:  # the device's own graph times; no end-to-end run is possible here
             times = device[v]
         else:
             times = time_graphs(runners[v], data.inputs, s.batch)
             # one end-to-end run of the default configuration calibrates the model for the host loop's overhead
-            measured = measure_ms(runners[v], timed, s.batch, default_thr, budget)
-            predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], default_thr), s.batch)
+            measured = measure_ms(runners[v], timed, s.batch, own, budget)
+            predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], own), s.batch)
             times.scale = measured / predicted if predicted > 0 else 1.0
         timings[v] = times
         for c in cs:

@@ -29,13 +29,19 @@ def variant_metrics(v: Variant, labels: np.ndarray, threshold: float = 0.0) -> S
 
 
 def agreement(
-    a: Variant, b: Variant, threshold: float = 0.0, labels: np.ndarray | None = None, transition: bool = False
+    a: Variant,
+    b: Variant,
+    threshold: float = 0.0,
+    labels: np.ndarray | None = None,
+    transition: bool = False,
+    b_threshold: float | None = None,
 ) -> dict:
     """Argmax agreement per step, halting-step agreement at the artefact's halting threshold and last-step
     |Δlogits| between two variants; with labels, the paired 95 % intervals of b's exact accuracy minus a's (at the
     full budget and at each sample's halting step), which the drop gates report. `transition`: also the halting-step
     transition matrix, counts[i][j] = examples halting at step i+1 in b and at step j+1 in a (its diagonal is the
-    halting-step agreement), which the report plots to show where a compressed variant's halting moved."""
+    halting-step agreement), which the report plots to show where a compressed variant's halting moved.
+    `b_threshold`: b's own halting threshold where it differs from a's (a compressed variant halts at its own)."""
     per_step = [float(np.mean(pa == pb)) for pa, pb in zip(a.preds, b.preds)]
     out = {
         "argmax_agreement_per_step": per_step,
@@ -56,7 +62,8 @@ def agreement(
     if a.halt and b.halt:
         from ..tasks.metrics import halting_steps
 
-        ha, hb = halting_steps(np.stack(a.halt), threshold), halting_steps(np.stack(b.halt), threshold)
+        tb = threshold if b_threshold is None else b_threshold
+        ha, hb = halting_steps(np.stack(a.halt), threshold), halting_steps(np.stack(b.halt), tb)
         out["halting_step_agreement"] = float(np.mean(ha == hb))
         out["halting_step_agreement_interval"] = wilson(int(np.sum(ha == hb)), len(ha))
         if transition:

@@ -76,20 +76,23 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
         return [head, "", "No ONNX variant passes its gates: none is fit to deploy.", ""]
     m = best["metrics"]
     cost = f"{best.get('bytes', 0) / 1e6:.2f} MB of step graphs"
-    halting = ""
-    if m.get("exact_halted") is not None:
-        halting = (
-            f", {m['exact_halted']:.3f} at its halting step after {m.get('mean_steps', 0):.2f} steps on average "
-            f"(threshold {manifest.get('graph', {}).get('halt_threshold', 0)})"
-        )
     lo, hi = m.get("exact_full_interval", [None, None])
     interval = f" (95 % interval {lo:.3f}-{hi:.3f})" if lo is not None else ""
+    full = f"exact accuracy {m['exact_full']:.3f}{interval} at the full budget"
+    if m.get("exact_halted") is not None:  # the headline: the answer the device returns, at its halting step
+        thr = best.get("halt_threshold", manifest.get("graph", {}).get("halt_threshold", 0))
+        hl, hh = m.get("exact_halted_interval", [None, None])
+        hiv = f" (95 % interval {hl:.3f}-{hh:.3f})" if hl is not None else ""
+        full = (
+            f"exact accuracy {m['exact_halted']:.3f}{hiv} at its halting step after {m.get('mean_steps', 0):.2f} "
+            f"steps on average (threshold {thr}), {m['exact_full']:.3f} at the full budget"
+        )
     ref = _display(results, results["reference"]) if results.get("reference") else "the PyTorch reference"
     return [
         head,
         "",
-        f"A device would use **{best['name']}**: exact accuracy {m['exact_full']:.3f}{interval} at the full "
-        f"budget{halting}; {cost}. Measured on {results['data']}, against {ref}. Latency is measured on the "
+        f"A device would use **{best['name']}**: {full}; {cost}. Measured on {results['data']}, against {ref}. "
+        "Latency is measured on the "
         "device with `edgekit bench`, not here.",
         "",
     ]
@@ -269,6 +272,7 @@ def report_markdown(
         "",
         *_reading(results, manifest),
         f"Target: {results['target']}. Data: {results['data']}.",
+        *(f"\n**Warning**: {w}." for w in results.get("warnings") or []),
     ]
     src = results.get("data_source")
     if src:
@@ -292,6 +296,11 @@ def report_markdown(
         lines.append(
             f"| {e['name']} | {what} | {' | '.join(cells)} | {_cell(vs, 'argmax_agreement_last', '.4f')} | {rel} |"
         )
+    own = [(e["name"], e["halt_threshold"]) for e in results["variants"] if e.get("halt_threshold") is not None]
+    if len({t for _, t in own}) > 1:  # compressed variants calibrated their own (halt_threshold: auto)
+        lines += ["", "Halting thresholds (each variant's own, calibrated on held-out data so its exact accuracy at "
+                  "halting stays within the limit of float32's in the fewest steps): "
+                  + ", ".join(f"{n} {t:g}" for n, t in own) + "."]  # fmt: skip
     lines += ["", "## Gates", ""]
     import re
 

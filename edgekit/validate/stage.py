@@ -49,7 +49,9 @@ def _torch_variant(
     return Variant(name, preds, halts, last, time.time() - t0, key=f"pytorch_{dtype}")
 
 
-def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
+def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None, ref_thr: float | None = None) -> dict:
+    """A variant's results.json entry at its halting threshold `thr` (`ref_thr`: the reference's, where the
+    variant has its own)."""
     from .compare import agreement, variant_metrics
 
     sm = variant_metrics(v, data.labels, thr)
@@ -61,7 +63,7 @@ def _entry(v, data: TaskData, thr: float, ref, parity_with, task=None) -> dict:
         e["halting_histogram"] = sm.halting_histogram()
         e["halting_exact"] = sm.halting_exact_histogram()  # of those, exactly right at their halting step
     if ref is not None:
-        e["vs_reference"] = agreement(v, ref, thr, data.labels)
+        e["vs_reference"] = agreement(v, ref, thr, data.labels, b_threshold=ref_thr)
     if parity_with is not None:
         # export parity: the same precision on both sides, so differences are the exporter's alone
         e["vs_pytorch_float32"] = agreement(v, parity_with, thr)
@@ -213,9 +215,12 @@ def validate_artefact(
         # hashes are written at the end; the providers are validate.device's (the CUDA provider for cuda / auto)
         runner = Runner(tmp, variant=precision, complete=False, providers=scale.onnx.providers, tf32=scale.onnx.tf32)
         v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log, scale)
-        recorded.add(precision, v.key, v)
+        own = manifest.graph.threshold_of(precision)  # a compressed variant's own calibrated threshold, else thr
+        recorded.add(precision, v.key, v, own)
         # export parity against the same precision in PyTorch where there is one
-        e = _entry(v, data, thr, ref, fp32_v if precision == "float32" else None, task)
+        e = _entry(v, data, own, ref, fp32_v if precision == "float32" else None, task, thr)
+        if native.family != "deq":
+            e["halt_threshold"] = own
         e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
         if from_cache:
             e["rollout_from_cache"] = True
@@ -227,7 +232,7 @@ def validate_artefact(
                 files[Path(answers[0]).stem] = answers[0]
         else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
             assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
-            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], thr, data.labels, transition=True)
+            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], own, data.labels, transition=True, b_threshold=thr)
             compressed.append((e, runner, v))
         if precision in quant_info:
             e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
@@ -244,7 +249,7 @@ def validate_artefact(
                 data.labels,
                 v,
                 bs,
-                thr if native.family != "deq" else native.solver.tol,
+                own if native.family != "deq" else native.solver.tol,
                 solver_its,
             )
         if native.family == "deq":
@@ -271,7 +276,7 @@ def validate_artefact(
             data.inputs[:FIDELITY_SAMPLES],
             puzzle_ids=None if ids is None else ids[:FIDELITY_SAMPLES],
         )
-        for (e, _, v), fid in zip(compressed, fids):
+        for (e, r, v), fid in zip(compressed, fids):
             e["state_drift_vs_onnx_float32"] = fid["drift"]
             e["trajectory_cosine_vs_onnx_float32"] = {
                 "samples": fid["samples"],
@@ -282,15 +287,24 @@ def validate_artefact(
                 from ..tasks.metrics import halting_steps
 
                 e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
-                    fid["cosine"], halting_steps(np.stack(onnx_fp32[1].halt), thr), halting_steps(np.stack(v.halt), thr)
+                    fid["cosine"],
+                    halting_steps(np.stack(onnx_fp32[1].halt), thr),
+                    halting_steps(np.stack(v.halt), manifest.graph.threshold_of(r.variant)),
                 )
-    for e in entries:  # the PyTorch rows: on the references' device
+    for e in entries:  # the PyTorch rows: on the references' device, at the artefact's halting threshold
         e.setdefault("computed_on", scale.device_name)
+        if native.family != "deq" and "metrics" in e and e["metrics"].get("exact_halted") is not None:
+            e.setdefault("halt_threshold", thr)
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
         measure_latency(tmp, onnx_entries, list(variants), data, recipe.validate_, log)
     gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e, native.family)]
     passed = all(x["passed"] for x in gates)
+    from .gates import deployed_warnings
+
+    warnings = deployed_warnings(recipe.gates, manifest.stopping.halting_head, manifest.runtime_defaults)
+    for w in warnings:
+        log(f"warning: {w}")
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "recipe": recipe.name,
@@ -301,6 +315,7 @@ def validate_artefact(
         "variants": entries,
         "gates": gates,
         "passed": passed,
+        **({"warnings": warnings} if warnings else {}),
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__},
         "scale": scale.record(),  # where the rollouts ran: executor, workers, the references' device
     }

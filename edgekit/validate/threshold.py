@@ -4,7 +4,10 @@ data before export (never on the validation examples)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+from ..manifest import Manifest
 from ..models.families import stopping_rule
 from ..schema import Recipe
 from ..stopping import HaltLogit
@@ -41,3 +44,88 @@ def calibrate_halt_threshold(
             return t
     log("no halting threshold up to 8 keeps accuracy; using 8")
     return 8.0
+
+
+# thresholds a compressed variant may take: below float32's too, since a variant whose halting logits run high
+# (HRM INT8 halts 4-5 steps later) keeps its answers at a lower threshold in fewer steps
+VARIANT_GRID = (-4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    threshold: float
+    exact_halted: float
+    mean_steps: float
+
+
+def pick_threshold(candidates: list[Candidate], floor: float) -> tuple[Candidate, bool]:
+    """The candidate with the fewest mean steps whose exact accuracy at halting is at least `floor` (ties: the
+    lower threshold), and True; when none reaches it, the most accurate one (ties: fewer steps), and False."""
+    ok = [c for c in candidates if c.exact_halted >= floor - 1e-12]
+    if ok:
+        return min(ok, key=lambda c: (c.mean_steps, c.threshold)), True
+    return max(candidates, key=lambda c: (c.exact_halted, -c.mean_steps, -c.threshold)), False
+
+
+def calibrate_variant_thresholds(
+    recipe: Recipe, folder: Path, manifest: Manifest, threshold: float, log: Callable[[str], None]
+) -> dict[str, float]:
+    """With `halt_threshold: auto` and a halting head, each compressed variant's own threshold, on the calibration
+    examples float32's threshold was chosen on: the one with the fewest mean steps whose exact accuracy at halting
+    stays within the recipe's limit (gates.max_exact_halted_drop, else validate.halt_tolerance) of the float32
+    export's at `threshold`. A variant whose quantization moves the halting logits keeps its answers this way
+    instead of halting early or late at float32's threshold. Empty when nothing is calibrated."""
+    variants = [name for name in manifest.variants if name != "float32"]
+    v = recipe.validate_
+    if v.halt_threshold != "auto" or not variants or not manifest.stopping.halting_head:
+        return {}
+    from ..runtime import Runner
+    from .compare import variant_metrics
+    from .stage import onnx_rollout
+
+    cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
+    limit = recipe.gates.max_exact_halted_drop if recipe.gates.max_exact_halted_drop is not None else v.halt_tolerance
+
+    def candidates(name: str, grid: tuple[float, ...]) -> list[Candidate]:
+        runner = Runner(folder, variant=name, complete=False)
+        rollout, _ = onnx_rollout(runner, cal, f"halting threshold of {name}", v.batch_size, log)
+        out = []
+        for t in grid:
+            m = variant_metrics(rollout, cal.labels, t)
+            assert m.exact_halted is not None and m.mean_steps is not None, "ACT rollouts record halting logits"
+            out.append(Candidate(t, float(m.exact_halted), float(m.mean_steps)))
+        return out
+
+    base = candidates("float32", (threshold,))[0]
+    floor = base.exact_halted - limit
+    out: dict[str, float] = {}
+    for name in variants:
+        pick, ok = pick_threshold(candidates(name, tuple(sorted({*VARIANT_GRID, threshold}))), floor)
+        out[name] = pick.threshold
+        log(
+            f"halting threshold of {name}: {pick.threshold:g}, exact {pick.exact_halted:.3f} at the halting step in "
+            f"{pick.mean_steps:.2f} steps (float32 at {threshold:g}: {base.exact_halted:.3f} in {base.mean_steps:.2f}; "
+            f"{len(cal.inputs)} held-out samples)"
+            + ("" if ok else f"; no threshold keeps it within {limit:g} of float32: the most accurate is used")
+        )
+    return out
+
+
+def apply_variant_thresholds(folder: Path, manifest: Manifest, own: dict[str, float]) -> Manifest:
+    """`manifest` with each variant's own threshold (`graph.variant_thresholds`), and every compressed variant's
+    Loop form answering at the threshold its variant is validated at by default (a backend that builds the default
+    in, TensorRT, then answers as validation did): the calibrated one, else the artefact's."""
+    from dataclasses import replace
+
+    from ..export.loop import set_halt_threshold
+
+    if not manifest.stopping.halting_head:
+        return manifest
+    graph = manifest.graph
+    if own:
+        graph = replace(graph, extra={**graph.extra, "variant_thresholds": dict(own)})
+    for name, roles in manifest.variants.items():
+        loop = roles.roles.get("loop")
+        if name != "float32" and loop is not None:
+            set_halt_threshold(folder / manifest.files[loop], own.get(name, graph.threshold))
+    return replace(manifest, graph=graph)
