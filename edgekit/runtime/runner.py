@@ -57,6 +57,10 @@ class Runner(HostRunner):
         # batch 1 is 1.58x faster than onnxruntime's default, and the step graph alone as fast
         # (benchmarks/runtime_limits.py; turning spinning off altogether slows the step graph alone 1.45x).
         self.opts.add_session_config_entry("session.force_spinning_stop", "1")
+        # The memory pattern plans a block per input shape beside the arena's own: solving two chunks of 256 demo
+        # puzzles peaked at 1,151 MB with it, 657 MB without, and it bought no speed (batch 1 and 64, step graph
+        # and host loop: benchmarks/mem_pattern.py).
+        self.opts.enable_mem_pattern = False
         if threads:
             self.opts.intra_op_num_threads = threads
         self.settings = ProviderSettings(
