@@ -16,6 +16,16 @@ def _split(path: str, name: str) -> Split:
     return open_data(Path(path), name)
 
 
+def calibration_size(settings: TaskSettings) -> int | None:
+    """How many examples calibration and search sets can draw from (`task.calibration_split`, or a `.npz`'s
+    examples after the first `task.n`); None when the task generates its examples (no limit)."""
+    if not settings.data:
+        return None
+    is_npz = settings.data.endswith(".npz")
+    total = len(_split(settings.data, "npz" if is_npz else settings.calibration_split))
+    return max(total - settings.n, 0) if is_npz else total
+
+
 def load_files(settings: TaskSettings, n: int, seed: int, split: str) -> TaskData:
     """Validation ("test"): the first n examples of `task.split` in file order. Calibration, halting-threshold
     and search sets ("train"): n drawn with `seed` from `task.calibration_split`; from one `.npz`, which has

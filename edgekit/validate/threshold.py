@@ -11,7 +11,23 @@ from ..manifest import Manifest
 from ..models.families import stopping_rule
 from ..schema import Recipe
 from ..stopping import HaltLogit
-from ..tasks import load_task
+from ..tasks import TaskData, load_task
+
+
+def calibration_set(recipe: Recipe, log: Callable[[str], None]) -> TaskData:
+    """The held-out examples thresholds are calibrated on (disjoint seed, calibration split). `auto` is the default
+    threshold, so a small dataset of a user's own must not fail on the default count: unless the recipe sets
+    `validate.halt_calibration_n`, it is capped at what the calibration split holds (and said)."""
+    v = recipe.validate_
+    n = v.halt_calibration_n
+    if "halt_calibration_n" not in v.model_fields_set:
+        from ..tasks.loading import calibration_size
+
+        size = calibration_size(recipe.task)
+        if size is not None and 0 < size < n:
+            log(f"halting threshold: calibrating on the {size} examples the calibration split holds ({n} by default)")
+            n = size
+    return load_task(recipe.task, n, recipe.task.seed + 7919, split="train")
 
 
 def calibrate_halt_threshold(
@@ -26,7 +42,7 @@ def calibrate_halt_threshold(
     from ..tasks.metrics import step_metrics
     from .reference import reference_rollout
 
-    cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
+    cal = calibration_set(recipe, log)
     from ..export.graphs import takes_puzzle_ids
 
     ids = cal.puzzle_ids if takes_puzzle_ids(model) else None
@@ -83,7 +99,7 @@ def calibrate_variant_thresholds(
     from .compare import variant_metrics
     from .stage import onnx_rollout
 
-    cal = load_task(recipe.task, v.halt_calibration_n, recipe.task.seed + 7919, split="train")
+    cal = calibration_set(recipe, log)
     limit = recipe.gates.max_exact_halted_drop if recipe.gates.max_exact_halted_drop is not None else v.halt_tolerance
 
     def candidates(name: str, grid: tuple[float, ...]) -> list[Candidate]:
