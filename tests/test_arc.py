@@ -184,7 +184,8 @@ task: {{name: arc, data: {d / "data"}, n: {n}}}
 export: {{forms: [step, loop, unrolled], puzzle_ids: from_data}}
 quantize: {{modes: [int8], calibration: {{n: 32}}, search: {{n: 32}}}}
 validate: {{halt_calibration_n: 32}}
-gates: {{min_exact: null, max_exact_drop: 0.2, max_pass2_drop: 0.5}}
+gates: {{min_exact: null, max_exact_drop: 0.2, max_pass2_drop: 0.5, max_exact_halted_drop: null,
+        min_halting_agreement: null}}
 output: {d / "art"}
 """)
     from edgekit.pipeline import run_export

@@ -4,8 +4,11 @@ data before export (never on the validation examples)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..manifest import Manifest
 from ..models.families import stopping_rule
@@ -99,7 +102,9 @@ def calibrate_variant_thresholds(
     from .compare import variant_metrics
     from .stage import onnx_rollout
 
-    cal = calibration_set(recipe, log)
+    cal = _in_puzzle_table(calibration_set(recipe, log), Runner(folder, variant="float32", complete=False), log)
+    if cal is None:
+        return {}
     limit = recipe.gates.max_exact_halted_drop if recipe.gates.max_exact_halted_drop is not None else v.halt_tolerance
 
     def candidates(name: str, grid: tuple[float, ...]) -> list[Candidate]:
@@ -127,12 +132,41 @@ def calibrate_variant_thresholds(
     return out
 
 
+def _in_puzzle_table(cal: TaskData, runner: Any, log: Callable[[str], None]) -> TaskData | None:
+    """The calibration examples the ONNX variants can run: an artefact that kept only some puzzle identifiers
+    (`export.puzzle_ids`, e.g. the validation set's ARC tasks) cannot embed the others. None (and said) when it
+    kept none of them: the compressed variants then answer at float32's threshold."""
+    if not runner.takes_puzzle_ids or cal.puzzle_ids is None:
+        return cal
+    kept = np.isin(np.asarray(cal.puzzle_ids), runner.puzzles.original)
+    if kept.all():
+        return cal
+    if not kept.any():
+        log(
+            "per-variant halting thresholds: none of the held-out calibration puzzles is in the artefact's puzzle "
+            "table (export.puzzle_ids); compressed variants answer at float32's threshold"
+        )
+        return None
+    log(
+        f"per-variant halting thresholds: calibrating on the {int(kept.sum())} of {len(kept)} held-out samples whose "
+        "puzzles the artefact's puzzle table kept"
+    )
+    idx = np.flatnonzero(kept)
+    return replace(
+        cal,
+        inputs=cal.inputs[idx],
+        labels=cal.labels[idx],
+        puzzle_ids=np.asarray(cal.puzzle_ids)[idx],
+        names=None if cal.names is None else [cal.names[i] for i in idx],
+        augmentations=None if cal.augmentations is None else [cal.augmentations[i] for i in idx],
+        scoring=None,
+    )
+
+
 def apply_variant_thresholds(folder: Path, manifest: Manifest, own: dict[str, float]) -> Manifest:
     """`manifest` with each variant's own threshold (`graph.variant_thresholds`), and every compressed variant's
     Loop form answering at the threshold its variant is validated at by default (a backend that builds the default
     in, TensorRT, then answers as validation did): the calibrated one, else the artefact's."""
-    from dataclasses import replace
-
     from ..export.loop import set_halt_threshold
 
     if not manifest.stopping.halting_head:
