@@ -95,11 +95,17 @@ def main() -> int:
     def run(variant: str) -> dict:
         """Deployed answers of one variant (host loop, early halting at the artefact's threshold) and the extras."""
         t0 = time.time()
+
+        def said(what: str) -> None:  # a line per phase on stderr: an 8,192-puzzle run takes many minutes
+            print(f"{variant}: {what} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+
         preds, steps = solve(variant, x, mode="host")
         out: dict = {"ok": solved(preds, y), "steps": steps, "preds": preds}
+        said(f"host loop on {a.n} puzzles done")
         if a.full_budget:
             full, _ = solve(variant, x[: a.full_budget], mode="host", threshold=math.inf)
             out["ok_full"] = solved(full, y[: a.full_budget])
+            said(f"full budget on {a.full_budget} puzzles done")
         if a.invariance and "loop" in runners[variant].graphs:
             m = a.invariance
             lp, ls = solve(variant, x[:m], mode="loop")
@@ -107,6 +113,7 @@ def main() -> int:
             sp, ss = solve(variant, x[:m][perm], mode="host")
             out["loop_same"] = float(np.mean((ls == steps[:m]) & np.all(lp == preds[:m], axis=-1)))
             out["shuffle_same"] = float(np.mean((ss == steps[:m][perm]) & np.all(sp == preds[:m][perm], axis=-1)))
+            said(f"Loop form and shuffled batch on {m} puzzles done")
         out["seconds"] = round(time.time() - t0, 1)
         return out
 

@@ -761,3 +761,25 @@ def test_hybrid_mode_refused_for_tensorrt_targets_and_bad_patterns_are_one_line(
     job._items = trm_job.items()
     with pytest.raises(QuantizeError, match="found no MatMul matching quantize.hybrid.per_row"):
         MODES["int8_hybrid"].handler(job)
+
+
+def test_nbits_block_sweep_reads_its_blocks_and_the_whole_axis_block(root):
+    """benchmarks/nbits_blocks.py: block sizes are K or powers of two within MatMulNBits' range (anything else is
+    refused before work), and K is the power of two at or above the largest reduction length."""
+    import sys
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    sys.path.insert(0, str(root))
+    from benchmarks.nbits_blocks import parse_blocks, whole_axis_block
+
+    assert parse_blocks("32, 256,K") == ["32", "256", "K"]
+    for bad in ("48", "8", "8192", "k", ""):
+        with pytest.raises(ValueError):
+            parse_blocks(bad)
+    w = {k: numpy_helper.from_array(np.zeros((k, 4), np.float32), f"w{k}") for k in (96, 300)}
+    nodes = [helper.make_node("MatMul", ["x", f"w{k}"], [f"y{k}"]) for k in w]
+    g = helper.make_graph(nodes, "g", [], [], initializer=list(w.values()))
+    assert whole_axis_block(helper.make_model(g)) == 512
+    assert whole_axis_block(onnx.ModelProto()) == 16
