@@ -102,7 +102,8 @@ def test_tune_chooses_applies_and_the_runtime_follows(small_trm_recipe, trm_arte
 
 
 def test_tune_keeps_an_accuracy_floor_and_says_when_nothing_was_recorded(small_trm_recipe, trm_artefact, tmp_path):
-    """Default floor = the validated exact at halting minus the recipe's drop limit (max_exact_drop 0.01 here);
+    """Default floor = the validated exact at halting minus the recipe's drop limit at halting
+    (max_exact_halted_drop, 0.01 by default);
     without --apply one line says nothing was recorded and gives the command that would; a budget only
     configurations below the floor meet is exit 4 naming the fastest configuration that keeps the floor."""
     art = tmp_path / "art"
@@ -112,7 +113,10 @@ def test_tune_keeps_an_accuracy_floor_and_says_when_nothing_was_recorded(small_t
     assert p.returncode == 0, p.stderr
     res = json.loads((art / "tune.json").read_text())
     floor = res["floor"]
-    assert floor["value"] == pytest.approx(floor["validated"] - 0.01) and "gates.max_exact_drop 0.01" in floor["source"]
+    assert (
+        floor["value"] == pytest.approx(floor["validated"] - 0.01)
+        and "gates.max_exact_halted_drop 0.01" in floor["source"]
+    )
     assert res["chosen"]["exact"] >= floor["value"]
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("nothing was recorded")]
     assert len(line) == 1 and line[0].endswith("--apply") and f"--artefact {art}" in line[0], p.stdout
