@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from ..artefact import replace_file
 
@@ -39,13 +40,7 @@ def plot_front(path: Path, configs, front, chosen, result: dict) -> None:
     ax.set_title(f"{result['recipe']}: accuracy vs latency over {result['configurations']} configurations")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    replace_file(path, buf.getvalue())  # never a half-written plot
+    _save(fig, path)
 
 
 def plot_depth(path: Path, result: dict) -> None:
@@ -82,6 +77,13 @@ def plot_depth(path: Path, result: dict) -> None:
     ax.set_title(f"{result['recipe']}: accuracy vs step cap, up to {depth['factor']}x the trained budget")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    """The figure as PNG through one atomic write (never a half-written plot), then closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     try:
