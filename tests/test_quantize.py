@@ -408,6 +408,7 @@ def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, 
     assert bad.returncode == 2 and "no variant 'int9'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a benchmark run (interleaved rounds of every variant): minutes on 2 cores
 def test_quantize_speed_benchmark_times_every_variant(quant_artefact, root, tmp_path):
     """benchmarks/quantize_speed.py: step latency at batch 1 and 64 and the host-loop solve for every variant,
     as ratios to float32 (float32's own ratio is 1); bad arguments are one line and exit 2."""
