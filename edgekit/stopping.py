@@ -36,6 +36,11 @@ class HaltLogit:
     def settings(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def description(self) -> str:
+        """The manifest's `graph.halting`: how the recursion stops, for people."""
+        return "halt > halt_threshold (TRM: q_halt; HRM: q_halt - q_continue)"
+
     def stops(self, signal: Any, limit: float) -> Any:
         return signal > limit
 
@@ -60,6 +65,10 @@ class FixedPoint:
     @property
     def settings(self) -> dict[str, Any]:
         return {**self.options, "name": self.solver, "tol": self.tol}
+
+    @property
+    def description(self) -> str:
+        return f"residual = |f(z) - z| / |f(z)| <= tol ({self.solver} solver)"
 
     def stops(self, signal: Any, limit: float) -> Any:
         return signal <= limit

@@ -9,7 +9,7 @@ At inference the reference's no_grad / grad split changes nothing numerically, s
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -78,6 +78,19 @@ class ACTModel(RecursiveModel):
     @property
     def step_budget(self) -> int:
         return self.config.halt_max_steps
+
+    @property
+    def forward_dtype(self) -> str:
+        return self.config.forward_dtype
+
+    def initial_vectors(self) -> dict[str, torch.Tensor]:
+        """The learned (fixed random) initial states of the reference checkpoints."""
+        return {"z_H": self.H_init, "z_L": self.L_init}
+
+    def manifest_config(self) -> dict[str, Any]:
+        """The architecture, and the solver settings where the family stops at a fixed point."""
+        solver = {} if self.solver is None else {"solver": self.solver.model_dump()}
+        return {**self.config.model_dump(), **solver}
 
     def encode(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embed_tokens(inputs.to(torch.int32))

@@ -8,9 +8,12 @@ these pieces, never on a model's own training loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+
+from .config import SolverConfig
 
 State = tuple[torch.Tensor, ...]
 
@@ -39,10 +42,30 @@ class RecursiveModel(nn.Module):
 
     family: str = "recursive"
     state_names: tuple[str, ...] = ("z",)
+    solver: SolverConfig | None = None  # how a model whose family stops at a fixed point finds it (tol, iteration)
 
     @property
     def step_budget(self) -> int:
         raise NotImplementedError
+
+    @property
+    def forward_dtype(self) -> str:
+        """The dtype the model computes in (the PyTorch reference runs in it)."""
+        return "float32"
+
+    def initial_vectors(self) -> dict[str, torch.Tensor]:
+        """The vector each state starts from, broadcast over batch (and positions), by state name."""
+        raise NotImplementedError
+
+    def manifest_config(self) -> dict[str, Any]:
+        """The manifest's `model.config`: what the runtime and later stages read about this model."""
+        raise NotImplementedError
+
+    def step_with_residual(self, state: State, x: torch.Tensor) -> tuple[State, torch.Tensor]:
+        """One step and its relative residual |new - old| / |new| of the first state: the signal a fixed-point
+        stopping rule stops on (a DEQ measures f(z) against z its solver's way instead)."""
+        new = self.step(state, x)
+        return new, relative_residual(new[0], state[0])
 
     def encode(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError

@@ -113,6 +113,7 @@ class DEQModel(RecursiveModel):
 
     family: Literal["deq"] = "deq"
     state_names = ("z",)
+    solver: SolverConfig
 
     def __init__(
         self, f: nn.Module, encoder: nn.Linear, head: nn.Module, hidden_size: int, solver: SolverConfig
@@ -125,6 +126,12 @@ class DEQModel(RecursiveModel):
     @property
     def step_budget(self) -> int:
         return self.solver.max_iter
+
+    def initial_vectors(self) -> dict[str, torch.Tensor]:
+        return {"z": torch.zeros(self.hidden_size)}
+
+    def manifest_config(self) -> dict[str, Any]:
+        return {"hidden_size": self.hidden_size, "solver": self.solver.model_dump()}
 
     def encode(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(inputs.float())

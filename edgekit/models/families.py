@@ -14,7 +14,7 @@ from typing import Any
 
 from ..contracts import CONTRACTS, FEATURES
 from ..errors import CheckpointError
-from ..stopping import KINDS, FixedPoint, HaltLogit
+from ..stopping import KINDS, FixedPoint, HaltLogit, Stopping, make_rule
 
 # reference architectures edgekit cannot map yet, by exact module path: a clear refusal, not "unknown"
 UNSUPPORTED = {
@@ -27,7 +27,9 @@ UNSUPPORTED = {
 @dataclass(frozen=True)
 class Family:
     """One model family. `arch_names`: reference `arch.name` module paths (the part before '@') it loads;
-    `build`: config -> model; `saved_arch_name`: config -> the `arch.name` a saved checkpoint gets."""
+    `build`: config -> model; `saved_arch_name`: config -> the `arch.name` a saved checkpoint gets;
+    `zero_initial_state`: its states start from zeros (no initial_state.npz); `precisions`: the float precisions
+    its graphs export in."""
 
     name: str
     arch_names: tuple[str, ...]
@@ -36,6 +38,8 @@ class Family:
     contract: str
     checkpoint_prefixes: tuple[str, ...] = ()
     saved_arch_name: Callable[[Any], str] | None = None
+    zero_initial_state: bool = False
+    precisions: tuple[str, ...] = ("float32", "float16")
 
     def input_spec(self, model: Any) -> dict[str, Any]:
         """The manifest's `graph.input` for one of this family's models: what the runtime checks inputs against."""
@@ -43,6 +47,22 @@ class Family:
             return {"dtype": "float32", "shape": ["batch", model.encoder.in_features]}
         c = model.config
         return {"dtype": "int64", "shape": ["batch", c.seq_len], "range": [0, c.vocab_size - 1]}
+
+    def example_inputs(self, model: Any, batch: int = 2) -> Any:
+        """Inputs a graph export traces with, drawn within the input contract (token ids above the blank 0)."""
+        import torch
+
+        spec = self.input_spec(model)
+        if self.contract == FEATURES:
+            return torch.rand(batch, spec["shape"][1])
+        low, high = spec["range"]
+        return torch.randint(low + 1, high + 1, (batch, spec["shape"][1]), dtype=torch.long)
+
+    def rule(self, model: Any, threshold: float = 0.0) -> Stopping:
+        """The stopping rule one of this family's models is exported with: the halting threshold, or the model's
+        solver settings."""
+        solver = None if model.solver is None else model.solver.model_dump()
+        return make_rule(self.stopping, threshold, solver)
 
     def __post_init__(self) -> None:
         if self.stopping not in KINDS:

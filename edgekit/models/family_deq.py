@@ -7,4 +7,14 @@ from ..contracts import FEATURES
 from .deq import build_deq
 from .families import Family, register_family
 
-register_family(Family(name="deq", arch_names=(), build=build_deq, stopping="fixed_point", contract=FEATURES))
+register_family(
+    Family(
+        name="deq",
+        arch_names=(),
+        build=build_deq,
+        stopping="fixed_point",
+        contract=FEATURES,
+        zero_initial_state=True,
+        precisions=("float32",),
+    )
+)
