@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import ExportError
 from ..models.act import ACTModel
 from ..models.deq import DEQModel
+from ..models.families import get_family
 from .onnx_export import ExportedGraph, export_loop, export_step_graphs, export_unrolled
 from .puzzle_table import PuzzleTable
 
@@ -57,9 +58,11 @@ def export_forms(load: Callable[[str], ACTModel | DEQModel], folder: Path, plan:
     out = Exported()
     for precision in plan.precisions:
         model = load(precision)
-        if precision != "float32" and model.family == "deq":
+        allowed = get_family(model.family).precisions
+        if precision not in allowed:
             raise ExportError(
-                f"DEQ models export in float32 only (asked for {precision})", "set export.precisions: [float32]"
+                f"{model.family.upper()} models export in {' and '.join(allowed)} only (asked for {precision})",
+                f"set export.precisions: [{', '.join(allowed)}]",
             )
         sub = folder if precision == "float32" else folder / precision
         sub.mkdir(exist_ok=True)

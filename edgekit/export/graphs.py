@@ -6,20 +6,24 @@ model-specific code:
 
   encode:  inputs [B, S] (int64 tokens, or float features for DEQ)
            [, puzzle_ids [B] int64: rows of the puzzle-embedding table]  -> x
-  step:    <state names...>, x                                          -> <state names>_next..., halt (ACT)
-                                                                           | residual (DEQ, the solver's stop measure
-                                                                             of f(z) against z)
+  step:    <state names...>, x                                          -> <state names>_next..., the stopping
+                                                                           rule's signal: halt (halting logit) |
+                                                                           residual (fixed point; a DEQ's is the
+                                                                           solver's stop measure of f(z) against z)
   readout: <state names...>                                             -> logits[, halt]
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from ..models.act import ACTModel
-from ..models.base import Readout, RecursiveModel
+from ..models.base import Readout, RecursiveModel, State
 from ..models.deq import DEQModel
+from ..models.families import stopping_rule
 
 
 def _outputs(r: Readout) -> tuple[torch.Tensor, ...]:
@@ -42,20 +46,34 @@ def takes_puzzle_ids(model: RecursiveModel) -> bool:
     return isinstance(model, ACTModel) and model.config.puzzle_emb_ndim > 0 and model.config.num_puzzle_identifiers > 1
 
 
+def _halt(model: RecursiveModel, state: State, x: torch.Tensor) -> tuple[State, torch.Tensor]:
+    """One step and the halting logit of the new state's readout."""
+    new = model.step(state, x)
+    halt = model.readout(new).halt_logit
+    assert halt is not None, "a halting-logit family's readout carries a halting logit"
+    return new, halt
+
+
+def _residual(model: RecursiveModel, state: State, x: torch.Tensor) -> tuple[State, torch.Tensor]:
+    return model.step_with_residual(state, x)
+
+
+# the stopping rule's signal (the step graph's last output) -> how a step computes it
+SIGNALS: dict[str, Callable[[RecursiveModel, State, torch.Tensor], tuple[State, torch.Tensor]]] = {
+    "halt": _halt,
+    "residual": _residual,
+}
+
+
 class StepGraph(nn.Module):
     def __init__(self, model: ACTModel | DEQModel) -> None:
         super().__init__()
         self.model = model
+        self.signal = SIGNALS[stopping_rule(model.family).signal]
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         *state, x = args
-        if self.model.family == "deq":
-            new, extra = self.model.step_with_residual(tuple(state), x)
-        else:
-            new = self.model.step(tuple(state), x)
-            halt = self.model.readout(new).halt_logit
-            assert halt is not None, "ACT readouts carry a halting logit"
-            extra = halt
+        new, extra = self.signal(self.model, tuple(state), x)
         return (*new, extra)
 
 

@@ -34,10 +34,12 @@ def input_spec(model: ACTModel | DEQModel) -> dict[str, Any]:
 
 
 def write_initial_state(model: ACTModel | DEQModel, folder: Path, files: dict[str, str]) -> InitialState:
-    """HRM/TRM carry learned initial states (written as initial_state.npz); a DEQ starts from zeros."""
-    if model.family == "deq":
-        return InitialState("zeros", shape=(model.hidden_size,))
-    np.savez(folder / "initial_state.npz", z_H=model.H_init.float().numpy(), z_L=model.L_init.float().numpy())
+    """Learned initial states (HRM/TRM) are written as initial_state.npz; a family that starts from zeros (DEQ)
+    writes only their shape."""
+    vectors = {name: v.float().numpy() for name, v in model.initial_vectors().items()}
+    if get_family(model.family).zero_initial_state:
+        return InitialState("zeros", shape=tuple(int(d) for d in vectors[model.state_names[0]].shape))
+    np.savez(folder / "initial_state.npz", **vectors)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     files["initial_state"] = "initial_state.npz"
     return InitialState("broadcast", file="initial_state.npz")
 
@@ -59,16 +61,9 @@ def build_manifest(
     initial_state: InitialState,
 ) -> Manifest:
     """The manifest before quantization and validation (which add variants, quantization details and hashes)."""
-    if model.family != "deq":
-        config = model.config.model_dump()
-    else:
-        config = {"hidden_size": model.hidden_size, "solver": model.solver.model_dump()}
-    halting = (
-        "halt > halt_threshold (TRM: q_halt; HRM: q_halt - q_continue)"
-        if model.family != "deq"
-        else f"residual = |f(z) - z| / |f(z)| <= tol ({model.solver.name} solver)"
-    )
     family = get_family(model.family)
+    config = model.manifest_config()
+    halting = family.rule(model, halt_threshold).description
     declared = manifest_entry(model.family, family.stopping)  # nothing for the families older artefacts imply
     return Manifest(
         schema_version=ARTEFACT_SCHEMA_VERSION,

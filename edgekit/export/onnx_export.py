@@ -20,7 +20,8 @@ from ..errors import ExportError, first_line
 from ..models.act import ACTModel
 from ..models.config import SolverConfig
 from ..models.deq import DEQModel
-from ..models.families import stopping_rule
+from ..models.families import get_family, stopping_rule
+from ..stopping import FixedPoint
 from .graphs import EncodeGraph, ReadoutGraph, StepGraph, takes_puzzle_ids
 from .initializers import dedupe_initializers
 from .loop import build_loop, has_external_data
@@ -43,9 +44,8 @@ class ExportedGraph:
 
 
 def example_inputs(model: ACTModel | DEQModel, batch: int = 2) -> torch.Tensor:
-    if model.family == "deq":
-        return torch.rand(batch, model.encoder.in_features)
-    return torch.randint(1, model.config.vocab_size, (batch, model.config.seq_len), dtype=torch.long)
+    example: torch.Tensor = get_family(model.family).example_inputs(model, batch)
+    return example
 
 
 def _export(
@@ -186,9 +186,7 @@ def export_step_graphs(
 
 def initial_vectors(model: ACTModel | DEQModel) -> dict[str, np.ndarray]:
     """The vector each state starts from, broadcast over batch (and positions): learned for ACT, zeros for DEQ."""
-    if model.family == "deq":
-        return {"z": np.zeros(model.hidden_size, np.float32)}
-    return {"z_H": model.H_init.float().numpy(), "z_L": model.L_init.float().numpy()}
+    return {name: v.float().numpy() for name, v in model.initial_vectors().items()}
 
 
 def stitch(
@@ -218,7 +216,7 @@ def stitch(
         initial=init,
         budget=model.step_budget,
         halt_threshold=halt_threshold,
-        solver=(solver or model.solver) if model.family == "deq" else None,
+        solver=(solver or model.solver) if stopping_rule(model.family) is FixedPoint else None,
     )
 
 
