@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .artefact import atomic_folder, sha256_file, write_json
+from .contracts import TOKENS, contract_of
 from .errors import RecipeError
 from .schema import Recipe, load_recipe, load_target
 from .tasks import TaskData, load_task
@@ -62,10 +63,9 @@ def _load_models(recipe: Recipe, model_path: Path, log: Log, seq: int | None) ->
 
     log(f"loading {model_path}")
     native = load_model(model_path, seq_len=recipe.model.seq_len, data_seq_len=seq)
-    native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
     fp32 = (
         native
-        if native_dtype == "float32"
+        if native.forward_dtype == "float32"
         else load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype="float32", data_seq_len=seq)
     )
     return native, fp32
@@ -102,10 +102,11 @@ def _task_data(recipe: Recipe, model: Any) -> TaskData:
             f"task {recipe.task.name!r} does not fit this {model.family} model (input {spec['dtype']} {spec['shape']})",
             "set task.name to the task the model was trained on",
         )
-    if model.family != "deq":
+    tokens = contract_of(spec) == TOKENS  # token models: the dataset's seq_len, vocabulary and puzzle ids
+    if tokens:
         check_declared(recipe.task, model.config.seq_len, model.config.vocab_size)
     data = load_task(recipe.task)
-    if model.family != "deq":
+    if tokens:
         c = model.config
         check_fits(data, c.seq_len, c.vocab_size, c.num_puzzle_identifiers if c.puzzle_emb_ndim > 0 else 1)
     return data

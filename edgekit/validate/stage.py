@@ -156,7 +156,11 @@ def validate_artefact(
     files, variants = dict(manifest.files), manifest.variants  # validation adds its files to `files`
     quant_info = manifest.quantization or {}
     thr = float(manifest.graph.threshold)
-    native_dtype = native.config.forward_dtype if native.family != "deq" else "float32"
+    native_dtype = native.forward_dtype
+    halting = manifest.stopping.halting_head  # else a fixed-point rule: no halting threshold on the entries
+    from ..models.deq import DEQModel
+
+    solves = isinstance(native, DEQModel)  # a DEQ's own PyTorch solver and f: the solve entry, fixed-point report
     target = load_target(recipe.target)
     log(f"validating on {data.description}")
     from .compare import agreement
@@ -188,7 +192,7 @@ def validate_artefact(
     if fp32_v is not ref:
         entries.append(_entry(fp32_v, data, thr, ref, None, task))
     solver_its = None
-    if native.family == "deq":
+    if solves:
         import torch
 
         sol = native.solve(torch.from_numpy(data.inputs))
@@ -219,7 +223,7 @@ def validate_artefact(
         recorded.add(precision, v.key, v, own)
         # export parity against the same precision in PyTorch where there is one
         e = _entry(v, data, own, ref, fp32_v if precision == "float32" else None, task, thr)
-        if native.family != "deq":
+        if halting:
             e["halt_threshold"] = own
         e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
         if from_cache:
@@ -249,10 +253,10 @@ def validate_artefact(
                 data.labels,
                 v,
                 bs,
-                own if native.family != "deq" else native.solver.tol,
+                manifest.stopping_of(precision).value,  # its halting threshold, or the solver's tolerance
                 solver_its,
             )
-        if native.family == "deq":
+        if solves:
             from .deq import fixed_point_report
 
             sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
@@ -293,7 +297,7 @@ def validate_artefact(
                 )
     for e in entries:  # the PyTorch rows: on the references' device, at the artefact's halting threshold
         e.setdefault("computed_on", scale.device_name)
-        if native.family != "deq" and "metrics" in e and e["metrics"].get("exact_halted") is not None:
+        if halting and "metrics" in e and e["metrics"].get("exact_halted") is not None:
             e.setdefault("halt_threshold", thr)
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
