@@ -91,6 +91,63 @@ def test_a_family_added_by_one_file(act_fixed_point):
     assert task_for_inputs(spec, "act_fixed_point") is get_task("sudoku")
 
 
+def test_a_fixed_point_family_exports_and_runs_by_one_file(act_fixed_point, tmp_path):
+    """The fixture family goes through export with no other file naming it: its step graph's last output is the
+    residual its rule stops on, the Loop form stops on it, the manifest declares the rule and carries the solver,
+    and the runtime's host loop and Loop form stop each sample where PyTorch's state first moves less than the
+    tolerance, with PyTorch's answer there."""
+    import torch
+
+    from edgekit.export import ExportPlan, export_forms
+    from edgekit.export.manifest import build_manifest, write_initial_state
+    from edgekit.runtime import Runner
+
+    torch.manual_seed(0)
+    config = ACTConfig(
+        family="act_fixed_point", seq_len=9, vocab_size=5, H_cycles=1, L_cycles=1, L_layers=1, hidden_size=8,
+        expansion=2, num_heads=2, forward_dtype="float32", puzzle_emb_len=0, halt_max_steps=6,
+    )  # fmt: skip
+    model = build_act_model(config).eval()
+    folder, weights = tmp_path / "artefact", tmp_path / "model.safetensors"
+    folder.mkdir()
+    weights.write_bytes(b"stand-in weights")
+    exported = export_forms(lambda precision: model, folder, ExportPlan(["step", "loop"], ["float32"]))
+    files = dict(exported.files)
+    manifest = build_manifest(
+        model, folder, recipe_name="fixture", recipe_sha256="0" * 64, target="x86-cpu", weights_file=weights,
+        forms=["step", "loop"], opset=17, halt_threshold=0.0, files=files, variants=exported.variants,
+        export_seconds=exported.seconds, initial_state=write_initial_state(model, folder, files),
+    )  # fmt: skip
+    (folder / "manifest.json").write_text(manifest.dumps())
+    assert manifest.to_json()["model"]["stopping"] == {"kind": "fixed_point"}
+    assert "halt" not in manifest.to_json()["graph"]["halting"]
+
+    inputs = torch.randint(1, 5, (16, 9))
+    with torch.no_grad():  # PyTorch: per-step residuals and readouts
+        x = model.encode(inputs)
+        state, residuals, logits = model.initial_state(x), [], []
+        for _ in range(model.step_budget):
+            state, r = model.step_with_residual(state, x)
+            residuals.append(r.numpy())
+            logits.append(model.readout(state).logits.numpy())
+    res = np.stack(residuals)  # [steps, batch]
+    tol = float(np.median(res[2]))  # some samples stop early, others later or at the cap
+    assert np.abs(res / tol - 1).min() > 1e-3, "no residual sits on the tolerance"
+    stops = res <= tol
+    want_steps = np.where(stops.any(0), stops.argmax(0) + 1, model.step_budget)
+    assert len(set(want_steps.tolist())) > 1, "samples stop at different steps"
+    want_logits = np.stack([logits[t - 1][b] for b, t in enumerate(want_steps)])
+
+    runner = Runner(folder, complete=False)
+    assert runner.stopping == FixedPoint(1e-3, "fixed_point") and runner.outputs_of("step")[-1] == "residual"
+    for mode in ("host", "loop"):
+        sol = runner.solve(inputs.numpy(), mode=mode, threshold=tol)
+        assert sol.halt is None
+        assert sol.steps.tolist() == want_steps.tolist(), mode
+        assert sol.done.tolist() == stops.any(0).tolist(), mode
+        np.testing.assert_allclose(sol.logits, want_logits, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("section", "message"),
     [
