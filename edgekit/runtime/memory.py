@@ -117,20 +117,18 @@ def bytes_per_sample(manifest: Manifest | dict[str, Any]) -> int:
     or part of one) is read defensively."""
     if isinstance(manifest, Manifest):
         config: Any = manifest.model.config
-        family: Any = manifest.family
         states = len(manifest.graph.state_names)
         length = min(math.prod(manifest.graph.input.sample_shape), 1 << 30)
     else:
         model = manifest.get("model") if isinstance(manifest, dict) else None
         config = model.get("config") if isinstance(model, dict) else None
-        family = model.get("family") if isinstance(model, dict) else None
         graph = manifest.get("graph") if isinstance(manifest, dict) else None
         names = graph.get("state_names") if isinstance(graph, dict) else None
         states = len(names) if isinstance(names, list) and 0 < len(names) <= 64 else 2
         length = _input_length(manifest)
     est: int | None = None
-    if isinstance(config, Mapping):
-        est = _deq_bytes(config, length) if family == "deq" else _act_bytes(config, states)
+    if isinstance(config, Mapping):  # a token-sequence body (HRM, TRM) says its seq_len; a vector-state one (DEQ) not
+        est = _act_bytes(config, states) if "seq_len" in config else _deq_bytes(config, length)
     if est is None:
         est = _F32 * (2 * length * length + 1024 * length)
     return max(1, est)
