@@ -126,11 +126,14 @@ class ACTModel(RecursiveModel):
     def cos_sin(self):
         return self.rotary_emb() if hasattr(self, "rotary_emb") else None
 
+    @property
+    def q_continue(self) -> bool:
+        """Whether the continue logit takes part in halting (HRM; TRM without no_ACT_continue), as in training."""
+        return not (self.family == "trm" and self.config.no_ACT_continue)
+
     def halt_logit(self, q: torch.Tensor) -> torch.Tensor:
         """Single halting logit, halt when > 0: TRM `q_halt` (no_ACT_continue), HRM `q_halt - q_continue`."""
-        if self.family == "trm" and self.config.no_ACT_continue:
-            return q[..., 0]
-        return q[..., 0] - q[..., 1]
+        return q[..., 0] - q[..., 1] if self.q_continue else q[..., 0]
 
     def q_logits(self, state: State) -> torch.Tensor:
         return self.q_head(state[0][:, 0]).to(torch.float32)

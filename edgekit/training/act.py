@@ -97,7 +97,7 @@ def train_act(
         loss = lm + 0.5 * q_halt_loss
         steps = steps + 1
         last = steps >= cap
-        if not (model.family == "trm" and model.config.no_ACT_continue):
+        if model.q_continue:
             # HRM: bootstrapped continue target from one more no-grad step (PQN-style, as the reference).
             with torch.no_grad():
                 nq = model.q_logits(model.step(tuple(z.detach() for z in new_state), x.detach()))
