@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import ExportError, first_line
 from ..models.config import SolverConfig
 from ..models.families import stopping_rule
-from ..stopping import FixedPoint
+from ..stopping import FixedPoint, HaltLogit
 from .graphs import AndersonUpdate
 
 _FLOAT = TensorProto.FLOAT
@@ -121,6 +122,33 @@ def _rank(graph: onnx.GraphProto, name: str) -> int:
     raise ExportError(f"step graph has no input {name!r}", "re-export the step graph with edgekit")
 
 
+@dataclass(frozen=True)
+class _LoopSpec:
+    """What the stitching decides before any node is made: the stopping rule and its control input, the state
+    layout, and the Anderson solver when the Loop carries its history."""
+
+    rule: type[HaltLogit] | type[FixedPoint]
+    opset: int  # the step graph's, for the inlined Anderson update
+    states: list[str]
+    rank: int  # of each state (batch first): the done mask is unsqueezed to it
+    limit_default: float
+    anderson: SolverConfig | None  # Anderson acceleration (carries an m-slot history), else None
+
+
+@dataclass
+class _Graphs:
+    """The outer graph's and the Loop body's parts, appended to step by step in graph order."""
+
+    outer: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)  # the Loop's initial carried values
+    body: list[onnx.NodeProto] = field(default_factory=list)
+    body_inits: list[onnx.TensorProto] = field(default_factory=list)
+    b_in: list[onnx.ValueInfoProto] = field(default_factory=list)
+    b_out: list[onnx.ValueInfoProto] = field(default_factory=list)
+    state_out: list[str] = field(default_factory=list)  # the body's outputs for the states
+
+
 def build_loop(
     encode: onnx.ModelProto,
     step: onnx.ModelProto,
@@ -137,37 +165,53 @@ def build_loop(
 
     `initial[name]` is the vector each state starts from (broadcast over batch and positions; zeros for DEQ).
     `max_steps` and `halt_threshold` (ACT) or `tol` (DEQ) are graph inputs with these defaults."""
+    spec = _loop_spec(step, family, state_names, halt_threshold, solver)
+    g = _Graphs()
+    _encode_and_constants(g, encode, spec, budget)
+    _initial_states(g, step, spec, initial)
+    _body_step(g, step, spec)
+    dim = int(initial[spec.states[0]].size)
+    if spec.anderson is not None:
+        _body_anderson(g, spec, dim)
+    else:
+        _body_freeze(g, spec)
+    _body_end(g, step, spec, dim)
+    return _checked(_outer_model(g, encode, step, readout, spec))
+
+
+def _loop_spec(
+    step: onnx.ModelProto, family: str, states: list[str], halt_threshold: float, solver: SolverConfig | None
+) -> _LoopSpec:
+    """The family's stopping rule and its default limit, the solver settings checked (a DEQ needs them; Anderson
+    export needs an undamped step) and the state rank."""
     opset = next(o.version for o in step.opset_import if o.domain in ("", "ai.onnx"))
     rule = stopping_rule(family)
     deq = rule is FixedPoint
     if deq and solver is None:
         raise ExportError("a DEQ Loop needs the solver settings", "pass the model's SolverConfig as solver=")
-    # the solver when it is Anderson acceleration (which carries a history through the loop), else None
-    anderson_solver = solver if deq and solver is not None and solver.name == "anderson" else None
-    anderson = anderson_solver is not None
-    if anderson_solver is not None and anderson_solver.damping != 1.0:
+    anderson = solver if deq and solver is not None and solver.name == "anderson" else None
+    if anderson is not None and anderson.damping != 1.0:
         raise ExportError(
             "Anderson export needs an undamped step (solver.damping = 1)", "mix with anderson_beta instead of damping"
         )
-    rank = _rank(step.graph, state_names[0])
-    sn = state_names
-    outer_nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
-
-    # -- encode and the loop's initial values ------------------------------------------------------------------
-    n, i = inline(encode.graph, "enc/", {i.name: i.name for i in encode.graph.input} | {"x": "x"})
-    outer_nodes += n
-    inits += i
-    limit_name = rule.limit
+    rank = _rank(step.graph, states[0])
     limit_default = solver.tol if deq and solver is not None else halt_threshold
-    inits += [
+    return _LoopSpec(rule, opset, states, rank, limit_default, anderson)
+
+
+def _encode_and_constants(g: _Graphs, encode: onnx.ModelProto, spec: _LoopSpec, budget: int) -> None:
+    """The encode graph inlined, the control inputs' defaults and the batch-sized `done` / `steps` starts."""
+    n, i = inline(encode.graph, "enc/", {i.name: i.name for i in encode.graph.input} | {"x": "x"})
+    g.outer += n
+    g.inits += i
+    g.inits += [
         _const("max_steps", np.array(budget, np.int64)),
-        _const(limit_name, np.array(limit_default, np.float32)),
+        _const(spec.rule.limit, np.array(spec.limit_default, np.float32)),
         _const("c/true", np.array(True)),
         _const("c/zero_i64", np.array([0], np.int64)),
         _const("c/one_i64", np.array([1], np.int64)),
     ]
-    outer_nodes += [
+    g.outer += [
         helper.make_node("Shape", ["x"], ["x_shape"]),
         helper.make_node("Slice", ["x_shape", "c/zero_i64", "c/one_i64"], ["batch"]),
         helper.make_node(
@@ -177,117 +221,127 @@ def build_loop(
             "ConstantOfShape", ["batch"], ["steps0"], value=helper.make_tensor("v", TensorProto.INT64, [1], [0])
         ),
     ]
+
+
+def _initial_states(g: _Graphs, step: onnx.ModelProto, spec: _LoopSpec, initial: dict[str, np.ndarray]) -> None:
+    """Each state's start vector broadcast to the input's shape (and Anderson's empty histories): the carried
+    values the Loop starts from."""
+    sn = spec.states
     state_dtype = onnx.helper.tensor_dtype_to_np_dtype(_like(step.graph, sn[0], "_").type.tensor_type.elem_type)
-    if anderson and state_dtype != np.float32:
+    if spec.anderson is not None and state_dtype != np.float32:
         raise ExportError(
             "Anderson Loop export is float32 only", "export DEQ models in float32 (export.precisions: [float32])"
         )
     for s in sn:
-        inits.append(_const(f"init/{s}", initial[s].astype(state_dtype)))
-        outer_nodes.append(helper.make_node("Expand", [f"init/{s}", "x_shape"], [f"{s}0"]))
-    carried_in = [f"{s}0" for s in sn] + ["done0", "steps0"]
-    if anderson_solver is not None:
+        g.inits.append(_const(f"init/{s}", initial[s].astype(state_dtype)))
+        g.outer.append(helper.make_node("Expand", [f"init/{s}", "x_shape"], [f"{s}0"]))
+    g.carried = [f"{s}0" for s in sn] + ["done0", "steps0"]
+    if spec.anderson is not None:
         dim = int(initial[sn[0]].size)
-        inits.append(_const("c/hist_shape", np.array([anderson_solver.anderson_m, dim], np.int64)))
-        outer_nodes += [
+        g.inits.append(_const("c/hist_shape", np.array([spec.anderson.anderson_m, dim], np.int64)))
+        g.outer += [
             helper.make_node("Concat", ["batch", "c/hist_shape"], ["hist_shape"], axis=0),
             helper.make_node(
                 "ConstantOfShape", ["hist_shape"], ["hist0"], value=helper.make_tensor("v", _FLOAT, [1], [0.0])
             ),
         ]
-        carried_in += ["hist0", "hist0", f"{sn[0]}0"]  # X history, F history, best iterate
+        g.carried += ["hist0", "hist0", f"{sn[0]}0"]  # X history, F history, best iterate
 
-    # -- the body -------------------------------------------------------------------------------------------------
-    b_in = [
+
+def _body_step(g: _Graphs, step: onnx.ModelProto, spec: _LoopSpec) -> None:
+    """The body's inputs, the step graph inlined, and the per-sample bookkeeping: steps taken by active samples,
+    and `done` once the stopping signal crosses its limit."""
+    sn, limit = spec.states, spec.rule.limit
+    g.b_in = [
         helper.make_tensor_value_info("b/iter", TensorProto.INT64, []),
         helper.make_tensor_value_info("b/cond", TensorProto.BOOL, []),
     ]
-    b_in += [_like(step.graph, s, f"b/{s}") for s in sn]
-    b_in += [
+    g.b_in += [_like(step.graph, s, f"b/{s}") for s in sn]
+    g.b_in += [
         helper.make_tensor_value_info("b/done", TensorProto.BOOL, ["batch"]),
         helper.make_tensor_value_info("b/steps", TensorProto.INT64, ["batch"]),
     ]
-    extra = rule.signal
-    io = {s: f"b/{s}" for s in sn} | {"x": "x"} | {f"{s}_next": f"b/{s}_next" for s in sn} | {extra: "b/signal"}
-    body, body_inits = inline(step.graph, "body/", io)
-    body_inits += [_const("body/axes", np.arange(1, rank, dtype=np.int64))]
-    body += [
+    io = {s: f"b/{s}" for s in sn} | {"x": "x"} | {f"{s}_next": f"b/{s}_next" for s in sn}
+    g.body, g.body_inits = inline(step.graph, "body/", io | {spec.rule.signal: "b/signal"})
+    g.body_inits += [_const("body/axes", np.arange(1, spec.rank, dtype=np.int64))]
+    g.body += [
         helper.make_node("Not", ["b/done"], ["b/active"]),
         helper.make_node("Cast", ["b/active"], ["b/active_i64"], to=TensorProto.INT64),
         helper.make_node("Add", ["b/steps", "b/active_i64"], ["b/steps_out"]),
         helper.make_node("Unsqueeze", ["b/done", "body/axes"], ["b/done_b"]),
     ]
-    if deq:
-        body.append(helper.make_node("LessOrEqual", ["b/signal", limit_name], ["b/newly"]))
+    if spec.rule is FixedPoint:
+        g.body.append(helper.make_node("LessOrEqual", ["b/signal", limit], ["b/newly"]))
     else:
-        body.append(helper.make_node("Greater", ["b/signal", limit_name], ["b/newly"]))
-    body.append(helper.make_node("Or", ["b/done", "b/newly"], ["b/done_out"]))
-    if anderson_solver is not None:
-        z = sn[0]
-        dim = int(initial[z].size)
-        b_in += [
-            helper.make_tensor_value_info(n_, _FLOAT, ["batch", anderson_solver.anderson_m, dim])
-            for n_ in ("b/X", "b/F")
-        ]
-        b_in.append(helper.make_tensor_value_info("b/best", _FLOAT, ["batch", dim]))
-        a_nodes, a_inits = inline(
-            _export_anderson(anderson_solver, dim, opset),
-            "anderson/",
-            {
-                "X": "b/X",
-                "F": "b/F",
-                "z": f"b/{z}",
-                "fz": f"b/{z}_next",
-                "k": "b/iter",
-                "X_next": "b/X_out",
-                "F_next": "b/F_out",
-                "z_next": f"b/{z}_out",
-            },
-        )
-        body += a_nodes
-        body_inits += a_inits
-        body.append(helper.make_node("Where", ["b/done_b", "b/best", f"b/{z}_next"], ["b/best_out"]))
-        state_out = [f"b/{z}_out"]
-    else:
-        body += [helper.make_node("Where", ["b/done_b", f"b/{s}", f"b/{s}_next"], [f"b/{s}_out"]) for s in sn]
-        state_out = [f"b/{s}_out" for s in sn]
-    body += [
+        g.body.append(helper.make_node("Greater", ["b/signal", limit], ["b/newly"]))
+    g.body.append(helper.make_node("Or", ["b/done", "b/newly"], ["b/done_out"]))
+
+
+def _body_freeze(g: _Graphs, spec: _LoopSpec) -> None:
+    """Samples already done keep their state: the step's result only where the sample is still running."""
+    g.body += [helper.make_node("Where", ["b/done_b", f"b/{s}", f"b/{s}_next"], [f"b/{s}_out"]) for s in spec.states]
+    g.state_out = [f"b/{s}_out" for s in spec.states]
+
+
+def _body_anderson(g: _Graphs, spec: _LoopSpec, dim: int) -> None:
+    """Anderson acceleration in the body: the histories in, the update graph inlined, the best iterate kept for
+    samples already converged."""
+    assert spec.anderson is not None
+    z, m = spec.states[0], spec.anderson.anderson_m
+    g.b_in += [helper.make_tensor_value_info(n_, _FLOAT, ["batch", m, dim]) for n_ in ("b/X", "b/F")]
+    g.b_in.append(helper.make_tensor_value_info("b/best", _FLOAT, ["batch", dim]))
+    io = {"X": "b/X", "F": "b/F", "z": f"b/{z}", "fz": f"b/{z}_next", "k": "b/iter"}
+    io |= {"X_next": "b/X_out", "F_next": "b/F_out", "z_next": f"b/{z}_out"}
+    a_nodes, a_inits = inline(_export_anderson(spec.anderson, dim, spec.opset), "anderson/", io)
+    g.body += a_nodes
+    g.body_inits += a_inits
+    g.body.append(helper.make_node("Where", ["b/done_b", "b/best", f"b/{z}_next"], ["b/best_out"]))
+    g.state_out = [f"b/{z}_out"]
+
+
+def _body_end(g: _Graphs, step: onnx.ModelProto, spec: _LoopSpec, dim: int) -> None:
+    """The continue condition (some sample still running), the trace output and the body's outputs."""
+    g.body += [
         helper.make_node("Cast", ["b/done_out"], ["b/done_i32"], to=TensorProto.INT32),
         helper.make_node("ReduceMin", ["b/done_i32"], ["b/all_done"], keepdims=0),
         helper.make_node("Equal", ["b/all_done", "body/zero_i32"], ["b/cond_out"]),
         helper.make_node("Identity", ["b/signal"], ["b/trace"]),
     ]
-    body_inits.append(_const("body/zero_i32", np.array(0, np.int32)))
-    b_out = [helper.make_tensor_value_info("b/cond_out", TensorProto.BOOL, [])]
-    b_out += [_like(step.graph, s, o) for s, o in zip(sn, state_out)]
-    b_out += [
+    g.body_inits.append(_const("body/zero_i32", np.array(0, np.int32)))
+    g.b_out = [helper.make_tensor_value_info("b/cond_out", TensorProto.BOOL, [])]
+    g.b_out += [_like(step.graph, s, o) for s, o in zip(spec.states, g.state_out)]
+    g.b_out += [
         helper.make_tensor_value_info("b/done_out", TensorProto.BOOL, ["batch"]),
         helper.make_tensor_value_info("b/steps_out", TensorProto.INT64, ["batch"]),
     ]
-    if anderson_solver is not None:
-        b_out += [
-            helper.make_tensor_value_info(o, _FLOAT, ["batch", anderson_solver.anderson_m, dim])
-            for o in ("b/X_out", "b/F_out")
-        ]
-        b_out.append(helper.make_tensor_value_info("b/best_out", _FLOAT, ["batch", dim]))
-    b_out.append(helper.make_tensor_value_info("b/trace", _FLOAT, ["batch"]))
-    body_graph = helper.make_graph(body, "step_body", b_in, b_out, initializer=body_inits)
+    if spec.anderson is not None:
+        m = spec.anderson.anderson_m
+        g.b_out += [helper.make_tensor_value_info(o, _FLOAT, ["batch", m, dim]) for o in ("b/X_out", "b/F_out")]
+        g.b_out.append(helper.make_tensor_value_info("b/best_out", _FLOAT, ["batch", dim]))
+    g.b_out.append(helper.make_tensor_value_info("b/trace", _FLOAT, ["batch"]))
 
+
+def _outer_model(
+    g: _Graphs, encode: onnx.ModelProto, step: onnx.ModelProto, readout: onnx.ModelProto, spec: _LoopSpec
+) -> onnx.ModelProto:
+    """The `Loop` node over the body, the readout inlined on the final (Anderson: best) state, and the model's
+    inputs (encode's and the two control inputs) and outputs."""
+    sn, anderson = spec.states, spec.anderson is not None
+    body_graph = helper.make_graph(g.body, "step_body", g.b_in, g.b_out, initializer=g.body_inits)
     final = [f"{s}_final" for s in sn]
     loop_out = final + ["done", "steps"] + (["X_final", "F_final", "best"] if anderson else []) + ["trace"]
-    outer_nodes.append(
-        helper.make_node("Loop", ["max_steps", "c/true", *carried_in], loop_out, body=body_graph, name="recursion")
+    g.outer.append(
+        helper.make_node("Loop", ["max_steps", "c/true", *g.carried], loop_out, body=body_graph, name="recursion")
     )
     answer = {sn[0]: "best"} if anderson else {s: f"{s}_final" for s in sn}
-    head_out = ["logits", "halt"] if rule.halting_head else ["logits"]
+    head_out = ["logits", "halt"] if spec.rule.halting_head else ["logits"]
     n, i = inline(readout.graph, "readout/", answer | {o: o for o in head_out})
-    outer_nodes += n
-    inits += i
-
+    g.outer += n
+    g.inits += i
     inputs = [
         *encode.graph.input,  # inputs[, puzzle_ids]
         helper.make_tensor_value_info("max_steps", TensorProto.INT64, []),
-        helper.make_tensor_value_info(limit_name, _FLOAT, []),
+        helper.make_tensor_value_info(spec.rule.limit, _FLOAT, []),
     ]
     outputs = [o for o in readout.graph.output if o.name in head_out]
     outputs += [
@@ -296,10 +350,14 @@ def build_loop(
         helper.make_tensor_value_info("trace", _FLOAT, ["steps_taken", "batch"]),
     ]
     outputs += [_like(step.graph, s, answer[s]) for s in sn]
-    graph = helper.make_graph(outer_nodes, "edgekit_loop", inputs, outputs, initializer=inits)
-    model = helper.make_model(
+    graph = helper.make_graph(g.outer, "edgekit_loop", inputs, outputs, initializer=g.inits)
+    return helper.make_model(
         graph, opset_imports=list(step.opset_import), producer_name="edgekit", ir_version=step.ir_version
     )
+
+
+def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The stitched model through onnx.checker (a failure is an edgekit bug, said in one line)."""
     try:
         if not has_external_data(model):  # else checked once written, beside its data (export/onnx_export.py)
             onnx.checker.check_model(model, full_check=True)
