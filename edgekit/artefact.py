@@ -114,6 +114,34 @@ def replace_file(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def private_folder_problem(folder: Path) -> str | None:
+    """Why another user could change what is in `folder` (None: only this user can): it must be a real folder (not
+    a symbolic link), owned by this user and writable by no one else. The one rule for every cache edgekit keeps
+    (cache entries, timing caches, TensorRT and OpenVINO engine caches): a planted entry there would be trusted."""
+    try:
+        st = os.lstat(folder)
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def make_private_levels(folder: Path) -> None:
+    """Create every missing level of `folder` with mode 0700 (mkdir's `parents` would give them the umask's mode);
+    a level made meanwhile by another process is fine (the caller checks it like any folder). Raises OSError."""
+    for level in [*reversed(folder.parents), folder]:
+        if not os.path.lexists(level):
+            with contextlib.suppress(FileExistsError):
+                level.mkdir(mode=0o700)
+
+
 def _is_within(child: Path, parent: Path) -> bool:
     try:
         child.relative_to(parent)

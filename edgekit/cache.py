@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .artefact import make_private_levels, private_folder_problem
 from .npyio import load_npz, open_regular
 
 T = TypeVar("T")
@@ -63,41 +63,19 @@ def key_of(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _unsafe(folder: Path) -> str | None:
-    """Why `folder` must not hold cache entries (None: it may): it must be a folder, not a symbolic link, owned by
-    this user and writable by no one else."""
-    try:
-        st = os.lstat(folder)
-    except OSError as e:
-        return f"cannot be read ({e.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symbolic link"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a folder"
-    if st.st_uid != os.geteuid():
-        return f"belongs to another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
-        who = {0o020: "its group", 0o002: "others", 0o022: "its group and others"}[st.st_mode & 0o022]
-        return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
 def private_folder(folder: Path) -> Path | None:
     """`folder`, created 0700 when absent, when it is safe to use; else None after one warning line. For any cache
     edgekit keeps (entries here; engine and timing caches elsewhere). Every missing level is created 0700 (mkdir's
     `parents` would give the parents the umask's mode)."""
     try:
-        for level in [*reversed(folder.parents), folder]:
-            if not os.path.lexists(level):
-                with contextlib.suppress(FileExistsError):  # made meanwhile: checked below like any folder
-                    level.mkdir(mode=0o700)
+        make_private_levels(folder)
     except OSError as e:
         _warn(
             f"the cache folder {folder} cannot be created ({e.strerror}); running without the cache (results are "
             "recomputed); set EDGEKIT_CACHE to a folder of your own"
         )
         return None
-    why = _unsafe(folder)
+    why = private_folder_problem(folder)
     if why is not None:
         _warn(
             f"the cache folder {folder} {why}; running without the cache (results are recomputed, nothing is "

@@ -145,18 +145,18 @@ def test_symlinked_cache_folder_is_refused(tmp_path):
     elsewhere.mkdir(mode=0o700)
     (tmp_path / "root" / "trt-ep").mkdir(parents=True)
     (tmp_path / "root" / "trt-ep" / "k").symlink_to(elsewhere)
-    _refused(s, "is a symlink")
+    _refused(s, "is a symbolic link")
     assert not list(elsewhere.iterdir())
     # the root itself as a symlink
     (tmp_path / "link").symlink_to(tmp_path / "root")
-    _refused(ProviderSettings(cache_dir=tmp_path / "link", artefact_key="k2"), "is a symlink")
+    _refused(ProviderSettings(cache_dir=tmp_path / "link", artefact_key="k2"), "is a symbolic link")
 
 
 def test_cache_folder_of_another_user_is_refused(tmp_path, monkeypatch):
     s = ProviderSettings(cache_dir=tmp_path / "root", artefact_key="k")
     prepare_cache(s)
-    me = os.getuid()
-    monkeypatch.setattr(providers.os, "getuid", lambda: me + 1)  # we cannot chown here: pretend to be another user
+    me = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: me + 1)  # we cannot chown here: pretend to be another user
     _refused(s, "owned by another user")
 
 

@@ -43,10 +43,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..artefact import make_private_levels, private_folder_problem
 from ..errors import InputError, first_line
 from .base import DEFAULT_CHUNK, HostRunner
 from .errors import ArtefactError, RuntimeInputError
-from .providers import ProviderSettings, _unsafe, artefact_key, cache_root
+from .providers import ProviderSettings, artefact_key, cache_root
 
 INSTALL = 'pip install "edgekit[openvino]"'
 DEVICE_NAME = re.compile(r"^(CPU|GPU|NPU)(\.[0-9]{1,3})?$")
@@ -124,17 +125,12 @@ def prepare_cache(root: Path, key: str) -> Path | None:
     compiled blob is code the device runs). None where it cannot be created (a read-only home): the graphs are
     then compiled on every start, nothing is stored."""
     folder = root / "openvino" / key
-    for p in [*reversed(folder.parents), folder]:
-        if os.path.lexists(p):
-            continue
-        try:
-            p.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
-        except OSError:
-            return None
+    try:
+        make_private_levels(folder)
+    except OSError:
+        return None
     for p in (root, root / "openvino", folder):
-        why = _unsafe(p, os.lstat(p))
+        why = private_folder_problem(p)
         if why:
             raise RuntimeInputError(
                 f"the OpenVINO cache folder {p} {why}, so another user could plant a compiled model there; use a "

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,6 +33,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
+
+from ..artefact import make_private_levels, private_folder_problem
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -77,38 +78,21 @@ def user_cache(settings: ProviderSettings) -> Path:
     return cache_root(settings) / "trt-ep" / settings.artefact_key
 
 
-def _unsafe(path: Path, st: os.stat_result) -> str | None:
-    """Why another user could change what is in `path`, or None."""
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symlink"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a folder"
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return "is owned by another user"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
-
-
 def prepare_cache(settings: ProviderSettings) -> Path:
     """Create the TensorRT provider's cache folder (every missing level with mode 0700) and refuse one another
     user could write into. The root's own parents are the user's business; root, trt-ep and the artefact's folder
     must be real folders of this user that only this user can write."""
     root = cache_root(settings)
     folder = user_cache(settings)
-    missing = [p for p in [*reversed(folder.parents), folder] if not os.path.lexists(p)]
-    for p in missing:
-        try:
-            p.mkdir(mode=0o700)
-        except FileExistsError:
-            pass  # another process made it meanwhile; checked below like any existing folder
-        except OSError as e:
-            raise ProviderError(
-                f"cannot create the TensorRT engine cache folder {p} ({e.strerror}); "
-                "pass --cache-dir with a writable folder, or set EDGEKIT_CACHE"
-            ) from None
+    try:
+        make_private_levels(folder)
+    except OSError as e:
+        raise ProviderError(
+            f"cannot create the TensorRT engine cache folder {folder} ({e.strerror}); "
+            "pass --cache-dir with a writable folder, or set EDGEKIT_CACHE"
+        ) from None
     for p in (root, root / "trt-ep", folder):
-        why = _unsafe(p, os.lstat(p))
+        why = private_folder_problem(p)
         if why:
             raise ProviderError(
                 f"the TensorRT engine cache folder {p} {why}, so another user could plant an engine there; "
