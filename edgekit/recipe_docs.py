@@ -15,7 +15,8 @@ from pydantic.fields import FieldInfo
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "recipes.md"
 
-# One sentence per section: what it decides (the keys' own descriptions come from the schema).
+# One sentence per section: what it decides (the keys' own descriptions come from the schema). A quantization
+# mode's own section brings its sentence with it (`Section.doc`, edgekit/quantize/modes/).
 SECTIONS = {
     "": "Top-level keys.",
     "model": "The checkpoint to deploy. See [your own model and dataset](own-model.md) for the layouts it reads.",
@@ -28,12 +29,7 @@ SECTIONS = {
     "[quantization](quantization.md).",
     "quantize.calibration": "Samples NNCF calibrates activation ranges on (every recursion step of each).",
     "quantize.keep_float": "Layers left in float, by ONNX node-name regular expression or op type.",
-    "quantize.search": "The budget of the accuracy-aware `mixed` mode, scored by rollouts with early halting.",
     "quantize.smooth": "Recursion-aware smoothing of gated MLPs before INT8: one factor per shared weight.",
-    "quantize.weights": "Block-wise weight modes (`int8_nbits`, `int4_weight_only`).",
-    "quantize.per_row": "Per-row dynamic INT8 (`int8_per_row`): one activation scale per row, batch-invariant.",
-    "quantize.hybrid": "`int8_hybrid`: static INT8 everywhere except the MatMuls named here, which are per-row dynamic "
-    "INT8; batch-invariant.",
 }
 
 # Meanings for keys whose schema field carries no description (the schema's own text wins where it has one);
@@ -59,15 +55,10 @@ EXTRA = {
     "quantize.modes": "one variant per mode (see [quantization](quantization.md)); `fp16` is accepted for `float16`",
     "quantize.calibration": "calibration samples",
     "quantize.keep_float": "layers kept float",
-    "quantize.search": "budget of the `mixed` search",
     "quantize.smooth": "smoothing before INT8",
-    "quantize.weights": "block-wise weights",
     "quantize.keep_float.patterns": "regular expressions on ONNX node names; default: the halting head, whose error "
     "compounds over steps into different halting decisions",
     "quantize.keep_float.types": "ONNX op types kept float",
-    "quantize.search.max_exact_drop": "exact accuracy (fraction) a candidate may lose against float32",
-    "quantize.search.min_halting_agreement": "share of samples that must halt at float32's step",
-    "quantize.search.seed": "seed of the search examples (apart from validation)",
     "quantize.smooth.alpha": "0 moves no channel spread into the weights, 1 moves all of it; `null` turns it off",
     "target:name": "the name recipes use (the file's stem)",
     "target:description": "one line shown by `edgekit targets`",
@@ -185,9 +176,16 @@ def _table(fields: list[tuple[str, str, FieldInfo]]) -> list[str]:
     return lines + [""]
 
 
+def _mode_sections() -> dict[str, str]:
+    """The sentence of each quantization mode's own section, from the mode registry."""
+    from .quantize.modes import sections
+
+    return {f"quantize.{s.key}": s.doc for s in sections()}
+
+
 def _section(model: type[BaseModel], path: str) -> list[str]:
     """One section's table, then its sub-sections."""
-    lines = [f"## `{path}`" if path else "## Top level", "", SECTIONS.get(path, ""), ""]
+    lines = [f"## `{path}`" if path else "## Top level", "", SECTIONS.get(path) or _mode_sections().get(path, ""), ""]
     fields, nested = [], []
     for name, f in model.model_fields.items():
         k = f"{path}.{f.alias or name}" if path else f.alias or name

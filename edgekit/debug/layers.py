@@ -20,7 +20,6 @@ the variant's method applied to one layer, not byte-for-byte the variant's graph
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import onnx
 
 from ..errors import EdgekitError, InputError
+from ..quantize.modes import MODES
 
 CALIBRATION_SAMPLES = 16  # puzzles whose whole float32 trajectory calibrates / smooths the rebuilt hybrids
 MAX_LAYERS = 256  # bound on the hybrids one run builds (two per layer)
@@ -73,70 +73,8 @@ class DebugReport:
 
 Partial = Callable[[onnx.ModelProto, list[dict[str, np.ndarray]], dict[str, Any], list[str]], onnx.ModelProto]
 
-
-def _others(model: onnx.ModelProto, names: list[str]) -> list[str]:
-    """Regexes matching every MatMul / Gemm node except `names` (how the quantizers are told what to skip)."""
-    keep = set(names)
-    return [re.escape(n.name) for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and n.name not in keep]
-
-
-def _per_row(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    from ..quantize.per_row import per_row_int8
-
-    only = [re.escape(n) for n in names]
-    return per_row_int8(model, [], [], only, info.get("kernel", "contrib"), info.get("activation", "quantize_linear"))[
-        0
-    ]
-
-
-def _dynamic(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    from ..quantize.ort_backend import quantize_dynamic_int8
-
-    return quantize_dynamic_int8(model, _others(model, names), [])
-
-
-def _static(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    from ..quantize.nncf_backend import quantize_int8
-
-    return quantize_int8(model, items, _others(model, names), [])
-
-
-def _weight_only(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    from ..quantize.nncf_backend import compress_weights_int8
-
-    return compress_weights_int8(model, _others(model, names), [])
-
-
-def _nbits(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    from ..quantize.ort_backend import quantize_matmul_nbits
-
-    return quantize_matmul_nbits(
-        model, int(info.get("bits", 8)), int(info.get("block_size", 32)), _others(model, names), []
-    )
-
-
-def _hybrid(model: onnx.ModelProto, items: list, info: dict, names: list[str]) -> onnx.ModelProto:
-    """`names` the hybrid's way: per row where the variant's `per_row` patterns match, static INT8 elsewhere."""
-    from ..quantize.hybrid import hybrid_int8
-
-    rows = [str(p) for p in info.get("per_row") or [".*down_proj.*"]]
-    per_row = [re.escape(n) for n in names if any(re.fullmatch(p, n) for p in rows)]
-    if not per_row:
-        return _static(model, items, info, names)
-    kernel, activation = info.get("kernel", "contrib"), info.get("activation", "quantize_linear")
-    return hybrid_int8(model, items, _others(model, names), [], per_row, kernel, activation)[0]
-
-
-PARTIAL: dict[str, Partial] = {
-    "int8_per_row": _per_row,
-    "int8_hybrid": _hybrid,
-    "int8_dynamic": _dynamic,
-    "int8": _static,
-    "mixed": _static,
-    "int8_weight_only": _weight_only,
-    "int8_nbits": _nbits,
-    "int4_weight_only": _nbits,
-}
+# each mode's own partial rebuild, declared in its file (edgekit/quantize/modes/)
+PARTIAL: dict[str, Partial] = {name: m.partial for name, m in MODES.items() if m.partial is not None}
 
 
 # -- graph helpers ----------------------------------------------------------------------------------------------------

@@ -1,29 +1,39 @@
 """Quantize stage: compressed step graphs (and their Loop forms) as extra artefact variants.
 
-Configs are data (`config.QuantizeSection`), handlers are registered per mode in `MODES`. Every handler works
-on the standalone float32 step graph and re-wraps the result into the Loop form, so quantized weights live in
-the Loop body itself (onnxruntime's integer kernels need that).
+Modes are one file each in `modes/` (registered in `MODES`: their settings, the form of their graphs, their
+handler); configs are data (`config.QuantizeSection`, built from that registry). Every handler works on the
+standalone float32 step graph and re-wraps the result into the Loop form, so quantized weights live in the Loop
+body itself (onnxruntime's integer kernels need that).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import QuantizeSection
-
 if TYPE_CHECKING:
-    from .stage import MODES, Mode, Quantized, QuantizeError, QuantizeJob, cpu_only_modes, run_quantize
+    from .config import QuantizeSection
+    from .modes import MODES, Mode, cpu_only_modes
+    from .stage import Quantized, QuantizeError, QuantizeJob, run_quantize
 
-_STAGE = {"MODES", "Mode", "QuantizeError", "QuantizeJob", "Quantized", "cpu_only_modes", "run_quantize"}
+_LAZY = {
+    "MODES": "modes",
+    "Mode": "modes",
+    "cpu_only_modes": "modes",
+    "QuantizeSection": "config",
+    "QuantizeError": "stage",
+    "QuantizeJob": "stage",
+    "Quantized": "stage",
+    "run_quantize": "stage",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The stage's API from `stage.py`, imported on first use: `import edgekit.schema` stays free of onnx and
-    torch."""
-    if name in _STAGE:
-        from . import stage
+    """The API imported on first use: `import edgekit.schema` stays free of onnx and torch, and a mode file (a test
+    fixture, say) can register before the schema reads the registry."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(stage, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,12 +1,21 @@
 """TensorRT-compatible Q/DQ: signed INT8, zero point 0 (symmetric), constant positive scales: every rule `edgekit
 check` applies to Q/DQ for TensorRT. NNCF can emit uint8 or non-zero zero points (its MIXED preset, or no
-model_type) and negative weight scales (INT8_SYM weight compression), which TensorRT rejects (toolchain.md)."""
+model_type) and negative weight scales (INT8_SYM weight compression), which TensorRT rejects (toolchain.md).
+
+Which rules a quantized graph must keep is read from the form its mode declares (`modes.FORMS`), not assumed:
+`form_violations`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+if TYPE_CHECKING:
+    from .modes import Form
 
 
 def qdq_violations(model: onnx.ModelProto) -> list[str]:
@@ -70,3 +79,20 @@ def positive_scales(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 def count_qdq(model: onnx.ModelProto) -> int:
     return sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
+# the Q/DQ rules of each quantized type a TensorRT form declares
+QDQ_RULES: dict[str, Callable[[onnx.ModelProto], list[str]]] = {"int8": qdq_violations}
+
+
+def form_violations(model: onnx.ModelProto, form: Form) -> list[str]:
+    """What in `model` breaks the form its mode declares: a TensorRT form's Q/DQ rules for its type, or any Q/DQ in
+    a TensorRT form that declares none. onnxruntime-only forms are not linted (onnxruntime runs them in validation)."""
+    if not form.tensorrt:
+        return []
+    if form.qdq is None:
+        n = count_qdq(model)
+        return [f"{n} QuantizeLinear nodes in a form without Q/DQ"] if n else []
+    if form.qdq not in QDQ_RULES:
+        return [f"no Q/DQ rules for {form.qdq} (known: {', '.join(QDQ_RULES)})"]
+    return QDQ_RULES[form.qdq](model)

@@ -19,7 +19,8 @@ it. onnxruntime's MatMulInteger takes only a scalar zero point for A, so the row
 integers and A is uint8 with the constant zero point 128 (uint8 x int8 is the VNNI fast path; int8 x int8 is
 several times slower on x86). The contrib kernel multiplies its output by a non-scalar A scale with broadcasting
 (onnxruntime 1.17+; older releases refuse it loudly), which is one fused pass instead of three.
-onnxruntime CPU only: `edgekit check` names MatMulInteger / MatMulIntegerToFloat as not a TensorRT graph.
+onnxruntime CPU only: `edgekit check` names MatMulInteger / MatMulIntegerToFloat as not a TensorRT graph. The modes
+using it: `modes/int8_per_row.py`, `modes/int8_hybrid.py`.
 """
 
 from __future__ import annotations
@@ -249,35 +250,3 @@ def per_row_int8(
     if kernel == "contrib" and chosen and MS_DOMAIN not in m.opset_imports:
         m.opset_imports[MS_DOMAIN] = 1
     return ir.to_proto(m), report
-
-
-def handler(job: Any) -> Any:
-    """The `int8_per_row` mode (a `QuantizeJob -> Quantized` handler in `stage.MODES`), on the unsmoothed float32
-    step: smoothing moves the channel spread into the per-column weight scales, and measured no better here."""
-    from .stage import Quantized, QuantizeError
-
-    kf, pr = job.section.keep_float, job.section.per_row
-    try:
-        q, report = per_row_int8(job.step(), kf.patterns, kf.types, pr.only, pr.kernel, pr.activation)
-    except ValueError as e:
-        raise QuantizeError(
-            f"per-row INT8 rewrite of the step graph failed: {e}", "re-export at opset 13 or later"
-        ) from None
-    if not report.quantized:
-        raise QuantizeError(
-            "int8_per_row found no MatMul to quantize (quantize.per_row.only and quantize.keep_float leave none)",
-            "widen quantize.per_row.only or remove it",
-        )
-    kernel = "MatMulIntegerToFloat" if pr.kernel == "contrib" else "MatMulInteger"
-    return Quantized(
-        q,
-        {
-            "method": "per-row dynamic INT8 (onnx-ir rewrite): one symmetric activation scale per row at run time "
-            f"({pr.activation}), weights int8 per column, {kernel}; batch-invariant",
-            "keep_float": {"patterns": kf.patterns, "types": kf.types},
-            "only": pr.only,
-            "kernel": pr.kernel,
-            "activation": pr.activation,
-            **report.info(),
-        },
-    )
