@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import first_line
+from ..quantize.modes import onnxruntime_ops, tensorrt_quantized_modes
 from ..schema import Target, load_target
 from . import oplist, versions
 from .graphs import load_manifest, onnx_files, quantization_types
@@ -340,7 +341,8 @@ class _TrtChecker:
                 "error",
                 node,
                 f"{where}{op} is an onnxruntime CPU kernel (quantize mode {ORT_CPU_OPS[op]}): this is not a "
-                "TensorRT graph; deploy it with onnxruntime, or quantize with mode int8 (static Q/DQ) for TensorRT",
+                "TensorRT graph; deploy it with onnxruntime, or quantize with a TensorRT Q/DQ mode "
+                f"({', '.join(tensorrt_quantized_modes())})",
             )
             return
         if node.domain not in ("", "ai.onnx"):
@@ -656,14 +658,8 @@ class _TrtChecker:
                 )
 
 
-# ops of onnxruntime's CPU quantizers (quantize/ort_backend.py), named after the mode that makes them
-ORT_CPU_OPS = {
-    "DynamicQuantizeLinear": "int8_dynamic",
-    "MatMulInteger": "int8_dynamic / int8_per_row / int8_hybrid",
-    "DynamicQuantizeMatMul": "int8_dynamic",
-    "MatMulIntegerToFloat": "int8_dynamic / int8_per_row / int8_hybrid",
-    "MatMulNBits": "int8_nbits / int4_weight_only",
-}
+# ops of onnxruntime's CPU quantizers, named after the modes whose declared form makes them (quantize/modes/)
+ORT_CPU_OPS = onnxruntime_ops()
 
 
 def _type_name(elem_type: int) -> str:
