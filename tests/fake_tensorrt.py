@@ -275,6 +275,7 @@ def write_fake_engines(
             "onnx": rel,
             "onnx_sha256": manifest["sha256"][key],
             "engine_sha256": hashlib.sha256(blob).hexdigest(),
+            "engine_bytes": len(blob),  # as edgekit's builds record it
             "flags": "",
         }
     (folder / "engine_manifest.json").write_text(

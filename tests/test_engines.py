@@ -8,6 +8,7 @@ nothing about TensorRT's numerics; the real engines are tested in test_tensorrt.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -127,6 +128,8 @@ def _edit(folder, change):
         (lambda m: m["engines"]["step"].update(file="../step.engine"), "plain file name"),
         (lambda m: m.update(schema_version=2), "not an edgekit engine manifest"),
         (lambda m: m["engines"].clear(), "must list the engines"),
+        (lambda m: m["engines"]["step"].update(engine_bytes=True), "engine_bytes must be a size"),
+        (lambda m: m["engines"]["step"].update(engine_bytes=1 << 40), "engine_bytes must be a size"),
     ],
 )
 def test_engine_folders_that_do_not_belong_here_are_refused(trm_artefact, engines, tmp_path, change, message):
@@ -135,6 +138,17 @@ def test_engine_folders_that_do_not_belong_here_are_refused(trm_artefact, engine
     with pytest.raises(InputError, match=message) as e:
         _trt(trm_artefact, folder)
     assert e.value.exit_code == EXIT_USAGE and "\n" not in str(e.value)
+
+
+def test_an_engine_of_another_size_is_refused_before_it_is_hashed(trm_artefact, engines):
+    """The engine manifest records each engine's size, so a file grown to 60 GiB (sparse: no disk, but hashing it
+    would read it all) is refused by its size at once."""
+    folder, _, _ = engines
+    recorded = json.loads((folder / "engine_manifest.json").read_text())["engines"]["step"]["engine_bytes"]
+    assert recorded == (folder / "step.engine").stat().st_size
+    os.truncate(folder / "step.engine", 60 << 30)
+    with pytest.raises(InputError, match=f"is 64,424,509,440 bytes, the engine manifest records {recorded:,}"):
+        _trt(trm_artefact, folder)
 
 
 def test_a_changed_or_linked_engine_file_is_refused(trm_artefact, engines, tmp_path):

@@ -143,8 +143,9 @@ def test_fp32_plan_against_stub_trtexec(trm_artefact, tmp_path, target, trt_num,
         (key,) = [k for k, e in m["engines"].items() if e["onnx"] == onnx_rel]
         entry = m["engines"][key]
         assert entry["flags"] == " ".join(flags) and entry["onnx_sha256"] == sha256_file(trm_artefact / onnx_rel)
-        engine = Path(_opt(argv, "saveEngine"))
-        assert engine.parent == engines and entry["engine_sha256"] == sha256_file(engine)
+        saved = Path(_opt(argv, "saveEngine"))  # a fresh temporary name, renamed to the entry's file afterwards
+        assert saved.parent == engines and saved.name.startswith(".engine.") and not saved.exists()
+        assert entry["engine_sha256"] == sha256_file(engines / entry["file"])
         names = _batch_inputs(trm_artefact / onnx_rel)
         for which in ("min", "opt", "max"):
             spec = _opt(argv, f"{which}Shapes") if names else ""
@@ -241,6 +242,28 @@ def test_planted_links_and_a_shared_timing_cache_folder_are_not_used(trm_artefac
     umask = os.umask(0)
     os.umask(umask)
     assert (engines / "engine_manifest.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_links_planted_at_the_engine_and_log_names_are_replaced_not_followed(trm_artefact, tmp_path):
+    """trtexec wrote the engine, and the shell its build log, straight to their final names, so links planted there
+    (a copied artefact's engines/ folder) overwrote their targets. Now both go to mktemp files renamed into place,
+    and the engine manifest records each engine's size."""
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    victims = {}
+    for name in ("step.engine", "step.build.log"):
+        victims[name] = tmp_path / f"victim-{name}"
+        victims[name].write_text("precious\n")
+        (engines / name).symlink_to(victims[name])
+    out = run_plan(trm_artefact, tmp_path, "rtx-40", "100300", "0", graphs=["step"])
+    assert all(v.read_text() == "precious\n" for v in victims.values())
+    assert not any((engines / n).is_symlink() for n in victims) and (engines / "step.engine").is_file()
+    assert {p.name for p in engines.iterdir()} == {"engine_manifest.json", "step.engine", "step.build.log"}
+    entry = out["manifest"]["engines"]["step"]
+    assert entry["engine_bytes"] == (engines / "step.engine").stat().st_size > 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (engines / "step.engine").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_a_missing_timing_cache_folder_is_created_private(trm_artefact, tmp_path):

@@ -634,7 +634,8 @@ def test_plan_script_writes_an_engine_manifest_the_runtime_accepts(tmp_path):
         tmp_path / "a", {"step": qdq_model(np.array(0, np.int8)), "readout": qdq_model(np.array(0, np.int8))}
     )
     text = write_plan(folder, "jetson-orin-nano").read_text()
-    helpers = "\n".join(ln for ln in text.splitlines() if ln.startswith(("json_str()", "sha()")))
+    wanted = ("die()", "json_str()", "sha()", "TMPS=", "fresh()", "publish()")
+    helpers = "\n".join(ln for ln in text.splitlines() if ln.startswith(wanted))
     section = text[text.index("# 5. The engine manifest") :]
     engines = tmp_path / "engines"
     engines.mkdir()
@@ -657,6 +658,9 @@ def test_plan_script_writes_an_engine_manifest_the_runtime_accepts(tmp_path):
     assert m["engines"]["step"]["onnx_sha256"] == sha256_file(folder / "step.onnx")
     assert m["build_recipe"]["target"] == "jetson-orin-nano" and len(m["build_recipe_sha256"]) == 64
     assert verify(m, "10.3.0.26", 'NVIDIA Jetson "Orin" Nano', "8.7", engines) == []
+    assert m["engines"]["readout"]["engine_bytes"] == 70 and {p.name for p in engines.iterdir()} == {
+        "engine_manifest.json", "step.engine", "readout.engine"
+    }, "sizes recorded, no temporary file left"  # fmt: skip
     with pytest.raises(IncompatibleError, match="TensorRT 10.3.0"):
         verify(m, "10.4.0", "x", "8.7")
 

@@ -89,6 +89,9 @@ def read_engine_manifest(folder: Path) -> dict[str, Any]:
              f"engine {key!r}: file must be a plain file name in the folder")  # fmt: skip
         for h in ("onnx_sha256", "engine_sha256"):
             need(isinstance(e.get(h), str) and bool(_SHA.match(e[h])), f"engine {key!r}: {h} is not a sha256")
+        size = e.get("engine_bytes")  # recorded by builds since sizes were added; older manifests lack it
+        need(size is None or (type(size) is int and 0 <= size <= MAX_ENGINE_BYTES),
+             f"engine {key!r}: engine_bytes must be a size of at most 64 GiB")  # fmt: skip
     return data
 
 
@@ -196,6 +199,12 @@ def open_engine_folder(
             raise InputError(f"engine {path} ({role}) is missing", REBUILD) from None
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENGINE_BYTES:
             raise InputError(f"engine {path} is not a regular file of at most 64 GiB", REBUILD)
+        if e.get("engine_bytes") is not None and st.st_size != e["engine_bytes"]:  # before hashing: bounded work
+            raise InputError(
+                f"engine {path.name} is {st.st_size:,} bytes, the engine manifest records {e['engine_bytes']:,}: it "
+                "was changed after the build",
+                REBUILD,
+            )
         if sha256_file(path) != e["engine_sha256"]:
             raise InputError(f"engine {path.name} was changed after the build (sha256 differs)", REBUILD)
     return EngineFolder(folder, data, roles)

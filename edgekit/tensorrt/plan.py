@@ -88,6 +88,12 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         'else die "$*; set EDGEKIT_FORCE=1 to build anyway"; fi; }',
         "json_str() { printf '%s' \"$1\" | sed 's/\\\\/\\\\\\\\/g; s/\"/\\\\\"/g'; }",
         "sha() { sha256sum \"$1\" | cut -d' ' -f1; }",
+        "# Every file this script writes goes to a fresh mktemp name (O_EXCL: never a planted file or link) and is",
+        "# renamed into place (a link at the final name is replaced, not followed); leftovers go on exit.",
+        "TMPS=(); trap 'rm -f -- ${TMPS[@]+\"${TMPS[@]}\"}' EXIT",
+        'fresh() { local t; t=$(mktemp "$ENGINE_DIR/.$2.XXXXXXXX") || die "cannot write in $ENGINE_DIR"; '
+        'TMPS+=("$t"); printf -v "$1" %s "$t"; }  # fresh VAR what: VAR names a new empty file',
+        'publish() { chmod "$(printf %04o $(( 0666 & ~0$(umask) )))" "$1" && mv -fT -- "$1" "$2"; }',
         "# edgekit's rule for every cache folder: a real folder (not a link) of this user's own that no one else can",
         "# write; missing levels are created 0700.",
         'private_dir() { [ -e "$1" ] || [ -L "$1" ] || (umask 077 && mkdir -p -- "$1") || return 1; '
@@ -178,19 +184,21 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
             ),
             f'FLAGS_{_ident(g.name)}="${{PREC[*]-}}"',
             f'TC=(); [ -z "$CACHE_DIR" ] || TC=(--timingCacheFile="$(cache_file {q(g.onnx_sha256)})")',
-            f'"$TRTEXEC" --onnx="$ART"/{q(g.onnx)} --saveEngine="$ENGINE_DIR"/{q(g.engine)} \\',
+            "fresh ENGINE_TMP engine; fresh LOG_TMP log",
+            f'"$TRTEXEC" --onnx="$ART"/{q(g.onnx)} --saveEngine="$ENGINE_TMP" \\',
             *([f"  {shape_flags} \\"] if shape_flags else []),
             '  ${PREC[@]+"${PREC[@]}"} '
             f'--memPoolSize=workspace:{int(recipe.workspace_mb)}M ${{TC[@]+"${{TC[@]}}"}} \\',
-            f'  --skipInference > "$ENGINE_DIR/{_ident(g.name)}.build.log" 2>&1 '
-            f'|| die "trtexec failed on "{q(g.onnx)}"; see $ENGINE_DIR/{_ident(g.name)}.build.log"',
+            f'  --skipInference > "$LOG_TMP" 2>&1 || {{ publish "$LOG_TMP" "$ENGINE_DIR/{_ident(g.name)}.build.log"; '
+            f'die "trtexec failed on "{q(g.onnx)}"; see $ENGINE_DIR/{_ident(g.name)}.build.log"; }}',
+            f'publish "$LOG_TMP" "$ENGINE_DIR/{_ident(g.name)}.build.log"',
+            f'publish "$ENGINE_TMP" "$ENGINE_DIR"/{q(g.engine)}',
         ]
     recipe_json = json.dumps(recipe.to_dict(), sort_keys=True)
     lines += [
         "",
         "# 5. The engine manifest the runtime checks before loading (TensorRT version, GPU, hashes).",
-        f'TMP=$(mktemp "$ENGINE_DIR/.{ENGINE_MANIFEST}.XXXXXXXX")  # O_EXCL, never a planted file or link',
-        "trap 'rm -f \"$TMP\"' EXIT",
+        f"fresh TMP {ENGINE_MANIFEST}",
         "{",
         f'  printf \'{{\\n "schema_version": {ENGINE_SCHEMA_VERSION},\\n "target": "{_word(target.name)}",\\n '
         '"built_with": "trtexec",\\n\'',
@@ -206,17 +214,19 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     ]
     for i, g in enumerate(recipe.graphs):
         sep = "," if i < len(recipe.graphs) - 1 else ""
-        fmt = '  "%s": {"file": "%s", "onnx": "%s", "onnx_sha256": "%s", "engine_sha256": "%s", "flags": "%s"}'
+        fmt = (
+            '  "%s": {"file": "%s", "onnx": "%s", "onnx_sha256": "%s", "engine_sha256": "%s", "engine_bytes": %s, '
+            '"flags": "%s"}'
+        )
         lines.append(
             f"  printf '{fmt}{sep}\\n' {_jq(g.name)} {_jq(g.engine)} {_jq(g.onnx)} {_jq(g.onnx_sha256)} "
-            f'"$(sha "$ENGINE_DIR"/{q(g.engine)})" "$(json_str "$FLAGS_{_ident(g.name)}")"'
+            f'"$(sha "$ENGINE_DIR"/{q(g.engine)})" "$(wc -c < "$ENGINE_DIR"/{q(g.engine)} | tr -d \' \')" '
+            f'"$(json_str "$FLAGS_{_ident(g.name)}")"'
         )
     lines += [
         "  printf ' }\\n}\\n'",
         '} > "$TMP"',
-        'chmod "$(printf %04o $(( 0666 & ~0$(umask) )))" "$TMP"  # mktemp makes it 0600; a manifest is as readable '
-        "as the engines",
-        f'mv "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"',
+        f'publish "$TMP" "$ENGINE_DIR/{ENGINE_MANIFEST}"  # mktemp makes 0600: files get the umask\'s mode',
         f'echo "engines and {ENGINE_MANIFEST} written to $ENGINE_DIR"',
         "",
     ]

@@ -82,6 +82,7 @@ def build_engines(
                 "onnx": g.onnx,
                 "onnx_sha256": g.onnx_sha256,
                 "engine_sha256": sha256_file(tmp / g.engine),
+                "engine_bytes": (tmp / g.engine).stat().st_size,
                 "flags": " ".join(flags),  # what the plan script's trtexec gets for the same build
             }
         write_json(
