@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +157,12 @@ def _digest(*arrays: Any) -> str:
 
 def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log = print) -> ExportOutcome:
     """The whole pipeline; returns the artefact folder, results and the exit code the gates decide."""
-    from .export import ExportPlan, export_forms
-    from .export.manifest import build_manifest, with_files, write_initial_state
-    from .models.checkpoint import find_files, load_model
+    from .export.stage import ExportInputs, add_variants, export_stage
+    from .models.checkpoint import find_files
     from .tensorrt.stage import target_stage
     from .validate import calibrate_halt_threshold, validate_artefact
-    from .validate.threshold import apply_variant_thresholds, calibrate_variant_thresholds
+    from .validate.gates import exit_code
+    from .validate.threshold import variant_threshold_stage
 
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
@@ -173,98 +173,44 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     native, fp32 = _load_models(recipe, model_path, log, data_seq)
     data = _task_data(recipe, native)
     table = _puzzle_table(recipe, native, base, data)
-    weights_file = find_files(model_path)[0]
+    weights = find_files(model_path)[0]
+    inputs = ExportInputs(recipe, Path(recipe_path), target.name, model_path, weights, native, fp32, table, data_seq)
     with atomic_folder(final, protect=[base]) as tmp:
-        ex = recipe.export
-        thr = calibrate_halt_threshold(recipe, fp32, log, sha256_file(weights_file))
-        log(f"exporting ONNX ({', '.join(ex.forms)}; {', '.join(ex.precisions)}; opset {ex.opset})")
-
-        def load(precision: str) -> Any:
-            if precision == "float32":
-                return fp32
-            return load_model(model_path, seq_len=recipe.model.seq_len, forward_dtype=precision, data_seq_len=data_seq)
-
-        precisions: list[str] = list(ex.precisions)
-        if "float16" in recipe.quantize.modes and "float16" not in precisions:
-            precisions.append("float16")
-        table_spec = table.spec(native.puzzle_emb.weights.element_size()) if table is not None else None
-        if table_spec is not None:
-            log(
-                f"puzzle table: {table_spec.rows:,} of {table_spec.rows_before:,} rows kept "
-                f"({(table_spec.bytes_before or 0) / 1e6:,.1f} -> {(table_spec.bytes_after or 0) / 1e6:,.1f} MB)"
-            )
-        plan = ExportPlan(
-            list(ex.forms), precisions, ex.opset, thr, ex.optimize, table, external=ex.external_data == "always"
-        )
-        exported = export_forms(load, tmp, plan)
-        files, variants = dict(exported.files), dict(exported.variants)
-        init = write_initial_state(native, tmp, files)
-        manifest = build_manifest(
-            native,
-            tmp,
-            recipe_name=recipe.name,
-            recipe_sha256=hashlib.sha256(Path(recipe_path).read_bytes()).hexdigest(),
-            target=target.name,
-            weights_file=weights_file,
-            forms=list(ex.forms),
-            opset=ex.opset,
-            halt_threshold=thr,
-            files=files,
-            variants=variants,
-            initial_state=init,
-            export_seconds=dict(exported.seconds),
-        )
-        if table is not None:
-            from .export.puzzle_table import write_table
-
-            files["puzzle_ids"] = write_table(tmp, table)
-            manifest = with_files(replace(manifest, graph=replace(manifest.graph, puzzle_ids=table_spec)), tmp, files)
-        (tmp / "manifest.json").write_text(manifest.dumps())  # the float variants: what the quantize stage reads
-        if any(m != "float16" for m in recipe.quantize.modes):
-            from .quantize import QuantizeJob, run_quantize
-
-            q = recipe.quantize
-            calib = load_task(recipe.task, q.calibration.n, q.calibration.seed, split="train")
-            search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
-            fingerprint = quantize_fingerprint(sha256_file(weights_file), recipe, thr)
-            ids = calib.puzzle_ids if table is not None else None
-            fingerprint += "|" + _digest(
-                calib.inputs, search_set.inputs, search_set.labels, *([ids] if ids is not None else [])
-            )
-            job = QuantizeJob(
-                fp32,
-                tmp,
-                q,
-                calib.inputs,
-                search_set.inputs,
-                search_set.labels,
-                fingerprint,
-                log,
-                tuple(ex.forms),
-                ids,
-                search_set.puzzle_ids if table is not None else None,
-            )
-            qfiles, qvariants, quantization = run_quantize(job)
-            files.update(qfiles)
-            variants.update(qvariants)
-            manifest = replace(manifest, quantization=quantization)
-        manifest = with_files(manifest, tmp, files, variants)
-        (tmp / "manifest.json").write_text(manifest.dumps())
-        if len(manifest.variants) > 1:  # each compressed variant's own halting threshold (with auto), in its Loop
-            own = calibrate_variant_thresholds(recipe, tmp, manifest, thr, log)
-            manifest = with_files(apply_variant_thresholds(tmp, manifest, own), tmp, files)
-            (tmp / "manifest.json").write_text(manifest.dumps())
+        thr = calibrate_halt_threshold(recipe, fp32, log, sha256_file(weights))
+        exported = export_stage(inputs, thr, tmp, log)
+        manifest, files = add_variants(tmp, exported, _quantize(recipe, fp32, tmp, thr, table, weights, log))
+        manifest = variant_threshold_stage(recipe, tmp, manifest, files, thr, log)
         results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
         build = target_stage(tmp, target, log)
         if build:
             results["target_build"] = build
             write_json(tmp / "results.json", results)
-    from .validate.gates import exit_code
-
     code = exit_code(results["gates"])
     if results["passed"] and build and build["exit_code"]:
         code = build["exit_code"]
     return ExportOutcome(final, results, code)
+
+
+def _quantize(recipe: Recipe, fp32: Any, tmp: Path, thr: float, table: Any, weights: Path, log: Log) -> Any:
+    """The quantize stage's job from the recipe, run on the exported float32 graphs: its files, graph roles and
+    record (None when the recipe asks for no mode beyond float16, an export precision)."""
+    if not any(m != "float16" for m in recipe.quantize.modes):
+        return None
+    from .quantize import QuantizeJob, run_quantize
+
+    q = recipe.quantize
+    calib = load_task(recipe.task, q.calibration.n, q.calibration.seed, split="train")
+    search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
+    fingerprint = quantize_fingerprint(sha256_file(weights), recipe, thr)
+    ids = calib.puzzle_ids if table is not None else None
+    examples = [calib.inputs, search_set.inputs, search_set.labels, *([ids] if ids is not None else [])]
+    fingerprint += "|" + _digest(*examples)
+    search_ids = search_set.puzzle_ids if table is not None else None
+    job = QuantizeJob(
+        fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log, tuple(recipe.export.forms),
+        ids, search_ids,
+    )  # fmt: skip
+    return run_quantize(job)
 
 
 def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print) -> ExportOutcome:

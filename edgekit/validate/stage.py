@@ -8,27 +8,22 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..artefact import sha256_file, write_json
+from ..artefact import write_json
 from ..errors import RecipeError
 from ..manifest import Manifest
 from ..schema import Recipe, load_target
 from ..tasks import TaskData
+from .outputs import RESULTS_SCHEMA_VERSION
 
-RESULTS_SCHEMA_VERSION = 2  # 2: entries and gates name variants by their `--variant` name, `display` beside it
+__all__ = ["RESULTS_SCHEMA_VERSION", "onnx_rollout", "validate_artefact"]
+
 FIDELITY_SAMPLES = 128  # trajectory cosine / drift: full-budget rollouts of both variants on this many samples
-
-
-def takes_ids(model) -> bool:
-    from ..export.graphs import takes_puzzle_ids
-
-    return takes_puzzle_ids(model)
 
 
 def runner_ids(runner, data: TaskData) -> np.ndarray | None:
@@ -121,30 +116,47 @@ def measure_latency(tmp: Path, entries: list[dict], names: list[str], data: Task
     )
 
 
-def _golden(tmp: Path, files: dict, inputs: np.ndarray, write_golden, ids: np.ndarray | None = None) -> None:
-    """golden.npz (every variant and mode on a few inputs, what `edgekit verify` re-checks on a device), written
-    from the cache when the same graph bytes answered the same inputs at the same settings before."""
-    from ..cache import entry, read_arrays, write_arrays
-    from ..runtime.manifest import load_manifest
-    from ..runtime.verify import GOLDEN
-    from .reference import keyed, onnx_rollout_key
+@dataclass
+class _Run:
+    """One validation: its inputs, the settings every step reads, and the files and entries it adds to."""
 
-    graphs = sorted(k for k in files if k != "golden")
-    m = load_manifest(tmp, complete=False)  # the runner settings golden answers are computed at
-    settings = ["golden", graphs, m.graph.to_json(), m.model.to_json(), {n: g.to_json() for n, g in m.variants.items()}]
-    key = onnx_rollout_key([tmp / files[k] for k in graphs], keyed(inputs, ids), 0, settings)
-    e = entry("onnx", f"golden-{key}")
+    tmp: Path
+    recipe: Recipe
+    native: Any
+    fp32: Any
+    data: TaskData
+    manifest: Manifest
+    log: Callable[[str], None]
+    scale: Any  # edgekit.scale's ScaleRun: executor, workers, the references' and the ONNX graphs' device
+    task: Any
+    ref: Any  # the PyTorch reference (compare.Variant) the gates compare against
+    fp32_v: Any  # float32 PyTorch, for export parity (the reference itself unless validate.reference is both)
+    recorded: Any  # runtime.references.Recorder: what `edgekit verify --full` re-checks
+    files: dict[str, str] = field(default_factory=dict)  # the manifest's files, validation's own added
+    entries: list[dict] = field(default_factory=list)  # results.json's variants, PyTorch rows first
+    solver_its: np.ndarray | None = None  # a DEQ's PyTorch solver iterations per example
 
-    def decode(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not np.array_equal(z["inputs"], inputs):
-            raise ValueError("answers to other inputs")
-        return z
+    @property
+    def thr(self) -> float:
+        return float(self.manifest.graph.threshold)
 
-    cached = read_arrays(e, decode)  # a damaged or foreign entry is discarded and recomputed
-    if cached is not None:
-        np.savez(tmp / GOLDEN, **cached)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-        return
-    write_arrays(e, write_golden(tmp, inputs, ids))
+    @property
+    def bs(self) -> int:
+        return self.recipe.validate_.batch_size
+
+    @property
+    def halting(self) -> bool:  # else a fixed-point rule: no halting threshold on the entries
+        return self.manifest.stopping.halting_head
+
+
+@dataclass
+class _Onnx:
+    """One ONNX variant validated: its results.json entry, its runner and its recorded rollout."""
+
+    precision: str
+    entry: dict
+    runner: Any
+    rollout: Any
 
 
 def validate_artefact(
@@ -153,209 +165,203 @@ def validate_artefact(
     """The validation stage on an artefact folder: every variant against the PyTorch reference, forms parity,
     DEQ fixed-point report, gates; writes results.json, golden.npz, junit.xml, plots, report.md and the
     manifest's hashes. Used by `edgekit export` (last stage) and `edgekit validate` (an existing artefact)."""
-    files, variants = dict(manifest.files), manifest.variants  # validation adds its files to `files`
-    quant_info = manifest.quantization or {}
-    thr = float(manifest.graph.threshold)
-    native_dtype = native.forward_dtype
-    halting = manifest.stopping.halting_head  # else a fixed-point rule: no halting threshold on the entries
-    from ..models.deq import DEQModel
+    from ..scale import begin
+    from .outputs import results_document, write_outputs
 
-    solves = isinstance(native, DEQModel)  # a DEQ's own PyTorch solver and f: the solve entry, fixed-point report
     target = load_target(recipe.target)
     log(f"validating on {data.description}")
-    from .compare import agreement
-    from .drift import cosine_predicts_halting, trajectory_fidelity
-    from .forms import loop_parity, unrolled_parity
-    from .gates import evaluate_gates
-
-    bs = recipe.validate_.batch_size
-    which = recipe.validate_.reference
-    sha = manifest.model.checkpoint_sha256
-    from ..scale import begin
-
     scale = begin(recipe.validate_)  # executor, workers, device: checked before any rollout
+    run = _start(tmp, recipe, native, fp32, data, manifest, log, scale)
+    _solver_entry(run)
+    onnx: list[_Onnx] = []
+    for precision in manifest.variants:
+        onnx.append(_onnx_variant(run, precision, next((o for o in onnx if o.precision == "float32"), None)))
+        run.entries.append(onnx[-1].entry)
+    _trajectory_fidelity(run, onnx)
+    _pytorch_rows(run)
+    gates, warnings = _gates(run, [o.entry for o in onnx])
+    results = results_document(run.recipe, target.name, data, run.ref.key, run.entries, gates, warnings, scale)
+    write_json(tmp / "results.json", results)
+    write_outputs(run, results, gates)
+    return results
+
+
+def _start(tmp: Path, recipe: Recipe, native, fp32, data: TaskData, manifest: Manifest, log, scale) -> _Run:
+    """The PyTorch reference rollouts (the model as trained and / or its float32 twin, per validate.reference),
+    recorded for `edgekit verify --full`, and their results.json rows."""
+    from ..runtime.references import REFERENCE, Recorder
+    from ..tasks import get_task
+
+    bs, which, sha = recipe.validate_.batch_size, recipe.validate_.reference, manifest.model.checkpoint_sha256
     if fp32 is native or which == "float32":  # the ONNX graphs are float32: the like-for-like reference
         ref = fp32_v = _torch_variant(fp32, data, "float32", bs, sha, log, scale)
     elif which == "trained":
-        ref = fp32_v = _torch_variant(native, data, native_dtype, bs, sha, log, scale)
+        ref = fp32_v = _torch_variant(native, data, native.forward_dtype, bs, sha, log, scale)
     else:  # both: gates against the model as trained, export parity against float32 PyTorch
-        ref = _torch_variant(native, data, native_dtype, bs, sha, log, scale)
+        ref = _torch_variant(native, data, native.forward_dtype, bs, sha, log, scale)
         fp32_v = _torch_variant(fp32, data, "float32", bs, sha, log, scale)
-    from ..tasks import get_task
-
     task = get_task(recipe.task.name)
-    from ..runtime.references import REFERENCE, Recorder
-
+    thr = float(manifest.graph.threshold)
     recorded = Recorder(data.inputs, data.labels, thr, data.puzzle_ids, data.names)  # for `edgekit verify --full`
     recorded.add(REFERENCE, ref.key, ref)
-    entries = [_entry(ref, data, thr, None, None, task)]
+    run = _Run(tmp, recipe, native, fp32, data, manifest, log, scale, task, ref, fp32_v, recorded)
+    run.files = dict(manifest.files)  # validation adds its files
+    run.entries = [_entry(ref, data, thr, None, None, task)]
     if fp32_v is not ref:
-        entries.append(_entry(fp32_v, data, thr, ref, None, task))
-    solver_its = None
-    if solves:
-        import torch
+        run.entries.append(_entry(fp32_v, data, thr, ref, None, task))
+    return run
 
-        sol = native.solve(torch.from_numpy(data.inputs))
-        solver_its = sol.iterations.numpy()
-        acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
-        entries.append(
-            {
-                "name": f"pytorch_{native.solver.name}_solve",
-                "display": f"pytorch ({native.solver.name} solve)",
-                "metrics": {
-                    "exact_full": acc,
-                    "cell_full": acc,
-                    "mean_iterations": float(sol.iterations.float().mean()),
-                    "converged": float(sol.converged.float().mean()),
-                },
-            }
-        )
-    onnx_entries = []
+
+def _solver_entry(run: _Run) -> None:
+    """A DEQ's own PyTorch solver on the examples: its row (accuracy, iterations, converged share) and the
+    iterations the Loop form's parity compares against."""
+    from ..models.deq import DEQModel
+
+    native, data = run.native, run.data
+    if not isinstance(native, DEQModel):  # only a DEQ has its own PyTorch solver and f
+        return
+    import torch
+
+    sol = native.solve(torch.from_numpy(data.inputs))
+    run.solver_its = sol.iterations.numpy()
+    acc = float((native.head(sol.z).argmax(-1).numpy() == data.labels[:, 0]).mean())
+    run.entries.append(
+        {
+            "name": f"pytorch_{native.solver.name}_solve",
+            "display": f"pytorch ({native.solver.name} solve)",
+            "metrics": {
+                "exact_full": acc,
+                "cell_full": acc,
+                "mean_iterations": float(sol.iterations.float().mean()),
+                "converged": float(sol.converged.float().mean()),
+            },
+        }
+    )
+
+
+def _onnx_variant(run: _Run, precision: str, onnx_fp32: _Onnx | None) -> _Onnx:
+    """One variant's step graphs rolled out on every example (recorded for `verify --full`) and compared with the
+    references; compressed variants also with the float32 graphs `onnx_fp32`; then its size and forms parity."""
     from ..runtime import Runner
+    from .compare import agreement
 
-    onnx_fp32 = None
-    compressed: list[tuple[dict, Any, Any]] = []  # (entry, runner, rollout) of each compressed variant
-    for precision in variants:
-        # hashes are written at the end; the providers are validate.device's (the CUDA provider for cuda / auto)
-        runner = Runner(tmp, variant=precision, complete=False, providers=scale.onnx.providers, tf32=scale.onnx.tf32)
-        v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", bs, log, scale)
-        own = manifest.graph.threshold_of(precision)  # a compressed variant's own calibrated threshold, else thr
-        recorded.add(precision, v.key, v, own)
-        # export parity against the same precision in PyTorch where there is one
-        e = _entry(v, data, own, ref, fp32_v if precision == "float32" else None, task, thr)
-        if halting:
-            e["halt_threshold"] = own
-        e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
-        if from_cache:
-            e["rollout_from_cache"] = True
-        if precision == "float32":
-            onnx_fp32 = (runner, v)
-            answers = task.answers_file(data, v.preds, v.halt)
-            if answers is not None:  # e.g. ARC's submission.json: the float32 graphs' voted answers
-                write_json(tmp / answers[0], answers[1])
-                files[Path(answers[0]).stem] = answers[0]
-        else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
-            assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
-            e["vs_onnx_float32"] = agreement(v, onnx_fp32[1], own, data.labels, transition=True, b_threshold=thr)
-            compressed.append((e, runner, v))
-        if precision in quant_info:
-            e["quantization"] = {k: val for k, val in quant_info[precision].items() if k != "trials"}
-        e["bytes"] = sum(
-            (tmp / files[key]).stat().st_size
-            for g, key in variants[precision].roles.items()
-            if g in ("encode", "step", "readout")
-        )
-        if "loop" in variants[precision]:
-            e["loop"] = loop_parity(
-                runner,
-                data.inputs,
-                runner_ids(runner, data),
-                data.labels,
-                v,
-                bs,
-                manifest.stopping_of(precision).value,  # its halting threshold, or the solver's tolerance
-                solver_its,
+    tmp, data, scale, thr = run.tmp, run.data, run.scale, run.thr
+    # hashes are written at the end; the providers are validate.device's (the CUDA provider for cuda / auto)
+    runner = Runner(tmp, variant=precision, complete=False, providers=scale.onnx.providers, tf32=scale.onnx.tf32)
+    v, from_cache = onnx_rollout(runner, data, f"onnx ({precision}, step graph, host loop)", run.bs, run.log, scale)
+    own = run.manifest.graph.threshold_of(precision)  # a compressed variant's own calibrated threshold, else thr
+    run.recorded.add(precision, v.key, v, own)
+    # export parity against the same precision in PyTorch where there is one
+    e = _entry(v, data, own, run.ref, run.fp32_v if precision == "float32" else None, run.task, thr)
+    if run.halting:
+        e["halt_threshold"] = own
+    e["computed_on"] = scale.onnx.name  # rollout, forms parity, drift; latency and golden answers: the CPU
+    if from_cache:
+        e["rollout_from_cache"] = True
+    if precision == "float32":
+        answers = run.task.answers_file(data, v.preds, v.halt)
+        if answers is not None:  # e.g. ARC's submission.json: the float32 graphs' voted answers
+            write_json(tmp / answers[0], answers[1])
+            run.files[Path(answers[0]).stem] = answers[0]
+    else:  # compression vs the float32 graphs it came from: same halting step, state drift per step
+        assert onnx_fp32 is not None, "float32 is the first variant (export.precisions is sorted float32 first)"
+        e["vs_onnx_float32"] = agreement(v, onnx_fp32.rollout, own, data.labels, transition=True, b_threshold=thr)
+    out = _Onnx(precision, e, runner, v)
+    _size(run, out)
+    _forms_parity(run, out)
+    return out
+
+
+def _size(run: _Run, o: _Onnx) -> None:
+    """The variant's quantization record (without the search trials) and the bytes of its step graphs."""
+    quant_info = run.manifest.quantization or {}
+    if o.precision in quant_info:
+        o.entry["quantization"] = {k: val for k, val in quant_info[o.precision].items() if k != "trials"}
+    o.entry["bytes"] = sum(
+        (run.tmp / run.files[key]).stat().st_size
+        for g, key in run.manifest.variants[o.precision].roles.items()
+        if g in ("encode", "step", "readout")
+    )
+
+
+def _forms_parity(run: _Run, o: _Onnx) -> None:
+    """The Loop form against the host loop (and a DEQ's PyTorch solver), a DEQ's fixed-point report, and the
+    unrolled form against the host loop."""
+    from ..models.deq import DEQModel
+    from .forms import loop_parity, unrolled_parity
+
+    data, runner, forms = run.data, o.runner, run.manifest.variants[o.precision]
+    ids = runner_ids(runner, data)
+    if "loop" in forms:
+        limit = run.manifest.stopping_of(o.precision).value  # its halting threshold, or the solver's tolerance
+        o.entry["loop"] = loop_parity(runner, data.inputs, ids, data.labels, o.rollout, run.bs, limit, run.solver_its)
+    if isinstance(run.native, DEQModel):
+        from .deq import fixed_point_report
+
+        sol = runner.solve(data.inputs, mode="loop" if "loop" in forms else "host")
+        if sol.state is None:  # the host-loop fixed-point solve returns no state, the Loop form does
+            raise RecipeError(
+                f"the DEQ fixed-point report of the {o.precision} variant needs the solver's final state, "
+                "which only the Loop form returns for fixed-point iteration",
+                "add loop to export.forms",
             )
-        if solves:
-            from .deq import fixed_point_report
+        o.entry["fixed_point"] = fixed_point_report(run.fp32, data.inputs, sol.state, sol.steps, sol.done)
+    if "unrolled" in forms:
+        o.entry["unrolled"] = unrolled_parity(runner, data.inputs, ids, data.labels, o.rollout, run.bs)
 
-            sol = runner.solve(data.inputs, mode="loop" if "loop" in variants[precision] else "host")
-            if sol.state is None:  # the host-loop fixed-point solve returns no state, the Loop form does
-                raise RecipeError(
-                    f"the DEQ fixed-point report of the {precision} variant needs the solver's final state, "
-                    "which only the Loop form returns for fixed-point iteration",
-                    "add loop to export.forms",
-                )
-            e["fixed_point"] = fixed_point_report(fp32, data.inputs, sol.state, sol.steps, sol.done)
-        if "unrolled" in variants[precision]:
-            e["unrolled"] = unrolled_parity(runner, data.inputs, runner_ids(runner, data), data.labels, v, bs)
-        entries.append(e)
-        onnx_entries.append(e)
-    if compressed:  # state drift and trajectory cosine: the float32 trajectory computed once for all variants
-        assert onnx_fp32 is not None
-        ids = runner_ids(onnx_fp32[0], data)
-        fids = trajectory_fidelity(
-            onnx_fp32[0],
-            [r for _, r, _ in compressed],
-            data.inputs[:FIDELITY_SAMPLES],
-            puzzle_ids=None if ids is None else ids[:FIDELITY_SAMPLES],
-        )
-        for (e, r, v), fid in zip(compressed, fids):
-            e["state_drift_vs_onnx_float32"] = fid["drift"]
-            e["trajectory_cosine_vs_onnx_float32"] = {
-                "samples": fid["samples"],
-                "mean": fid["cosine_mean"],
-                "p05": fid["cosine_p05"],
-            }
-            if v.halt and onnx_fp32[1].halt:
-                from ..tasks.metrics import halting_steps
 
-                e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
-                    fid["cosine"],
-                    halting_steps(np.stack(onnx_fp32[1].halt), thr),
-                    halting_steps(np.stack(v.halt), manifest.graph.threshold_of(r.variant)),
-                )
-    for e in entries:  # the PyTorch rows: on the references' device, at the artefact's halting threshold
-        e.setdefault("computed_on", scale.device_name)
-        if halting and "metrics" in e and e["metrics"].get("exact_halted") is not None:
-            e.setdefault("halt_threshold", thr)
+def _trajectory_fidelity(run: _Run, onnx: list[_Onnx]) -> None:
+    """State drift and trajectory cosine of each compressed variant against the float32 graphs (the float32
+    trajectory computed once for all), and whether the cosine predicts a changed halting step."""
+    from ..tasks.metrics import halting_steps
+    from .drift import cosine_predicts_halting, trajectory_fidelity
+
+    compressed = [o for o in onnx if o.precision != "float32"]
+    if not compressed:
+        return
+    base = next(o for o in onnx if o.precision == "float32")
+    ids = runner_ids(base.runner, run.data)
+    fids = trajectory_fidelity(
+        base.runner,
+        [o.runner for o in compressed],
+        run.data.inputs[:FIDELITY_SAMPLES],
+        puzzle_ids=None if ids is None else ids[:FIDELITY_SAMPLES],
+    )
+    for o, fid in zip(compressed, fids):
+        e = o.entry
+        e["state_drift_vs_onnx_float32"] = fid["drift"]
+        e["trajectory_cosine_vs_onnx_float32"] = {
+            "samples": fid["samples"],
+            "mean": fid["cosine_mean"],
+            "p05": fid["cosine_p05"],
+        }
+        if o.rollout.halt and base.rollout.halt:
+            e["trajectory_cosine_vs_onnx_float32"]["predicts_halting_change"] = cosine_predicts_halting(
+                fid["cosine"],
+                halting_steps(np.stack(base.rollout.halt), run.thr),
+                halting_steps(np.stack(o.rollout.halt), run.manifest.graph.threshold_of(o.runner.variant)),
+            )
+
+
+def _pytorch_rows(run: _Run) -> None:
+    """The PyTorch rows: computed on the references' device, at the artefact's halting threshold."""
+    for e in run.entries:
+        e.setdefault("computed_on", run.scale.device_name)
+        if run.halting and "metrics" in e and e["metrics"].get("exact_halted") is not None:
+            e.setdefault("halt_threshold", run.thr)
+
+
+def _gates(run: _Run, onnx_entries: list[dict]) -> tuple[list[dict], list[str]]:
+    """Latency where a gate needs it, every gate of every ONNX variant, and the warnings about how the artefact
+    will be deployed (logged)."""
+    from .gates import deployed_warnings, evaluate_gates
+
+    recipe, manifest = run.recipe, run.manifest
     gs = recipe.gates
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
-        measure_latency(tmp, onnx_entries, list(variants), data, recipe.validate_, log)
-    gates = [g for e in onnx_entries for g in evaluate_gates(recipe.gates, entries[0], e, native.family)]
-    passed = all(x["passed"] for x in gates)
-    from .gates import deployed_warnings
-
-    warnings = deployed_warnings(recipe.gates, manifest.stopping.halting_head, manifest.runtime_defaults)
+        measure_latency(run.tmp, onnx_entries, list(manifest.variants), run.data, recipe.validate_, run.log)
+    gates = [g for e in onnx_entries for g in evaluate_gates(gs, run.entries[0], e, run.native.family)]
+    warnings = deployed_warnings(gs, manifest.stopping.halting_head, manifest.runtime_defaults)
     for w in warnings:
-        log(f"warning: {w}")
-    results = {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "recipe": recipe.name,
-        "target": target.name,
-        "data": data.description,
-        **({"data_source": data.source} if data.source else {}),
-        "reference": ref.key,
-        "variants": entries,
-        "gates": gates,
-        "passed": passed,
-        **({"warnings": warnings} if warnings else {}),
-        "environment": {"python": platform.python_version(), "machine": platform.machine(), "edgekit": __version__},
-        "scale": scale.record(),  # where the rollouts ran: executor, workers, the references' device
-    }
-    write_json(tmp / "results.json", results)
-    from ..runtime.verify import GOLDEN, write_golden
-    from .junit import junit_xml
-    from .plots import write_plots
-    from .report import report_markdown
-
-    k = min(8, len(data.inputs))
-    gids = data.puzzle_ids[:k] if data.puzzle_ids is not None and takes_ids(fp32) else None
-    _golden(tmp, files, data.inputs[:k], write_golden, gids)
-    files["golden"] = GOLDEN
-    files["references"] = recorded.write(
-        tmp,
-        {
-            "batch_size": bs,
-            "family": native.family,
-            "task": recipe.task.name,
-            "gates": recipe.gates.model_dump(),
-            "latency": {
-                "batch": recipe.validate_.latency_batch,
-                "examples": recipe.validate_.latency_n,
-                "rounds": recipe.validate_.latency_rounds,
-            },
-            "export_gates": gates,
-        },
-    )
-    (tmp / "junit.xml").write_text(junit_xml(results))
-    plots = write_plots(results, tmp)
-    (tmp / "report.md").write_text(report_markdown(results, manifest.to_json(), plots))
-    manifest = replace(
-        manifest,
-        files=files,
-        sha256={name: sha256_file(tmp / rel) for name, rel in files.items()},
-        bytes={name: (tmp / rel).stat().st_size for name, rel in files.items()},  # verify: size before hash
-    )
-    (tmp / "manifest.json").write_text(manifest.dumps())
-    return results
+        run.log(f"warning: {w}")
+    return gates, warnings

@@ -16,6 +16,8 @@ from ..schema import Recipe
 from ..stopping import HaltLogit
 from ..tasks import TaskData, load_task
 
+Log = Callable[[str], None]
+
 
 def calibration_set(recipe: Recipe, log: Callable[[str], None]) -> TaskData:
     """The held-out examples thresholds are calibrated on (disjoint seed, calibration split). `auto` is the default
@@ -179,3 +181,18 @@ def apply_variant_thresholds(folder: Path, manifest: Manifest, own: dict[str, fl
         if name != "float32" and loop is not None:
             set_halt_threshold(folder / manifest.files[loop], own.get(name, graph.threshold))
     return replace(manifest, graph=graph)
+
+
+def variant_threshold_stage(
+    recipe: Recipe, folder: Path, manifest: Manifest, files: dict[str, str], threshold: float, log: Log
+) -> Manifest:
+    """With compressed variants, each one's own halting threshold (with auto) calibrated, set in its Loop form and
+    the manifest, and manifest.json written again; with float32 alone, the manifest unchanged."""
+    from ..export.manifest import with_files
+
+    if len(manifest.variants) <= 1:
+        return manifest
+    own = calibrate_variant_thresholds(recipe, folder, manifest, threshold, log)
+    manifest = with_files(apply_variant_thresholds(folder, manifest, own), folder, files)
+    (folder / "manifest.json").write_text(manifest.dumps())
+    return manifest
