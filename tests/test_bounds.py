@@ -389,3 +389,27 @@ def test_solve_arc_refuses_a_task_that_is_not_a_name():
     for task in (["006ident"], None, 5, b"006ident"):
         with pytest.raises(RuntimeInputError, match="task must be a task name"):
             solve_arc(object(), task, [[[1]]])  # type: ignore[arg-type]
+
+
+def test_trajectory_fidelity_chunks_within_the_runners_memory_budget(trm_artefact):
+    """Validation's per-step fidelity ran the step graph in batches of 64 whatever the sample size: ARC's 900-token
+    samples (34 MB each) peaked the ARC demo export at 3.6 GB. It now chunks as the runners do."""
+    from edgekit.runtime import Runner
+    from edgekit.validate.drift import trajectory_fidelity
+
+    a, b = Runner(trm_artefact, chunk_size=64), Runner(trm_artefact, chunk_size=5)
+    sizes: list[int] = []
+
+    def counted(real):
+        def call(graph, feeds):
+            if graph == "step":
+                sizes.append(len(feeds["x"]))
+            return real(graph, feeds)
+
+        return call
+
+    for r in (a, b):
+        r._call = counted(r._call)  # type: ignore[method-assign]
+    (fid,) = trajectory_fidelity(a, [b], np.ones((12, 81), np.int64), steps=2)
+    assert sizes and max(sizes) == 5 and fid["samples"] == 12
+    assert fid["cosine_mean"] == [1.0, 1.0], "the same graph on both sides"

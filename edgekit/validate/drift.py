@@ -22,6 +22,9 @@ def trajectory_fidelity(
     of all carried state tensors, mean and 5th percentile per step) and `cosine` (samples × steps) for the
     predictive check."""
     steps = steps or a.graph.step_budget
+    # as the runners chunk their own calls: within their memory budget (ARC's 900-token samples at 64 a batch
+    # peaked at 3.6 GB here; the budget keeps a chunk's activations within 1 GiB)
+    batch = max(1, min(batch, a.chunk_size, *(b.chunk_size for b in others)))
     cos = [np.zeros((len(inputs), steps)) for _ in others]
     num, den = np.zeros((len(others), steps)), np.zeros(steps)
     with progress.task("trajectory fidelity per step", len(inputs)) as bar:
