@@ -238,7 +238,7 @@ def bench(
     """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
     runtime, per variant x mode x batch size."""
     from ..runtime import MODES
-    from ..runtime.bench import available_modes, benchmark
+    from ..runtime.bench import BenchPlan, bench_variants
 
     if plot is not None:
         _need_matplotlib()  # before the benchmark, not after minutes of timing
@@ -246,64 +246,59 @@ def bench(
         provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
         tf32,
     )  # fmt: skip
-    rows: list[dict] = []
-    records: dict[str, dict] = {}
     try:
         if mode != "all" and mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
         first = opts.runner(artefact, next((v for v in variant if v != "all"), None))
-        names = list(first.manifest.variants) if "all" in variant else variant
-        names = names or [first.variant]
-        if inputs is not None:
-            x, y, described = _file_inputs(first, inputs), None, f"inputs from {inputs}"
-        else:
-            x, y, described = _generated_inputs(first, n, seed)
+        names = (list(first.manifest.variants) if "all" in variant else variant) or [first.variant]
+        x, y, described = _bench_inputs(first, inputs, n, seed)
+        plan = BenchPlan(names, mode, batch, repeats, warmup, _puzzle_id(puzzle_id), graph_times is not None)
         with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
-            for v in names:
-                runner = opts.runner(artefact, v)
-                for m in available_modes(runner) if mode == "all" else [mode]:
-                    with progress.task(f"bench {v} {m}"):
-                        kw = {} if puzzle_id is None else {"puzzle_ids": _puzzle_id(puzzle_id)}
-                        for s in benchmark(runner, x, batch, m, repeats=repeats, warmup=warmup, labels=y, **kw):
-                            rows.append({"variant": v, **s.to_dict()})
-                if graph_times is not None:
-                    from ..runtime.graph_times import graph_times_record, time_graphs
-
-                    times = time_graphs(runner, x, max(batch), puzzle_ids=_puzzle_id(puzzle_id))
-                    records[v] = graph_times_record(runner, times)
+            run = bench_variants(lambda v: opts.runner(artefact, v), plan, x, y)
         if graph_times is not None:
-            from ..runtime.graph_times import write_graph_times
-
-            try:
-                write_graph_times(graph_times, list(first.providers), records)
-            except OSError as e:
-                raise InputError(f"cannot write {graph_times} ({e.strerror})", "pass a writable file path") from None
+            _write_graph_times(graph_times, list(first.providers), run.graph_times)
     except _runtime_errors() as e:
         fail(_as_error(e))
     except EdgekitError as e:
         fail(e)
     if plot is not None:
-        from .bench_plot import write_bench_plot
-
-        try:
-            write_bench_plot(rows, plot, f"edgekit bench {artefact.name} ({described}; {repeats} repeats)")
-        except OSError as e:
-            fail(InputError(f"cannot write the plot {plot} ({e.strerror})", "pass --plot a writable file path"))
+        _bench_plot(run.rows, plot, f"edgekit bench {artefact.name} ({described}; {repeats} repeats)")
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "artefact": str(artefact),
-                    "inputs": described,
-                    "threads": threads,
-                    "providers": opts.providers or ["cpu"],
-                    "results": rows,
-                },
-                indent=1,
-            )
-        )
+        doc = {"artefact": str(artefact), "inputs": described, "threads": threads,
+               "providers": opts.providers or ["cpu"], "results": run.rows}  # fmt: skip
+        print(json.dumps(doc, indent=1))
         return
-    t = Table(title=f"edgekit bench {artefact}  ({described}; {repeats} repeats)")
+    _print_bench_table(run.rows, f"edgekit bench {artefact}  ({described}; {repeats} repeats)")
+
+
+def _bench_inputs(runner: Any, inputs: Path | None, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """--inputs' examples (no labels), else `n` generated held-out examples of the artefact's task."""
+    if inputs is not None:
+        return _file_inputs(runner, inputs), None, f"inputs from {inputs}"
+    return _generated_inputs(runner, n, seed)
+
+
+def _write_graph_times(path: Path, providers: list[str], records: dict[str, dict]) -> None:
+    from ..runtime.graph_times import write_graph_times
+
+    try:
+        write_graph_times(path, providers, records)
+    except OSError as e:
+        raise InputError(f"cannot write {path} ({e.strerror})", "pass a writable file path") from None
+
+
+def _bench_plot(rows: list[dict], plot: Path, title: str) -> None:
+    from .bench_plot import write_bench_plot
+
+    try:
+        write_bench_plot(rows, plot, title)
+    except OSError as e:
+        fail(InputError(f"cannot write the plot {plot} ({e.strerror})", "pass --plot a writable file path"))
+
+
+def _print_bench_table(rows: list[dict], title: str) -> None:
+    """One row per variant x mode x batch size, then what the steps column means."""
+    t = Table(title=title)
     cols = (
         "variant",
         "mode",

@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from .. import progress
 from .errors import RuntimeInputError
 from .runner import MODES, Runner
 
@@ -254,3 +256,44 @@ def profile_ops(
     for e in by_op.values():
         e["share"] = e["us"] / total if total else 0.0
     return {"total_us": total, "by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1]["us"]))}
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """One `edgekit bench` run: the variants and modes timed, the batch sizes, the passes, and whether the graphs
+    are also timed one by one (for `edgekit tune --latency-from`)."""
+
+    variants: list[str]
+    mode: str  # a runtime mode, or "all": every form each variant has
+    batches: list[int]
+    repeats: int
+    warmup: int
+    puzzle_id: int | str | None  # ARC models: the identifier every example takes
+    graph_times: bool
+
+
+@dataclass
+class BenchRun:
+    """What `bench_variants` measured."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per variant x mode x batch size: BatchStats, variant
+    graph_times: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> its graph-times record
+
+
+def bench_variants(open_runner: Callable[[str], Any], plan: BenchPlan, x: np.ndarray, y: np.ndarray | None) -> BenchRun:
+    """`benchmark` for every variant (opened by `open_runner(variant)`) and mode of the plan, each under one
+    progress task; with `graph_times`, each variant's encode / step / readout timed up to the largest batch."""
+    out = BenchRun()
+    for v in plan.variants:
+        runner = open_runner(v)
+        for m in available_modes(runner) if plan.mode == "all" else [plan.mode]:
+            with progress.task(f"bench {v} {m}"):
+                kw: dict[str, Any] = {} if plan.puzzle_id is None else {"puzzle_ids": plan.puzzle_id}
+                stats = benchmark(runner, x, plan.batches, m, repeats=plan.repeats, warmup=plan.warmup, labels=y, **kw)
+                out.rows += [{"variant": v, **s.to_dict()} for s in stats]
+        if plan.graph_times:
+            from .graph_times import graph_times_record, time_graphs
+
+            times = time_graphs(runner, x, max(plan.batches), puzzle_ids=plan.puzzle_id)
+            out.graph_times[v] = graph_times_record(runner, times)
+    return out

@@ -64,24 +64,76 @@ def _check_set(recipe, n: int):
     return load_task(task, n, task.seed + CHECK_SEED_OFFSET, split="train")
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one tuning run works on: the artefact, the variants tuned, the examples scored, the validated default
+    (threshold and step budget) and where latency comes from (device graph times, else this machine)."""
+
+    recipe: Any
+    folder: Path
+    manifest: Manifest
+    names: list[str]
+    data: Any  # TaskData: the recipe's validation examples
+    budget: int
+    default_thr: float
+    batch_size: int  # validate.batch_size: the recorded rollouts' batch
+    device: dict[str, StepTimes] | None  # graph times measured on the device (--latency-from)
+    deepest: int  # the deepest step cap explored (the budget unless --depth-factor)
+
+
+@dataclass(frozen=True)
+class _Records:
+    """One recorded rollout per variant, and the validated default scored on it: the accuracy floor."""
+
+    rollouts: dict[str, tuple[np.ndarray, np.ndarray]]  # variant -> (per-step predictions, halting logits)
+    ref: str  # the variant whose validated default sets the floor (float32 when tuned)
+    default_answers: np.ndarray
+    floor: dict[str, Any]
+
+
 def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettings, log: Callable = print) -> dict:
     """The tune result (front, choice, re-measured accuracy) as a dict; writes tune.json and tune_front.png into
     the artefact. The artefact's manifest is changed only by `apply_defaults`."""
-    from ..artefact import output_folder
     from ..runtime import Runner
-    from ..runtime.errors import ArtefactError
-    from ..runtime.manifest import load_manifest
-    from ..schema import load_recipe, load_target
-    from ..stopping import HaltLogit
-    from ..tasks import load_task
+
+    _check_depth_factor(s.depth_factor)
+    recipe, folder, manifest = _open_artefact(recipe_path, artefact, s)
+    plan = _plan(recipe, folder, manifest, _tuned_variants(manifest, s, folder, log), s, log)
+    runners = {v: Runner(folder, variant=v) for v in plan.names}
+    rec = _record(plan, runners, s, log)
+    timed = plan.data.inputs[: s.latency_n]
+    configs, timings = _configurations(plan, rec, runners, timed, s)
+    if plan.device is not None:
+        chosen = choose(pareto_front(configs), s.budget_ms, rec.floor["value"])
+    else:
+        chosen = _choose_measured(configs, s, runners, timed, rec.floor["value"], log)
+    front = pareto_front(configs)
+    check = _recheck(recipe, runners, chosen, rec.ref, plan.default_thr, plan.budget, s, log) if chosen else None
+    depth = _depth(plan, rec, timings, s, runners[rec.ref], log) if plan.deepest > plan.budget else None
+    result = _result(plan, rec, s, configs, front, timings, chosen, check, depth)
+    _write_outputs(folder, result, manifest, configs, front, chosen, log)
+    return result
+
+
+def _check_depth_factor(f: Any) -> None:
     from .depth import MAX_DEPTH_FACTOR
 
-    f = s.depth_factor
     if isinstance(f, bool) or not isinstance(f, int) or not 1 <= f <= MAX_DEPTH_FACTOR:
         raise RecipeError(
             f"the depth factor must be an integer in [1, {MAX_DEPTH_FACTOR}], got {f!r}",
             f"step caps are explored up to {MAX_DEPTH_FACTOR} x the trained budget at most",
         )
+
+
+def _open_artefact(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettings) -> tuple[Any, Path, Manifest]:
+    """The recipe and the artefact's manifest, refused in one line where tune cannot measure or score it: a
+    TensorRT target without device graph times, ARC's voted answers, a DEQ's solver."""
+    from ..artefact import output_folder
+    from ..runtime.errors import ArtefactError
+    from ..runtime.manifest import load_manifest
+    from ..schema import load_recipe, load_target
+    from ..stopping import HaltLogit
+
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
     if target.backend != "onnxruntime" and s.latency_from is None:
@@ -106,6 +158,11 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
             "edgekit tune covers ACT models (HRM, TRM): a DEQ's solver tolerance is not tuned yet",
             "set validate.solver settings in the recipe instead",
         )
+    return recipe, folder, manifest
+
+
+def _tuned_variants(manifest: Manifest, s: TuneSettings, folder: Path, log: Callable) -> list[str]:
+    """--variant's variants, else every variant with step graphs whose validation gates passed."""
     names = s.variants or [v for v, g in manifest.variants.items() if {"encode", "step", "readout"} <= set(g)]
     unknown = [v for v in names if v not in manifest.variants]
     if unknown:
@@ -118,74 +175,95 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         names = [v for v in names if v not in failed]
     if not names:
         raise RecipeError("every variant of the artefact failed its validation gates", "name one with --variant")
+    return names
+
+
+def _plan(recipe, folder: Path, manifest: Manifest, names: list[str], s: TuneSettings, log: Callable) -> _Plan:
+    """The examples, the validated default, the deepest cap and the latency source, said in one line."""
+    from ..tasks import load_task
+
     data = load_task(recipe.task)
     budget = int(manifest.graph.step_budget)
-    default_thr = float(manifest.graph.threshold)
-    bs = recipe.validate_.batch_size
     device = _device_times(s.latency_from, manifest, names, s.batch) if s.latency_from else None
     where = f"from {s.latency_from} (measured there, predicted here)" if device else "on this machine"
     deepest = budget * s.depth_factor
     depth = f"; step caps up to {deepest} ({s.depth_factor} x the trained budget {budget})" if deepest > budget else ""
     log(f"tuning {', '.join(names)} on {data.description}; latency at batch {s.batch} {where}{depth}")
+    default_thr = float(manifest.graph.threshold)
+    return _Plan(
+        recipe, folder, manifest, names, data, budget, default_thr, recipe.validate_.batch_size, device, deepest
+    )
 
-    runners = {v: Runner(folder, variant=v) for v in names}
-    steps = deepest if deepest > budget else None  # the budget's rollout is the one validation cached
-    records = {v: _rollout(runners[v], data, f"onnx ({v}, step graph, host loop)", bs, log, steps) for v in names}
-    ref = "float32" if "float32" in records else names[0]
-    ref_preds, ref_halt = records[ref]
-    default_answers = answers(ref_preds, halting_steps(ref_halt[:budget], default_thr))
-    floor = _floor(recipe, s, float(exact_per_sample(default_answers, data.labels).mean()), ref)
+
+def _record(plan: _Plan, runners: dict[str, Any], s: TuneSettings, log: Callable) -> _Records:
+    """Each variant's rollout (to the deepest cap; the budget's is the one validation cached) and the floor: the
+    reference variant's validated default scored on it."""
+    steps = plan.deepest if plan.deepest > plan.budget else None
+    rollouts = {
+        v: _rollout(runners[v], plan.data, f"onnx ({v}, step graph, host loop)", plan.batch_size, log, steps)
+        for v in plan.names
+    }
+    ref = "float32" if "float32" in rollouts else plan.names[0]
+    ref_preds, ref_halt = rollouts[ref]
+    default_answers = answers(ref_preds, halting_steps(ref_halt[: plan.budget], plan.default_thr))
+    floor = _floor(plan.recipe, s, float(exact_per_sample(default_answers, plan.data.labels).mean()), ref)
     log(f"accuracy floor {floor['value']:.4g}: {floor['source']}")
-    timed = data.inputs[: s.latency_n]
+    return _Records(rollouts, ref, default_answers, floor)
+
+
+def _configurations(
+    plan: _Plan, rec: _Records, runners: dict[str, Any], timed: np.ndarray, s: TuneSettings
+) -> tuple[list[Config], dict[str, StepTimes]]:
+    """Every configuration (variant x threshold x cap) scored on its recorded rollout, with its latency predicted
+    from the variant's graph times (this machine's, scaled by one end-to-end run, or the device's)."""
     configs: list[Config] = []
     timings: dict[str, StepTimes] = {}
-    for v in names:
-        preds, halt = records[v]
-        own = float(manifest.graph.threshold_of(v))  # the variant's validated threshold (its own, with auto)
-        cs = grid(v, preds, halt, data.labels, default_answers, thresholds_for(halt, own))
-        if device is not None:  # the device's own graph times; no end-to-end run is possible here
-            times = device[v]
+    for v in plan.names:
+        preds, halt = rec.rollouts[v]
+        own = float(plan.manifest.graph.threshold_of(v))  # the variant's validated threshold (its own, with auto)
+        cs = grid(v, preds, halt, plan.data.labels, rec.default_answers, thresholds_for(halt, own))
+        if plan.device is not None:  # the device's own graph times; no end-to-end run is possible here
+            times = plan.device[v]
         else:
-            times = time_graphs(runners[v], data.inputs, s.batch)
+            times = time_graphs(runners[v], plan.data.inputs, s.batch)
             # one end-to-end run of the default configuration calibrates the model for the host loop's overhead
-            measured = measure_ms(runners[v], timed, s.batch, own, budget)
-            predicted = predict_ms(times, halting_steps(halt[:budget, : len(timed)], own), s.batch)
+            measured = measure_ms(runners[v], timed, s.batch, own, plan.budget)
+            predicted = predict_ms(times, halting_steps(halt[: plan.budget, : len(timed)], own), s.batch)
             times.scale = measured / predicted if predicted > 0 else 1.0
         timings[v] = times
         for c in cs:
             assert c.halting_steps is not None
             c.latency_ms = predict_ms(times, c.halting_steps, s.batch)
-            if device is not None:
+            if plan.device is not None:
                 c.latency_source = "device graph times"
         configs += cs
-    if device is not None:
-        chosen = choose(pareto_front(configs), s.budget_ms, floor["value"])
-    else:
-        chosen = _choose_measured(configs, s, runners, timed, floor["value"], log)
-    front = pareto_front(configs)
-    meeting = fastest_meeting(configs, floor["value"])
-    check = _recheck(recipe, runners, chosen, ref, default_thr, budget, s, log) if chosen else None
+    return configs, timings
+
+
+def _result(
+    plan: _Plan, rec: _Records, s: TuneSettings, configs: list[Config], front: list[Config],
+    timings: dict[str, StepTimes], chosen: Config | None, check: dict | None, depth: dict | None,
+) -> dict[str, Any]:  # fmt: skip
+    """tune.json's document: the front, the choice, the fastest points, the held-out check and the latency model."""
+    meeting = fastest_meeting(configs, rec.floor["value"])
     fastest = front[0] if front else None
-    depth_result = None
-    if deepest > budget:
-        depth_result = _depth(records, data, default_thr, budget, timings, s, runners[ref], ref, bs, log)
-    result: dict[str, Any] = {
+    return {
         "schema_version": TUNE_SCHEMA_VERSION,
-        "recipe": recipe.name,
+        "recipe": plan.recipe.name,
         "budget_ms": s.budget_ms,
         "batch": s.batch,
-        "data": data.description,
+        "data": plan.data.description,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "edgekit": __version__,
-        "default": {"variant": ref, "threshold": default_thr, "cap": budget},
+        "default": {"variant": rec.ref, "threshold": plan.default_thr, "cap": plan.budget},
         "configurations": len(configs),
-        "floor": floor,
+        "floor": rec.floor,
         "front": [c.to_dict() for c in front],
         "chosen": chosen.to_dict() if chosen else None,
         "fastest": fastest.to_dict() if fastest else None,
         "fastest_meeting_floor": meeting.to_dict() if meeting else None,
         "check": check,
-        "depth": depth_result,
+        "depth": depth,
         "latency_model": {
             v: {"batch_sizes": t.sizes, "step_ms": [round(x, 3) for x in t.step], "scale": round(t.scale, 3)}
             for v, t in timings.items()
@@ -193,18 +271,18 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
         "latency_source": (
             f"estimated: host loop replayed on graph times measured on the device ({s.latency_from}); not measured "
             "end to end"
-            if device
+            if plan.device
             else "this machine: predicted from graph times, the chosen point measured end to end"
         ),
     }
-    _write_outputs(folder, result, manifest, configs, front, chosen, log)
-    return result
 
 
-def _depth(records, data, thr: float, budget: int, timings, s: TuneSettings, runner, ref: str, bs: int, log) -> dict:
+def _depth(plan: _Plan, rec: _Records, timings, s: TuneSettings, runner, log) -> dict:
     """The accuracy-vs-step-cap curve of every tuned variant past the trained budget, and the deepest cap answered
     again through the host loop and the Loop form on the first examples (tune/depth.py)."""
     from .depth import check_forms, depth_curve
+
+    records, data, thr, budget, ref = rec.rollouts, plan.data, plan.default_thr, plan.budget, rec.ref
 
     curves = [depth_curve(v, p, h, data.labels, thr, budget, timings[v], s.batch) for v, (p, h) in records.items()]
     for c in curves:
@@ -218,7 +296,7 @@ def _depth(records, data, thr: float, budget: int, timings, s: TuneSettings, run
     preds, halt = records[ref]
     deepest = preds.shape[0]
     k = min(s.depth_check_n, len(data.inputs))
-    forms = check_forms(runner, data.inputs[:k], preds, halt, [(deepest, thr), (deepest, math.inf)], bs)
+    forms = check_forms(runner, data.inputs[:k], preds, halt, [(deepest, thr), (deepest, math.inf)], plan.batch_size)
     for row in forms:
         log(
             f"cap {row['cap']}, {'never halt early' if row['threshold'] is None else 'halt threshold'}: host loop "
