@@ -109,20 +109,3 @@ def make_rule(kind: str, threshold: float, solver: Mapping[str, Any] | None) -> 
         name = settings.pop("name", "fixed_point")
         return fixed_point(settings.pop("tol", 1e-4), name, **settings)
     return halt_logit(threshold)
-
-
-def kind_of(model: Mapping[str, Any]) -> str:
-    """The stopping kind of a manifest's (already checked) `model` section: `stopping.kind` when written, else
-    the rule of the family that older artefacts imply."""
-    declared = model.get("stopping")
-    if isinstance(declared, Mapping):
-        return str(declared.get("kind"))
-    return legacy_kind(str(model.get("family")))
-
-
-def rule_of(manifest: Mapping[str, Any]) -> Stopping:
-    """The stopping rule of a checked manifest as a plain mapping (the typed `edgekit.manifest.Manifest` has it as
-    `.stopping`): the halting threshold from `graph.halt_threshold`, the solver from `model.config.solver`."""
-    model = manifest["model"]
-    solver = (model.get("config") or {}).get("solver")
-    return make_rule(kind_of(model), manifest.get("graph", {}).get("halt_threshold", 0.0), solver)

@@ -8,11 +8,11 @@ import pytest
 from fixture_family import ACT_FIXED_POINT
 
 from edgekit.errors import CheckpointError
-from edgekit.manifest import _check_model
+from edgekit.manifest import _check_model, rule_of
 from edgekit.models import ACTConfig, build_act_model
 from edgekit.models.families import FAMILIES, family_for_arch, get_family
 from edgekit.runtime.errors import ArtefactError
-from edgekit.stopping import FixedPoint, HaltLogit, manifest_entry, rule_of
+from edgekit.stopping import FixedPoint, HaltLogit, manifest_entry
 from edgekit.tasks import get_task, task_for_inputs
 
 

@@ -54,10 +54,12 @@ from .checks import (
     defaults_digest,
     escape_text,
     escape_tree,
+    kind_of,
     need,
     short,
 )
 from .typed import (
+    Dimensions,
     GraphInfo,
     InitialState,
     InputContract,
@@ -68,6 +70,7 @@ from .typed import (
     RuntimeDefaults,
     StateLayout,
     VariantGraphs,
+    rule_of,
 )
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
     "TARGET",
     "TOP",
     "VERSION",
+    "Dimensions",
     "GraphInfo",
     "InitialState",
     "InputContract",
@@ -108,6 +112,8 @@ __all__ = [
     "defaults_digest",
     "escape_text",
     "escape_tree",
+    "kind_of",
     "need",
+    "rule_of",
     "short",
 ]

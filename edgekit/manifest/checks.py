@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ArtefactError
 from ..stopping import KINDS as STOPPING_KINDS
-from ..stopping import kind_of
+from ..stopping import legacy_kind
 
 VERSION = 1  # the manifest format version (`schema_version`); bumped when a reader of the old one would misread it
 SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # one path component or graph / state name
@@ -207,6 +207,15 @@ SOLVER: dict[str, Callable[[object], bool]] = {
     "anderson_lam": lambda v: _num(v, 0, 1e30),
     "anderson_beta": lambda v: _num(v, 1e-9, 1e3),
 }
+
+
+def kind_of(model: Mapping[str, Any]) -> str:
+    """The stopping kind of a manifest's `model` section: `stopping.kind` when written, else the rule of the family
+    that older artefacts imply."""
+    declared = model.get("stopping")
+    if isinstance(declared, Mapping):
+        return str(declared.get("kind"))
+    return legacy_kind(str(model.get("family")))
 
 
 def _check_model(model: object, m: dict[str, Any] | None = None) -> None:

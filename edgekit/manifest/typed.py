@@ -568,3 +568,46 @@ class Manifest:
     def dumps(self) -> str:
         """manifest.json's text as edgekit writes it."""
         return json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n"
+
+
+def rule_of(doc: Mapping[str, Any]) -> Stopping:
+    """The stopping rule of a manifest document, or of the part of one that says it (`model`, and
+    `graph.halt_threshold` for a halting-logit rule): what `Manifest.stopping` is for a whole checked one."""
+    model = ModelInfo.from_json(doc["model"])
+    return make_rule(model.kind, doc.get("graph", {}).get("halt_threshold", 0.0), model.solver)
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """The sizes a manifest gives, as a memory estimate reads them: the model's configuration and solver settings,
+    how many state tensors the recursion carries, one sample's input shape. `of` a checked manifest; `read` for a
+    document not (or not yet) checked, or part of one: each part that is not of the expected type is None, and the
+    values inside are left for the caller to bound."""
+
+    config: Mapping[str, Any] | None = None
+    solver: Mapping[str, Any] | None = None
+    states: int | None = None
+    sample_shape: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Dimensions:
+        m = manifest
+        return cls(m.model.config, m.model.solver, len(m.graph.state_names), m.graph.input.sample_shape)
+
+    @classmethod
+    def read(cls, doc: object) -> Dimensions:
+        """Whatever of a plain, unchecked document is usable (never raises)."""
+
+        def part(d: object, key: str) -> Any:
+            return d.get(key) if isinstance(d, Mapping) else None
+
+        model, graph = part(doc, "model"), part(doc, "graph")
+        config = part(model, "config")
+        names, shape = part(graph, "state_names"), part(part(graph, "input"), "shape")
+        solver = part(config, "solver")
+        return cls(
+            config if isinstance(config, Mapping) else None,
+            solver if isinstance(solver, Mapping) else None,
+            len(names) if isinstance(names, list) else None,
+            tuple(shape[1:]) if isinstance(shape, list) and len(shape) >= 2 else None,
+        )

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..manifest import Manifest
+from ..manifest import Dimensions, Manifest
 from .errors import ArtefactError
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations one host-loop chunk may hold
@@ -49,15 +49,12 @@ def _int(value: Any, lo: int, hi: int) -> int | None:
     return v if v == value and lo <= v <= hi else None
 
 
-def _input_length(manifest: dict[str, Any]) -> int:
+def _input_length(sample_shape: tuple[Any, ...] | None) -> int:
     """Elements per sample of the input contract (1 when the manifest does not say)."""
-    graph = manifest.get("graph") if isinstance(manifest, dict) else None
-    spec = graph.get("input") if isinstance(graph, dict) else None
-    shape = spec.get("shape") if isinstance(spec, dict) else None
-    if not isinstance(shape, list) or len(shape) < 2:
+    if sample_shape is None:
         return 1
     n = 1
-    for d in shape[1:]:
+    for d in sample_shape:
         v = _int(d, 1, 1 << 24)
         n *= v or 1
     return min(n, 1 << 30)
@@ -98,43 +95,34 @@ def _act_bytes(config: Mapping[str, Any], states: int) -> int | None:
     return _F32 * (attention + mlp + held + 2 * seq * vocab) + 16 * seq
 
 
-def _deq_bytes(config: Mapping[str, Any], inputs: int) -> int | None:
+def _deq_bytes(config: Mapping[str, Any], solver: Mapping[str, Any], inputs: int) -> int | None:
     """DEQ: the input, the state and its candidates, Anderson's history (2 m states) and the class logits."""
     h = _int(config.get("hidden_size"), 1, 1 << 24)
     if h is None:
         return None
-    raw = config.get("solver")
-    solver: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     m = (_int(solver.get("anderson_m", 5), 1, 1 << 10) or 5) if solver.get("name") == "anderson" else 0
     classes = _int(config.get("num_classes", 10), 1, 1 << 24) or 10
     return _F32 * (2 * inputs + (2 * m + 6) * h + 2 * classes)
 
 
-def bytes_per_sample(manifest: Manifest | dict[str, Any]) -> int:
+def bytes_per_sample(manifest: Manifest | Mapping[str, Any]) -> int:
     """Estimated peak bytes one sample adds to a host-loop call (encode, a step, the readout), from the manifest's
     model configuration; for a configuration this does not know, a generous guess from the input length alone
     (attention over the input with one head and a 256-wide state). A plain mapping (a manifest not yet checked,
-    or part of one) is read defensively."""
-    if isinstance(manifest, Manifest):
-        config: Any = manifest.model.config
-        states = len(manifest.graph.state_names)
-        length = min(math.prod(manifest.graph.input.sample_shape), 1 << 30)
-    else:
-        model = manifest.get("model") if isinstance(manifest, dict) else None
-        config = model.get("config") if isinstance(model, dict) else None
-        graph = manifest.get("graph") if isinstance(manifest, dict) else None
-        names = graph.get("state_names") if isinstance(graph, dict) else None
-        states = len(names) if isinstance(names, list) and 0 < len(names) <= 64 else 2
-        length = _input_length(manifest)
+    or part of one) is read defensively (`Dimensions.read`)."""
+    dims = Dimensions.of(manifest) if isinstance(manifest, Manifest) else Dimensions.read(manifest)
+    config = dims.config
+    states = dims.states if dims.states is not None and 0 < dims.states <= 64 else 2
+    length = _input_length(dims.sample_shape)
     est: int | None = None
-    if isinstance(config, Mapping):  # a token-sequence body (HRM, TRM) says its seq_len; a vector-state one (DEQ) not
-        est = _act_bytes(config, states) if "seq_len" in config else _deq_bytes(config, length)
+    if config is not None:  # a token-sequence body (HRM, TRM) says its seq_len; a vector-state one (DEQ) not
+        est = _act_bytes(config, states) if "seq_len" in config else _deq_bytes(config, dims.solver or {}, length)
     if est is None:
         est = _F32 * (2 * length * length + 1024 * length)
     return max(1, est)
 
 
-def chunk_for_memory(manifest: Manifest | dict[str, Any], budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
+def chunk_for_memory(manifest: Manifest | Mapping[str, Any], budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
     """Samples per host-loop call (`Runner.solve`'s chunk, a server's slots) whose activations fit `budget_bytes`:
     at least 1 (one sample over the budget still runs), at most `MAX_CHUNK`."""
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
