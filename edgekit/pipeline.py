@@ -136,14 +136,16 @@ def _puzzle_table(recipe: Recipe, model: Any, base: Path, data: TaskData) -> Any
 
 def _check_modes(recipe: Recipe, target: Any) -> None:
     """Refuse onnxruntime-only quantization modes for a TensorRT target before any work."""
-    from .quantize import cpu_only_modes
+    from .quantize.modes import cpu_only_modes, tensorrt_quantized_modes
 
     cpu = cpu_only_modes(list(recipe.quantize.modes))
     if cpu and target.backend == "tensorrt":
+        names = tensorrt_quantized_modes()  # the quantized modes whose form TensorRT builds
+        modes = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         raise RecipeError(
             f"quantize.modes {', '.join(cpu)} make onnxruntime CPU graphs, which TensorRT target {target.name} "
             "cannot build",
-            "use int8, mixed or int8_weight_only for TensorRT targets, or set target to a CPU target",
+            f"use {modes} for TensorRT targets, or set target to a CPU target",
         )
 
 

@@ -149,7 +149,7 @@ def test_the_printout_and_the_report_say_rounds_for_a_latency_gate(tmp_path: Pat
     text = " ".join(out.getvalue().split())  # 80 columns wrap the note
     assert "9 rounds cannot decide this limit" in text and "64 examples cannot" not in text
     assert "raise validate.latency_rounds" in text
-    md = report_markdown(res, {"graph": {}}, [])
+    md = report_markdown(res, None, [])
     assert "9 rounds cannot decide this limit" in md
 
 

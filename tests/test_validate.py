@@ -90,7 +90,7 @@ def test_halting_plots_are_written_and_listed_in_the_report(tmp_path):
     assert "halting_transition_int8.png" in made and "halting_transition_float32.png" not in made
     assert (tmp_path / "halting_transition_int8.png").read_bytes()[:4] == b"\x89PNG"
     assert existing_plots(tmp_path) == made  # what `edgekit tune` lists when it rewrites report.md
-    text = report_markdown(results, {"graph": {}}, made)
+    text = report_markdown(results, None, made)
     m = np.asarray(results["variants"][1]["vs_onnx_float32"]["halting_step_transition"])
     same, later, earlier = int(np.trace(m)), int(np.triu(m, 1).sum()), int(np.tril(m, -1).sum())
     assert f"- int8: same halting step on {same} of 40 examples; {later} halt later, {earlier} earlier." in text
@@ -227,7 +227,7 @@ def test_report_of_a_failed_gate_says_which_and_recommends_nothing_unfit():
              "against": "reference"},
         ],
     }  # fmt: skip
-    text = report_markdown(results, {"graph": {}})
+    text = report_markdown(results, None)
     assert "**FAILED**: 1 of 1 gates failed (max_exact_drop on int8)" in text
     assert "| int8 | onnx (int8, step graph, host loop) |" in text
     assert "No ONNX variant passes its gates" in text

@@ -85,8 +85,7 @@ def check_artefact(folder: str | Path, target: Target | str) -> CheckReport:
         findings, summary = check_onnx(path, target, label=path.relative_to(folder).as_posix())
         report.findings += findings
         report.graphs[name] = summary
-    variants = {name: g.roles for name, g in manifest.variants.items()}
-    report.memory = memory_estimate(variants, manifest.model.config, report.graphs, target)
+    report.memory = memory_estimate(manifest.variants, manifest.model.config, report.graphs, target)
     for severity, label, message in memory_messages(report.memory, target.name):
         report.findings.append(Finding(severity, label, None, None, message))  # type: ignore[arg-type]
     return report

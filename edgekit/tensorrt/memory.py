@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..manifest import VariantGraphs
+
 if TYPE_CHECKING:
     import onnx
 
@@ -74,26 +76,31 @@ def analytic_bytes_per_sample(config: dict[str, Any]) -> int:
         return 0
 
 
-def form_groups(variants: Mapping[str, Mapping[str, str]]) -> dict[str, tuple[list[str], str | None]]:
+def form_groups(variants: Mapping[str, VariantGraphs | Mapping[str, str]]) -> dict[str, tuple[list[str], str | None]]:
     """'<variant> <form>' -> (the file keys a device loads together for it: host loop = encode + step + readout;
     the variant's step graph key, whose activations a Loop or unrolled graph has at least). `variants`: variant
-    -> graph role -> file key (`VariantGraphs.roles`)."""
+    -> its graphs (`Manifest.variants`, or graph role -> file key)."""
     out: dict[str, tuple[list[str], str | None]] = {}
-    for variant, graphs in variants.items():
-        host = [graphs[g] for g in ("encode", "step", "readout") if g in graphs]
+    for variant, roles in variants.items():
+        graphs = roles if isinstance(roles, VariantGraphs) else VariantGraphs.of(roles)
+        host = [k for k in (graphs.encode, graphs.step, graphs.readout) if k is not None]
         if host:
-            out[f"{variant} host loop"] = (host, graphs.get("step"))
-        for form in ("loop", "unrolled"):
-            if form in graphs:
-                out[f"{variant} {form}"] = ([graphs[form]], graphs.get("step"))
+            out[f"{variant} host loop"] = (host, graphs.step)
+        for form, key in (("loop", graphs.loop), ("unrolled", graphs.unrolled)):
+            if key is not None:
+                out[f"{variant} {form}"] = ([key], graphs.step)
     return out
 
 
 def memory_estimate(
-    variants: Mapping[str, Mapping[str, str]], config: Mapping[str, Any] | None, graphs: dict[str, dict], target: Any
+    variants: Mapping[str, VariantGraphs | Mapping[str, str]],
+    config: Mapping[str, Any] | None,
+    graphs: dict[str, dict],
+    target: Any,
 ) -> dict[str, Any]:
-    """Per deployable form (of `variants`: variant -> role -> file key): weights, activations at the target's max
-    batch (never under what the model `config` says they take), what it needs and what is free."""
+    """Per deployable form (of `variants`: variant -> its graphs, as `form_groups` takes them): weights,
+    activations at the target's max batch (never under what the model `config` says they take), what it needs and
+    what is free."""
     if not target.memory_gb:
         return {}
     batch = target.profile().max

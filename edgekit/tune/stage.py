@@ -453,7 +453,7 @@ def _write_outputs(folder: Path, result: dict, manifest: Manifest, configs, fron
         plots = existing_plots(folder)
         try:  # untrusted like the rest of the folder: a damaged results.json means no report section, not a crash
             results = json.loads(results_path.read_text())
-            text = report_markdown(results, manifest.to_json(), plots, tune=result)
+            text = report_markdown(results, manifest, plots, tune=result)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
             log("results.json is unreadable: report.md is left as it was (tune.json and tune_front.png are written)")
             return

@@ -78,7 +78,7 @@ def write_outputs(run: _Run, results: dict, gates: list[dict]) -> None:
     )
     (tmp / "junit.xml").write_text(junit_xml(results))
     plots = write_plots(results, tmp)
-    (tmp / "report.md").write_text(report_markdown(results, run.manifest.to_json(), plots))
+    (tmp / "report.md").write_text(report_markdown(results, run.manifest, plots))
     manifest = replace(
         run.manifest,
         files=files,

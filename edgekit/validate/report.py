@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..manifest import Manifest
 from .plots import HALTING_PREFIX, halting_plot
 
 
@@ -53,7 +54,7 @@ def _display(results: dict[str, Any], name: Any) -> str:
     return next((str(e.get("display", name)) for e in results["variants"] if e.get("name") == name), str(name))
 
 
-def _deployable(results: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any] | None:
+def _deployable(results: dict[str, Any]) -> dict[str, Any] | None:
     """The ONNX variant a device would use: every gate on it passed, smallest step graphs."""
     gates: dict[str, bool] = {}
     for g in results["gates"]:
@@ -62,7 +63,7 @@ def _deployable(results: dict[str, Any], manifest: dict[str, Any]) -> dict[str, 
     return min(onnx, key=lambda e: e.get("bytes", 0), default=None)
 
 
-def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+def _reading(results: dict[str, Any], manifest: Manifest | None) -> list[str]:
     """The verdict and one paragraph saying what it means."""
     failed = [g for g in results["gates"] if not g["passed"]]
     n = len(results["gates"])
@@ -71,7 +72,7 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
         head = f"**FAILED**: {len(failed)} of {n} gates failed ({'; '.join(names)})."
     else:
         head = f"**PASSED**: all {n} gates hold."
-    best = _deployable(results, manifest)
+    best = _deployable(results)
     if best is None:
         return [head, "", "No ONNX variant passes its gates: none is fit to deploy.", ""]
     m = best["metrics"]
@@ -80,7 +81,8 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     interval = f" (95 % interval {lo:.3f}-{hi:.3f})" if lo is not None else ""
     full = f"exact accuracy {m['exact_full']:.3f}{interval} at the full budget"
     if m.get("exact_halted") is not None:  # the headline: the answer the device returns, at its halting step
-        thr = best.get("halt_threshold", manifest.get("graph", {}).get("halt_threshold", 0))
+        written = None if manifest is None else manifest.graph.halt_threshold
+        thr = best.get("halt_threshold", 0 if written is None else written)
         hl, hh = m.get("exact_halted_interval", [None, None])
         hiv = f" (95 % interval {hl:.3f}-{hh:.3f})" if hl is not None else ""
         full = (
@@ -98,11 +100,11 @@ def _reading(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def _validated(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+def _validated(results: dict[str, Any], manifest: Manifest | None) -> list[str]:
     """What this report's numbers cover and what they do not: a device user must not read an fp16 TensorRT engine
     into a float32 validation."""
     onnx = [e["name"] for e in results["variants"] if _is_onnx(e)]
-    precisions = list(manifest.get("variants") or {"float32": {}})
+    precisions = ["float32"] if manifest is None else list(manifest.variants)
     lines = [
         "## What was validated, and what was not",
         "",
@@ -202,7 +204,7 @@ def _fidelity(variants: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _arc(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+def _arc(results: dict[str, Any], manifest: Manifest | None) -> list[str]:
     """ARC pass@k after voting per variant, and the puzzle table the artefact keeps."""
     rows = [(e["name"], e["task_metrics"]["arc"]) for e in results["variants"] if "arc" in e.get("task_metrics", {})]
     if not rows:
@@ -226,12 +228,12 @@ def _arc(results: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
             return f"{d['fractional']:.3f} / {d['all_inputs']:.3f}"
 
         out.append(f"| {name} | {two(b['pass@1'])} | {two(b['pass@2'])} | {two(h['pass@1'])} | {two(h['pass@2'])} |")
-    p = manifest.get("graph", {}).get("puzzle_ids")
-    if p:
+    p = None if manifest is None else manifest.graph.puzzle_ids
+    if p is not None and p.bytes_before is not None and p.bytes_after is not None:
         out += [
             "",
-            f"Puzzle table: {p['rows']:,} of {p['rows_before']:,} identifiers kept "
-            f"({p['bytes_before'] / 1e6:,.2f} MB -> {p['bytes_after'] / 1e6:,.2f} MB); answers in submission.json.",
+            f"Puzzle table: {p.rows:,} of {p.rows_before:,} identifiers kept "
+            f"({p.bytes_before / 1e6:,.2f} MB -> {p.bytes_after / 1e6:,.2f} MB); answers in submission.json.",
         ]
     return out
 
@@ -265,8 +267,10 @@ def _halting_moves(variants: list[dict[str, Any]], plots: Sequence[str]) -> list
 
 
 def report_markdown(
-    results: dict[str, Any], manifest: dict[str, Any], plots: Sequence[str] = (), tune: dict[str, Any] | None = None
+    results: dict[str, Any], manifest: Manifest | None, plots: Sequence[str] = (), tune: dict[str, Any] | None = None
 ) -> str:
+    """report.md of `results` (results.json's document) for the artefact whose `manifest` it is (None: a report of
+    results alone)."""
     lines = [
         f"# edgekit report: {results['recipe']}",
         "",

@@ -292,13 +292,13 @@ def _forms_parity(run: _Run, o: _Onnx) -> None:
 
     data, runner, forms = run.data, o.runner, run.manifest.variants[o.precision]
     ids = runner_ids(runner, data)
-    if "loop" in forms:
+    if forms.loop is not None:
         limit = run.manifest.stopping_of(o.precision).value  # its halting threshold, or the solver's tolerance
         o.entry["loop"] = loop_parity(runner, data.inputs, ids, data.labels, o.rollout, run.bs, limit, run.solver_its)
     if isinstance(run.native, DEQModel):
         from .deq import fixed_point_report
 
-        sol = runner.solve(data.inputs, mode="loop" if "loop" in forms else "host")
+        sol = runner.solve(data.inputs, mode="loop" if forms.loop is not None else "host")
         if sol.state is None:  # the host-loop fixed-point solve returns no state, the Loop form does
             raise RecipeError(
                 f"the DEQ fixed-point report of the {o.precision} variant needs the solver's final state, "
@@ -306,7 +306,7 @@ def _forms_parity(run: _Run, o: _Onnx) -> None:
                 "add loop to export.forms",
             )
         o.entry["fixed_point"] = fixed_point_report(run.fp32, data.inputs, sol.state, sol.steps, sol.done)
-    if "unrolled" in forms:
+    if forms.unrolled is not None:
         o.entry["unrolled"] = unrolled_parity(runner, data.inputs, ids, data.labels, o.rollout, run.bs)
 
 

@@ -177,7 +177,7 @@ def apply_variant_thresholds(folder: Path, manifest: Manifest, own: dict[str, fl
     if own:
         graph = replace(graph, extra={**graph.extra, "variant_thresholds": dict(own)})
     for name, roles in manifest.variants.items():
-        loop = roles.roles.get("loop")
+        loop = roles.loop
         if name != "float32" and loop is not None:
             set_halt_threshold(folder / manifest.files[loop], own.get(name, graph.threshold))
     return replace(manifest, graph=graph)
