@@ -196,3 +196,21 @@ def test_no_module_outside_the_mode_files_names_a_mode():
             if isinstance(node, ast.Constant) and node.value in names:
                 found.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.value}")
     assert found == []
+
+
+def test_the_tensorrt_target_hint_names_the_modes_tensorrt_builds():
+    """An onnxruntime-only mode asked for a TensorRT target is refused with the quantized modes whose declared form
+    TensorRT builds, read from the registry (no list of names in the pipeline)."""
+    from types import SimpleNamespace
+
+    from edgekit.errors import RecipeError
+    from edgekit.pipeline import _check_modes
+    from edgekit.quantize import MODES
+
+    recipe = SimpleNamespace(quantize=SimpleNamespace(modes=["int8", "int8_dynamic"]))
+    with pytest.raises(RecipeError, match="int8_dynamic make onnxruntime CPU graphs") as e:
+        _check_modes(recipe, SimpleNamespace(backend="tensorrt", name="jetson-orin-nano"))
+    built = [n for n, m in MODES.items() if m.tensorrt and m.qdq_form.qdq is not None]
+    assert built == ["int8", "int8_weight_only", "mixed"]
+    assert "use int8, int8_weight_only or mixed for TensorRT targets" in str(e.value)
+    _check_modes(recipe, SimpleNamespace(backend="onnxruntime", name="x86-cpu"))  # CPU targets take them
