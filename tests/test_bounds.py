@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgekit.manifest import Manifest
 from edgekit.runtime.errors import ArtefactError, RuntimeInputError
 from edgekit.runtime.memory import (
     DEFAULT_MEMORY_BUDGET,
@@ -77,6 +78,7 @@ def test_memory_per_sample_follows_the_configuration(trm_artefact):
     trm = bytes_per_sample(manifest)  # TRM mlp_t (no attention scores), 81 cells + 16 prefix rows, hidden 128
     assert 2.1e6 < trm < 3e6  # measured 2.1 MB a sample
     assert chunk_for_memory(manifest) == DEFAULT_MEMORY_BUDGET // trm == 457
+    assert bytes_per_sample(Manifest.from_json(manifest)) == trm  # the typed manifest, as a runner reads it
     with_attention = json.loads(json.dumps(manifest))
     with_attention["model"]["config"]["mlp_t"] = False  # attention scores in place of the token MLP
     assert bytes_per_sample(with_attention) - trm == 4 * (5 * 4 * 97 * 97 - 4 * 128 * 512)
