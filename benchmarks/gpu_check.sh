@@ -42,17 +42,17 @@ section "2. PyTorch CUDA vs CPU reference rollouts"
 timeout 120 "$PY" benchmarks/gpu_reference_check.py --n 512 --json "$OUT/gpu_reference.json"; echo "exit $?"
 
 section "3. engine backend host loop on real CUDA memory (TensorRT stand-in)"
-EDGEKIT_REAL_CUDART=1 timeout 170 "$PY" -m pytest -q -p no:cacheprovider tests/test_engines.py 2>&1 | tail -15
+EDGEKIT_REAL_CUDART=1 timeout 170 "$PY" -m pytest -q -p no:cacheprovider tests/runtime/test_engines.py 2>&1 | tail -15
 
 section "4. plan script against a stub trtexec (TensorRT 10.3 and 11.x)"
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_plan_stub_trtexec.py 2>&1 | tail -8
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/tensorrt/test_plan_stub_trtexec.py 2>&1 | tail -8
 
 section "5. execution providers"
 if "$PY" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
-    EDGEKIT_GPU_PROVIDERS=1 timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu_providers.py 2>&1 | tail -15
+    EDGEKIT_GPU_PROVIDERS=1 timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/runtime/test_gpu_providers.py 2>&1 | tail -15
 else
     echo "onnxruntime here has no CUDA provider (onnxruntime-gpu is not installed): device-resident host loop, verify"
     echo "--full on CUDA and slot refill on CUDA NOT RUN. A requested provider must fail loudly:"
-    timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu_providers.py -k missing 2>&1 | tail -6
+    timeout 100 "$PY" -m pytest -q -p no:cacheprovider tests/runtime/test_gpu_providers.py -k missing 2>&1 | tail -6
 fi
 section "done"

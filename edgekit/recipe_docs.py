@@ -1,5 +1,5 @@
 """docs/recipes.md, generated from the recipe and target schemas (edgekit.schema), so the reference a user reads is
-the one the loader enforces: `python -m edgekit.recipe_docs --write` rewrites it; tests/test_recipe_docs.py fails
+the one the loader enforces: `python -m edgekit.recipe_docs --write` rewrites it; tests/schema/test_recipe_docs.py fails
 when the committed page and the schema drift apart.
 """
 
@@ -33,7 +33,7 @@ SECTIONS = {
 }
 
 # Meanings for keys whose schema field carries no description (the schema's own text wins where it has one);
-# tests/test_recipe_docs.py checks that every key here exists and every key of the schema has a meaning.
+# tests/schema/test_recipe_docs.py checks that every key here exists and every key of the schema has a meaning.
 EXTRA = {
     "schema_version": "recipe format version; this edgekit reads 1",
     "target": "where the artefact runs (`edgekit targets`); a TensorRT target adds a compatibility check, a "
@@ -75,7 +75,7 @@ EXTRA = {
 HEADER = """# Recipe reference
 
 <!-- Generated from edgekit/schema.py by `python -m edgekit.recipe_docs --write`; do not edit by hand
-     (tests/test_recipe_docs.py fails when this page and the schema differ). -->
+     (tests/schema/test_recipe_docs.py fails when this page and the schema differ). -->
 
 A recipe is a YAML file that says which checkpoint to deploy, on which examples to judge it, for which target,
 and which gates the artefact must pass. It is data: parsed with `yaml.safe_load` (at most 1 MiB, 20 aliases),

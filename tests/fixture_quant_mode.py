@@ -1,5 +1,5 @@
 """A quantization mode added by one file, as a new mode would be added in edgekit/quantize/modes/: its settings
-section, its form and its handler, registered by name. tests/test_quant_modes.py imports it before the recipe
+section, its form and its handler, registered by name. tests/quantize/test_quant_modes.py imports it before the recipe
 schema and checks that recipes select and validate it, `run_quantize` dispatches to it and `edgekit debug` can
 rebuild it; nothing else in edgekit names it.
 

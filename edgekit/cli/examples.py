@@ -1,6 +1,6 @@
 """One example per command, printed at the end of its `--help` (an epilog), so a user who knows the command's
 name sees a line to start from. The paths are the README's: the demo recipe and the artefact `edgekit export`
-writes from it. tests/test_cli_examples.py checks that every command has one and that each parses (and runs the
+writes from it. tests/system/test_cli_examples.py checks that every command has one and that each parses (and runs the
 quick ones against a test artefact)."""
 
 from __future__ import annotations

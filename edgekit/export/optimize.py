@@ -86,7 +86,7 @@ def split_sliced_projections(model: onnx.ModelProto) -> tuple[onnx.ModelProto, i
 
 def optimize_step(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold shape arithmetic and Identity weight aliases (onnxscript's optimizer), then split sliced
-    projections. The result computes the same function; `tests/test_optimize.py` checks it on every demo."""
+    projections. The result computes the same function; `tests/export/test_optimize.py` checks it on every demo."""
     from onnxscript import optimizer
 
     folded = optimizer.optimize(model)

@@ -11,7 +11,8 @@ The step loop keeps the recursion state on the device in two buffer sets that pi
 halting signal comes back each step, the state only when samples halt.
 
 Not run here: no machine of this project's CI has TensorRT. Tests run this file's host-side logic against a
-stand-in of the TensorRT and CUDA APIs that executes the same ONNX graphs with onnxruntime (tests/test_engines.py).
+stand-in of the TensorRT and CUDA APIs that executes the same ONNX graphs with onnxruntime
+(tests/runtime/test_engines.py).
 """
 
 from __future__ import annotations

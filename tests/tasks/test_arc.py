@@ -25,7 +25,7 @@ from edgekit.runtime.arc import (
     vote,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 import make_arc_dataset  # noqa: E402
 

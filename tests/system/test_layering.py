@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = ("torch", "onnx", "nncf", "pydantic", "yaml")  # the workstation's packages; onnxruntime is not one
 # standard-library-only (numpy at most) modules every layer may use

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from edgekit.cli.results_view import next_steps, print_results, undecided, variant_id
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _render(res: dict, folder: Path, width: int, wide: bool = False) -> str:

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from edgekit.validate.threshold import Candidate, pick_threshold
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_fewest_steps_within_the_floor_wins_and_the_most_accurate_when_none_reaches_it():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference_checkpoints import OFFICIAL, write_reference_checkpoint  # noqa: E402
 
 MODEL = ROOT / "examples" / "models" / "trm-sudoku"

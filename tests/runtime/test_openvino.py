@@ -66,7 +66,7 @@ def _puzzles_txt() -> np.ndarray:
     from edgekit.runtime.inputs import read_inputs
     from edgekit.tasks.sudoku_task import SudokuTask
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "puzzles.txt"
+    path = Path(__file__).resolve().parents[2] / "examples" / "puzzles.txt"
     return read_inputs(path, lambda line: SudokuTask().parse_line(line, 81))
 
 
@@ -292,7 +292,7 @@ def test_a_cache_folder_others_can_write_is_refused_one_not_creatable_unused(trm
 
 
 def _docs_commands() -> list[str]:
-    page = (Path(__file__).resolve().parent.parent / "docs" / "openvino.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "openvino.md").read_text()
     blocks = re.findall(r"^```bash\n(.*?)^```", page, re.S | re.M)
     return [c for b in blocks for c in b.splitlines() if c.strip()]
 

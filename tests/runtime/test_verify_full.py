@@ -20,8 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# docs/verify.md's commands, run by test_docs_commands below (tests/test_readme.py reads this declaration)
+ROOT = Path(__file__).resolve().parents[2]
+# docs/verify.md's commands, run by test_docs_commands below (tests/system/test_readme.py reads this declaration)
 DOCS_COMMANDS = (r"^edgekit verify artefacts/trm-sudoku( --full)?( --variant \S+)?( --json)?( --out \S+)?$",)
 GATE_FIELDS = ("name", "variant", "value", "limit", "passed", "against", "kind", "interval")
 
@@ -293,7 +293,7 @@ def test_quick_check_applies_the_device_tolerance_to_compressed_variants(int8_ar
 @pytest.fixture(scope="module")
 def arc_artefact(tmp_path_factory):
     """The ARC path as recipes/arc-demo.yaml runs it (generated dataset and random-init HRM, int8 variant, pass@2
-    gate), on the smaller set tests/test_arc.py uses."""
+    gate), on the smaller set tests/tasks/test_arc.py uses."""
     sys.path.insert(0, str(ROOT / "examples"))
     import make_arc_dataset
 
@@ -335,7 +335,7 @@ def test_full_reproduces_the_arc_exports_gates_exactly(arc_artefact):
 def test_full_runs_in_the_base_install(trm_artefact):
     py = Path(os.environ.get("EDGEKIT_DEVICE_PYTHON") or ROOT / ".venv-device" / "bin" / "python")
     if not py.exists():
-        pytest.skip("no device venv (.venv-device; tests/test_device_install.py builds it)")
+        pytest.skip("no device venv (.venv-device; tests/system/test_device_install.py builds it)")
     r = _cli("verify", str(trm_artefact), "--full", "--json", py=str(py))
     assert r.returncode == 0, r.stderr[-2000:]
     results = json.loads((trm_artefact / "results.json").read_text())

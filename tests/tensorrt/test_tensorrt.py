@@ -30,7 +30,8 @@ from edgekit.tensorrt.graphs import describe
 from edgekit.tensorrt.plan import write_plan
 
 EDGEKIT = [sys.executable, "-m", "edgekit.cli"]
-# docs/tensorrt.md's commands (tests/test_readme.py reads this): test_docs_commands runs them on the demo artefact
+# docs/tensorrt.md's commands (tests/system/test_readme.py reads this): test_docs_commands runs them on the demo
+# artefact
 DOCS_COMMANDS = (r"^\.venv/bin/edgekit (check|plan|build) artefacts/trm-sudoku --target [\w-]+$",)
 TRT_TARGETS = [t for t in target_names() if load_target(t).backend == "tensorrt"]
 NO_TRT_REASON = "TensorRT is not installed (it cannot be installed on this machine: PyPI ships only stubs)"
@@ -411,7 +412,7 @@ def test_cli_plan_writes_the_script(trm_artefact, tmp_path):
 def _docs_commands() -> list[str]:
     import re
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "tensorrt.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "tensorrt.md").read_text()
     blocks = re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
     return [ln.strip() for b in blocks for ln in b.splitlines() if re.match(DOCS_COMMANDS[0], ln.strip())]
 
@@ -735,7 +736,7 @@ def test_tensorrt_runner_without_tensorrt_raises_toolchain_unavailable(trm_artef
     from edgekit.errors import ToolchainUnavailable
     from edgekit.runtime.tensorrt_backend import TensorRTRunner
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from fake_tensorrt import write_fake_engines
 
     folder = tmp_path / "engines"

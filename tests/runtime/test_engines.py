@@ -21,7 +21,7 @@ from edgekit.errors import EXIT_USAGE, InputError
 from edgekit.runtime import Runner, RuntimeInputError
 from edgekit.tasks import sudoku
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_tensorrt import install, real_cuda, write_fake_engines  # noqa: E402
 
 GRAPHS = ["encode", "step", "readout", "loop"]

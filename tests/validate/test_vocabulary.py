@@ -14,7 +14,7 @@ import numpy as np
 from edgekit.schema import parse_recipe
 from edgekit.tasks import get_task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _edgekit(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

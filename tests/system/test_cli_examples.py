@@ -17,7 +17,7 @@ import typer.main
 from edgekit.cli import app
 from edgekit.cli.examples import ART, EXAMPLES, command_name
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(command_name(c) for c in app.registered_commands)
 # examples that finish in seconds on the test artefact, with the exit codes they may end with
 RUNS = {"targets": (0,), "doctor": (0, 1), "info": (0,), "verify": (0,), "check": (0,), "plan": (0,), "solve": (0,),

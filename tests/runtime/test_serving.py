@@ -27,7 +27,7 @@ from edgekit.runtime.providers import PROVIDERS, ProviderError, ProviderSettings
 from edgekit.runtime.server import LineReader, Server, ServerFailed, ServerStopped, SlotScheduler
 from edgekit.stopping import fixed_point
 
-# docs/serving.md's command, run by test_serving_docs_command (tests/test_readme.py reads this)
+# docs/serving.md's command, run by test_serving_docs_command (tests/system/test_readme.py reads this)
 DOCS_COMMANDS = (r"^cat examples/puzzles\.txt \| \.venv-device/bin/edgekit serve artefacts/trm-sudoku --slots 16$",)
 
 

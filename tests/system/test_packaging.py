@@ -8,7 +8,8 @@ imported from the checkout.
   requirements are checked against what that environment holds, then `targets` and `export --dry-run` run from it;
 - the Jetson numpy pin (constraints/jetson-jp6.txt) resolved by pip for JetPack 6's Python and platform.
 
-.ci/run installs the device venv (`EDGEKIT_DEVICE_PYTHON`, tests/test_device_install.py) from the same kind of wheel.
+.ci/run installs the device venv (`EDGEKIT_DEVICE_PYTHON`, tests/system/test_device_install.py) from the same kind
+of wheel.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ import pytest
 
 from edgekit.schema import target_names
 
-# docs/install.md's wheel lines (tests/test_readme.py reads this): the wheel fixture and _venv below run them, from a
-# copy of the sources and without build isolation (no download of setuptools)
+# docs/install.md's wheel lines (tests/system/test_readme.py reads this): the wheel fixture and _venv below run them,
+# from a copy of the sources and without build isolation (no download of setuptools)
 DOCS_COMMANDS = (
     r"^python3 -m pip wheel --no-deps -w dist \.$",
     r"^\.venv-device/bin/pip install dist/edgekit-\*\.whl$",
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
 VERSION = re.search(r'^version = "([^"]+)"', PYPROJECT, re.M).group(1)
 # JetPack 6.1 / 6.2: Ubuntu 22.04 (glibc 2.35) on aarch64, Python 3.10.

@@ -1,6 +1,7 @@
 """Bit-level agreement with the reference implementations (needs local clones; not part of the default run).
 
-EDGEKIT_HRM_REPO=/tmp/ref/hrm EDGEKIT_TRM_REPO=/tmp/ref/trm .venv/bin/python -m pytest -m slow tests/test_reference.py
+EDGEKIT_HRM_REPO=/tmp/ref/hrm EDGEKIT_TRM_REPO=/tmp/ref/trm \
+    .venv/bin/python -m pytest -m slow tests/models/test_reference.py
 """
 
 import json

@@ -20,7 +20,7 @@ from edgekit.tasks import get_task, load_task
 from edgekit.tasks.files import IGNORE, DataError, open_data, write_reference_layout
 from edgekit.tasks.metrics import exact_and_cell
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference_checkpoints import write_reference_checkpoint  # noqa: E402
 
 SMALL_MAZE_TRM = {

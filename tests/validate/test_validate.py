@@ -146,7 +146,7 @@ def test_verify_reports_a_corrupt_onnx_file_in_one_check(trm_artefact, tmp_path)
 
 
 def test_ci_examples_run_the_documented_commands(root):
-    """The templates gate the user's own recipe ($RECIPE) and publish junit.xml; tests/test_ci_templates.py runs
+    """The templates gate the user's own recipe ($RECIPE) and publish junit.xml; tests/system/test_ci_templates.py runs
     their steps against the demo in a fresh venv."""
     for f in ("github-actions.yml", "gitlab-ci.yml"):
         text = (root / "examples" / "ci" / f).read_text()

@@ -14,7 +14,7 @@ from rich.console import Console
 from edgekit.schema import GatesSection, Recipe
 from edgekit.validate.gates import deployed_warnings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _recipe(**extra) -> Recipe:

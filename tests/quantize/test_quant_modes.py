@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # what every built-in mode was before the registry (stage.MODES' tensorrt flags, check.ORT_CPU_OPS' keys)
 BUILT_IN = {"int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_per_row", "int8_hybrid", "int8_nbits"}

@@ -18,7 +18,7 @@ import pytest
 
 from edgekit.runtime import doctor as d
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS_COMMANDS = (r"^\.venv-device/bin/edgekit doctor( --json)?$",)
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -42,7 +42,7 @@ def _edgekit(python: Path | str, *args: str, env: dict[str, str] | None = None) 
 def _device_python() -> Path:
     py = Path(os.environ.get("EDGEKIT_DEVICE_PYTHON", ROOT / ".venv-device" / "bin" / "python"))
     if not py.exists():
-        pytest.skip(f"no device venv at {py} (.ci/run builds it; tests/test_device_install.py too)")
+        pytest.skip(f"no device venv at {py} (.ci/run builds it; tests/system/test_device_install.py too)")
     return py
 
 

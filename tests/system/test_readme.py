@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def doc_pages() -> list[Path]:
@@ -54,7 +54,7 @@ HERE = (SETUP, EXPORT, DEVICE, TRAIN, TUNE, OWN, re.compile(re.escape(PYTEST) + 
 def declared_elsewhere() -> dict[str, list[re.Pattern]]:
     """test module -> the DOCS_COMMANDS patterns it declares it runs (a tuple or list of string literals)."""
     out: dict[str, list[re.Pattern]] = {}
-    for path in sorted((ROOT / "tests").glob("test_*.py")):
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
         for node in ast.parse(path.read_text()).body:
             target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
             if isinstance(target, ast.Name) and target.id == "DOCS_COMMANDS":
@@ -69,8 +69,8 @@ def test_every_docs_command_is_one_a_test_exercises():
     unknown = [f"{page}: {c}" for page, c in cmds if not any(p.match(c) for p in patterns)]
     assert not unknown, (
         "commands in ```bash blocks that no test runs:\n  " + "\n  ".join(unknown) + "\nadd a test that runs each "
-        "one and list a regular expression for it in that test module's DOCS_COMMANDS (tests/test_readme.py reads "
-        "it), or keep the line out of ```bash blocks"
+        "one and list a regular expression for it in that test module's DOCS_COMMANDS "
+        "(tests/system/test_readme.py reads it), or keep the line out of ```bash blocks"
     )
 
 
@@ -153,7 +153,7 @@ def _device_python() -> Path:
 def test_device_commands_run_on_an_artefact_with_the_base_install(cmd, trm_artefact):
     py = _device_python()
     if not py.exists():
-        pytest.skip(f"no device venv at {py} (.ci/run builds it; tests/test_device_install.py too)")
+        pytest.skip(f"no device venv at {py} (.ci/run builds it; tests/system/test_device_install.py too)")
     tool, rest = DEVICE.match(cmd).groups()
     args = [a.replace("artefacts/trm-sudoku", str(trm_artefact)) for a in shlex.split(rest)]
     argv = [str(py.parent / "edgekit"), *args] if tool == "edgekit" else [str(py), *args]

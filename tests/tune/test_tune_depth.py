@@ -171,7 +171,7 @@ def test_the_depth_command_of_the_tuning_page(small_trm_recipe, trm_artefact, tm
     import shlex
     from pathlib import Path
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "tuning.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tuning.md").read_text()
     cmd = next(ln.strip() for ln in page.splitlines() if re.match(DOCS_COMMANDS[0], ln.strip()))
     art = tmp_path / "art"
     shutil.copytree(trm_artefact, art)

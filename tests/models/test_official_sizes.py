@@ -18,7 +18,7 @@ from edgekit.errors import CheckpointError
 from edgekit.models.act import reference_parameter_count
 from edgekit.models.checkpoint import load_model
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference_checkpoints import OFFICIAL, write_reference_checkpoint  # noqa: E402
 
 # the references' published parameter counts, without the puzzle embedding
@@ -104,7 +104,7 @@ def test_trm_variants_the_loader_cannot_map_are_one_line(tmp_path):
 @pytest.mark.parametrize("name", list(OFFICIAL))
 def test_official_sizes_through_every_stage(name, tmp_path):
     """benchmarks/official_sizes.py on one model: every form, int8 / int8 weight-only / float16, check."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "o.json"
     r = subprocess.run(
         [sys.executable, str(root / "benchmarks/official_sizes.py"), "--models", name, "--out", str(out)],
