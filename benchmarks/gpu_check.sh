@@ -45,7 +45,7 @@ section "3. engine backend host loop on real CUDA memory (TensorRT stand-in)"
 EDGEKIT_REAL_CUDART=1 timeout 170 "$PY" -m pytest -q -p no:cacheprovider tests/runtime/test_engines.py 2>&1 | tail -15
 
 section "4. plan script against a stub trtexec (TensorRT 10.3 and 11.x)"
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/tensorrt/test_plan_stub_trtexec.py 2>&1 | tail -8
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/tensorrt_stage/test_plan_stub_trtexec.py 2>&1 | tail -8
 
 section "5. execution providers"
 if "$PY" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then

@@ -39,3 +39,11 @@ def test_float16_and_fp16_name_the_same_engine_precision(trm_artefact, asked):
 
     recipe = make_recipe(trm_artefact, "rtx-40", precision=asked)
     assert recipe.precision == "fp16"
+
+
+def test_test_folders_never_shadow_an_optional_package():
+    """tests/ is on sys.path (conftest.py lives there), so a folder named like a package that may be missing becomes a
+    namespace package: `importorskip("tensorrt")` imported tests/tensorrt/ and its tests failed instead of skipping."""
+    root = Path(__file__).resolve().parents[1]
+    optional = {"tensorrt", "ray", "openvino", "onnxruntime", "torch", "onnx", "nncf", "cuda", "matplotlib", "pycuda"}
+    assert not {p.name for p in root.iterdir() if p.is_dir()} & optional

@@ -7,7 +7,7 @@ check accepts it for that TensorRT and GPU, precision flags appear only where th
 / `--int8` on 10.x weakly typed builds, never on 11), float32 engines keep TF32 off in weak and strongly typed
 builds, and the profile's shape names are the ONNX graph's inputs. The artefact is never written to.
 
-Runs without a GPU (`python -m pytest tests/tensorrt/test_plan_stub_trtexec.py`); on a GPU machine the stand-in
+Runs without a GPU (`python -m pytest tests/tensorrt_stage/test_plan_stub_trtexec.py`); on a GPU machine the stand-in
 nvidia-smi comes first on PATH, so the result does not depend on the real GPU.
 """
 
