@@ -48,6 +48,7 @@ def _puzzles(n: int, seed: int = 4242) -> np.ndarray:
     return x
 
 
+@pytest.mark.slow  # 64 puzzles x every layer quantized alone and restored alone (~40 s); the CLI test covers the path
 def test_debug_points_at_the_down_projections_of_the_trm_demo(debug_artefact):
     """Dynamic INT8 (per-tensor ranges per call) moves the TRM demo's halting through the SwiGLU down projections
     (measured before this tool existed, by keeping layer groups float). Told nothing about them, the debugger
@@ -75,7 +76,7 @@ def test_debug_cli_table_json_plot_and_one_line_errors(debug_artefact, tmp_path)
 
     art = str(debug_artefact)
     plot = tmp_path / "debug.png"
-    r = run(art, "--variant", "int8_per_row", "--step", "2", "--plot", str(plot))  # the docs' command form
+    r = run(art, "--variant", "int8_per_row", "--step", "2", "--n", "8", "--plot", str(plot))  # the docs' form
     assert r.returncode == 0, r.stderr[-2000:]
     assert "/L_level/layers.0/mlp/down_proj " in r.stdout and "only q |Δ halt|" in r.stdout and "step 2" in r.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

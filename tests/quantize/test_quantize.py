@@ -209,6 +209,7 @@ def test_smoothing_skips_weights_used_outside_a_gated_pair():
     assert find_gated_pairs(shared) == []  # Wu also feeds another MatMul
 
 
+@pytest.mark.slow  # quantizes the step graph twice with calibration (~16 s); the exactness test stays fast
 def test_smoothing_lowers_int8_step_error(trm_job):
     """Why smoothing is on by default: the INT8 step's error on held-out trajectory states drops."""
     from edgekit.quantize.smooth import smooth_gated
@@ -373,6 +374,7 @@ def _bench(root, script: str, *args: str, timeout: int = 600):
     )
 
 
+@pytest.mark.slow  # runs the benchmark script over every variant (~16 s)
 def test_halting_agreement_benchmark_scores_every_variant(quant_artefact, root, tmp_path):
     """benchmarks/halting_agreement.py: every variant scored against float32 on fresh puzzles, with intervals
     that contain the estimate; a folder without a manifest is one line and exit 2."""

@@ -218,6 +218,7 @@ def test_records_of_another_key_are_never_reused(trm_artefact, tmp_path, monkeyp
     assert _same(first, second)
 
 
+@pytest.mark.slow  # starts Ray, kills a worker, retries its shard (~27 s)
 @needs_ray
 def test_a_worker_that_dies_has_its_shard_retried_or_the_run_stops(trm_artefact, no_ray_left):
     from edgekit.scale import executors
@@ -257,6 +258,15 @@ def batch4_recipe(small_trm_recipe, tmp_path_factory) -> Path:
     return p
 
 
+def test_results_are_identical_on_serial_and_processes(batch4_recipe, trm_artefact, tmp_path):
+    serial = _validate(batch4_recipe, trm_artefact, tmp_path / "s", tmp_path / "c1")
+    procs = _validate(batch4_recipe, trm_artefact, tmp_path / "p", tmp_path / "c2", "--executor", "processes",
+                      "--workers", "2")  # fmt: skip
+    assert numbers(procs) == numbers(serial) and procs["scale"]["workers"] == 2
+    assert serial["scale"]["executor"] == "serial" and procs["scale"]["executor"] == "processes"
+
+
+@pytest.mark.slow  # three validations, one on a local Ray instance (~60 s); serial = processes stays in the default run
 @needs_ray
 def test_results_are_identical_on_serial_processes_and_ray(batch4_recipe, trm_artefact, tmp_path):
     serial = _validate(batch4_recipe, trm_artefact, tmp_path / "s", tmp_path / "c1")

@@ -20,7 +20,7 @@ def _complete(folder) -> bool:
     return (folder / "results.json").is_file() and (folder / "report.md").is_file()
 
 
-@pytest.mark.parametrize("with_previous", [False, True])
+@pytest.mark.parametrize("with_previous", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_killed_export_leaves_no_partial_artefact(root, tmp_path, with_previous):
     recipe = root / "recipes" / "deq-digits.yaml"
     out = tmp_path / "art"
