@@ -7,7 +7,6 @@ atomic artefact folder. Each stage reads and writes plain files in that folder.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,14 +29,6 @@ class ExportOutcome:
     folder: Path
     results: dict[str, Any]
     exit_code: int
-
-
-def quantize_fingerprint(weights_sha256: str, recipe: Recipe, halt_threshold: float) -> str:
-    """Everything outside the quantize section that changes a calibration or search result: the weights, the
-    task data, the opset, the graph rewrite and the halting threshold the search scores at. Part of every
-    quantization cache key (the quantize section itself is added by the quantize stage)."""
-    ex = recipe.export
-    return f"{weights_sha256}|{recipe.task.model_dump()}|opset{ex.opset}|halt{halt_threshold}|opt{ex.optimize}"
 
 
 def _model_path(recipe: Recipe, base: Path) -> Path:
@@ -149,18 +140,11 @@ def _check_modes(recipe: Recipe, target: Any) -> None:
         )
 
 
-def _digest(*arrays: Any) -> str:
-    """Content hash of examples: part of the quantization cache keys, so changed task data is never a hit."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(str(a.shape).encode() + a.tobytes())
-    return h.hexdigest()[:16]
-
-
 def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log = print) -> ExportOutcome:
     """The whole pipeline; returns the artefact folder, results and the exit code the gates decide."""
     from .export.stage import ExportInputs, add_variants, export_stage
     from .models.checkpoint import find_files
+    from .quantize import quantize_from_recipe
     from .tensorrt.stage import target_stage
     from .validate import calibrate_halt_threshold, validate_artefact
     from .validate.gates import exit_code
@@ -180,7 +164,7 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     with atomic_folder(final, protect=[base]) as tmp:
         thr = calibrate_halt_threshold(recipe, fp32, log, sha256_file(weights))
         exported = export_stage(inputs, thr, tmp, log)
-        manifest, files = add_variants(tmp, exported, _quantize(recipe, fp32, tmp, thr, table, weights, log))
+        manifest, files = add_variants(tmp, exported, quantize_from_recipe(recipe, fp32, tmp, thr, table, weights, log))
         manifest = variant_threshold_stage(recipe, tmp, manifest, files, thr, log)
         results = validate_artefact(tmp, recipe, native, fp32, data, manifest, log)
         build = target_stage(tmp, target, log)
@@ -191,28 +175,6 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     if results["passed"] and build and build["exit_code"]:
         code = build["exit_code"]
     return ExportOutcome(final, results, code)
-
-
-def _quantize(recipe: Recipe, fp32: Any, tmp: Path, thr: float, table: Any, weights: Path, log: Log) -> Any:
-    """The quantize stage's job from the recipe, run on the exported float32 graphs: its files, graph roles and
-    record (None when the recipe asks for no mode beyond float16, an export precision)."""
-    if not any(m != "float16" for m in recipe.quantize.modes):
-        return None
-    from .quantize import QuantizeJob, run_quantize
-
-    q = recipe.quantize
-    calib = load_task(recipe.task, q.calibration.n, q.calibration.seed, split="train")
-    search_set = load_task(recipe.task, q.search.n, q.search.seed, split="train")
-    fingerprint = quantize_fingerprint(sha256_file(weights), recipe, thr)
-    ids = calib.puzzle_ids if table is not None else None
-    examples = [calib.inputs, search_set.inputs, search_set.labels, *([ids] if ids is not None else [])]
-    fingerprint += "|" + _digest(*examples)
-    search_ids = search_set.puzzle_ids if table is not None else None
-    job = QuantizeJob(
-        fp32, tmp, q, calib.inputs, search_set.inputs, search_set.labels, fingerprint, log, tuple(recipe.export.forms),
-        ids, search_ids,
-    )  # fmt: skip
-    return run_quantize(job)
 
 
 def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print) -> ExportOutcome:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import QuantizeSection
+    from .from_recipe import quantize_fingerprint, quantize_from_recipe
     from .modes import MODES, Mode, cpu_only_modes
     from .stage import Quantized, QuantizeError, QuantizeJob, run_quantize
 
@@ -24,6 +25,8 @@ _LAZY = {
     "QuantizeJob": "stage",
     "Quantized": "stage",
     "run_quantize": "stage",
+    "quantize_from_recipe": "from_recipe",
+    "quantize_fingerprint": "from_recipe",
 }
 
 
@@ -45,5 +48,7 @@ __all__ = [
     "Quantized",
     "QuantizeSection",
     "run_quantize",
+    "quantize_from_recipe",
+    "quantize_fingerprint",
     "QuantizeError",
 ]

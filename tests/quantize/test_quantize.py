@@ -235,7 +235,7 @@ def test_smoothing_lowers_int8_step_error(trm_job):
 def test_quantization_fingerprint_changes_with_what_changes_results(root):
     """A search scored at one halting threshold (or on another graph rewrite, opset or task) must never be
     reused for another: each of these is part of the cache key."""
-    from edgekit.pipeline import quantize_fingerprint
+    from edgekit.quantize import quantize_fingerprint
     from edgekit.quantize.calibration import cache_key
     from edgekit.schema import load_recipe
 
@@ -523,9 +523,9 @@ def test_trajectory_cosine_predicts_changed_halting():
 
 @pytest.mark.parametrize("mode", ["int8", "mixed", "int8_per_row", "int8_hybrid"])
 def test_quantized_variants_run_the_io_bound_host_loop_bit_for_bit(quant_artefact, mode):
-    from test_runtime import _sudoku_mix, runs_bound_like_plain
+    from bound_loop import runs_bound_like_plain, sudoku_mix
 
-    runs_bound_like_plain(quant_artefact[0], mode, _sudoku_mix(16))
+    runs_bound_like_plain(quant_artefact[0], mode, sudoku_mix(16))
 
 
 # -- per-row dynamic INT8 ---------------------------------------------------------------------------------------
