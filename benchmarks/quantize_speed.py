@@ -52,9 +52,9 @@ def step_sessions(folder: Path, manifest: dict, threads: int):
 
 def real_step_feeds(folder: Path, manifest: dict, batch: int, threads: int, steps: int = 2) -> dict | None:
     """The step graph's inputs in the middle of a real recursion: held-out puzzles encoded by the float32 graphs,
-    `steps` float32 steps on from the initial state (every variant is timed on these same inputs). Random normal
-    states made the INT8 kernels look faster than on real ones (1.62x against 1.28x for int8_per_row on the TRM demo
-    at batch 64), so step speed-ups are measured on real states; None for models without a token task (DEQ)."""
+    `steps` float32 steps on from the initial state (every variant is timed on these same inputs), so the step
+    graph is timed on what it sees when deployed, not on random normal states; None for models without a token
+    task (DEQ)."""
     from edgekit.runtime import Runner
     from edgekit.tasks import sudoku
 
