@@ -148,11 +148,13 @@ def run_export(recipe_path: str | Path, out: str | Path | None = None, log: Log 
     from .tensorrt.stage import target_stage
     from .validate import calibrate_halt_threshold, validate_artefact
     from .validate.gates import exit_code
+    from .validate.openvino_configs import check_openvino
     from .validate.threshold import variant_threshold_stage
 
     recipe, base = load_recipe(recipe_path)
     target = load_target(recipe.target)
     _check_modes(recipe, target)
+    check_openvino(recipe)
     model_path = _model_path(recipe, base)
     final = resolve_output(recipe, base, out)
     data_seq = _data_seq_len(recipe)
@@ -185,9 +187,11 @@ def run_validate(recipe_path: str | Path, artefact: str | Path, log: Log = print
     from .runtime.errors import ArtefactError
     from .runtime.manifest import load_manifest
     from .validate import validate_artefact
+    from .validate.openvino_configs import check_openvino
 
     recipe, base = load_recipe(recipe_path)
     load_target(recipe.target)
+    check_openvino(recipe)
     artefact = Path(artefact).expanduser()
     try:
         manifest = load_manifest(artefact, complete=True)  # refuses links and paths leading out of the folder

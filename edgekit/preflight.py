@@ -41,6 +41,11 @@ def check_inputs(recipe: Recipe, base: Path) -> list[str]:
                 "set task.name to the task the model was trained on",
             )
         lines.append(f"task {recipe.task.name} fits the model")
+    if recipe.validate_.openvino:
+        from .validate.openvino_configs import check_openvino
+
+        check_openvino(recipe)
+        lines.append(f"OpenVINO runs {', '.join(recipe.validate_.openvino)} on this CPU (validate.openvino)")
     return lines
 
 

@@ -51,7 +51,7 @@ class FullReport:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # per variant: device vs the export's answers
     not_evaluated: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    names: dict[str, str] = field(default_factory=dict)  # results.json's entry name -> variant
+    names: dict[str, str] = field(default_factory=dict)  # results.json's entry name -> variant (as shown)
 
     def short(self, entry_name: str) -> str:
         """A gate record's variant as its precision name (results.json names the whole entry)."""
@@ -199,11 +199,16 @@ def verify_full(
     export_gates = {(g.get("name"), g.get("variant")): g for g in meta["export_gates"] if isinstance(g, dict)}
     for variant in variants:
         runner = make_runner(folder, variant).validated_settings()
-        name = str(meta["variants"][variant])
-        rep.names[name] = variant
+        # a configuration the export validated on this backend and precision (validate.openvino: openvino-bf16) is
+        # what the device's answers are compared with; else the variant as onnxruntime ran it at export
+        config = refs.configuration(
+            variant, getattr(runner, "backend", "onnxruntime"), getattr(runner, "precision", None)
+        )
+        name = config or str(meta["variants"][variant])
+        rep.names[name] = variant if config is None else f"{config} ({variant})"  # export values: its
         log(f"verify --full: {variant} on {len(refs.inputs)} recorded examples")
         device = device_answers(runner, refs, f"verify --full {variant}")
-        exported = refs.answers[variant]
+        exported = refs.answers[config or variant]
         entries = []
         for a in (device, exported):
             e = metrics(name, a, labels)

@@ -313,6 +313,11 @@ class OpenVINORunner(HostRunner):
         except RuntimeError:
             return None
 
+    @property
+    def device_name(self) -> str:
+        """The device as OpenVINO names it in full (the CPU's model name): answers in bf16 may differ between CPUs."""
+        return str(self._device_property("FULL_DEVICE_NAME") or self.device)
+
     # -- graphs ---------------------------------------------------------------------------------------------------
     def model(self, graph: str) -> Any:
         """The graph as OpenVINO reads it (the Loop form with its limits made inputs)."""

@@ -6,9 +6,11 @@ Recorded by the validation stage (`Recorder`), listed and hashed in manifest.jso
 - the validation examples: `inputs`, `labels`, `puzzle_ids` (models that take them), in the smallest integer type
   that holds them;
 - per implementation (`reference`: the PyTorch model the gates compare with; then every ONNX variant as the export
-  ran it) its `Answers`: predictions at the full budget (`<key>/full`), at each example's halting step
-  (`<key>/halted`), the halting step (`<key>/steps`) and the last step's halting logit (`<key>/q_full`, what ARC
-  votes break ties with) — predictions, not logits: uint8 tokens compress well;
+  ran it; then each backend configuration validated, e.g. `openvino-bf16`, listed in `meta.configurations` with
+  the variant whose graphs it ran, its backend and precision) its `Answers`: predictions at the full budget
+  (`<key>/full`), at each example's halting step (`<key>/halted`), the halting step (`<key>/steps`) and the last
+  step's halting logit (`<key>/q_full`, what ARC votes break ties with) — predictions, not logits: uint8 tokens
+  compress well;
 - `meta` (UTF-8 JSON): the gates' settings, threshold, budget and batch size, the reference's and variants' names,
   the export's gate records, ARC identifier names.
 
@@ -37,6 +39,7 @@ FORMAT = 1
 MAX_EXAMPLES = 16_384
 MAX_META_BYTES = 16 << 20
 REFERENCE = "reference"  # the implementation key of the PyTorch reference
+MAX_CONFIGURATIONS = 8  # recorded backend configurations (validate.openvino: at most 3)
 
 
 class Rollout(Protocol):
@@ -140,6 +143,7 @@ class Recorder:
             self.names = {str(int(i)): str(s) for i, s in zip(puzzle_ids[: self.n], names[: self.n])}
         self.entries: dict[str, str] = {}
         self.thresholds: dict[str, float] = {}  # variants validated at their own threshold
+        self.configurations: dict[str, dict[str, str]] = {}  # validate.openvino's: name -> variant, backend, precision
 
     def add(self, key: str, name: str, rollout: Rollout, threshold: float | None = None) -> None:
         """`key`: REFERENCE or the variant's precision; `name`: its entry name in results.json; `threshold`: the
@@ -149,6 +153,14 @@ class Recorder:
         self.entries[key] = name
         if threshold is not None and threshold != self.threshold:
             self.thresholds[key] = float(threshold)
+
+    def add_configuration(self, name: str, variant: str, backend: str, precision: str, rollout: Rollout) -> None:
+        """A variant's graphs validated on another backend at a precision (validate.openvino: openvino-bf16 runs
+        float32's graphs in bf16): its answers at the artefact's threshold, which `verify --full` on that backend
+        and precision compares the device's with."""
+        cut = _Steps([np.asarray(p)[: self.n] for p in rollout.preds], [np.asarray(h)[: self.n] for h in rollout.halt])
+        self.arrays |= Answers.of(cut, self.threshold).arrays(name)
+        self.configurations[name] = {"variant": variant, "backend": backend, "precision": precision}
 
     def write(self, folder: Path, meta: dict[str, Any]) -> str:
         """Write references.npz into `folder` atomically; returns its name (for the manifest's files)."""
@@ -163,6 +175,7 @@ class Recorder:
             **({"variant_thresholds": self.thresholds} if self.thresholds else {}),
             "reference": self.entries.get(REFERENCE),
             "variants": {k: v for k, v in self.entries.items() if k != REFERENCE},
+            **({"configurations": self.configurations} if self.configurations else {}),
             **({"arc_names": self.names} if self.names else {}),
             **meta,
         }
@@ -190,11 +203,18 @@ class References:
     inputs: np.ndarray
     labels: np.ndarray
     puzzle_ids: np.ndarray | None
-    answers: dict[str, Answers]  # REFERENCE and each variant the export gated (its own answers at export)
+    answers: dict[str, Answers]  # REFERENCE, each variant and configuration the export gated (its answers there)
 
     @property
     def n(self) -> int:
         return len(self.inputs)
+
+    def configuration(self, variant: str, backend: str, precision: str | None) -> str | None:
+        """The recorded configuration of `variant`'s graphs on `backend` at `precision` (openvino-bf16), if any."""
+        for name, c in (self.meta.get("configurations") or {}).items():
+            if c == {"variant": variant, "backend": backend, "precision": precision} and name in self.answers:
+                return str(name)
+        return None
 
     @property
     def variants(self) -> list[str]:
@@ -214,7 +234,7 @@ def read_references(path: Path, contract: InputContract, step_budget: int, varia
     width = 1
     for d in contract.sample_shape:
         width *= int(d)
-    impls = 1 + len(variants)
+    impls = 1 + len(variants) + MAX_CONFIGURATIONS
     # inputs and labels as int64, two predictions per implementation as uint32, plus steps and logits
     limit = MAX_EXAMPLES * (16 * width + impls * (8 * width + 16)) + MAX_META_BYTES
     z = load_npz(path, limit, error=ArtefactError, what=str(path), nofollow=True)
@@ -248,7 +268,7 @@ def read_references(path: Path, contract: InputContract, step_budget: int, varia
         raise _bad(path, "puzzle_ids do not match the inputs")
     budget = int(step_budget)
     answers = {}
-    for key in [REFERENCE, *meta["variants"]]:
+    for key in [REFERENCE, *meta["variants"], *meta.get("configurations", {})]:
         full = z.get(f"{key}/full")
         if full is None or full.ndim != 2 or len(full) != n or full.dtype.kind not in "iu":
             raise _bad(path, f"no predictions of {key} for the {n} examples")
@@ -295,6 +315,22 @@ def _check_meta(path: Path, meta: dict[str, Any], variants: Collection[str]) -> 
     assert isinstance(v, dict)
     unknown = [k for k in v if k not in variants]
     need(not unknown, f"variants {unknown[:3]} that manifest.json does not list")
+    c = meta.get("configurations", {})
+    need(
+        isinstance(c, dict)
+        and len(c) <= MAX_CONFIGURATIONS
+        and all(
+            isinstance(name, str)
+            and name not in v
+            and name != REFERENCE
+            and isinstance(x, dict)
+            and set(x) == {"variant", "backend", "precision"}
+            and all(isinstance(s, str) for s in x.values())
+            and x["variant"] in v
+            for name, x in c.items()
+        ),
+        "configurations",
+    )
     g = meta.get("gates")
     need(isinstance(g, dict) and all(isinstance(k, str) and (x is None or num(x)) for k, x in g.items()), "gates")
     need(isinstance(meta.get("export_gates"), list), "export gate records")

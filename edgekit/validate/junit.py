@@ -14,8 +14,11 @@ def junit_xml(results: dict) -> str:
         "testsuite", name=f"edgekit.{results['recipe']}", tests=str(len(gates)), failures=str(failures), errors="0"
     )
     shown = {e.get("name"): e.get("display") for e in results.get("variants", [])}
+    pairs = [(g["variant"], g["name"]) for g in gates]
     for g in gates:
-        case = ET.SubElement(suite, "testcase", classname=f"edgekit.{results['recipe']}.{g['variant']}", name=g["name"])
+        # a gate evaluated against two references (an OpenVINO configuration's) is named with the one it used
+        name = g["name"] + (f" vs {g.get('against')}" if pairs.count((g["variant"], g["name"])) > 1 else "")
+        case = ET.SubElement(suite, "testcase", classname=f"edgekit.{results['recipe']}.{g['variant']}", name=name)
         if not g["passed"]:
             f = ET.SubElement(
                 case, "failure", message=f"{g['name']} = {g['value']} (limit {g['limit']})", type="GateFailed"

@@ -124,11 +124,48 @@ def _validated(results: dict[str, Any], manifest: Manifest | None) -> list[str]:
             )  # fmt: skip
             + " `edgekit verify` on the device checks the engines against golden.npz."
         )
+    ov = [e for e in results["variants"] if isinstance(e.get("openvino"), dict)]
+    if ov:
+        o = ov[0]["openvino"]
+        lines.append(
+            f"- OpenVINO ({', '.join(e['name'] for e in ov)}): the {o['graphs']} graphs compiled by OpenVINO "
+            f"{o['version']} for this machine's CPU ({o['device_name']}) at those inference precisions, run through "
+            "the host loop a device runs with `--backend openvino --ov-precision`; their gates name the reference "
+            "they compare with. An Intel GPU or NPU is not validated here: `edgekit verify --full` on the device."
+        )
     lines.append(
         "- Latency: measured here only by latency gates and `edgekit tune` (on this machine); a device's own is "
         "`edgekit bench` there."
     )
     return lines + [""]
+
+
+def _openvino(variants: list[dict[str, Any]]) -> list[str]:
+    """validate.openvino's configurations: each against onnxruntime's float32 rollout of the same graphs, and the
+    deployed host loop (early halting, compaction) against its own recorded rollout."""
+    rows = [e for e in variants if isinstance(e.get("openvino"), dict)]
+    if not rows:
+        return []
+    out = [
+        "",
+        "## OpenVINO configurations (validate.openvino)",
+        "",
+        "The float32 graphs on OpenVINO's CPU plugin at each inference precision. Against onnxruntime float32: the "
+        "same graphs' recorded rollout (not gated; the gates compare with PyTorch). Host loop: `solve` with early "
+        "halting and compaction, as a device runs it, against the configuration's own recorded rollout.",
+        "",
+        "| configuration | exact@budget | exact (early halting) | same halting step / same prediction vs "
+        "onnxruntime float32 | host loop: same halting step / same answer |",
+        "|---|---|---|---|---|",
+    ]
+    for e in rows:
+        m, vs, h = e["metrics"], e.get("vs_onnxruntime_float32", {}), e.get("host_loop", {})
+        out.append(
+            f"| {e['name']} | {_cell(m, 'exact_full')} | {_cell(m, 'exact_halted')} | "
+            f"{_cell(vs, 'halting_step_agreement', '.4f')} / {_cell(vs, 'argmax_agreement_last', '.4f')} | "
+            f"{_cell(h, 'same_halting_step_as_rollout', '.4f')} / {_cell(h, 'same_answer_as_rollout', '.4f')} |"
+        )
+    return out
 
 
 def _tune_section(t: dict[str, Any]) -> list[str]:
@@ -345,6 +382,7 @@ def report_markdown(
                 f"graph {q.get('step_bytes', 0) / 1e6:.2f} MB; kept float: {q.get('keep_float')}"
             )
     lines += _fidelity(results["variants"])
+    lines += _openvino(results["variants"])
     lines += _arc(results, manifest)
     lines += _halting_moves(results["variants"], plots)
     lines += ["", f"Overall: {'PASSED' if results['passed'] else 'FAILED'}", ""]

@@ -135,6 +135,7 @@ class _Run:
     files: dict[str, str] = field(default_factory=dict)  # the manifest's files, validation's own added
     entries: list[dict] = field(default_factory=list)  # results.json's variants, PyTorch rows first
     solver_its: np.ndarray | None = None  # a DEQ's PyTorch solver iterations per example
+    float32_ref: Any = None  # float32 PyTorch rolled out for validate.openvino where no reference is float32
 
     @property
     def thr(self) -> float:
@@ -166,9 +167,11 @@ def validate_artefact(
     DEQ fixed-point report, gates; writes results.json, golden.npz, junit.xml, plots, report.md and the
     manifest's hashes. Used by `edgekit export` (last stage) and `edgekit validate` (an existing artefact)."""
     from ..scale import begin
+    from .openvino_configs import check_openvino
     from .outputs import results_document, write_outputs
 
     target = load_target(recipe.target)
+    check_openvino(recipe)  # OpenVINO configurations asked for: openvino and their precisions here, before any work
     log(f"validating on {data.description}")
     scale = begin(recipe.validate_)  # executor, workers, device: checked before any rollout
     run = _start(tmp, recipe, native, fp32, data, manifest, log, scale)
@@ -178,8 +181,9 @@ def validate_artefact(
         onnx.append(_onnx_variant(run, precision, next((o for o in onnx if o.precision == "float32"), None)))
         run.entries.append(onnx[-1].entry)
     _trajectory_fidelity(run, onnx)
+    ov = _openvino(run, onnx)
     _pytorch_rows(run)
-    gates, warnings = _gates(run, [o.entry for o in onnx])
+    gates, warnings = _gates(run, [o.entry for o in onnx], ov)
     results = results_document(run.recipe, target.name, data, run.ref.key, run.entries, gates, warnings, scale)
     write_json(tmp / "results.json", results)
     write_outputs(run, results, gates)
@@ -343,6 +347,15 @@ def _trajectory_fidelity(run: _Run, onnx: list[_Onnx]) -> None:
             )
 
 
+def _openvino(run: _Run, onnx: list[_Onnx]) -> list[dict]:
+    """validate.openvino's configurations (validate/openvino_configs.py): the float32 graphs on OpenVINO."""
+    if not run.recipe.validate_.openvino:
+        return []
+    from .openvino_configs import validate_openvino
+
+    return validate_openvino(run, next(o for o in onnx if o.precision == "float32"))
+
+
 def _pytorch_rows(run: _Run) -> None:
     """The PyTorch rows: computed on the references' device, at the artefact's halting threshold."""
     for e in run.entries:
@@ -351,9 +364,9 @@ def _pytorch_rows(run: _Run) -> None:
             e.setdefault("halt_threshold", run.thr)
 
 
-def _gates(run: _Run, onnx_entries: list[dict]) -> tuple[list[dict], list[str]]:
-    """Latency where a gate needs it, every gate of every ONNX variant, and the warnings about how the artefact
-    will be deployed (logged)."""
+def _gates(run: _Run, onnx_entries: list[dict], ov_entries: list[dict]) -> tuple[list[dict], list[str]]:
+    """Latency where a gate needs it, every gate of every ONNX variant and OpenVINO configuration, and the
+    warnings about how the artefact will be deployed (logged)."""
     from .gates import deployed_warnings, evaluate_gates
 
     recipe, manifest = run.recipe, run.manifest
@@ -361,6 +374,10 @@ def _gates(run: _Run, onnx_entries: list[dict]) -> tuple[list[dict], list[str]]:
     if gs.max_latency_ms is not None or gs.min_speedup_vs_float32 is not None:
         measure_latency(run.tmp, onnx_entries, list(manifest.variants), run.data, recipe.validate_, run.log)
     gates = [g for e in onnx_entries for g in evaluate_gates(gs, run.entries[0], e, run.native.family)]
+    if ov_entries:
+        from .openvino_configs import openvino_gates
+
+        gates += openvino_gates(run, ov_entries)
     warnings = deployed_warnings(gs, manifest.stopping.halting_head, manifest.runtime_defaults)
     for w in warnings:
         run.log(f"warning: {w}")
