@@ -17,7 +17,7 @@ def write_bench_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['variant']}\n{r['mode']}, b{r['batch']}" for r in rows]
+    labels = [f"{r['config'] + ' ' if 'config' in r else ''}{r['variant']}\n{r['mode']}, b{r['batch']}" for r in rows]
     fig, (wait, cost) = plt.subplots(1, 2, figsize=(max(8.0, 1.3 * len(rows) + 4), 4.5))
     wait.boxplot([r["latencies_ms"] for r in rows], showfliers=True, whis=(1, 99))
     wait.set_xticks(range(1, len(rows) + 1), labels, fontsize=7)

@@ -230,31 +230,48 @@ def bench(
     threads: int | None = THREADS,
     engines: Path | None = ENGINES,
     allow_fallback: bool = ALLOW_FALLBACK,
-    backend: str | None = BACKEND,
+    backend: list[str] = typer.Option(
+        [],
+        "--backend",
+        help="runtime for the artefact's graphs: onnxruntime (default), openvino (needs "
+        'pip install "edgekit[openvino]") or tensorrt (--engines); repeatable: several are timed side by side in '
+        "interleaved rounds, each after the first with its speed-up over the first",
+    ),
     ov_device: str | None = OV_DEVICE,
-    ov_precision: str | None = OV_PRECISION,
+    ov_precision: list[str] = typer.Option(
+        [], "--ov-precision", help="--backend openvino: f32 (default), bf16 or f16; repeatable: one configuration each"
+    ),
     tf32: bool | None = TF32,
 ) -> None:
     """Latency (p50/p90/p99 ms per batch), throughput and recursion steps of an artefact through the torch-free
-    runtime, per variant x mode x batch size."""
+    runtime, per variant x mode x batch size; with several --backend / --ov-precision, per configuration too."""
     from ..runtime import MODES
-    from ..runtime.bench import BenchPlan, bench_variants
+    from ..runtime.bench import BenchPlan, Configuration, bench_configurations, bench_variants
+    from .bench_configs import configurations
 
     if plot is not None:
         _need_matplotlib()  # before the benchmark, not after minutes of timing
+    one_backend = backend[0] if len(set(backend)) == 1 else None
+    one_precision = ov_precision[0] if len(set(ov_precision)) == 1 else None
     opts = _options(
-        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, backend, ov_device, ov_precision,
-        tf32,
+        provider, device_id, trt_fp16, cache_dir, threads, engines, allow_fallback, one_backend, ov_device,
+        one_precision, tf32,
     )  # fmt: skip
     try:
         if mode != "all" and mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)} or all")
-        first = opts.runner(artefact, next((v for v in variant if v != "all"), None))
+        configs = configurations(opts, backend, ov_precision)  # None: one configuration
+        first_opts = opts if configs is None else configs[0][1]
+        first = first_opts.runner(artefact, next((v for v in variant if v != "all"), None))
         names = (list(first.manifest.variants) if "all" in variant else variant) or [first.variant]
         x, y, described = _bench_inputs(first, inputs, n, seed)
         plan = BenchPlan(names, mode, batch, repeats, warmup, _puzzle_id(puzzle_id), graph_times is not None)
         with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
-            run = bench_variants(lambda v: opts.runner(artefact, v), plan, x, y)
+            if configs is None:
+                run = bench_variants(lambda v: opts.runner(artefact, v), plan, x, y)
+            else:
+                side = [Configuration(c, functools.partial(o.runner, artefact)) for c, o in configs]
+                run = bench_configurations(side, plan, x, y)
         if graph_times is not None:
             _write_graph_times(graph_times, list(first.providers), run.graph_times)
     except _runtime_errors() as e:
@@ -266,9 +283,12 @@ def bench(
     if json_out:
         doc = {"artefact": str(artefact), "inputs": described, "threads": threads,
                "providers": opts.providers or ["cpu"], "results": run.rows}  # fmt: skip
+        if configs is not None:
+            doc["configurations"] = [c for c, _ in configs]
         print(json.dumps(doc, indent=1))
         return
-    _print_bench_table(run.rows, f"edgekit bench {artefact}  ({described}; {repeats} repeats)")
+    rounds = f"{repeats} {'interleaved rounds' if configs else 'repeats'}"
+    _print_bench_table(run.rows, f"edgekit bench {artefact}  ({described}; {rounds})")
 
 
 def _bench_inputs(runner: Any, inputs: Path | None, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -296,10 +316,18 @@ def _bench_plot(rows: list[dict], plot: Path, title: str) -> None:
         fail(InputError(f"cannot write the plot {plot} ({e.strerror})", "pass --plot a writable file path"))
 
 
+def _speedup(sp: dict | None) -> str:
+    """A side-by-side row's speed-up over the first configuration with its interval; the first is the baseline."""
+    return "baseline" if not sp else f"{sp['median']:.2f}x [{sp['interval'][0]:.2f}, {sp['interval'][1]:.2f}]"
+
+
 def _print_bench_table(rows: list[dict], title: str) -> None:
-    """One row per variant x mode x batch size, then what the steps column means."""
+    """One row per variant x mode x batch size (and configuration, side by side), then what the steps column
+    means."""
     t = Table(title=title)
+    side = any("config" in r for r in rows)
     cols = (
+        *(("config",) if side else ()),
         "variant",
         "mode",
         "batch",
@@ -311,12 +339,14 @@ def _print_bench_table(rows: list[dict], title: str) -> None:
         "mean steps",
         "steps",
         "exact",
+        *(("speed-up [95 %]",) if side else ()),
     )
     for col in cols:
-        t.add_column(col, justify="left" if col in ("variant", "mode", "steps") else "right")
+        t.add_column(col, justify="left" if col in ("config", "variant", "mode", "steps") else "right")
     for r in rows:
         hist = " ".join(f"{k}:{v}" for k, v in r["steps_hist"].items())
         t.add_row(
+            *((r["config"],) if side else ()),
             r["variant"],
             r["mode"],
             str(r["batch"]),
@@ -328,9 +358,15 @@ def _print_bench_table(rows: list[dict], title: str) -> None:
             f"{r['mean_steps']:.2f}",
             hist,
             "–" if r["exact"] is None else f"{r['exact']:.3f}",
+            *((_speedup(r.get("speedup")),) if side else ()),
         )
     console.print(t)
     console.print("[dim]steps: recursion steps taken -> number of samples (first timed pass)[/]")
+    if side:
+        console.print(
+            f"[dim]speed-up: over {rows[0]['config']} on the same variant, mode and batch, median of the per-round "
+            "ratios with its 95 % interval[/]"
+        )
 
 
 @app.command()

@@ -131,29 +131,35 @@ def benchmark(
                     steps.append(np.asarray(sol.steps).reshape(-1))
                     if y is not None:
                         correct.append(_exact(sol.preds, y))
-        total_s = sum(lat) / 1000.0
-        samples = len(lat) * int(b)
-        st = np.concatenate(steps)
-        p50, p90, p99 = percentiles(lat)
-        out.append(
-            BatchStats(
-                mode=mode,
-                batch=int(b),
-                batches=len(batches),
-                repeats=repeats,
-                p50_ms=p50,
-                p90_ms=p90,
-                p99_ms=p99,
-                mean_ms=float(np.mean(lat)),
-                samples_per_s=samples / total_s if total_s else float("inf"),
-                per_sample_ms=1000.0 * total_s / samples,
-                mean_steps=float(st.mean()),
-                steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
-                exact=float(np.concatenate(correct).mean()) if correct else None,
-                latencies_ms=[round(x, 3) for x in lat],
-            )
-        )
+        out.append(_stats(mode, int(b), len(batches), repeats, lat, steps, correct))
     return out
+
+
+def _stats(
+    mode: str, b: int, batches: int, repeats: int, lat: list[float], steps: list[np.ndarray], correct: list[np.ndarray]
+) -> BatchStats:
+    """One (mode, batch size) measurement from its timed calls (ms), and the steps and exact answers of the first
+    timed pass."""
+    total_s = sum(lat) / 1000.0
+    samples = len(lat) * b
+    st = np.concatenate(steps)
+    p50, p90, p99 = percentiles(lat)
+    return BatchStats(
+        mode=mode,
+        batch=b,
+        batches=batches,
+        repeats=repeats,
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=float(np.mean(lat)),
+        samples_per_s=samples / total_s if total_s else float("inf"),
+        per_sample_ms=1000.0 * total_s / samples,
+        mean_steps=float(st.mean()),
+        steps_hist={int(k): int(v) for k, v in sorted(Counter(st.tolist()).items())},
+        exact=float(np.concatenate(correct).mean()) if correct else None,
+        latencies_ms=[round(x, 3) for x in lat],
+    )
 
 
 def available_modes(runner: Runner) -> list[str]:
@@ -296,4 +302,90 @@ def bench_variants(open_runner: Callable[[str], Any], plan: BenchPlan, x: np.nda
 
             times = time_graphs(runner, x, max(plan.batches), puzzle_ids=plan.puzzle_id)
             out.graph_times[v] = graph_times_record(runner, times)
+    return out
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One runtime configuration `edgekit bench` compares side by side: its name (onnxruntime, openvino-bf16) and
+    how to open its runner for a variant."""
+
+    name: str
+    open: Callable[[str], Any]
+
+
+@dataclass
+class _Cell:
+    """One (configuration, variant, mode, batch size) being timed, and what its timed calls gave."""
+
+    config: str
+    variant: str
+    mode: str
+    batch: int
+    runner: Any
+    batches: list[tuple[np.ndarray, np.ndarray | None]]
+    lat: list[float] = field(default_factory=list)
+    steps: list[np.ndarray] = field(default_factory=list)
+    correct: list[np.ndarray] = field(default_factory=list)
+
+    def passes(self) -> list[float]:
+        """ms of each round's pass over all its batches."""
+        k = len(self.batches)
+        return [sum(self.lat[i : i + k]) for i in range(0, len(self.lat), k)]
+
+
+def bench_configurations(
+    configs: list[Configuration], plan: BenchPlan, x: np.ndarray, y: np.ndarray | None
+) -> BenchRun:
+    """`bench_variants` for several runtime configurations in one run, side by side: every configuration, variant,
+    mode and batch size is warmed up, then each of `plan.repeats` rounds times one pass of each in turn (A, B, A, B,
+    ...), so load that comes and goes between rounds slows all of them alike. Rows carry their configuration, and
+    every configuration after the first its speed-up over the first on the same variant, mode and batch size: the
+    median of the per-round ratios (the first's pass time over its own in the same round) with the distribution-free
+    95 % interval of that median."""
+    from .gate_eval import median_interval
+
+    if plan.graph_times:
+        raise RuntimeInputError("--graph-times times the graphs of one configuration: give one --backend")
+    if plan.repeats < 1:
+        raise RuntimeInputError(f"repeats must be >= 1, got {plan.repeats}")
+    sizes = [check_batch(b) for b in plan.batches]
+    kw: dict[str, Any] = {} if plan.puzzle_id is None else {"puzzle_ids": plan.puzzle_id}
+    cells: list[_Cell] = []
+    for c in configs:
+        for v in plan.variants:
+            runner = c.open(v)
+            xs = runner.check_inputs(x)
+            modes = available_modes(runner) if plan.mode == "all" else [plan.mode]
+            if any(m not in MODES for m in modes):
+                raise RuntimeInputError(f"unknown mode {plan.mode!r}; use one of {', '.join(MODES)}")
+            cells += [_Cell(c.name, v, m, b, runner, make_batches(xs, b, y)) for m in modes for b in sizes]
+    for cell in cells:
+        for _ in range(max(0, plan.warmup)):
+            cell.runner.solve(cell.batches[0][0], mode=cell.mode, **kw)
+    names = ", ".join(c.name for c in configs)
+    with progress.task(f"bench {names} ({plan.repeats} interleaved rounds)", plan.repeats) as bar:
+        for r in range(plan.repeats):
+            for cell in cells:
+                for xb, yb in cell.batches:
+                    t0 = time.perf_counter()
+                    sol = cell.runner.solve(xb, mode=cell.mode, **kw)
+                    cell.lat.append((time.perf_counter() - t0) * 1000.0)
+                    if r == 0:
+                        cell.steps.append(np.asarray(sol.steps).reshape(-1))
+                        if yb is not None:
+                            cell.correct.append(_exact(sol.preds, yb))
+            bar.advance()
+    out = BenchRun()
+    first = {(c.variant, c.mode, c.batch): c for c in cells if c.config == configs[0].name}
+    for cell in cells:
+        s = _stats(cell.mode, cell.batch, len(cell.batches), plan.repeats, cell.lat, cell.steps, cell.correct)
+        row: dict[str, Any] = {"variant": cell.variant, "config": cell.config, **s.to_dict()}
+        base = first[(cell.variant, cell.mode, cell.batch)]
+        if base is not cell:
+            ratios = [a / b for a, b in zip(base.passes(), cell.passes())]
+            lo, hi = median_interval(ratios)
+            row["speedup"] = {"vs": base.config, "median": round(float(np.median(ratios)), 3),
+                              "interval": [round(lo, 3), round(hi, 3)], "rounds": len(ratios)}  # fmt: skip
+        out.rows.append(row)
     return out

@@ -34,6 +34,9 @@ DOCS_COMMANDS = (
     r"^\.venv/bin/edgekit solve artefacts/trm-sudoku --inputs examples/puzzles\.txt --backend openvino "
     r"(--device CPU|--ov-precision bf16)$",
     r"^\.venv/bin/edgekit bench artefacts/trm-sudoku --backend openvino --ov-precision bf16 --batch 1 --batch 64$",
+    r"^\.venv/bin/edgekit validate recipes/trm-sudoku-openvino\.yaml artefacts/trm-sudoku$",
+    r"^\.venv/bin/edgekit bench artefacts/trm-sudoku --backend onnxruntime --backend openvino --ov-precision f32 "
+    r"--ov-precision bf16 --batch 1 --batch 64$",
 )
 
 needs_ov = pytest.mark.skipif(
@@ -297,21 +300,38 @@ def _docs_commands() -> list[str]:
     return [c for b in blocks for c in b.splitlines() if c.strip()]
 
 
+def _validates(cmd: str) -> bool:
+    return cmd.startswith(".venv/bin/edgekit validate ")
+
+
 @needs_ov
-@pytest.mark.parametrize("cmd", _docs_commands())
-def test_docs_commands_on_the_demo_artefact(cmd, trm_artefact, reference):
-    """docs/openvino.md's commands on the tests' artefact (bench on a few puzzles, one pass)."""
+@pytest.mark.parametrize(
+    "cmd", [pytest.param(c, marks=pytest.mark.slow) if _validates(c) else c for c in _docs_commands()]
+)
+def test_docs_commands_on_the_demo_artefact(cmd, trm_artefact, reference, tmp_path):
+    """docs/openvino.md's commands on the tests' artefact (bench on a few puzzles, one pass; validate on a copy with
+    the bundled recipe's 256 examples: slow, tests/validate/test_openvino_configs.py is its fast sibling)."""
     from edgekit.cli import app
 
     assert any(re.match(p, cmd) for p in DOCS_COMMANDS), cmd
-    if "bf16" in cmd and not _cpu_has("BF16"):
+    if ("bf16" in cmd or _validates(cmd)) and not _cpu_has("BF16"):
         pytest.skip("this CPU has no bf16 inference in OpenVINO")
-    args = [str(trm_artefact) if a == "artefacts/trm-sudoku" else a for a in shlex.split(cmd)[1:]]
+    art = trm_artefact
+    if _validates(cmd):
+        art = tmp_path / "art"
+        shutil.copytree(trm_artefact, art)
+    root = Path(__file__).resolve().parents[2]
+    args = [str(art) if a == "artefacts/trm-sudoku" else a for a in shlex.split(cmd)[1:]]
+    args = [str(root / a) if a.startswith("recipes/") else a for a in args]
     if args[0] == "bench":
         args += ["--n", "8", "--repeats", "1", "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    if args[0] == "solve":
+    if args[0] == "validate":
+        results = json.loads((art / "results.json").read_text())
+        assert {"openvino-f32", "openvino-bf16"} <= {e["name"] for e in results["variants"]}
+        assert {g["variant"] for g in results["gates"]} >= {"openvino-f32", "openvino-bf16"}
+    elif args[0] == "solve":
         steps = [int(line.split("steps ")[1].split()[0]) for line in res.output.strip().splitlines()]
         ref = Runner(trm_artefact).solve(_puzzles_txt()).steps.tolist()
         assert len(steps) == len(ref) == 2
@@ -349,3 +369,62 @@ def test_verify_passes_on_the_openvino_backend(trm_artefact):
 
     rep = verify(trm_artefact, runner=lambda folder, variant: _ov(folder, variant=variant))
     assert rep.passed, rep
+
+
+# -- bench side by side ------------------------------------------------------------------------------------------
+
+
+@needs_ov
+def test_bench_configurations_interleaves_rounds_and_measures_speedups(trm_artefact, puzzles):
+    """Every configuration, variant and batch timed once per round; the second's speed-up over the first is the
+    median of per-round ratios; OpenVINO f32 takes the same steps as onnxruntime on the same puzzles."""
+    from edgekit.runtime.bench import BenchPlan, Configuration, bench_configurations
+
+    configs = [
+        Configuration("onnxruntime", lambda v: Runner(trm_artefact, variant=v)),
+        Configuration("openvino-f32", lambda v: _ov(trm_artefact, variant=v, precision="f32")),
+    ]
+    plan = BenchPlan(["float32"], "host", [1, 4], repeats=3, warmup=0, puzzle_id=None, graph_times=False)
+    run = bench_configurations(configs, plan, puzzles[:8], None)
+    assert [(r["config"], r["batch"]) for r in run.rows] == [
+        ("onnxruntime", 1), ("onnxruntime", 4), ("openvino-f32", 1), ("openvino-f32", 4)
+    ]  # fmt: skip
+    for r in run.rows:
+        assert len(r["latencies_ms"]) == 3 * r["batches"] and r["repeats"] == 3
+    ort, ov = run.rows[1], run.rows[3]
+    assert "speedup" not in ort and ov["speedup"]["vs"] == "onnxruntime" and ov["speedup"]["rounds"] == 3
+    lo, hi = ov["speedup"]["interval"]
+    assert lo <= ov["speedup"]["median"] <= hi
+    assert ov["steps_hist"] == ort["steps_hist"]
+
+
+@needs_ov
+def test_bench_cli_backends_side_by_side(trm_artefact):
+    from edgekit.cli import app
+
+    precisions = ["--ov-precision", "f32"] + (["--ov-precision", "bf16"] if _cpu_has("BF16") else [])
+    args = ["bench", str(trm_artefact), "--backend", "onnxruntime", "--backend", "openvino", *precisions]
+    res = CliRunner().invoke(app, [*args, "--n", "4", "--batch", "2", "--repeats", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{") :])
+    want = ["onnxruntime", "openvino-f32"] + (["openvino-bf16"] if _cpu_has("BF16") else [])
+    assert doc["configurations"] == want and [r["config"] for r in doc["results"]] == want
+    assert all(r["speedup"]["vs"] == "onnxruntime" for r in doc["results"][1:])
+    table = CliRunner().invoke(app, [*args, "--n", "4", "--batch", "2", "--repeats", "2"])
+    assert table.exit_code == 0 and "baseline" in table.output and "speed-up" in table.output, table.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--backend", "onnxruntime", "--ov-precision", "f32", "--ov-precision", "bf16"], "--ov-precision is not used"),
+        (["--backend", "onnxruntime", "--backend", "openvino", "--graph-times", "g.json"], "--graph-times times"),
+        (["--backend", "onnxruntime", "--backend", "nosuch"], "unknown backend 'nosuch'"),
+    ],
+)
+def test_bench_side_by_side_refuses_what_it_cannot_do_in_one_line(trm_artefact, extra, says):
+    from edgekit.cli import app
+
+    res = CliRunner().invoke(app, ["bench", str(trm_artefact), "--n", "2", "--batch", "1", "--repeats", "1", *extra])
+    assert res.exit_code == EXIT_USAGE and says in " ".join(res.output.split()), res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
