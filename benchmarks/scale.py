@@ -9,7 +9,8 @@ redone and whether the answers equal the uninterrupted run. Last, Sudoku-Extreme
 per worker at the demo size and, for the PyTorch reference, at the official TRM-MLP size (5 M parameters,
 random init: speed only), labelled as extrapolations from the measured throughput.
 
-    .venv/bin/python benchmarks/scale.py [--n 8192] [--int8] [--skip-official] [--out scale.json]
+    .venv/bin/python benchmarks/scale.py [--n 8192] [--int8] [--skip-official] [--skip-reference] [--skip-resume]
+        [--out scale.json]
 
 On a machine with a CUDA GPU, `--gpu-check` instead runs the demo TRM's PyTorch reference with validate.device cpu
 and cuda (float32, TF32 off) through the executors: halting-step and cell agreement CPU vs GPU, the cache keys
@@ -112,6 +113,7 @@ SERIAL: dict[str, tuple] = {}  # rollout name -> the serial answers (the resume 
 
 
 def side_by_side(name: str, fn, x: np.ndarray, steps: int) -> dict:
+    load_before = os.getloadavg()[0]
     t = time.perf_counter()
     serial, _, s_shards = fn(x, "serial", None)
     t_serial = time.perf_counter() - t
@@ -129,6 +131,7 @@ def side_by_side(name: str, fn, x: np.ndarray, steps: int) -> dict:
         "serial_puzzle_steps_per_s": round(len(x) * steps / t_serial, 1),
         "ray_per_worker_puzzle_steps_per_s": per_worker(r_shards),
         "ray_nodes": run.rollouts[-1]["nodes"],
+        "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(row), flush=True)
     return row
@@ -235,6 +238,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8192)
     ap.add_argument("--int8", action="store_true", help="also a static INT8 variant (an export with quantization)")
     ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--skip-reference", action="store_true", help="no PyTorch reference row (the ONNX rows only)")
+    ap.add_argument("--skip-resume", action="store_true", help="no kill-and-resume measurement")
     ap.add_argument("--artefact", type=Path, help="an artefact this script exported before (skips the export)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--gpu-check", action="store_true", help="PyTorch references on cpu and cuda (needs a GPU)")
@@ -266,8 +271,9 @@ def main() -> None:
     for variant in ["float32"] + (["int8"] if a.int8 else []):
         rows.append(side_by_side(f"onnx {variant}", lambda x, e, w, v=variant: onnx_rollout_of(str(art), v, x, e, w),
                                  x, steps))  # fmt: skip
-    rows.append(side_by_side("pytorch float32", lambda x, e, w: reference_rollout_of(model, x, e, w), x, steps))
-    res = resume(str(art), x, tmp, SERIAL["onnx float32"])
+    if not a.skip_reference:
+        rows.append(side_by_side("pytorch float32", lambda x, e, w: reference_rollout_of(model, x, e, w), x, steps))
+    res = None if a.skip_resume else resume(str(art), x, tmp, SERIAL["onnx float32"])
     extrapolation = {}
     for row in rows:
         rates = list(row["ray_per_worker_puzzle_steps_per_s"].values())
