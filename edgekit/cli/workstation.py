@@ -247,7 +247,7 @@ def plan(
             g.engine,
             g.onnx,
             g.label(),
-            " ".join(g.trtexec_weak_flags()) or "–",
+            " ".join(g.trtexec_strong_flags(10) if g.strongly_typed else g.trtexec_weak_flags()) or "–",
             " ".join(g.trtexec_strong_flags(11)) or "–",
             ", ".join(g.shapes) or "–",
         )

@@ -6,6 +6,8 @@ What is built: the graphs of one or more of the artefact's variants, by default 
 validated — the float16 variant when it passed its accuracy gates in results.json, else float32 — each at the
 precision it was validated at. INT8 engines come only from Q/DQ variants (explicit quantization: INT8 where the graph
 quantizes, float32 elsewhere, as onnxruntime ran it); the FP16 builder flag is never added to them unasked.
+A Q/DQ graph that also computes in float16 (Casts around float16 layers, the `int8_fp16` mode) is always built
+strongly typed: only then do its Casts decide each layer's precision as they did in validation.
 
 How precision reaches TensorRT: 10.x builds weakly typed by default, so precision comes from builder flags (FP16,
 INT8 for Q/DQ graphs, ...); TensorRT 11 removed those flags and always builds strongly typed, so precision comes
@@ -31,6 +33,7 @@ TRTEXEC_FLAGS = {"fp16": "--fp16", "bf16": "--bf16", "int8": "--int8", "fp8": "-
 # The float type of an exported precision's graphs (quantized variants keep float32 outside their Q/DQ).
 EXPORT_FLOAT = {"float32": "fp32", "float16": "fp16"}
 FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
+REDUCED_FLOATS = {"fp16": "float16", "bf16": "bfloat16"}  # float types that force a strongly typed Q/DQ build
 QDQ_PRECISIONS = ("int8", "fp8")
 MAX_RESULTS_BYTES = 256 << 20  # results.json holds per-variant metrics, not per-example data
 
@@ -47,6 +50,8 @@ class GraphBuild:
     tf32: bool = True  # False where layers outside Q/DQ run float32: true fp32 matmuls, like the validated ONNX
     precision: str = "fp32"  # what layers outside Q/DQ are asked to run in
     graph_float: str = "fp32"  # the graph's own float type: what a strongly typed build runs them in
+    floats: list[str] = field(default_factory=list)  # float types the graph computes in (its tensors and Casts)
+    strongly_typed: bool = False  # forced: Q/DQ and float16 / bf16 layers, which only a strongly typed build keeps
 
     def trtexec_weak_flags(self) -> list[str]:
         return [TRTEXEC_FLAGS[p] for p in self.weak_precisions] + ([] if self.tf32 else ["--noTF32"])
@@ -72,9 +77,12 @@ class GraphBuild:
         )
 
     def label(self) -> str:
-        """e.g. 'fp32', 'fp16', 'int8 Q/DQ + fp32'."""
+        """e.g. 'fp32', 'fp16', 'int8 Q/DQ + fp32', 'int8 Q/DQ + fp16 layers + fp32, strongly typed'."""
         qdq = [f"{'/'.join(self.quantization)} Q/DQ"] if self.quantization else []
-        return " + ".join([*qdq, self.precision])
+        if not self.strongly_typed:
+            return " + ".join([*qdq, self.precision])
+        cast = [f"{f} layers" for f in self.floats if f not in ("fp32", self.precision)]
+        return " + ".join([*qdq, *cast, self.precision]) + ", strongly typed"
 
 
 @dataclass
@@ -163,12 +171,20 @@ def variant_graphs(manifest: Manifest, files: dict[str, Path]) -> dict[str, dict
     return {v: {r: k for r, k in g.roles.items() if k in files} for v, g in manifest.variants.items()}
 
 
-def validated_precision(variant: str, quantization: set[str]) -> str:
-    """What a variant was validated at: INT8 / FP8 for Q/DQ graphs, else its export precision (fp32 / fp16)."""
+def validated_precision(variant: str, quantization: set[str], floats: set[str] | None = None) -> str:
+    """What a variant was validated at: INT8 / FP8 for Q/DQ graphs (with the reduced float types they also compute
+    in: "int8+fp16"), else its export precision (fp32 / fp16)."""
     for q, p in (("fp8", "fp8"), ("int8", "int8"), ("uint8", "int8")):
         if q in quantization:
-            return p
+            return "+".join([p, *(f for f in REDUCED_FLOATS if f in (floats or set()))])
     return EXPORT_FLOAT.get(variant, "fp32")
+
+
+def needs_strong_typing(info: GraphInfo) -> bool:
+    """A Q/DQ graph that also computes in a reduced float type: weakly typed TensorRT 10.x ignores its Casts (with
+    --int8 those layers run where its tactics choose; with --fp16 every other layer may run float16 too), so only a
+    strongly typed build runs the graph that was validated."""
+    return bool(info.quantization) and bool(info.floats & set(REDUCED_FLOATS))
 
 
 def choose_variants(
@@ -249,7 +265,8 @@ def make_recipe(
             f"choose one of {', '.join(target.precisions)}",
         )
     quant = {v: set().union(*(info(k).quantization for k in roles.values())) for v, roles in by_variant.items()}
-    validated = {v: validated_precision(v, q) for v, q in quant.items()}
+    floats = {v: set().union(*(info(k).floats for k in roles.values())) for v, roles in by_variant.items()}
+    validated = {v: validated_precision(v, q, floats[v]) for v, q in quant.items()}
     results = read_results(folder)
     chosen, reason = choose_variants(by_variant, validated, results, target, variants, precision)
     keys = _selected_keys(by_variant, chosen, graphs)
@@ -265,7 +282,7 @@ def make_recipe(
     variant_info: dict[str, dict[str, Any]] = {}
     for v in chosen:
         p = precision or validated[v]
-        if p not in target.precisions:
+        if any(part not in target.precisions for part in p.split("+")):
             raise RecipeError(
                 f"the {v} variant was validated at {p}, which target {target.name!r} does not offer",
                 f"choose a precision it offers with --precision ({', '.join(target.precisions)})",
@@ -292,6 +309,16 @@ def make_recipe(
                     "build those variants separately (--variant, --out)",
                 )
             builds.setdefault(key, g)
+    forced = [g for g in builds.values() if g.strongly_typed]
+    if forced and not strongly_typed:
+        reduced = sorted({REDUCED_FLOATS[f] for g in forced for f in g.floats if f in REDUCED_FLOATS})
+        notes.append(
+            f"strongly typed build (forced): {', '.join(g.name for g in forced)} compute"
+            f"{'s' * (len(forced) == 1)} in {' and '.join(reduced)} beside Q/DQ, as validated; weakly typed TensorRT "
+            "10.x would ignore the Casts (with --int8 those layers run where its tactics choose, with --fp16 every "
+            "other layer may run float16 too)"
+        )
+    strongly_typed = strongly_typed or bool(forced)
     strong_possible = strongly_typed or versions.admits_major(target.tensorrt, 11)
     mismatched = [m for g in builds.values() if (m := g.strong_mismatch())]
     if mismatched and strong_possible:
@@ -306,7 +333,7 @@ def make_recipe(
         + "): check them on the device with "
         + " and ".join(f"`edgekit verify --full --variant {v} --engines DIR`" for v in chosen)
     )
-    precs = list(dict.fromkeys(i["precision"] for i in variant_info.values()))
+    precs = list(dict.fromkeys(part for i in variant_info.values() for part in i["precision"].split("+")))
     return BuildRecipe(
         target.name,
         target.tensorrt,
@@ -359,4 +386,6 @@ def _graph_build(
         tf32=floating != "fp32",
         precision=floating,
         graph_float=graph_float,
+        floats=sorted(info.floats),
+        strongly_typed=needs_strong_typing(info),
     )

@@ -33,6 +33,7 @@ class GraphInfo:
     inputs: list[GraphInput] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     quantization: set[str] = field(default_factory=set)  # {"int8", "fp8", ...} from Q/DQ zero points / output_dtype
+    floats: set[str] = field(default_factory=set)  # float types it computes in: {"fp32"}, {"fp16", "fp32"}, ...
 
 
 def load_manifest(folder: str | Path) -> Manifest:
@@ -86,7 +87,34 @@ def describe(path: Path, name: str | None = None) -> GraphInfo:
         )
     info.outputs = [o.name for o in model.graph.output]
     info.quantization = quantization_types(model)
+    info.floats = float_types(model)
     return info
+
+
+FLOAT_NAMES = {"FLOAT": "fp32", "FLOAT16": "fp16", "BFLOAT16": "bf16"}
+
+
+def float_types(model) -> set[str]:
+    """Float types the model computes in ("fp32", "fp16", "bf16"): those of its inputs, outputs, initializers,
+    Constants and Cast targets (Q/DQ scales count as the float type they dequantize to). A strongly typed TensorRT
+    build runs each layer in these types; a weakly typed one picks from its precision flags instead."""
+    import onnx
+
+    types: set[int] = set()
+    graphs = [model.graph]
+    while graphs:
+        g = graphs.pop()
+        types.update(v.type.tensor_type.elem_type for v in [*g.input, *g.output])
+        types.update(t.data_type for t in g.initializer)
+        for node in g.node:
+            for a in node.attribute:
+                if node.op_type == "Cast" and a.name == "to":
+                    types.add(a.i)
+                elif node.op_type == "Constant" and a.name == "value":
+                    types.add(a.t.data_type)
+                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+    names = {onnx.TensorProto.DataType.Name(t) for t in types if t}
+    return {FLOAT_NAMES[n] for n in names if n in FLOAT_NAMES}
 
 
 def quantization_types(model) -> set[str]:

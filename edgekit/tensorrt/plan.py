@@ -60,6 +60,12 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
     # a separate assignment: inside "${1:-...}" single quotes are literal and $(...) would run
     art_default = '"$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"' if inside_artefact else q(str(artefact))
     prof = recipe.batch
+    forced = [g.name for g in recipe.graphs if g.strongly_typed]  # Q/DQ graphs that also compute in float16
+    typed = (
+        f"STRONGLY_TYPED=1  # forced: {_comment(', '.join(forced))} compute in float16 beside Q/DQ (see the notes)"
+        if forced
+        else f'STRONGLY_TYPED="${{EDGEKIT_STRONGLY_TYPED:-{1 if recipe.strongly_typed else 0}}}"'
+    )
     lines = [
         "#!/usr/bin/env bash",
         f"# edgekit on-device engine build: {_comment(artefact.name)} -> {_comment(target.name)} "
@@ -81,7 +87,7 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         'ART="${1:-$ART_DEFAULT}"',
         f'ENGINE_DIR="${{ENGINE_DIR:-$ART/engines/{_word(target.name)}}}"',
         'CACHE_DIR="${EDGEKIT_CACHE_DIR:-${EDGEKIT_CACHE:-$HOME/.cache/edgekit}/timing-cache}"',
-        f'STRONGLY_TYPED="${{EDGEKIT_STRONGLY_TYPED:-{1 if recipe.strongly_typed else 0}}}"',
+        typed,
         'FORCE="${EDGEKIT_FORCE:-0}"',
         'die() { echo "error: $*" >&2; exit 1; }',
         'mismatch() { if [ "$FORCE" = 1 ]; then echo "warning: $* (EDGEKIT_FORCE=1: building anyway)" >&2; '
@@ -155,7 +161,8 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         'echo "GPU $GPU_NAME (compute capability $GPU_CC)"',
         "",
         "# 4. One engine per graph. TensorRT 11 is always strongly typed (precision comes from the graph), 10.x with",
-        "#    EDGEKIT_STRONGLY_TYPED=1 too; otherwise 10.x takes precision flags. Float32 engines keep TF32 off.",
+        "#    EDGEKIT_STRONGLY_TYPED=1 too, and always for Q/DQ graphs that also compute in float16 (their Casts",
+        "#    decide those layers' precision); otherwise 10.x takes precision flags. Float32 engines keep TF32 off.",
         'if [ "$TRT_MAJOR" -ge 11 ] || [ "$STRONGLY_TYPED" = 1 ]; then TYPED=strong; else TYPED=weak; fi',
         'mkdir -p "$ENGINE_DIR"',
         'if ! private_dir "$CACHE_DIR"; then',
@@ -175,8 +182,12 @@ def render(recipe: BuildRecipe, target: Target, artefact: Path, inside_artefact:
         lines += [
             "",
             f"echo building {q(g.engine)} from {q(g.onnx)} {q(f'({g.label()})')}",
-            f'if [ "$TYPED" = weak ]; then PREC=({weak}); elif [ "$TRT_MAJOR" -ge 11 ]; then PREC=({strong11}); '
-            f"else PREC=({strong10}); fi",
+            (
+                f'if [ "$TRT_MAJOR" -ge 11 ]; then PREC=({strong11}); else PREC=({strong10}); fi  # strongly typed'
+                if g.strongly_typed
+                else f'if [ "$TYPED" = weak ]; then PREC=({weak}); elif [ "$TRT_MAJOR" -ge 11 ]; then '
+                f"PREC=({strong11}); else PREC=({strong10}); fi"
+            ),
             *(
                 [f'[ "$TYPED" = weak ] || echo "warning: TensorRT $TRT_VERSION, strongly typed: "{q(mismatch)} >&2']
                 if mismatch

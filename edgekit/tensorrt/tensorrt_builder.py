@@ -2,10 +2,11 @@
 that will run them.
 
 Same recipe as the on-device plan (edgekit.tensorrt.build_spec): the validated variant by default, precision by builder
-flags on TensorRT 10.x, by the strongly typed graph on 11.x, TF32 cleared for float32 engines in both (as the plan's
-`--noTF32`); one optimization profile over the batch axis; a timing cache per graph, named by the
-content hash of (ONNX, TensorRT version, GPU) and reused across builds; the engines and an engine manifest written
-atomically into <artefact>/engines/<target>/. TensorRT is imported only when a build starts.
+flags on TensorRT 10.x, by the strongly typed graph on 11.x (and on 10.x for Q/DQ graphs that also compute in
+float16: the STRONGLY_TYPED network flag), TF32 cleared for float32 engines in both (as the plan's `--noTF32`); one
+optimization profile over the batch axis; a timing cache per graph, named by the content hash of (ONNX, TensorRT
+version, GPU) and reused across builds; the engines and an engine manifest written atomically into
+<artefact>/engines/<target>/. TensorRT is imported only when a build starts.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def build_engines(
             f"build on the device: `edgekit plan --target {target.name} {artefact}`",
         )
     major = int(trt_ver.split(".")[0])
-    strong = major >= 11 or recipe.strongly_typed
+    strong = major >= 11 or recipe.strongly_typed  # the recipe forces it for Q/DQ graphs that compute in float16
     # the rule for every cache: a private folder of this user's (else one warning line, no timing cache)
     timing = private_folder(Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
     engines: dict[str, dict] = {}
@@ -113,6 +114,12 @@ def _build_one(
     flags = 0
     if strong_flag and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif strong_flag and g.strongly_typed:  # a weakly typed build would not run the precision that was validated
+        raise IncompatibleError(
+            f"{onnx_path.name} computes in float16 beside Q/DQ and needs a strongly typed network, which this "
+            "TensorRT does not offer",
+            "build with TensorRT 10 or later",
+        )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # from a file, so external data resolves next to it

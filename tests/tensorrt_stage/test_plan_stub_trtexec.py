@@ -219,6 +219,23 @@ def test_int8_flag_only_on_weakly_typed_tensorrt_10(tmp_path, trt_num, strong):
     assert verify(out["manifest"], _version(trt_num), *GPUS["hopper"], out["engines"]) == []
 
 
+@pytest.mark.parametrize("trt_num, strong", MODES)
+def test_float16_qdq_graph_is_strongly_typed_on_every_tensorrt(tmp_path, trt_num, strong):
+    """A Q/DQ graph that also computes in float16 (the int8_fp16 mode's form): strongly typed on 10.x even with
+    EDGEKIT_STRONGLY_TYPED=0 (weakly typed, its Casts would not decide those layers' precision), no precision flag."""
+    from qdq_fp16_graph import qdq_model, variants_artefact
+
+    art = variants_artefact(tmp_path / "art", {"int8_fp16": qdq_model()})
+    out = run_plan(art, tmp_path, "hopper", trt_num, strong)
+    (argv,) = out["builds"]
+    flags = [a for a in argv if a in PRECISION_FLAGS]
+    assert flags == ["--stronglyTyped", "--noTF32"][trt_num.startswith("11") :], argv
+    m = out["manifest"]
+    assert m["strongly_typed"] is True and m["build_recipe"]["precision"] == "int8+fp16"
+    assert m["engines"]["int8_fp16/step"]["flags"] == " ".join(flags)
+    assert verify(m, _version(trt_num), *GPUS["hopper"], out["engines"]) == []
+
+
 # -- the script's own files: temporary files from mktemp, caches private, every value quoted -------------------------
 def test_planted_links_and_a_shared_timing_cache_folder_are_not_used(trm_artefact, tmp_path):
     """The manifest was written through the fixed name engine_manifest.json.tmp (a link planted there overwrote
