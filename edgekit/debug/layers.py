@@ -86,9 +86,17 @@ PASS_THROUGH = {"Add", "Mul", "Cast", "Reshape", "Identity"}  # scale, bias and 
 
 def quantized_nodes(float_step: onnx.ModelProto, variant_step: onnx.ModelProto) -> list[str]:
     """float32 MatMul / Gemm nodes whose output the variant computes another way: an integer kernel (possibly
-    followed by scale, bias or reshape nodes), or a MatMul / Gemm fed by DequantizeLinear. Matched by output value
-    name, which every edgekit quantizer keeps; a Gemm merely rewritten as MatMul + Add counts as float."""
+    followed by scale, bias or reshape nodes), or a MatMul / Gemm fed by DequantizeLinear or by a Cast to float16
+    (`int8_fp16`). Matched by output value name, which every edgekit quantizer keeps; a Gemm merely rewritten as
+    MatMul + Add counts as float."""
     producer = {o: n for n in variant_step.graph.node for o in n.output}
+
+    def reduced(value: str) -> bool:
+        p = producer.get(value)
+        if p is None:
+            return False
+        to = next((a.i for a in p.attribute if a.name == "to"), None)
+        return p.op_type == "DequantizeLinear" or (p.op_type == "Cast" and to == onnx.TensorProto.FLOAT16)
 
     def integer(value: str, depth: int = 4) -> bool:
         p = producer.get(value)
@@ -97,7 +105,7 @@ def quantized_nodes(float_step: onnx.ModelProto, variant_step: onnx.ModelProto) 
         if p.op_type in INTEGER_OPS:
             return True
         if p.op_type in ("MatMul", "Gemm"):
-            return any(i in producer and producer[i].op_type == "DequantizeLinear" for i in p.input)
+            return any(reduced(i) for i in p.input)
         return p.op_type in PASS_THROUGH and any(integer(i, depth - 1) for i in p.input)
 
     return [n.name for n in float_step.graph.node if n.op_type in ("MatMul", "Gemm") and integer(n.output[0])]

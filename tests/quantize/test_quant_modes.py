@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # what every built-in mode was before the registry (stage.MODES' tensorrt flags, check.ORT_CPU_OPS' keys)
 BUILT_IN = {"int8", "mixed", "int8_weight_only", "int8_dynamic", "int8_per_row", "int8_hybrid", "int8_nbits"}
-BUILT_IN |= {"int4_weight_only", "float16"}
+BUILT_IN |= {"int4_weight_only", "float16", "int8_fp16"}
 CPU_ONLY = {"int8_dynamic", "int8_per_row", "int8_hybrid", "int8_nbits", "int4_weight_only"}
 ORT_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits"}
 
@@ -211,6 +211,6 @@ def test_the_tensorrt_target_hint_names_the_modes_tensorrt_builds():
     with pytest.raises(RecipeError, match="int8_dynamic make onnxruntime CPU graphs") as e:
         _check_modes(recipe, SimpleNamespace(backend="tensorrt", name="jetson-orin-nano"))
     built = [n for n, m in MODES.items() if m.tensorrt and m.qdq_form.qdq is not None]
-    assert built == ["int8", "int8_weight_only", "mixed"]
-    assert "use int8, int8_weight_only or mixed for TensorRT targets" in str(e.value)
+    assert built == ["int8", "int8_fp16", "int8_weight_only", "mixed"]
+    assert "use int8, int8_fp16, int8_weight_only or mixed for TensorRT targets" in str(e.value)
     _check_modes(recipe, SimpleNamespace(backend="onnxruntime", name="x86-cpu"))  # CPU targets take them

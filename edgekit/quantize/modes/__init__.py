@@ -43,6 +43,9 @@ class Form:
 _PER_ROW_OPS = ("MatMulInteger", "MatMulIntegerToFloat")
 FORMS: dict[str, Form] = {
     "qdq_int8": Form(True, "int8", (), "static symmetric signed INT8 Q/DQ (activations and weights)"),
+    "qdq_int8_fp16": Form(
+        True, "int8", (), "static symmetric signed INT8 Q/DQ, and float16 MatMuls between Casts (strongly typed)"
+    ),
     "weight_only": Form(True, "int8", (), "symmetric signed INT8 weights behind DequantizeLinear, float compute"),
     "dynamic": Form(
         False,
