@@ -62,6 +62,13 @@ def tune(
         help="with --depth-factor: examples the deepest cap is answered again on through the host loop and the Loop "
         "form, compared with the curve",
     ),
+    ov_precision: list[str] = typer.Option(
+        [],
+        "--ov-precision",
+        help="also tune the float32 graphs on OpenVINO's CPU plugin at this inference precision (f32, bf16, f16; "
+        'repeatable; needs pip install "edgekit[openvino]"): configurations openvino-<precision>, scored and '
+        "measured one at a time like the variants",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, max=4096, help=WORKERS_HELP),
@@ -81,6 +88,7 @@ def tune(
         min_accuracy=min_accuracy,
         depth_factor=depth_factor,
         depth_check_n=depth_check_n,
+        openvino=list(ov_precision),
     )
     try:
         with (
@@ -90,7 +98,9 @@ def tune(
             res = run_tune(recipe, artefact, settings, log=lambda s: None if json_out else console.print(
                 f"[dim]• {escape(s)}[/]"))  # fmt: skip
         folder = artefact or _folder(recipe)
-        if res["chosen"] and not apply and not json_out and sys.stdin.isatty():
+        if _on_openvino(res) and not apply:  # runtime defaults name a variant, not a backend: nothing to record
+            pass
+        elif res["chosen"] and not apply and not json_out and sys.stdin.isatty():
             apply = typer.confirm("write this configuration as the artefact's runtime default?", default=False)
         if res["chosen"] and apply:
             res["applied"] = apply_defaults(folder, res)
@@ -102,13 +112,28 @@ def tune(
         print(json.dumps(res, indent=1))
     else:
         _print(res)
-        if res["chosen"] and not res.get("applied"):
+        if _on_openvino(res):
+            c = res["chosen"]
+            run = ["--backend", "openvino", "--ov-precision", c["variant"].removeprefix("openvino-")]
+            run += ["--max-steps", str(c["cap"])] + (
+                [] if c["threshold"] is None else ["--threshold", f"{c['threshold']:g}"]
+            )
+            console.print(
+                "runtime defaults cannot name a backend, so nothing is recorded; run this choice on the device with "
+                + shlex.join(run)
+                + (" (it never halts before the cap)" if c["threshold"] is None else ""),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif res["chosen"] and not res.get("applied"):
             again = ["edgekit", "tune", str(recipe), "--latency-budget", f"{latency_budget:g}", "--batch", str(batch)]
             again += ["--artefact", str(artefact)] if artefact else []
             again += [a for v in variant for a in ("--variant", v)]
             again += ["--min-accuracy", f"{min_accuracy:g}"] if min_accuracy is not None else []
             again += ["--latency-from", str(latency_from)] if latency_from else []
             again += ["--depth-factor", str(depth_factor)] if depth_factor > 1 else []
+            again += [a for p in ov_precision for a in ("--ov-precision", p)]
             console.print(
                 f"nothing was recorded (the artefact's runtime defaults are unchanged); to record this choice: "
                 f"{shlex.join([*again, '--apply'])}",
@@ -120,6 +145,11 @@ def tune(
         why = _no_choice(res, latency_from is not None)
         err_console.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BUDGET_GATE)
+
+
+def _on_openvino(res: dict) -> bool:
+    """The choice is an OpenVINO configuration (`--ov-precision`): openvino-<precision>."""
+    return bool(res.get("chosen")) and str(res["chosen"]["variant"]).startswith("openvino-")
 
 
 def _no_choice(res: dict, device: bool) -> str:

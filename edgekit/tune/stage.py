@@ -14,7 +14,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,44 @@ class TuneSettings:
     min_accuracy: float | None = None  # accuracy floor; None: the validated exact at halting minus the drop limit
     depth_factor: int = 1  # test-time depth: step caps up to this many times the trained budget (1 .. 8)
     depth_check_n: int = 32  # examples the deepest caps are answered again on through the host loop and Loop form
+    openvino: list[str] = field(default_factory=list)  # also the float32 graphs on OpenVINO's CPU at these precisions
 
 
 def _rollout(runner, data, name: str, batch: int, log, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from ..validate.stage import onnx_rollout
+    """A variant's recorded rollout (validation's, cached), or an OpenVINO configuration's (validate.openvino's)."""
+    if getattr(runner, "backend", "onnxruntime") == "openvino":
+        from ..validate.openvino_configs import config_name, openvino_rollout
 
-    v, _ = onnx_rollout(runner, data, name, batch, log, steps=steps)
+        key = config_name(runner.precision)
+        v, _ = openvino_rollout(runner, data, batch, f"openvino ({runner.precision}, host loop)", key, log, steps)
+    else:
+        from ..validate.stage import onnx_rollout
+
+        v, _ = onnx_rollout(runner, data, name, batch, log, steps=steps)
     return np.stack(v.preds), np.stack(v.halt)
+
+
+def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
+    """`--ov-precision`'s configurations: openvino-<precision> runs the float32 graphs on OpenVINO's CPU plugin
+    (scored at float32's validated threshold, measured one at a time like a variant). OpenVINO missing, or a
+    precision this CPU lacks, is one line."""
+    from ..runtime.errors import RuntimeInputError
+    from ..validate.openvino_configs import BASE_VARIANT, DEVICE, config_name
+
+    if s.openvino and s.latency_from is not None:
+        raise RecipeError(
+            "--ov-precision measures OpenVINO on this machine; --latency-from predicts another device's latency",
+            "tune OpenVINO configurations without --latency-from (on the machine that runs them)",
+        )
+    from ..runtime.openvino_backend import OpenVINORunner
+
+    out = {}
+    for p in dict.fromkeys(s.openvino):
+        try:
+            out[config_name(p)] = OpenVINORunner(folder, variant=BASE_VARIANT, device=DEVICE, precision=p)
+        except RuntimeInputError as e:
+            raise RecipeError(str(e), "drop that --ov-precision") from None
+    return out
 
 
 def _check_set(recipe, n: int):
@@ -98,8 +129,10 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
 
     _check_depth_factor(s.depth_factor)
     recipe, folder, manifest = _open_artefact(recipe_path, artefact, s)
-    plan = _plan(recipe, folder, manifest, _tuned_variants(manifest, s, folder, log), s, log)
-    runners = {v: Runner(folder, variant=v) for v in plan.names}
+    names = _tuned_variants(manifest, s, folder, log)
+    ov = _openvino_runners(folder, s) if s.openvino else {}
+    plan = _plan(recipe, folder, manifest, [*names, *ov], s, log)
+    runners: dict[str, Any] = {v: Runner(folder, variant=v) for v in names} | ov
     rec = _record(plan, runners, s, log)
     timed = plan.data.inputs[: s.latency_n]
     configs, timings = _configurations(plan, rec, runners, timed, s)
@@ -469,6 +502,15 @@ def apply_defaults(folder: str | Path, result: dict) -> dict:
     chosen = result.get("chosen")
     if not chosen:
         raise RecipeError("no configuration meets the latency budget, so there is nothing to apply")
+    if str(chosen["variant"]).startswith("openvino-"):
+        precision = str(chosen["variant"]).removeprefix("openvino-")
+        thr = "never" if chosen["threshold"] is None else f"{chosen['threshold']:g}"
+        raise RecipeError(
+            f"the chosen configuration runs on OpenVINO ({chosen['variant']}), which an artefact's runtime defaults "
+            "cannot name (they choose a variant, not a backend)",
+            f"run it with --backend openvino --ov-precision {precision} --max-steps {chosen['cap']}"
+            + (" (it never halts before the cap)" if chosen["threshold"] is None else f" --threshold {thr}"),
+        )
     folder = Path(folder)
     defaults = RuntimeDefaults(
         variant=chosen["variant"],
