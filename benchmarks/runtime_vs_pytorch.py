@@ -9,6 +9,13 @@ only against that would flatter edgekit. With `--trm-repo PATH` (a TinyRecursive
 implementation's own evaluation loop runs on the same weights as a third baseline (its model class, 16 calls of
 `model(carry, batch)`, float32), which is what users run today.
 
+`--reference-precision bfloat16` (or `both`) runs the baselines in bfloat16, the reference's own forward dtype: on a
+CPU without AVX512-BF16 that is ~15x slower than float32 (so float32 is the default, lest it flatter edgekit), but
+with AVX512-BF16 or AMX it may be the faster one. Each baseline's precision, time and exact accuracy are reported;
+with several, speedups are against the FASTER reference baseline at each batch size (the repo's eval loop when
+--trm-repo is given, else the eager model with torch's default threads). `--openvino` adds the runtime's OpenVINO
+backend (host loop, f32 and bf16 where the CPU offers it) to the edgekit configurations.
+
 Configurations: every precision variant in the artefact x the runtime modes (host loop with batch compaction,
 host loop without compaction, the ONNX Loop form, the unrolled 16-step graph), with the default halting
 threshold (0) and, for the halting modes, the calibrated threshold given by --halt-threshold (default 4: chosen
@@ -23,6 +30,10 @@ FLOPs of the ONNX step graph x steps executed), steps saved by early halting, on
 on the step graph, and the host loop's own overhead (time outside `session.run`).
 
     .venv/bin/python benchmarks/runtime_vs_pytorch.py [--artefact PATH] [--trm-repo PATH] [--quick] [--out FILE]
+        [--reference-precision float32|bfloat16|both] [--openvino]
+
+The goal line: the best edgekit configuration whose exact accuracy is within 0.5 point of the reference's (every
+reference precision measured: the stricter) against the faster reference, at batch 1 and the large batch, >= 10x.
 """
 
 from __future__ import annotations
@@ -50,6 +61,11 @@ EVAL_SEED = 2026  # disjoint from training (pool seed 1000), the training evals 
 GIVENS = (28, 40)  # the recipe's distribution
 
 from benchmarks.export_forms import table  # noqa: E402
+
+SHORT = {"float32": "fp32", "bfloat16": "bf16"}  # torch dtypes as the labels spell them
+REFERENCE_PRECISIONS = {"float32": ["float32"], "bfloat16": ["bfloat16"], "both": ["float32", "bfloat16"]}
+OV_PRECISIONS = ("f32", "bf16")
+GOAL_SPEEDUP, GOAL_ACCURACY_PTS = 10.0, 0.5
 
 
 # -- small helpers ----------------------------------------------------------------------------------------------------
@@ -157,6 +173,8 @@ class Config:
     executed: str  # how FLOPs are executed: "full" (B x 16), "sum" (sum of steps), "max" (B x max steps)
     kind: str = "ort"
     variant: str = "float32"
+    precision: str = "float32"  # the torch dtype of a baseline, the OpenVINO precision, or the ONNX variant
+    reference: bool = False  # a reference baseline: speedups are against the faster of these
     timer: object | None = None  # SessionTimer for host-mode configs
     lat: dict[int, list[float]] = field(default_factory=lambda: {})
     steps: dict[int, list[np.ndarray]] = field(default_factory=lambda: {})
@@ -179,7 +197,7 @@ class Config:
         return preds
 
 
-def torch_config(model, threads: int, label: str) -> Config:
+def torch_config(model, threads: int, label: str, precision: str = "float32", reference: bool = False) -> Config:
     import torch
 
     @torch.inference_mode()
@@ -192,14 +210,15 @@ def torch_config(model, threads: int, label: str) -> Config:
         logits = model.readout(state).logits
         return logits.argmax(-1).numpy(), np.full(len(x), model.step_budget)
 
-    return Config(label, solve, "full", kind="torch")
+    return Config(label, solve, "full", kind="torch", precision=precision, reference=reference)
 
 
-def reference_repo_config(repo: Path, threads: int) -> Config:
+def reference_repo_config(repo: Path, threads: int, precision: str = "float32") -> Config:
     """The reference implementation's own evaluation loop on the demo weights: the model class of the
     TinyRecursiveModels checkout at `repo` (imported as its training code does), `carry, out = model(carry, batch)`
-    16 times (its eval: every sample runs the full budget), in float32 (the checkpoint's bfloat16 is ~15x slower
-    on CPUs without AVX512-BF16, which would flatter edgekit)."""
+    16 times (its eval: every sample runs the full budget), in `precision` (its config's `forward_dtype`; float32 by
+    default: the checkpoint's bfloat16 is ~15x slower on CPUs without AVX512-BF16, which would flatter edgekit).
+    The float32 weights are loaded in both precisions; the reference casts them to bfloat16 as it runs."""
     import torch
     import yaml
 
@@ -213,7 +232,7 @@ def reference_repo_config(repo: Path, threads: int) -> Config:
     cfg = {k: v for k, v in raw["arch"].items() if k not in ("name", "loss")}
     cfg.update(batch_size=64, seq_len=81, vocab_size=plain["embed_tokens.embedding_weight"].shape[0],
                num_puzzle_identifiers=plain["puzzle_emb.weights"].shape[0], halt_exploration_prob=0.1,
-               forward_dtype="float32")  # fmt: skip
+               forward_dtype=precision)  # fmt: skip
     model = import_reference(repo, raw["arch"]["name"])(cfg)
     missing, unexpected = model.inner.load_state_dict(plain, strict=False)
     assert not unexpected and all("local_" in m or "cached" in m for m in missing), (missing, unexpected)
@@ -230,7 +249,8 @@ def reference_repo_config(repo: Path, threads: int) -> Config:
             carry, out = model(carry, batch)
         return out["logits"].argmax(-1).numpy(), np.full(len(x), steps)
 
-    return Config(f"reference repo eval loop (TinyRecursiveModels, fp32), {threads} threads", solve, "full", "torch")
+    label = f"reference repo eval loop (TinyRecursiveModels, {SHORT[precision]}), {threads} threads"
+    return Config(label, solve, "full", "torch", precision=precision, reference=True)
 
 
 def ort_configs(artefact: Path, variants: list[str], threads: int | None, calibrated: float) -> list[Config]:
@@ -269,6 +289,34 @@ def ort_configs(artefact: Path, variants: list[str], threads: int | None, calibr
     return out
 
 
+def openvino_configs(
+    artefact: Path, threads: int | None, calibrated: float, cache_dir: Path, log: Callable[[str], None]
+) -> list[Config]:
+    """The runtime's OpenVINO backend on the CPU, host loop with compaction, at each precision this CPU offers
+    (f32; bf16 with AVX512-BF16 or AMX), at the default and the calibrated halting threshold. A precision the
+    CPU lacks is one log line, not an error."""
+    from edgekit.runtime import RuntimeInputError, open_runner
+
+    out = []
+    for p in OV_PRECISIONS:
+        try:
+            r = open_runner(
+                artefact, backend="openvino", device="CPU", precision=p, threads=threads, cache_dir=cache_dir
+            )
+        except RuntimeInputError as e:
+            log(f"openvino {p} skipped: {e}")
+            continue
+        for thr in (None, calibrated) if calibrated else (None,):
+
+            def solve(x, r=r, thr=thr):
+                s = r.solve(x, mode="host", threshold=thr)
+                return s.preds, np.asarray(s.steps)
+
+            label = f"edgekit openvino {p} host" + (f", halt>{thr:g}" if thr else "")
+            out.append(Config(label, solve, "sum", kind="openvino", precision=p))
+    return out
+
+
 def build_artefact(folder: Path, quick: bool, log: Callable[[str], None]) -> Path:
     """Export the demo recipe (all forms; float32 + float16, or float32 only with --quick) on few validation
     puzzles into `folder` (the benchmark measures its own puzzles)."""
@@ -288,6 +336,52 @@ def build_artefact(folder: Path, quick: bool, log: Callable[[str], None]) -> Pat
     out = run_export(recipe, log=lambda s: None)
     log(f"built artefact {out.folder} in {time.perf_counter() - t0:.0f} s (exit {out.exit_code})")
     return out.folder
+
+
+def goal_summary(results: list[dict], big: int, ref_exact: float, acc_ref: str, faster: dict[int, str]) -> dict:
+    """The goal: the best edgekit configuration whose exact accuracy is within GOAL_ACCURACY_PTS of the reference's,
+    against the faster reference, at batch 1 and at `big`; met when one configuration is >= GOAL_SPEEDUP at both."""
+    ok = [e for e in results if e["config"].startswith("edgekit") and e["delta_pp"] >= -GOAL_ACCURACY_PTS]
+    per_batch = {}
+    for b in (1, big):
+        cand = [e for e in ok if f"b{b}" in e]
+        if cand:
+            w = max(cand, key=lambda e: e[f"b{b}"]["speedup"])
+            per_batch[str(b)] = {"config": w["config"], "speedup": w[f"b{b}"]["speedup"], "delta_pp": w["delta_pp"]}
+    both = [e for e in ok if "b1" in e and f"b{big}" in e]
+    one = max(both, key=lambda e: min(e["b1"]["speedup"], e[f"b{big}"]["speedup"])) if both else None
+    met = one is not None and min(one["b1"]["speedup"], one[f"b{big}"]["speedup"]) >= GOAL_SPEEDUP
+    head = (
+        f"goal: edgekit within {GOAL_ACCURACY_PTS:g} pt of the reference's exact {ref_exact:.3f} ({acc_ref}), "
+        f">= {GOAL_SPEEDUP:g}x the faster reference (b1: {faster[1]}; b{big}: {faster[big]})"
+    )
+    if one is None:
+        line = f"{head}: no edgekit configuration within {GOAL_ACCURACY_PTS:g} pt -> NOT met"
+    else:
+        bests = "; ".join(f"best at b{b}: {w['config']} {w['speedup']:.2f}x" for b, w in per_batch.items())
+        line = (
+            f"{head}: {bests}; one configuration at both: {one['config']} {one['b1']['speedup']:.2f}x at b1, "
+            f"{one[f'b{big}']['speedup']:.2f}x at b{big}, {one['delta_pp']:+.1f} pts -> "
+            f">= {GOAL_SPEEDUP:g}x: {'met' if met else 'NOT met'}"
+        )
+    return {
+        "accuracy_within_pts": GOAL_ACCURACY_PTS,
+        "speedup_target": GOAL_SPEEDUP,
+        "reference_exact": ref_exact,
+        "accuracy_reference": acc_ref,
+        "faster_reference": {str(b): name for b, name in faster.items()},
+        "best_per_batch": per_batch,
+        "best_at_both": None
+        if one is None
+        else {
+            "config": one["config"],
+            "speedup_b1": one["b1"]["speedup"],
+            f"speedup_b{big}": one[f"b{big}"]["speedup"],
+            "delta_pp": one["delta_pp"],
+        },
+        "met": met,
+        "line": line,
+    }
 
 
 # -- the run ----------------------------------------------------------------------------------------------------------
@@ -315,7 +409,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="*", help="variants to measure (default: all the artefact has)")
     ap.add_argument("--out", type=Path, help="also write the results as JSON here")
     ap.add_argument("--trm-repo", type=Path, help="a TinyRecursiveModels checkout: its eval loop is a baseline too")
+    ap.add_argument(
+        "--reference-precision",
+        choices=sorted(REFERENCE_PRECISIONS),
+        default="float32",
+        help="the PyTorch baselines' forward dtype; 'both': each, speedups against the faster (default float32)",
+    )
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch threads for the baselines (default: torch's own; on an oversubscribed CPU 1 can be far faster)",
+    )
+    ap.add_argument(
+        "--openvino", action="store_true", help="also the runtime's OpenVINO backend (host loop, f32 and bf16)"
+    )
     a = ap.parse_args(argv)
+    if a.openvino:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            print('--openvino needs OpenVINO: pip install "edgekit[openvino]"', file=sys.stderr)
+            return 2
     n = a.n or (8 if a.quick else 128)
     n1 = a.n1 if a.n1 is not None else (2 if a.quick else 12)
     n1_torch = a.n1_torch if a.n1_torch is not None else (1 if a.quick else 4)
@@ -326,7 +440,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if a.torch_threads:
+        torch.set_num_threads(a.torch_threads)
     default_threads = torch.get_num_threads()
+    dflt = "" if a.torch_threads else " (default)"
     from edgekit.models import load_model
     from edgekit.runtime import Runner
     from edgekit.runtime.bench import profile_ops
@@ -346,24 +463,35 @@ def main(argv: list[str] | None = None) -> int:
             f"in {time.perf_counter() - t0:.0f} s"
         )
 
-        model = load_model(MODEL, forward_dtype="float32")
-        base = torch_config(
-            model, default_threads, f"pytorch fp32 eager, 16 steps, {default_threads} threads (default)"
-        )
-        configs = [base]
-        if a.trm_repo:  # what users run today: the headline ratios are against it
-            base = reference_repo_config(a.trm_repo, default_threads)
-            configs.insert(0, base)
+        precisions = REFERENCE_PRECISIONS[a.reference_precision]
+        models = {p: load_model(MODEL, forward_dtype=p) for p in precisions}
+        # the reference baselines: the repo's eval loop, what users run today, where given; else the eager model
+        configs = [reference_repo_config(a.trm_repo, default_threads, p) for p in precisions] if a.trm_repo else []
+        configs += [
+            torch_config(
+                m,
+                default_threads,
+                f"pytorch {SHORT[p]} eager, 16 steps, {default_threads} threads{dflt}",
+                p,
+                reference=not a.trm_repo,
+            )
+            for p, m in models.items()
+        ]
         if default_threads != 1:
-            configs.append(torch_config(model, 1, "pytorch fp32 eager, 16 steps, 1 thread"))
+            p = precisions[0]
+            configs.append(torch_config(models[p], 1, f"pytorch {SHORT[p]} eager, 16 steps, 1 thread", p))
         configs += ort_configs(artefact, variants, a.threads, a.halt_threshold)
+        if a.openvino:
+            configs += openvino_configs(artefact, a.threads, a.halt_threshold, Path(tmp) / "openvino-cache", log)
         log(
             f"{len(configs)} configurations; torch default threads {default_threads}, "
             f"onnxruntime threads {a.threads or 'default'}"
         )
 
-        for c in configs:  # warm-up: sessions, allocators, torch's thread pool
+        for c in configs:  # warm-up: sessions, allocators, torch's thread pool; compiled shapes (not eager torch)
             c.solve(x[:1])
+            if c.kind != "torch":
+                c.solve(x[:big])
         # batch 1, round-robin over configurations
         for i in range(max(n1, n1_torch)):
             for c in configs:
@@ -397,18 +525,31 @@ def main(argv: list[str] | None = None) -> int:
 
     cpu = cpu_info()
     load_end = os.getloadavg()
-    base_exact = float(np.concatenate(base.correct).mean())
+    refs = [c for c in configs if c.reference]
+    per_puzzle = lambda c, b: float(np.sum(c.lat[b]) / (len(c.lat[b]) * b)) if c.lat.get(b) else float("inf")  # noqa: E731
+    exact_of = {c.name: float(np.concatenate(c.correct).mean()) for c in configs}
+    faster = {b: min(refs, key=lambda c: per_puzzle(c, b)) for b in (1, big)}  # speedups are against these
+    acc_ref = max(refs, key=lambda c: exact_of[c.name])  # accuracy: the stricter reference (first on a tie)
+    base = faster[big]
+    base_exact = exact_of[acc_ref.name]
     torch1 = next((c for c in configs if c.kind == "torch" and c.name.endswith("1 thread")), None)
     rows, results = [], []
     for c in configs:
-        exact = float(np.concatenate(c.correct).mean())
-        e = {"config": c.name, "exact": exact, "delta_pp": 100.0 * (exact - base_exact)}
+        exact = exact_of[c.name]
+        e = {
+            "config": c.name,
+            "kind": c.kind,
+            "precision": c.precision,
+            "reference": c.reference,
+            "exact": exact,
+            "delta_pp": 100.0 * (exact - base_exact),
+        }
         for b in (1, big):
             if b not in c.lat:
                 continue
             lat = np.array(c.lat[b])
             per = lat.sum() / (len(lat) * b)
-            ref = np.array(base.lat[b]).sum() / (len(base.lat[b]) * b)
+            ref = per_puzzle(faster[b], b)
             steps = np.concatenate(c.steps[b])
             e[f"b{b}"] = {
                 "calls": len(lat),
@@ -467,9 +608,22 @@ def main(argv: list[str] | None = None) -> int:
             rows,
             title=f"TRM Sudoku, {n} puzzles (seed {EVAL_SEED}; givens {dist}); "
             "speedup = baseline ms/puzzle / config ms/puzzle; "
-            f"baseline: {base.name}, exact {base_exact:.3f}",
+            + (
+                f"baseline: {base.name}, exact {base_exact:.3f}"
+                if len(refs) == 1
+                else f"baseline: the faster reference at each batch size (b1: {faster[1].name}; "
+                f"b{big}: {faster[big].name}); Δ pts against {acc_ref.name}, exact {base_exact:.3f}"
+            ),
         )
     )
+    print()
+    for c in refs:
+        b1, bb = per_puzzle(c, 1), per_puzzle(c, big)
+        at = [f"b{b}" for b in (1, big) if faster[b] is c] if len(refs) > 1 else []
+        print(
+            f"reference baseline {c.name}: {c.precision}, b1 {b1:.1f} ms/puzzle, b{big} {bb:.2f} ms/puzzle, "
+            f"exact {exact_of[c.name]:.3f}" + (f"  <- the faster at {' and '.join(at)}" if at else "")
+        )
 
     ok = [e for e in results if e["config"].startswith("edgekit") and e["delta_pp"] >= -1.0]
     best = {}
@@ -495,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not best:
         print("no edgekit configuration kept accuracy within 1 point of the baseline")
+    goal = goal_summary(results, big, base_exact, acc_ref.name, {b: c.name for b, c in faster.items()})
+    print(goal["line"])
 
     host0 = next((e for e in results if e["config"].endswith(f"{variants[0]} host")), None)
     print()
@@ -507,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         "GFLOP/s above = FLOPs executed (incl. frozen samples in loop / no-compaction modes) / wall time"
     )
     for e in results:
-        if e["config"] == base.name or e is host0:
+        if e["reference"] or e is host0:
             for b in (1, big):
                 if f"b{b}" in e:
                     print(
@@ -556,6 +712,19 @@ def main(argv: list[str] | None = None) -> int:
                     "onnxruntime_threads": a.threads,
                     "halt_threshold_calibrated": a.halt_threshold,
                     "baseline": base.name,
+                    "reference_precision": precisions,
+                    "references": [
+                        {
+                            "config": c.name,
+                            "precision": c.precision,
+                            "exact": exact_of[c.name],
+                            **{f"b{b}_per_puzzle_ms": per_puzzle(c, b) for b in (1, big)},
+                        }
+                        for c in refs
+                    ],
+                    "faster_reference": {str(b): c.name for b, c in faster.items()},
+                    "accuracy_reference": {"config": acc_ref.name, "exact": base_exact},
+                    "goal": {k: v for k, v in goal.items() if k != "line"},
                     "configs": results,
                     "best": {str(k): v for k, v in best.items()},
                     "flops_per_step": flops_step,

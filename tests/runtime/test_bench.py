@@ -1,5 +1,6 @@
 """`edgekit bench`, the torch-free benchmark module, the embedded-runtime example and the benchmark scripts."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -147,13 +148,22 @@ def test_embed_example_reports_bad_lines_and_continues(trm_artefact, root):
     assert len(r.stdout.strip().splitlines()) == 1
 
 
+# both reference precisions (and OpenVINO where installed), trimmed: one edgekit config set, one puzzle at batch 1
+BOTH = ["--reference-precision", "both", "--halt-threshold", "0", "--n1", "1"]
+BOTH += ["--openvino"] if importlib.util.find_spec("openvino") else []
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["runtime_vs_pytorch.py", "export_forms.py"])
-def test_benchmark_scripts_quick(script, trm_artefact, root, tmp_path):
+@pytest.mark.parametrize(
+    "script, args",
+    [("runtime_vs_pytorch.py", []), ("runtime_vs_pytorch.py", BOTH), ("export_forms.py", [])],
+    ids=["runtime_vs_pytorch", "runtime_vs_pytorch-both", "export_forms"],
+)
+def test_benchmark_scripts_quick(script, args, trm_artefact, root, tmp_path):
     extra = ["--artefact", str(trm_artefact)] if script == "runtime_vs_pytorch.py" else []
     out = tmp_path / "r.json"
     r = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / script), "--quick", "--out", str(out), *extra],
+        [sys.executable, str(root / "benchmarks" / script), "--quick", "--out", str(out), *extra, *args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -163,6 +173,13 @@ def test_benchmark_scripts_quick(script, trm_artefact, root, tmp_path):
     if script == "runtime_vs_pytorch.py":
         assert "speedup" in r.stdout and data["configs"][0]["config"].startswith("pytorch")
         assert data["flops_per_step"] > 0 and data["profile_step"]["by_op"]
+        assert "goal:" in r.stdout and set(data["goal"]["faster_reference"]) == {"1", "8"}
+        want = ["float32", "bfloat16"] if args else ["float32"]
+        assert [ref["precision"] for ref in data["references"]] == want
+        assert [c["precision"] for c in data["configs"] if c["reference"]] == want
+        assert data["faster_reference"]["8"] in {ref["config"] for ref in data["references"]}
+        if "--openvino" in args:
+            assert any(c["kind"] == "openvino" and c["precision"] == "f32" for c in data["configs"])
     else:
         assert set(data["models"]) == {"trm-sudoku", "hrm-sudoku", "deq-digits"}
         assert "Early exit" in r.stdout
