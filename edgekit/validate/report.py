@@ -154,8 +154,8 @@ def _openvino(variants: list[dict[str, Any]]) -> list[str]:
         "same graphs' recorded rollout (not gated; the gates compare with PyTorch). Host loop: `solve` with early "
         "halting and compaction, as a device runs it, against the configuration's own recorded rollout.",
         "",
-        "| configuration | exact@budget | exact (early halting) | same halting step / same prediction vs "
-        "onnxruntime float32 | host loop: same halting step / same answer |",
+        "| configuration | exact@budget | exact (early halting) | same halting step / argmax agreement at the "
+        "budget vs onnxruntime float32 | host loop: same halting step / same answer |",
         "|---|---|---|---|---|",
     ]
     for e in rows:
