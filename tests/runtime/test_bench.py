@@ -148,8 +148,8 @@ def test_embed_example_reports_bad_lines_and_continues(trm_artefact, root):
     assert len(r.stdout.strip().splitlines()) == 1
 
 
-# both reference precisions (and OpenVINO where installed), trimmed: one edgekit config set, one puzzle at batch 1
-BOTH = ["--reference-precision", "both", "--halt-threshold", "0", "--n1", "1"]
+# both reference precisions (and OpenVINO where installed), trimmed: 1 torch thread, no calibrated threshold, n1 1
+BOTH = ["--reference-precision", "both", "--torch-threads", "1", "--halt-threshold", "0", "--n1", "1"]
 BOTH += ["--openvino"] if importlib.util.find_spec("openvino") else []
 
 
