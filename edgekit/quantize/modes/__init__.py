@@ -150,6 +150,17 @@ def onnxruntime_ops() -> dict[str, str]:
     return {op: " / ".join(names) for op, names in by_op.items()}
 
 
+def regexes(patterns: list[str]) -> list[str]:
+    """`patterns` unchanged once each compiles: the node-name patterns of a mode's own section, checked when the
+    recipe loads; a ValueError names the first that does not."""
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"{p!r} is not a regular expression ({e})") from None
+    return patterns
+
+
 def others_than(model: Any, names: list[str]) -> list[str]:
     """Regexes matching every MatMul / Gemm node of `model` except `names`: how a partial rebuild tells a quantizer
     what to keep float."""
@@ -179,6 +190,7 @@ __all__ = [
     "freeze",
     "onnxruntime_ops",
     "others_than",
+    "regexes",
     "register",
     "sections",
     "tensorrt_quantized_modes",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import Mode, Section, others_than, register
+from . import Mode, Section, others_than, regexes, register
 from .int8 import partial as static_partial
 
 if TYPE_CHECKING:
@@ -46,12 +46,7 @@ class HybridSection(BaseModel):
     @field_validator("per_row")
     @classmethod
     def _regexes(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"{p!r} is not a regular expression ({e})") from None
-        return v
+        return regexes(v)
 
 
 def hybrid_int8(
