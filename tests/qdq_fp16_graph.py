@@ -1,15 +1,11 @@
-"""Hand-made graphs of the form the `int8_fp16` mode makes, and a one-graph-per-variant artefact around them, for the
-TensorRT build tests (tests/tensorrt_stage/): an INT8 Q/DQ MatMul followed by a float16 MatMul between Casts."""
+"""Hand-made graphs of the form the `int8_fp16` mode makes, for the TensorRT build tests (tests/tensorrt_stage/):
+an INT8 Q/DQ MatMul followed by a float16 MatMul between Casts."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from edgekit.artefact import sha256_file, write_json
 
 
 def qdq_model(float16: bool = True) -> onnx.ModelProto:
@@ -46,32 +42,3 @@ def qdq_model(float16: bool = True) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def variants_artefact(folder: Path, graphs: dict[str, onnx.ModelProto]) -> Path:
-    """An artefact folder whose variants (name -> its step graph, saved as <name>/step.onnx) are one graph each."""
-    folder.mkdir(parents=True)
-    files = {}
-    for variant, model in graphs.items():
-        (folder / variant).mkdir()
-        onnx.save(model, str(folder / variant / "step.onnx"))
-        files[f"{variant}/step"] = f"{variant}/step.onnx"
-    write_json(
-        folder / "manifest.json",
-        {
-            "schema_version": 1,
-            "target": "x86-cpu",
-            "recipe": {"sha256": "0" * 64},
-            "model": {"family": "trm"},  # a valid manifest around graphs that are not a model (plans read graphs)
-            "graph": {
-                "state_names": ["z"],
-                "step_budget": 1,
-                "initial_state": {"kind": "zeros", "shape": [4]},
-                "input": {"dtype": "float32", "shape": ["batch", 4]},
-            },
-            "files": files,
-            "sha256": {k: sha256_file(folder / v) for k, v in files.items()},
-            "variants": {v: {"step": f"{v}/step"} for v in graphs},
-        },
-    )
-    return folder

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hand_made_artefact import variants_artefact
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.artefact import sha256_file, write_json
+from edgekit.artefact import sha256_file
 from edgekit.tensorrt.engine_manifest import read_manifest, verify
 from edgekit.tensorrt.plan import write_plan
 
@@ -166,7 +167,6 @@ def test_fp16_flags_only_on_weakly_typed_tensorrt_10(trm_artefact, tmp_path, trt
 
 def _qdq_artefact(folder: Path) -> Path:
     """A one-graph artefact whose step graph is symmetric INT8 Q/DQ (what edgekit's int8 variants hold)."""
-    folder.mkdir(parents=True)
     scale = numpy_helper.from_array(np.array(0.05, np.float32), "scale")
     zp = numpy_helper.from_array(np.array(0, np.int8), "zp")
     nodes = [
@@ -182,28 +182,7 @@ def _qdq_artefact(folder: Path) -> Path:
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    (folder / "int8").mkdir()
-    onnx.save(model, str(folder / "int8" / "step.onnx"))
-    files = {"int8/step": "int8/step.onnx"}
-    write_json(
-        folder / "manifest.json",
-        {
-            "schema_version": 1,
-            "target": "x86-cpu",
-            "recipe": {"sha256": "0" * 64},
-            "model": {"family": "trm"},
-            "graph": {
-                "state_names": ["z"],
-                "step_budget": 1,
-                "initial_state": {"kind": "zeros", "shape": [4]},
-                "input": {"dtype": "float32", "shape": ["batch", 4]},
-            },
-            "files": files,
-            "sha256": {k: sha256_file(folder / v) for k, v in files.items()},
-            "variants": {"int8": {"step": "int8/step"}},
-        },
-    )
-    return folder
+    return variants_artefact(folder, {"int8": model})
 
 
 @pytest.mark.parametrize("trt_num, strong", MODES)
@@ -223,7 +202,7 @@ def test_int8_flag_only_on_weakly_typed_tensorrt_10(tmp_path, trt_num, strong):
 def test_float16_qdq_graph_is_strongly_typed_on_every_tensorrt(tmp_path, trt_num, strong):
     """A Q/DQ graph that also computes in float16 (the int8_fp16 mode's form): strongly typed on 10.x even with
     EDGEKIT_STRONGLY_TYPED=0 (weakly typed, its Casts would not decide those layers' precision), no precision flag."""
-    from qdq_fp16_graph import qdq_model, variants_artefact
+    from qdq_fp16_graph import qdq_model
 
     art = variants_artefact(tmp_path / "art", {"int8_fp16": qdq_model()})
     out = run_plan(art, tmp_path, "hopper", trt_num, strong)

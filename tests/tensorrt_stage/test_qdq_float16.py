@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qdq_fp16_graph import qdq_model, variants_artefact
+from hand_made_artefact import variants_artefact
+from qdq_fp16_graph import qdq_model
 
 from edgekit.errors import IncompatibleError
 from edgekit.tensorrt.build_spec import make_recipe

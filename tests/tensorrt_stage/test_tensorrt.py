@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hand_made_artefact import write_manifest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.artefact import sha256_file, write_json
@@ -115,24 +116,9 @@ def make_artefact(folder: Path, models: dict[str, onnx.ModelProto]) -> Path:
     for name, m in models.items():
         onnx.save(m, str(folder / f"{name}.onnx"))
         files[name] = f"{name}.onnx"
-    write_json(
-        folder / "manifest.json",
-        {
-            "schema_version": 1,
-            "target": "x86-cpu",
-            "recipe": {"sha256": "0" * 64},
-            "model": {"family": "trm"},  # a valid manifest around graphs that are not a model (check reads graphs)
-            "graph": {
-                "state_names": ["z"],
-                "step_budget": 1,
-                "initial_state": {"kind": "zeros", "shape": [4]},
-                "input": {"dtype": "float32", "shape": ["batch", 4]},
-            },
-            "files": files,
-            "sha256": {n: sha256_file(folder / r) for n, r in files.items()},
-            # graphs named after a role play it; others (good.onnx, bad.onnx) are checked but belong to no variant
-            "variants": {"float32": {n: n for n in files if n in ("encode", "step", "readout", "loop", "unrolled")}},
-        },
+    # graphs named after a role play it; others (good.onnx, bad.onnx) are checked but belong to no variant
+    write_manifest(
+        folder, files, {"float32": {n: n for n in files if n in ("encode", "step", "readout", "loop", "unrolled")}}
     )
     return folder
 
@@ -509,13 +495,12 @@ def _variants_artefact(folder: Path, gates: dict[str, list[tuple[str, bool, str]
     (folder / "int8").mkdir()
     onnx.save(relu(), str(folder / "float16" / "step.onnx"))
     onnx.save(qdq_model(np.array(0, np.int8)), str(folder / "int8" / "step.onnx"))
-    m = json.loads((folder / "manifest.json").read_text())
-    m["files"].update({"float16/step": "float16/step.onnx", "int8/step": "int8/step.onnx"})
-    m["sha256"] = {k: sha256_file(folder / v) for k, v in m["files"].items()}
-    m["variants"] = {
-        v: {"step": k} for v, k in (("float32", "step"), ("float16", "float16/step"), ("int8", "int8/step"))
-    }
-    write_json(folder / "manifest.json", m)
+    files = {"step": "step.onnx", "float16/step": "float16/step.onnx", "int8/step": "int8/step.onnx"}
+    write_manifest(
+        folder,
+        files,
+        {v: {"step": k} for v, k in (("float32", "step"), ("float16", "float16/step"), ("int8", "int8/step"))},
+    )
     if gates is not None:
         name = lambda v: v  # noqa: E731  # results.json names variants as --variant does
         write_json(
