@@ -197,6 +197,25 @@ ACTIVATIONS: dict[str, Callable[..., tuple[Any, Any]]] = {
 KERNELS: dict[str, Callable[..., Any]] = {"contrib": _contrib, "standard": _standard}
 
 
+def take_over(graph: Any, node: Any, value: Any) -> None:
+    """`value` takes the place of `node`'s output (its name, type and shape, every use, graph outputs too) and
+    `node` is removed: a rewritten MatMul's output keeps its name, so whatever reads it by name still finds it."""
+    out = node.outputs[0]
+    if out.type is not None:  # intermediate values of an un-inferred graph carry none
+        value.type, value.shape = out.type, out.shape
+    name = out.name
+    out.name = f"{name}__replaced"
+    value.name = name
+    out.replace_all_uses_with(value, replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+
+
+def drop_unused_initializers(graph: Any) -> None:
+    """Remove the initializers no node reads any more (the float weights a rewrite replaced)."""
+    for n in [k for k, v in graph.initializers.items() if not v.uses() and not v.is_graph_output()]:
+        del graph.initializers[n]
+
+
 def per_row_int8(
     model: onnx.ModelProto,
     keep_patterns: list[str],
@@ -234,19 +253,10 @@ def per_row_int8(
             quantized_inputs[key] = ACTIVATIONS[activation](b, x, k, f"{name}/per_row")
         u8, row_scale = quantized_inputs[key]
         qw, cs = weights[w.name]
-        out = mm.outputs[0]
-        y = KERNELS[kernel](b, u8, qw, row_scale, cs, name)
-        if out.type is not None:  # intermediate values of an un-inferred graph carry none
-            y.type, y.shape = out.type, out.shape
-        old = out.name
-        out.name = f"{old}__float"
-        y.name = old
-        out.replace_all_uses_with(y, replace_graph_outputs=True)
-        m.graph.remove(mm, safe=True)
+        take_over(m.graph, mm, KERNELS[kernel](b, u8, qw, row_scale, cs, name))
         report.quantized.append(name)
     report.activation_quantizers, report.weights = len(quantized_inputs), len(weights)
-    for n in [k for k, v in m.graph.initializers.items() if not v.uses() and not v.is_graph_output()]:
-        del m.graph.initializers[n]
+    drop_unused_initializers(m.graph)
     if kernel == "contrib" and chosen and MS_DOMAIN not in m.opset_imports:
         m.opset_imports[MS_DOMAIN] = 1
     return ir.to_proto(m), report

@@ -89,6 +89,8 @@ def to_float16(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     import onnx
     import onnx_ir as ir
 
+    from ..per_row import drop_unused_initializers, take_over
+
     m = ir.from_proto(model)
     g = m.graph
     by_name = {n.name: n for n in g}
@@ -118,17 +120,9 @@ def to_float16(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
                        name=f"{name}/to_float32")  # fmt: skip
         g.insert_before(mm, [half, back])
         half.outputs[0].name, half.outputs[0].type, half.outputs[0].shape = f"{out.name}/float16", f16, out.shape
-        y = back.outputs[0]
-        if out.type is not None:  # intermediate values of an un-inferred graph carry none
-            y.type, y.shape = out.type, out.shape
-        old = out.name
-        out.name = f"{old}__float32"
-        y.name = old
-        out.replace_all_uses_with(y, replace_graph_outputs=True)
-        g.remove(mm, safe=True)
+        take_over(g, mm, back.outputs[0])
         half.name = name  # the MatMul keeps its name: debug, profiles and TensorRT layer names find it
-    for n in [k for k, v in g.initializers.items() if not v.uses() and not v.is_graph_output()]:
-        del g.initializers[n]
+    drop_unused_initializers(g)
     return ir.to_proto(m)
 
 
