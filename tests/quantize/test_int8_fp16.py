@@ -13,9 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from edgekit.export.onnx_export import export_step_graphs
-from edgekit.models.checkpoint import load_model
-from edgekit.quantize import MODES, QuantizeError, QuantizeJob, QuantizeSection
+from edgekit.quantize import MODES, QuantizeError
 from edgekit.quantize.calibration import trajectory_items
 from edgekit.tasks import sudoku
 
@@ -23,26 +21,13 @@ DOWN = ".*down_proj.*"
 
 
 @pytest.fixture(scope="module")
-def job(root, tmp_path_factory) -> QuantizeJob:
-    """The TRM demo's step graph, calibrated on 8 puzzles (16 step inputs), 48 held-out puzzles."""
-    d = tmp_path_factory.mktemp("int8_fp16")
-    m = load_model(root / "examples" / "models" / "trm-sudoku", forward_dtype="float32")
-    export_step_graphs(m, d)
-    x, _ = sudoku.SudokuPool.generate(8, seed=1000).sample(8, (28, 40), np.random.default_rng(1000), augment=False)
-    vx, vy = sudoku.SudokuPool.generate(48, seed=5).sample(48, (30, 40), np.random.default_rng(5), augment=False)
-    j = QuantizeJob(m, d, QuantizeSection(), x, vx, vy, "test", log=lambda s: None)
-    j._items = trajectory_items(m, x, 8)
-    return j
+def variant(trm_job):
+    return MODES["int8_fp16"].handler(trm_job)
 
 
 @pytest.fixture(scope="module")
-def variant(job):
-    return MODES["int8_fp16"].handler(job)
-
-
-@pytest.fixture(scope="module")
-def static(job):
-    return MODES["int8"].handler(job).step
+def static(trm_job):
+    return MODES["int8"].handler(trm_job).step
 
 
 def _dq_fed(m: onnx.ModelProto) -> set[str]:
@@ -68,7 +53,7 @@ def _session(m: onnx.ModelProto, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(m.SerializeToString(), so)
 
 
-def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(job, variant, static):
+def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(trm_job, variant, static):
     """Every down projection (and nothing else) is a float16 MatMul: a float16 weight, its input a Cast to float16
     whose source no DequantizeLinear makes, its output cast back to float32. Every other MatMul is int8's static
     Q/DQ MatMul with the same calibrated activation scales; the halting head stays float32; the Q/DQ lint of the
@@ -78,7 +63,7 @@ def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(job,
 
     q = variant.step
     onnx.checker.check_model(q, full_check=True)
-    downs = {n.name for n in job.step().graph.node if n.op_type == "MatMul" and re.fullmatch(DOWN, n.name)}
+    downs = {n.name for n in trm_job.step().graph.node if n.op_type == "MatMul" and re.fullmatch(DOWN, n.name)}
     assert downs and _float16_matmuls(q) == downs
     producer = {o: n for n in q.graph.node for o in n.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -98,7 +83,7 @@ def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(job,
     from edgekit.quantize.nncf_backend import prepare
 
     weights = {n.input[1] for n in q.graph.node if n.name in downs}
-    assert len(weights) == len({n.input[1] for n in prepare(job.step()).graph.node if n.name in downs}) < len(downs)
+    assert len(weights) == len({n.input[1] for n in prepare(trm_job.step()).graph.node if n.name in downs}) < len(downs)
     assert all(w.endswith("/float16") and w[: -len("/float16")] not in {t.name for t in q.graph.initializer}
                for w in weights)  # fmt: skip
     assert form_violations(q, FORMS[MODES["int8_fp16"].form]) == []
@@ -115,11 +100,11 @@ def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(job,
     assert mine and all(theirs[k] == v for k, v in mine.items())
 
 
-def test_close_to_the_float32_step_and_closer_than_int8(job, variant, static):
+def test_close_to_the_float32_step_and_closer_than_int8(trm_job, variant, static):
     """On a real step input: every output within a few percent of float32, and the halting logit nearer float32's
     than static INT8's (the down projections' per-tensor activation noise is what moves halting)."""
-    feeds = dict(job.items()[3].items())
-    ref = _session(job.step()).run(None, feeds)
+    feeds = dict(trm_job.items()[3].items())
+    ref = _session(trm_job.step()).run(None, feeds)
     mine = _session(variant.step).run(None, feeds)
     theirs = _session(static).run(None, feeds)
 
@@ -130,13 +115,13 @@ def test_close_to_the_float32_step_and_closer_than_int8(job, variant, static):
     assert rel(ref[-1], mine[-1]) < rel(ref[-1], theirs[-1])
 
 
-def test_batch_invariant(job, variant):
+def test_batch_invariant(trm_job, variant):
     """Fixed scales and float16 rounding, no range over the batch: on one thread a puzzle's step output has the same
     bits alone, in a batch of 48 and shuffled. On two threads onnxruntime's CPU float16 MatMul splits its work by
     the batch size and its result can differ in the last float16 bit (measured: up to 1 ulp at the down
     projections, which a static INT8 code downstream can amplify to ~0.05 in the state), so there the outputs are
     only close; shuffling (same batch size) stays bit-identical."""
-    feeds = trajectory_items(job.model, job.search_inputs, 48)[2]
+    feeds = trajectory_items(trm_job.model, trm_job.search_inputs, 48)[2]
     perm = np.random.default_rng(0).permutation(48)
     for threads in (1, 2):
         sess = _session(variant.step, threads)
@@ -164,21 +149,21 @@ def test_check_accepts_it_for_tensorrt_targets_and_the_cpu(variant, tmp_path):
     assert summary["quantization"] == ["int8"] and activation_bytes_per_sample(variant.step) > 0
 
 
-def test_debug_sees_the_float16_layers_and_rebuilds_them_its_way(job, variant, static):
+def test_debug_sees_the_float16_layers_and_rebuilds_them_its_way(trm_job, variant, static):
     """`edgekit debug`: the variant's float16 MatMuls count as computed another way (with the static ones), and
     its partial rebuild makes a down projection float16, an up projection static INT8, everything else float."""
     from edgekit.debug.layers import PARTIAL, quantized_nodes
     from edgekit.quantize.nncf_backend import layer_groups
 
-    step = job.step()
+    step = trm_job.step()
     assert set(quantized_nodes(step, variant.step)) == set(quantized_nodes(step, static)) == _dq_fed(static)
     groups = layer_groups(step, by="layer")
     downs, ups = groups["/L_level/layers.0/mlp/down_proj"], groups["/L_level/layers.0/mlp/gate_up_proj"]
-    q = PARTIAL["int8_fp16"](step, job.items(), {"float16": [DOWN]}, downs + ups)
+    q = PARTIAL["int8_fp16"](step, trm_job.items(), {"float16": [DOWN]}, downs + ups)
     assert _float16_matmuls(q) == set(downs) and _dq_fed(q) == set(ups)
 
 
-def test_bad_patterns_are_one_line_and_tensorrt_targets_take_the_mode(job, tmp_path, root):
+def test_bad_patterns_are_one_line_and_tensorrt_targets_take_the_mode(trm_job, tmp_path, root):
     from edgekit.errors import RecipeError
     from edgekit.pipeline import _check_modes
     from edgekit.quantize.modes import int8_fp16, tensorrt_quantized_modes
@@ -196,7 +181,7 @@ def test_bad_patterns_are_one_line_and_tensorrt_targets_take_the_mode(job, tmp_p
         assert "quantize.int8_fp16.float16" in str(e.value) and "\n" not in str(e.value)
     for patterns, why in (["no-such-node"], ""), ([".*q_head.*"], "Gemm, not a MatMul"):
         with pytest.raises(QuantizeError) as e:
-            int8_fp16.int8_fp16(job.step(), [], [], [], patterns)
+            int8_fp16.int8_fp16(trm_job.step(), [], [], [], patterns)
         msg = str(e.value)
         assert "found no MatMul matching quantize.int8_fp16.float16" in msg and why in msg and "\n" not in msg
         assert msg.endswith("set quantize.int8_fp16.float16 to node-name patterns of the step graph's MatMuls")

@@ -7,26 +7,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.export.onnx_export import export_step_graphs
-from edgekit.models.checkpoint import load_model
 from edgekit.quantize import QuantizeJob, QuantizeSection
 from edgekit.quantize.calibration import cached_items, trajectory_items
 from edgekit.quantize.lint import qdq_violations
 from edgekit.quantize.nncf_backend import compress_weights_int8, layer_groups, quantize_int8
 from edgekit.quantize.search import Score, search
 from edgekit.tasks import sudoku
-
-
-@pytest.fixture(scope="module")
-def trm_job(root, tmp_path_factory):
-    d = tmp_path_factory.mktemp("q")
-    m = load_model(root / "examples" / "models" / "trm-sudoku", forward_dtype="float32")
-    export_step_graphs(m, d)
-    x, _ = sudoku.SudokuPool.generate(8, seed=1000).sample(8, (28, 40), np.random.default_rng(1000), augment=False)
-    vx, vy = sudoku.SudokuPool.generate(48, seed=5).sample(48, (30, 40), np.random.default_rng(5), augment=False)
-    job = QuantizeJob(m, d, QuantizeSection(), x, vx, vy, "test", log=lambda s: None)
-    job._items = trajectory_items(m, x, 8)
-    return job
 
 
 def test_calibration_covers_every_step(trm_job):
