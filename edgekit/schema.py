@@ -192,20 +192,21 @@ class ValidateSection(_Strict):
         description="PyTorch references (float32, TF32 off) and ONNX variants (onnxruntime's CUDA provider, "
         "onnxruntime-gpu) on a GPU; auto: where each finds one. Not bit-identical to CPU results",
     )
-    openvino: list[Literal["f32", "bf16", "f16"]] = Field(
+    openvino: list[Literal["f32", "bf16", "f16", "int8"]] = Field(
         default_factory=list,
         description="OpenVINO inference precisions validated like a variant (the openvino extra): the float32 "
-        "graphs compiled by OpenVINO for this machine's CPU at each precision, run through the device's host loop "
-        "on the validation examples, entries openvino-<precision> with the accuracy gates of an ONNX variant "
-        "against float32 PyTorch (reduced precisions also against the trained reference where that is validated); "
-        "empty: none",
+        "graphs compiled by OpenVINO for this machine's CPU at each precision (int8: the int8_weight_only "
+        "variant's INT8 weights with activations quantized per token at run time; needs that quantize mode), run "
+        "through the device's host loop on the validation examples, entries openvino-<precision> with the accuracy "
+        "gates of an ONNX variant against float32 PyTorch (reduced precisions also against the trained reference "
+        "where that is validated); empty: none",
     )
 
     @field_validator("openvino")
     @classmethod
     def _ov_order(cls, v: list[str]) -> list[str]:
         """Each precision once, widest first (f32 is the one to compare the others with)."""
-        return sorted(set(v), key=["f32", "bf16", "f16"].index)
+        return sorted(set(v), key=["f32", "bf16", "f16", "int8"].index)
 
 
 class GatesSection(_Strict):

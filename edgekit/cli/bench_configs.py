@@ -1,7 +1,8 @@
 """`edgekit bench` with several runtime configurations side by side: repeated `--backend` (onnxruntime, openvino,
 tensorrt with --engines) and, for a backend that takes a precision, repeated `--ov-precision`, one configuration
-each (onnxruntime, openvino-f32, openvino-bf16). Each configuration gets the options its backend takes; an option
-none of the listed backends takes is refused by its flag, never dropped."""
+each (onnxruntime, openvino-f32, openvino-bf16, openvino-int8: the last runs int8_weight_only's graphs). Each
+configuration gets the options its backend takes; an option none of the listed backends takes is refused by its
+flag, never dropped."""
 
 from __future__ import annotations
 

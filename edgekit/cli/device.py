@@ -38,8 +38,17 @@ class DeviceOptions:
     allow_fallback: bool = False
     backend: str | None = None  # None: onnxruntime, or TensorRT with `engines` (runtime/backends.py)
     ov_device: str | None = None  # --backend openvino: CPU, GPU, GPU.<n> or NPU
-    ov_precision: str | None = None  # --backend openvino: f32, bf16 or f16 (OpenVINO's inference precision hint)
+    ov_precision: str | None = None  # --backend openvino: f32, bf16, f16 or int8 (runtime/openvino_backend.py)
     tf32: bool | None = None  # CUDA provider: TF32 matmuls on/off; None: onnxruntime's default (on)
+
+    def own_variant(self) -> str | None:
+        """The variant these settings always run (OpenVINO int8: int8_weight_only's INT8-weight graphs); None: any."""
+        if self.ov_precision is None:
+            return None
+        from ..runtime.openvino_backend import PRECISIONS
+
+        p = PRECISIONS.get(self.ov_precision)
+        return p.variant if p is not None else None
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:
         """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32. With `engines`,
@@ -118,7 +127,10 @@ BACKEND = typer.Option(
 )
 OV_DEVICE = typer.Option(None, "--device", help="--backend openvino: CPU (default), GPU, GPU.<n> or NPU")
 OV_PRECISION = typer.Option(
-    None, "--ov-precision", help="--backend openvino: inference precision f32 (default), bf16 or f16"
+    None,
+    "--ov-precision",
+    help="--backend openvino: inference precision f32 (default), bf16, f16, or int8 (the int8_weight_only "
+    "variant's INT8 weights with activations quantized per token at run time)",
 )
 TF32 = typer.Option(
     None,
@@ -239,7 +251,9 @@ def bench(
     ),
     ov_device: str | None = OV_DEVICE,
     ov_precision: list[str] = typer.Option(
-        [], "--ov-precision", help="--backend openvino: f32 (default), bf16 or f16; repeatable: one configuration each"
+        [],
+        "--ov-precision",
+        help="--backend openvino: f32 (default), bf16, f16 or int8; repeatable: one configuration each",
     ),
     tf32: bool | None = TF32,
 ) -> None:
@@ -270,7 +284,7 @@ def bench(
             if configs is None:
                 run = bench_variants(lambda v: opts.runner(artefact, v), plan, x, y)
             else:
-                side = [Configuration(c, functools.partial(o.runner, artefact)) for c, o in configs]
+                side = [Configuration(c, functools.partial(o.runner, artefact), o.own_variant()) for c, o in configs]
                 run = bench_configurations(side, plan, x, y)
         if graph_times is not None:
             _write_graph_times(graph_times, list(first.providers), run.graph_times)
@@ -346,7 +360,7 @@ def _print_bench_table(rows: list[dict], title: str) -> None:
     for r in rows:
         hist = " ".join(f"{k}:{v}" for k, v in r["steps_hist"].items())
         t.add_row(
-            *((r["config"],) if side else ()),
+            *((r["config"] + (f" ({r['graphs']} graphs)" if "graphs" in r else ""),) if side else ()),
             r["variant"],
             r["mode"],
             str(r["batch"]),

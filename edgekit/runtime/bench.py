@@ -307,11 +307,13 @@ def bench_variants(open_runner: Callable[[str], Any], plan: BenchPlan, x: np.nda
 
 @dataclass(frozen=True)
 class Configuration:
-    """One runtime configuration `edgekit bench` compares side by side: its name (onnxruntime, openvino-bf16) and
-    how to open its runner for a variant."""
+    """One runtime configuration `edgekit bench` compares side by side: its name (onnxruntime, openvino-bf16), how
+    to open its runner for a variant, and the variant whose graphs it runs whichever variant its rows are compared
+    on (None: the compared variant's; OpenVINO int8 always runs int8_weight_only's INT8-weight graphs)."""
 
     name: str
     open: Callable[[str], Any]
+    graphs: str | None = None
 
 
 @dataclass
@@ -324,6 +326,7 @@ class _Cell:
     batch: int
     runner: Any
     batches: list[tuple[np.ndarray, np.ndarray | None]]
+    graphs: str | None = None  # the variant whose graphs ran, where not `variant`'s (Configuration.graphs)
     lat: list[float] = field(default_factory=list)
     steps: list[np.ndarray] = field(default_factory=list)
     correct: list[np.ndarray] = field(default_factory=list)
@@ -354,12 +357,12 @@ def bench_configurations(
     cells: list[_Cell] = []
     for c in configs:
         for v in plan.variants:
-            runner = c.open(v)
+            runner = c.open(c.graphs or v)
             xs = runner.check_inputs(x)
             modes = available_modes(runner) if plan.mode == "all" else [plan.mode]
             if any(m not in MODES for m in modes):
                 raise RuntimeInputError(f"unknown mode {plan.mode!r}; use one of {', '.join(MODES)}")
-            cells += [_Cell(c.name, v, m, b, runner, make_batches(xs, b, y)) for m in modes for b in sizes]
+            cells += [_Cell(c.name, v, m, b, runner, make_batches(xs, b, y), c.graphs) for m in modes for b in sizes]
     for cell in cells:
         for _ in range(max(0, plan.warmup)):
             cell.runner.solve(cell.batches[0][0], mode=cell.mode, **kw)
@@ -381,6 +384,8 @@ def bench_configurations(
     for cell in cells:
         s = _stats(cell.mode, cell.batch, len(cell.batches), plan.repeats, cell.lat, cell.steps, cell.correct)
         row: dict[str, Any] = {"variant": cell.variant, "config": cell.config, **s.to_dict()}
+        if cell.graphs is not None:
+            row["graphs"] = cell.graphs
         base = first[(cell.variant, cell.mode, cell.batch)]
         if base is not cell:
             ratios = [a / b for a, b in zip(base.passes(), cell.passes())]

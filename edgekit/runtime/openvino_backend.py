@@ -47,6 +47,7 @@ from ..artefact import make_private_levels, private_folder_problem
 from ..errors import InputError, first_line
 from .base import DEFAULT_CHUNK, HostRunner
 from .errors import ArtefactError, RuntimeInputError
+from .manifest import load_manifest
 from .providers import ProviderSettings, artefact_key, cache_root
 
 INSTALL = 'pip install "edgekit[openvino]"'
@@ -59,16 +60,27 @@ LIMIT_INPUTS = ("max_steps", "halt_threshold", "tol")  # the Loop form's inputs 
 
 @dataclass(frozen=True)
 class Precision:
-    """An inference precision: OpenVINO's hint value and the capability a device lists for it."""
+    """An inference precision: OpenVINO's hint value, the capability a device lists for it, the activations'
+    dynamic quantization group (OpenVINO's `DYNAMIC_QUANTIZATION_GROUP_SIZE`; 0: activations stay in the hint's
+    float type) and, where the precision needs graphs of its own, the artefact variant it runs."""
 
     hint: str
     capability: str
+    activation_group: int = 0
+    variant: str | None = None
 
 
+# int8: the int8_weight_only variant's graphs (NNCF INT8_SYM weights, one scale per output channel, behind
+# DequantizeLinear), which OpenVINO's CPU plugin runs as INT8-weight FullyConnected layers, with each token's
+# activations quantized to INT8 at run time in groups of 32 channels (the CPU plugin's own default group). The
+# float precisions set the group to 0: OpenVINO's CPU default (32) would otherwise quantize the activations of any
+# weight-compressed variant run as "f32" without saying so.
+INT8_VARIANT = "int8_weight_only"
 PRECISIONS: dict[str, Precision] = {
     "f32": Precision("f32", "FP32"),
     "bf16": Precision("bf16", "BF16"),
     "f16": Precision("f16", "FP16"),
+    "int8": Precision("f32", "INT8", activation_group=32, variant=INT8_VARIANT),
 }
 
 
@@ -78,12 +90,13 @@ class DeviceKind:
 
     static_shapes: bool  # compiles static shapes only: one compiled model per batch bucket
     threads: bool  # takes INFERENCE_NUM_THREADS
+    dynamic_quantization: bool  # takes DYNAMIC_QUANTIZATION_GROUP_SIZE (the CPU and GPU plugins)
 
 
 DEVICES: dict[str, DeviceKind] = {
-    "CPU": DeviceKind(static_shapes=False, threads=True),
-    "GPU": DeviceKind(static_shapes=False, threads=False),
-    "NPU": DeviceKind(static_shapes=True, threads=False),
+    "CPU": DeviceKind(static_shapes=False, threads=True, dynamic_quantization=True),
+    "GPU": DeviceKind(static_shapes=False, threads=False, dynamic_quantization=True),
+    "NPU": DeviceKind(static_shapes=True, threads=False, dynamic_quantization=False),
 }
 STATIC_MAX_BATCH = 64  # the largest bucket compiled for static-shape devices
 
@@ -255,9 +268,20 @@ class OpenVINORunner(HostRunner):
         cache: bool = True,
         static_shapes: bool | None = None,
     ) -> None:
-        super().__init__(artefact, variant, chunk_size, complete)
         if precision not in PRECISIONS:
             raise RuntimeInputError(f"unknown OpenVINO precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        own = PRECISIONS[precision].variant
+        if own is not None:
+            if variant not in (None, own):
+                raise RuntimeInputError(
+                    f"OpenVINO {precision} runs the artefact's {own} graphs, not variant {variant!r}: drop --variant"
+                )
+            if own not in load_manifest(Path(artefact), complete=complete).variants:
+                raise ArtefactError(
+                    f"OpenVINO {precision} runs the artefact's {own} graphs, which it does not have: export it with "
+                    f"{own} in quantize.modes, or use --ov-precision f32/bf16"
+                )
+        super().__init__(artefact, variant or own, chunk_size, complete)
         ov = import_openvino()
         self.ov = ov
         self.version = openvino_version(ov)
@@ -272,6 +296,14 @@ class OpenVINORunner(HostRunner):
                 f"use --ov-precision {'/'.join(p for p, v in PRECISIONS.items() if v.capability in caps) or 'f32'}"
             )
         self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision].hint}
+        group = PRECISIONS[precision].activation_group
+        if self.kind.dynamic_quantization:
+            self.config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = group
+        elif group:
+            raise RuntimeInputError(
+                f"OpenVINO device {self.device} has no dynamic activation quantization, which {precision} needs; "
+                "use --ov-precision f32/f16, or the CPU or GPU"
+            )
         # one synchronous call at a time: the host loop's calls depend on each other
         self.config["PERFORMANCE_HINT"] = "LATENCY"
         if threads is not None:
@@ -395,6 +427,17 @@ class OpenVINORunner(HostRunner):
             raise RuntimeInputError(
                 f"OpenVINO compiled the {graph} graph for {self.device} in {got.get_type_name()}, not the "
                 f"{self.precision} asked for; use --ov-precision {got.get_type_name()} or another device"
+            )
+        want = self.config.get("DYNAMIC_QUANTIZATION_GROUP_SIZE")
+        group: int | None
+        try:
+            group = int(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE"))
+        except (RuntimeError, TypeError, ValueError):  # a plugin that takes the setting but does not report it
+            group = want
+        if want is not None and group != want:
+            raise RuntimeInputError(
+                f"OpenVINO compiled the {graph} graph for {self.device} with activation groups of {group}, not the "
+                f"{want} {self.precision} needs; use another --ov-precision or device"
             )
         return compiled
 

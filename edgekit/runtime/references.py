@@ -39,7 +39,7 @@ FORMAT = 1
 MAX_EXAMPLES = 16_384
 MAX_META_BYTES = 16 << 20
 REFERENCE = "reference"  # the implementation key of the PyTorch reference
-MAX_CONFIGURATIONS = 8  # recorded backend configurations (validate.openvino: at most 3)
+MAX_CONFIGURATIONS = 8  # recorded backend configurations (validate.openvino: at most 4)
 
 
 class Rollout(Protocol):

@@ -1,21 +1,25 @@
-"""OpenVINO configurations validated like any variant (`validate.openvino: [f32, bf16, f16]`).
+"""OpenVINO configurations validated like any variant (`validate.openvino: [f32, bf16, f16, int8]`).
 
 A device that runs the artefact with `--backend openvino --ov-precision bf16` runs the float32 graphs in another
 precision than onnxruntime's, so the answers onnxruntime's validation recorded do not vouch for it. Here each listed
-precision runs those float32 graphs through the runtime's OpenVINO backend on this machine's CPU (the host loop a
-device runs, runtime/openvino_backend.py), every step of every validation example recorded as for an ONNX variant,
-and gets an entry `openvino-<precision>` with an ONNX variant's accuracy gates:
+precision runs its graphs through the runtime's OpenVINO backend on this machine's CPU (the host loop a device runs,
+runtime/openvino_backend.py), every step of every validation example recorded as for an ONNX variant, and gets an
+entry `openvino-<precision>` with an ONNX variant's accuracy gates. f32, bf16 and f16 run the float32 graphs; int8
+runs the int8_weight_only variant's graphs (NNCF INT8 weights) with OpenVINO quantizing each token's activations to
+INT8 at run time, so it needs that quantize mode in the recipe. The gates:
 
 - against float32 PyTorch (`against: pytorch_float32`), always: like-for-like with the graphs OpenVINO compiled;
 - where validation also runs the model in its trained precision (`validate.reference: trained` or `both`), the
   reduced precisions (bf16, f16) also against that reference (`against: pytorch_bfloat16`, ...).
 
-Beside the gates: agreement with onnxruntime's float32 rollout of the same graphs (`vs_onnxruntime_float32`, not
-gated), and the deployed host loop itself (`solve`: early halting and batch compaction) against the recorded rollout
+Beside the gates: agreement with onnxruntime's float32 rollout (`vs_onnxruntime_float32`, not gated; for int8 also
+with onnxruntime's rollout of the same INT8-weight graphs, activations in float: `vs_onnxruntime_int8_weight_only`),
+and the deployed host loop itself (`solve`: early halting and batch compaction) against the recorded rollout
 (`host_loop`), so the entry speaks for what a device runs. Rollouts are cached like an ONNX variant's, keyed also by
-the OpenVINO version, the CPU's name and the precision.
+the OpenVINO version, the CPU's name, the precision and the activation group.
 
-OpenVINO missing, or a precision this CPU lacks, is one line before any work (`check_openvino`, exit 2).
+OpenVINO missing, a precision this CPU lacks, or int8 without its quantize mode, is one line before any work
+(`check_openvino`, exit 2).
 """
 
 from __future__ import annotations
@@ -62,6 +66,14 @@ def check_openvino(recipe: Recipe) -> None:
         caps = list(ov.Core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
     except RuntimeError:
         caps = []
+    graphs = {p: PRECISIONS[p].variant for p in precisions if PRECISIONS[p].variant is not None}
+    missing = {p: v for p, v in graphs.items() if v not in recipe.quantize.modes}
+    if missing:
+        p, v = next(iter(missing.items()))
+        raise RecipeError(
+            f"validate.openvino lists {p}, which runs the {v} variant's graphs; quantize.modes does not make them",
+            f"add {v} to quantize.modes, or remove {p} from validate.openvino",
+        )
     lacking = [p for p in precisions if PRECISIONS[p].capability not in caps]
     if lacking:
         raise RecipeError(
@@ -71,11 +83,19 @@ def check_openvino(recipe: Recipe) -> None:
         )
 
 
-def validate_openvino(run: _Run, onnx_fp32: _Onnx) -> list[dict]:
-    """An entry per precision of `validate.openvino` (appended to the run's entries), in the listed order."""
+def graphs_of(precision: str) -> str:
+    """The artefact variant whose graphs an OpenVINO precision runs: float32, or the precision's own (int8)."""
+    from ..runtime.openvino_backend import PRECISIONS
+
+    return PRECISIONS[precision].variant or BASE_VARIANT
+
+
+def validate_openvino(run: _Run, onnx: list[_Onnx]) -> list[dict]:
+    """An entry per precision of `validate.openvino` (appended to the run's entries), in the listed order; `onnx`:
+    the ONNX variants validated (onnxruntime's rollouts the configurations are compared with)."""
     out = []
     for precision in run.recipe.validate_.openvino:
-        out.append(_configuration(run, precision, onnx_fp32))
+        out.append(_configuration(run, precision, onnx))
         run.entries.append(out[-1])
     return out
 
@@ -96,37 +116,42 @@ def float32_reference(run: _Run) -> Any:
     return run.float32_ref
 
 
-def _configuration(run: _Run, precision: str, onnx_fp32: _Onnx) -> dict:
+def _configuration(run: _Run, precision: str, onnx: list[_Onnx]) -> dict:
     from ..runtime.openvino_backend import OpenVINORunner
     from .stage import _entry
 
+    graphs = graphs_of(precision)
     # complete=False: the manifest's hashes are written at the end of validation; nothing is cached outside the
     # artefact for graphs that are still being validated
-    runner = OpenVINORunner(run.tmp, variant=BASE_VARIANT, device=DEVICE, precision=precision, complete=False,
+    runner = OpenVINORunner(run.tmp, variant=graphs, device=DEVICE, precision=precision, complete=False,
                             cache=False)  # fmt: skip
     name = config_name(precision)
-    v, hit = _rollout(run, runner, name, precision)
+    v, hit = _rollout(run, runner, name, precision, graphs)
     thr = run.thr
     fp32 = float32_reference(run)
     e = _entry(v, run.data, thr, run.ref, None, run.task)
     if run.ref is not fp32:
         e["vs_pytorch_float32"] = agreement(v, fp32, thr, run.data.labels)
-    e["vs_onnxruntime_float32"] = agreement(v, onnx_fp32.rollout, thr, run.data.labels)
+    by_precision = {o.precision: o for o in onnx}
+    e["vs_onnxruntime_float32"] = agreement(v, by_precision[BASE_VARIANT].rollout, thr, run.data.labels)
+    if graphs != BASE_VARIANT and graphs in by_precision:
+        e[f"vs_onnxruntime_{graphs}"] = agreement(v, by_precision[graphs].rollout, thr, run.data.labels)
     if run.halting:
         e["halt_threshold"] = thr
         e["host_loop"] = _host_loop(run, runner, v)
     cpu = runner.device_name
+    group = runner.config.get("DYNAMIC_QUANTIZATION_GROUP_SIZE", 0)
     e["openvino"] = {"version": runner.version, "device": DEVICE, "device_name": cpu, "precision": precision,
-                     "graphs": BASE_VARIANT}  # fmt: skip
+                     "graphs": graphs, "activation_group": group}  # fmt: skip
     e["computed_on"] = f"OpenVINO {runner.version} {DEVICE} ({cpu})"
     if hit:
         e["rollout_from_cache"] = True
-    run.recorded.add_configuration(name, BASE_VARIANT, "openvino", precision, v)
+    run.recorded.add_configuration(name, graphs, "openvino", precision, v)
     return e
 
 
-def _rollout(run: _Run, runner: Any, name: str, precision: str) -> tuple[Variant, bool]:
-    display = f"openvino ({precision}, {DEVICE}, {BASE_VARIANT} graphs, host loop)"
+def _rollout(run: _Run, runner: Any, name: str, precision: str, graphs: str) -> tuple[Variant, bool]:
+    display = f"openvino ({precision}, {DEVICE}, {graphs} graphs, host loop)"
     return openvino_rollout(runner, run.data, run.bs, display, name, run.log)
 
 
@@ -160,7 +185,8 @@ def openvino_rollout(
     extra = [k for k in ("initial_state", "puzzle_ids") if k in runner.manifest.files]
     files = [runner.file(k) for k in keys + extra]
     settings = ["openvino", runner.version, runner.device, runner.device_name, runner.precision, runner.state_names,
-                runner.graph.state.initial.to_json(), runner.manifest.model.config]  # fmt: skip
+                runner.graph.state.initial.to_json(), runner.manifest.model.config,
+                runner.config.get("DYNAMIC_QUANTIZATION_GROUP_SIZE")]  # fmt: skip
     total = steps or int(runner.graph.step_budget)
     key_ = onnx_rollout_key(files, keyed(data.inputs, ids), total, settings)
     t0 = time.time()

@@ -127,8 +127,9 @@ def _validated(results: dict[str, Any], manifest: Manifest | None) -> list[str]:
     ov = [e for e in results["variants"] if isinstance(e.get("openvino"), dict)]
     if ov:
         o = ov[0]["openvino"]
+        graphs = ", ".join(dict.fromkeys(e["openvino"]["graphs"] for e in ov))
         lines.append(
-            f"- OpenVINO ({', '.join(e['name'] for e in ov)}): the {o['graphs']} graphs compiled by OpenVINO "
+            f"- OpenVINO ({', '.join(e['name'] for e in ov)}): the {graphs} graphs compiled by OpenVINO "
             f"{o['version']} for this machine's CPU ({o['device_name']}) at those inference precisions, run through "
             "the host loop a device runs with `--backend openvino --ov-precision`; their gates name the reference "
             "they compare with. An Intel GPU or NPU is not validated here: `edgekit verify --full` on the device."
@@ -150,8 +151,9 @@ def _openvino(variants: list[dict[str, Any]]) -> list[str]:
         "",
         "## OpenVINO configurations (validate.openvino)",
         "",
-        "The float32 graphs on OpenVINO's CPU plugin at each inference precision. Against onnxruntime float32: the "
-        "same graphs' recorded rollout (not gated; the gates compare with PyTorch). Host loop: `solve` with early "
+        "The float32 graphs on OpenVINO's CPU plugin at each inference precision (int8: the int8_weight_only "
+        "graphs, activations quantized per token at run time). Against onnxruntime float32: its recorded rollout "
+        "of the float32 graphs (not gated; the gates compare with PyTorch). Host loop: `solve` with early "
         "halting and compaction, as a device runs it, against the configuration's own recorded rollout.",
         "",
         "| configuration | exact@budget | exact (early halting) | same halting step / argmax agreement at the "

@@ -353,7 +353,7 @@ def _openvino(run: _Run, onnx: list[_Onnx]) -> list[dict]:
         return []
     from .openvino_configs import validate_openvino
 
-    return validate_openvino(run, next(o for o in onnx if o.precision == "float32"))
+    return validate_openvino(run, onnx)
 
 
 def _pytorch_rows(run: _Run) -> None:

@@ -191,6 +191,74 @@ def test_bf16_is_the_precision_the_compiled_model_got(trm_artefact, puzzles, ref
     assert not np.array_equal(got.logits, r.__class__(trm_artefact).solve(puzzles).logits)  # not f32 in disguise
 
 
+@pytest.fixture(scope="module")
+def w8_artefact(trm_artefact, tmp_path_factory) -> Path:
+    """A copy of the demo artefact with an int8_weight_only variant (NNCF INT8 weights), which OpenVINO's int8 runs."""
+    from weight_only_variant import add_int8_weight_only
+
+    art = tmp_path_factory.mktemp("w8") / "art"
+    shutil.copytree(trm_artefact, art)
+    return add_int8_weight_only(art)
+
+
+def _fc_precisions(compiled) -> dict[str, int]:
+    """How many FullyConnected layers OpenVINO's CPU plugin compiled at each runtime precision."""
+    out: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        if "layerType" in rt and rt["layerType"].astype(str) == "FullyConnected":
+            p = rt["runtimePrecision"].astype(str)
+            out[p] = out.get(p, 0) + 1
+    return out
+
+
+@needs_ov
+@pytest.mark.skipif(not _cpu_has("INT8"), reason="this CPU has no INT8 inference in OpenVINO")
+def test_int8_runs_int8_weights_with_activations_quantized_at_run_time(w8_artefact, puzzles):
+    """int8 runs the int8_weight_only graphs as INT8-weight FullyConnected layers with activation groups of 32;
+    the float precisions set the group to 0, so "f32" on those graphs keeps activations in float (OpenVINO's CPU
+    default, 32, would quantize them unasked)."""
+    ort = Runner(w8_artefact, variant="int8_weight_only").solve(puzzles)
+    i8 = _ov(w8_artefact, precision="int8")
+    assert i8.variant == "int8_weight_only" and i8.precision == "int8"
+    assert int(i8.compiled("step").get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == 32
+    fcs = _fc_precisions(i8.compiled("step"))  # INT8 weights everywhere but the float halting head
+    assert fcs.get("i8", 0) > 8 * fcs.get("f32", 0), fcs
+    f32 = _ov(w8_artefact, variant="int8_weight_only", precision="f32")
+    assert int(f32.compiled("step").get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == 0
+    float_acts, int8_acts = f32.solve(puzzles), i8.solve(puzzles)
+    assert np.array_equal(float_acts.steps, ort.steps) and np.array_equal(float_acts.preds, ort.preds)
+    assert not np.allclose(int8_acts.logits, float_acts.logits, atol=1e-3)  # activations really were quantized
+    assert float((int8_acts.steps == ort.steps).mean()) >= 0.9
+    assert float((int8_acts.preds == ort.preds).all(axis=1).mean()) >= 0.9
+
+
+@needs_ov
+def test_int8_needs_its_own_graphs_one_line(trm_artefact, w8_artefact):
+    with pytest.raises(RuntimeInputError, match="runs the artefact's int8_weight_only graphs, not variant 'float32'"):
+        _ov(w8_artefact, variant="float32", precision="int8")
+    with pytest.raises(ArtefactError, match="export it with int8_weight_only in quantize.modes"):
+        _ov(trm_artefact, precision="int8")
+
+
+@needs_ov
+@pytest.mark.skipif(not _cpu_has("INT8"), reason="this CPU has no INT8 inference in OpenVINO")
+def test_bench_compares_openvino_int8_with_onnxruntime_float32(w8_artefact):
+    """openvino-int8 runs its own graphs on the rows it shares with onnxruntime's float32, and says so."""
+    from edgekit.cli import app
+
+    args = ["bench", str(w8_artefact), "--backend", "onnxruntime", "--backend", "openvino", "--ov-precision", "int8"]
+    res = CliRunner().invoke(app, [*args, "--n", "4", "--batch", "2", "--repeats", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output[res.output.index("{") :])["results"]
+    assert [(r["config"], r["variant"], r.get("graphs")) for r in rows] == [
+        ("onnxruntime", "float32", None), ("openvino-int8", "float32", "int8_weight_only")
+    ]  # fmt: skip
+    assert rows[1]["speedup"]["vs"] == "onnxruntime"
+    table = CliRunner().invoke(app, [*args, "--n", "4", "--batch", "2", "--repeats", "1"])
+    assert table.exit_code == 0, table.output  # (its cells wrap with the terminal's width: not read here)
+
+
 # -- bad input --------------------------------------------------------------------------------------------------
 
 

@@ -41,10 +41,22 @@ def _recipe(small_trm_recipe: Path, folder: Path, validate: str) -> Path:
 
 def test_recipe_key_defaults_to_none_and_lists_each_precision_once():
     assert parse_recipe(RECIPE).validate_.openvino == []
-    r = parse_recipe({**RECIPE, "validate": {"openvino": ["bf16", "f32", "bf16"]}})
-    assert r.validate_.openvino == ["f32", "bf16"]
+    r = parse_recipe({**RECIPE, "validate": {"openvino": ["int8", "bf16", "f32", "bf16"]}})
+    assert r.validate_.openvino == ["f32", "bf16", "int8"]
     with pytest.raises(RecipeError, match="validate.openvino"):
-        parse_recipe({**RECIPE, "validate": {"openvino": ["int8"]}})
+        parse_recipe({**RECIPE, "validate": {"openvino": ["int4"]}})
+
+
+@needs_ov
+def test_int8_without_its_quantize_mode_is_one_line():
+    from edgekit.validate.openvino_configs import check_openvino
+
+    with pytest.raises(RecipeError, match="add int8_weight_only to quantize.modes") as e:
+        check_openvino(parse_recipe({**RECIPE, "validate": {"openvino": ["int8"]}}))
+    assert e.value.exit_code == EXIT_USAGE
+    with_mode = {**RECIPE, "quantize": {"modes": ["int8_weight_only"]}, "validate": {"openvino": ["int8"]}}
+    if _cpu_has("INT8"):
+        check_openvino(parse_recipe(with_mode))
 
 
 def test_missing_openvino_is_one_line_before_anything_is_written(small_trm_recipe, trm_artefact, tmp_path, monkeypatch):
@@ -104,14 +116,19 @@ def test_gates_name_the_reference_they_compare_with():
 
 @pytest.fixture(scope="module")
 def validated(small_trm_recipe, trm_artefact, tmp_path_factory) -> Path:
-    """A copy of the tests' artefact re-validated with OpenVINO f32 and bf16, the trained reference run beside."""
+    """A copy of the tests' artefact with an int8_weight_only variant, re-validated with OpenVINO f32, bf16 and
+    int8 (those this CPU has), the trained reference run beside."""
+    from weight_only_variant import add_int8_weight_only
+
     from edgekit.pipeline import run_validate
 
     folder = tmp_path_factory.mktemp("ov-validate")
-    precisions = "[f32, bf16]" if _cpu_has("BF16") else "[f32]"
-    recipe = _recipe(small_trm_recipe, folder, f"{{reference: both, openvino: {precisions}}}")
+    precisions = ["f32"] + [p for p, c in (("bf16", "BF16"), ("int8", "INT8")) if _cpu_has(c)]
+    recipe = _recipe(small_trm_recipe, folder, f"{{reference: both, openvino: [{', '.join(precisions)}]}}")
+    recipe.write_text(recipe.read_text() + "quantize: {modes: [int8_weight_only]}\n")
     art = folder / "art"
     shutil.copytree(trm_artefact, art)
+    add_int8_weight_only(art)
     run_validate(recipe, art, log=lambda s: None)
     return art
 
@@ -148,6 +165,37 @@ def test_bf16_configuration_is_gated_against_both_references(validated):
 
 
 @needs_ov
+@pytest.mark.skipif(not _cpu_has("INT8"), reason="this CPU has no INT8 inference in OpenVINO")
+def test_int8_configuration_runs_the_weight_only_graphs_and_is_gated(validated, tmp_path):
+    """openvino-int8: the int8_weight_only graphs with activations quantized per token group, gated against float32
+    PyTorch, compared with onnxruntime's rollout of the same graphs, recorded for `verify --full`."""
+    from edgekit.runtime import open_runner
+    from edgekit.runtime.verify import verify
+
+    res = json.loads((validated / "results.json").read_text())
+    e = next(e for e in res["variants"] if e["name"] == "openvino-int8")
+    assert e["openvino"]["graphs"] == "int8_weight_only" and e["openvino"]["activation_group"] == 32
+    same = e["vs_onnxruntime_int8_weight_only"]  # same INT8 weights, activations in float on onnxruntime
+    assert same["halting_step_agreement"] >= 0.9 and same["argmax_agreement_last"] >= 0.95
+    assert e["host_loop"]["same_halting_step_as_rollout"] == 1.0
+    gates = [g for g in res["gates"] if g["variant"] == "openvino-int8"]
+    assert {(g["name"], g["against"]) for g in gates} >= {("min_halting_agreement", "pytorch_float32")}
+    assert "openvino-int8" in (validated / "report.md").read_text()
+    rep = verify(validated, full=True, variants=["int8_weight_only"],
+                 runner=lambda f, v: open_runner(f, variant=v, backend="openvino", precision="int8",
+                                                 cache_dir=tmp_path))  # fmt: skip
+    assert rep.full is not None and "openvino-int8" in rep.full.names
+    answers = rep.full.answers["int8_weight_only"]
+    assert answers["same_halting_steps"] == 1.0 and answers["same_answers"] == 1.0, answers
+    from edgekit.cli import app
+
+    args = ["verify", str(validated), "--full", "--backend", "openvino", "--ov-precision", "int8", "--json"]
+    res = CliRunner().invoke(app, [*args, "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{") :])["full"]["variants"] == ["int8_weight_only"]
+
+
+@needs_ov
 def test_verify_full_on_openvino_compares_with_the_recorded_configuration(validated, tmp_path):
     from edgekit.runtime import open_runner
     from edgekit.runtime.references import read_references
@@ -157,6 +205,7 @@ def test_verify_full_on_openvino_compares_with_the_recorded_configuration(valida
     rep = verify(
         validated,
         full=True,
+        variants=["float32"],  # the graphs bf16 and f32 run (the artefact also has int8_weight_only)
         runner=lambda f, v: open_runner(f, variant=v, backend="openvino", precision=precision, cache_dir=tmp_path),
     )
     assert rep.full is not None and f"openvino-{precision}" in rep.full.names
