@@ -7,7 +7,11 @@ through the deployed host loop with early halting at the artefact's threshold, a
 accuracy with Wilson intervals, so a "94 % vs a 95 % target" reading can be told from noise.
 
     .venv/bin/python benchmarks/halting_agreement.py ARTEFACT [--n 2048] [--seed 7000] [--out agreement.json]
-        [--variants a,b] [--full-budget N] [--invariance N] [--threads T]
+        [--variants a,b] [--openvino int8,bf16] [--full-budget N] [--invariance N] [--threads T]
+
+--openvino P,... also scores OpenVINO configurations on this CPU (rows openvino-P: the deployed host loop with
+`--backend openvino --ov-precision P`; int8 runs the int8_weight_only variant's graphs) against the same
+onnxruntime float32.
 
 --full-budget N also scores the first N puzzles at the full recursion budget (no early halting); --invariance N
 checks on the first N puzzles that each variant's Loop form (no batch compaction) halts at the host loop's step
@@ -48,6 +52,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--threads", type=int, help="onnxruntime threads per session (default: onnxruntime's own)")
     ap.add_argument("--variants", help="comma-separated variants to score (default: all)")
+    ap.add_argument("--openvino", help="comma-separated OpenVINO precisions also scored (f32, bf16, f16, int8)")
     ap.add_argument("--full-budget", type=int, default=0, help="puzzles also scored at the full budget")
     ap.add_argument("--invariance", type=int, default=0, help="puzzles checked for Loop = host loop and shuffling")
     a = ap.parse_args()
@@ -79,6 +84,15 @@ def main() -> int:
             return 2
         names = [v for v in names if v in a.variants.split(",")]
     runners.update({v: Runner(a.artefact, variant=v, threads=a.threads) for v in names})
+    for p in a.openvino.split(",") if a.openvino else []:
+        from edgekit.runtime import RuntimeInputError, open_runner
+
+        try:
+            runners[f"openvino-{p}"] = open_runner(a.artefact, backend="openvino", precision=p, threads=a.threads)
+        except (ArtefactError, RuntimeInputError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        names.append(f"openvino-{p}")
 
     x, y = sudoku.SudokuPool.generate(a.n, seed=a.seed).sample(
         a.n, (28, 40), np.random.default_rng(a.seed), augment=False

@@ -9,6 +9,11 @@ variant with float32; `edgekit check --target jetson-orin-nano`. Random weights:
 only speed, size and memory do (the bundled demo models carry the accuracy results).
 
     .venv/bin/python benchmarks/official_sizes.py [--models hrm-sudoku,...] [--out official.json]
+        [--openvino int8,bf16] [--openvino-batch 1,8]
+
+--openvino also times the step graph on OpenVINO's CPU plugin at those precisions (int8: the int8_weight_only
+variant's INT8 weights, activations quantized at run time; needs that mode in --modes) against onnxruntime float32,
+interleaved round by round, at batch 1 and 8.
 """
 
 from __future__ import annotations
@@ -85,7 +90,37 @@ def _step_ms(folder: Path, variant: str, batch: int, seq: int, vocab: int, repea
     return float(np.median(times))
 
 
-def measure(name: str, work: Path, modes: list[str], n: int = 8) -> dict:
+def _openvino_step(folder: Path, precisions: list[str], seq: int, vocab: int, batches: tuple, rounds: int = 7) -> dict:
+    """Median ms of one step-graph call per configuration (onnxruntime float32 first, then OpenVINO at each
+    precision), the configurations interleaved call by call in each round, and each one's median per-round speed-up
+    over onnxruntime, at each batch size."""
+    from edgekit.runtime import Runner, open_runner
+
+    runners = {"onnxruntime f32": Runner(folder, threads=None)}
+    runners |= {f"openvino {p}": open_runner(folder, backend="openvino", precision=p) for p in precisions}
+    out: dict = {}
+    for batch in batches:
+        x_in = np.random.default_rng(1).integers(1, vocab, (batch, seq))
+        base = runners["onnxruntime f32"]
+        x = base._call("encode", {"inputs": x_in})[0]
+        feed = {**dict(zip(base.state_names, base.initial_state(x))), "x": x}
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        for r in runners.values():
+            r._call("step", feed)  # compile, first-shape costs
+        for _ in range(rounds):
+            for k, r in runners.items():
+                t = time.perf_counter()
+                r._call("step", feed)
+                times[k].append((time.perf_counter() - t) * 1000)
+        ratios = {k: float(np.median(np.array(times["onnxruntime f32"]) / np.array(v))) for k, v in times.items()}
+        out[f"b{batch}"] = {k: {"ms": round(float(np.median(v)), 2), "speedup": round(ratios[k], 2)}
+                            for k, v in times.items()}  # fmt: skip
+    return out
+
+
+def measure(
+    name: str, work: Path, modes: list[str], n: int = 8, openvino: list[str] | None = None, ov_batches: tuple = (1, 8)
+) -> dict:
     cfg = OFFICIAL[name]
     ck = write_reference_checkpoint(work / name, cfg)
     row: dict = {"model": name, "checkpoint_mb": round((ck / "checkpoint").stat().st_size / 1e6, 1), "forms": {}}
@@ -135,6 +170,9 @@ def measure(name: str, work: Path, modes: list[str], n: int = 8) -> dict:
             "halting_agreement_vs_float32": agree,
         }
         print(name, v, row["variants"][v], flush=True)
+    if openvino:
+        row["openvino_step"] = _openvino_step(art, openvino, cfg["seq_len"], cfg["vocab_size"], ov_batches)
+        print(name, "openvino step", row["openvino_step"], flush=True)
     c = subprocess.run(
         [sys.executable, "-m", "edgekit.cli", "check", str(art), "--target", "jetson-orin-nano", "--json"],
         capture_output=True,
@@ -162,11 +200,15 @@ def main() -> None:
     ap.add_argument("--modes", default="int8,int8_weight_only,float16")
     ap.add_argument("--n", type=int, default=8, help="validation examples (calibration: min(n, 2) trajectories)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--openvino", default="", help="OpenVINO precisions to time the step graph at (e.g. int8,bf16)")
+    ap.add_argument("--openvino-batch", default="1,8", help="batch sizes of --openvino's timing")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            rows.append(measure(name, Path(tmp), args.modes.split(","), args.n))
+            ov = [p for p in args.openvino.split(",") if p]
+            batches = tuple(int(b) for b in args.openvino_batch.split(","))
+            rows.append(measure(name, Path(tmp), args.modes.split(","), args.n, ov, batches))
     text = json.dumps(rows, indent=1)
     if args.out:
         args.out.write_text(text)

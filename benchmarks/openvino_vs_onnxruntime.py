@@ -8,15 +8,13 @@ For the float32 artefact of the TRM Sudoku demo model (or --artefact):
   at batch 1 and 64: ms per puzzle;
 - the answers of OpenVINO f32 and bf16 against onnxruntime float32 on --agree-n generated puzzles: share with the
   same halting step, the same prediction, and each one's exact accuracy.
-With --int8 (an experiment, not a runtime precision yet) a fourth configuration runs the step graph with INT8
-weights (NNCF's OpenVINO backend, --write-int8 makes it) and OpenVINO's dynamic quantization of activations in
-groups of 32 (DYNAMIC_QUANTIZATION_GROUP_SIZE).
+Where the artefact has an int8_weight_only variant, a fourth configuration is OpenVINO's int8 (`--ov-precision
+int8`): that variant's INT8 weights (NNCF) with OpenVINO quantizing each token's activations to INT8 in groups of 32
+at run time.
 The machine (CPU model, the ISA extensions that decide bf16 — avx512_bf16, amx_bf16 —, cores, load average before
 and after) and the versions are printed with the table.
 
     .venv/bin/python benchmarks/openvino_vs_onnxruntime.py --artefact PATH [--rounds 5] [--out ov.json]
-    .venv/bin/python benchmarks/openvino_vs_onnxruntime.py --artefact PATH --write-int8 step_int8.xml
-    .venv/bin/python benchmarks/openvino_vs_onnxruntime.py --artefact PATH --int8 step_int8.xml
 
 Without --artefact the demo model's artefact is exported into a temporary folder first (needs the export extra).
 """
@@ -87,7 +85,7 @@ def puzzles(n: int, seed: int, givens: tuple[int, int]) -> tuple[np.ndarray, np.
     return pool.sample(n, givens, np.random.default_rng(seed), augment=False)
 
 
-def runners(art: Path, threads: int | None, int8: Path | None) -> dict[str, Any]:
+def runners(art: Path, threads: int | None) -> dict[str, Any]:
     from edgekit.runtime import open_runner
 
     rs = {
@@ -95,26 +93,10 @@ def runners(art: Path, threads: int | None, int8: Path | None) -> dict[str, Any]
         "openvino f32": open_runner(art, backend="openvino", precision="f32", threads=threads).validated_settings(),
         "openvino bf16": open_runner(art, backend="openvino", precision="bf16", threads=threads).validated_settings(),
     }
-    if int8 is not None:  # an experiment, not a runtime precision yet: INT8 weights, activations quantized per group
-        import openvino
-
-        r = open_runner(art, backend="openvino", precision="f32", threads=threads).validated_settings()
-        r.config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32
-        r.override("step", openvino.Core().read_model(str(int8)))
-        rs["openvino int8w+dynq"] = r
+    if "int8_weight_only" in rs["onnxruntime f32"].manifest.variants:
+        int8 = open_runner(art, backend="openvino", precision="int8", threads=threads)
+        rs["openvino int8"] = int8.validated_settings()
     return rs
-
-
-def compress_step(art: Path, out: Path) -> None:
-    """The step graph with INT8 weights (NNCF's OpenVINO backend, symmetric per channel) as OpenVINO IR at `out`
-    (.xml), for --int8 where NNCF is not installed."""
-    import nncf
-    import openvino
-
-    from edgekit.runtime.openvino_backend import OpenVINORunner
-
-    model = OpenVINORunner(art, cache=False).model("step")
-    openvino.save_model(nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM), str(out))
 
 
 def step_feeds(r: Any, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -195,19 +177,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, action="append", help="batch sizes (default 1 and 64)")
     ap.add_argument("--threads", type=int, help="threads for both runtimes (default: each one's own)")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
-    ap.add_argument("--int8", type=Path, help="also measure this INT8-weight step graph (OpenVINO IR .xml)")
-    ap.add_argument("--write-int8", type=Path, help="write the INT8-weight step graph here (.xml; needs nncf), exit")
     a = ap.parse_args()
     before = machine()
     with tempfile.TemporaryDirectory() as tmp:
         art = a.artefact or export_demo(Path(tmp))
-        if a.write_int8:
-            compress_step(art, a.write_int8)
-            return
         import onnxruntime
         import openvino
 
-        rs = runners(art, a.threads, a.int8)
+        rs = runners(art, a.threads)
         x, _ = puzzles(a.n, 7, (28, 40))
         rows = bench(rs, x, a.rounds, a.batch or [1, 64])
         ax, ay = puzzles(a.agree_n, 2024, (28, 40))

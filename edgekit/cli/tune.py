@@ -66,8 +66,9 @@ def tune(
         [],
         "--ov-precision",
         help="also tune the float32 graphs on OpenVINO's CPU plugin at this inference precision (f32, bf16, f16; "
-        'repeatable; needs pip install "edgekit[openvino]"): configurations openvino-<precision>, scored and '
-        "measured one at a time like the variants",
+        "int8: the int8_weight_only graphs, activations quantized at run time; repeatable; needs pip install "
+        '"edgekit[openvino]"): configurations openvino-<precision>, scored and measured one at a time like the '
+        "variants",
     ),
     json_out: bool = typer.Option(False, "--json", help="print the tune result as JSON"),
     executor: str | None = typer.Option(None, "--executor", help=EXECUTOR_HELP),

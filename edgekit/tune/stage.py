@@ -42,7 +42,7 @@ class TuneSettings:
     min_accuracy: float | None = None  # accuracy floor; None: the validated exact at halting minus the drop limit
     depth_factor: int = 1  # test-time depth: step caps up to this many times the trained budget (1 .. 8)
     depth_check_n: int = 32  # examples the deepest caps are answered again on through the host loop and Loop form
-    openvino: list[str] = field(default_factory=list)  # also the float32 graphs on OpenVINO's CPU at these precisions
+    openvino: list[str] = field(default_factory=list)  # also OpenVINO's CPU at these precisions (openvino_configs)
 
 
 def _rollout(runner, data, name: str, batch: int, log, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +60,11 @@ def _rollout(runner, data, name: str, batch: int, log, steps: int | None = None)
 
 
 def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
-    """`--ov-precision`'s configurations: openvino-<precision> runs the float32 graphs on OpenVINO's CPU plugin
-    (scored at float32's validated threshold, measured one at a time like a variant). OpenVINO missing, or a
-    precision this CPU lacks, is one line."""
-    from ..runtime.errors import RuntimeInputError
-    from ..validate.openvino_configs import BASE_VARIANT, DEVICE, config_name
+    """`--ov-precision`'s configurations: openvino-<precision> runs its graphs (float32's; int8: int8_weight_only's)
+    on OpenVINO's CPU plugin (scored at float32's validated threshold, measured one at a time like a variant).
+    OpenVINO missing, a precision this CPU lacks, or int8 on an artefact without its graphs, is one line."""
+    from ..runtime.errors import ArtefactError, RuntimeInputError
+    from ..validate.openvino_configs import DEVICE, config_name, graphs_of
 
     if s.openvino and s.latency_from is not None:
         raise RecipeError(
@@ -76,8 +76,8 @@ def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
     out = {}
     for p in dict.fromkeys(s.openvino):
         try:
-            out[config_name(p)] = OpenVINORunner(folder, variant=BASE_VARIANT, device=DEVICE, precision=p)
-        except RuntimeInputError as e:
+            out[config_name(p)] = OpenVINORunner(folder, variant=graphs_of(p), device=DEVICE, precision=p)
+        except (ArtefactError, RuntimeInputError) as e:
             raise RecipeError(str(e), "drop that --ov-precision") from None
     return out
 

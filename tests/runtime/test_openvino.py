@@ -37,7 +37,10 @@ DOCS_COMMANDS = (
     r"^\.venv/bin/edgekit validate recipes/trm-sudoku-openvino\.yaml artefacts/trm-sudoku$",
     r"^\.venv/bin/edgekit bench artefacts/trm-sudoku --backend onnxruntime --backend openvino --ov-precision f32 "
     r"--ov-precision bf16 --batch 1 --batch 64$",
+    r"^\.venv/bin/edgekit bench artefacts/trm-sudoku-openvino-int8 --backend onnxruntime --backend openvino "
+    r"--ov-precision int8 --ov-precision bf16 --batch 1 --batch 64$",
 )
+INT8_ARTEFACT = "artefacts/trm-sudoku-openvino-int8"  # docs' artefact with int8_weight_only: the tests' w8_artefact
 
 needs_ov = pytest.mark.skipif(
     not HAVE_OV, reason='openvino is not installed (pip install "edgekit[openvino]"; .ci/run installs it)'
@@ -365,7 +368,8 @@ def test_a_cache_folder_others_can_write_is_refused_one_not_creatable_unused(trm
 def _docs_commands() -> list[str]:
     page = (Path(__file__).resolve().parents[2] / "docs" / "openvino.md").read_text()
     blocks = re.findall(r"^```bash\n(.*?)^```", page, re.S | re.M)
-    return [c for b in blocks for c in b.splitlines() if c.strip()]
+    # export lines run in tests/system/test_readme.py (the recipe checked, the full run with -m slow)
+    return [c for b in blocks for c in b.splitlines() if c.strip() and not c.startswith(".venv/bin/edgekit export ")]
 
 
 def _validates(cmd: str) -> bool:
@@ -376,20 +380,23 @@ def _validates(cmd: str) -> bool:
 @pytest.mark.parametrize(
     "cmd", [pytest.param(c, marks=pytest.mark.slow) if _validates(c) else c for c in _docs_commands()]
 )
-def test_docs_commands_on_the_demo_artefact(cmd, trm_artefact, reference, tmp_path):
+def test_docs_commands_on_the_demo_artefact(cmd, trm_artefact, w8_artefact, reference, tmp_path):
     """docs/openvino.md's commands on the tests' artefact (bench on a few puzzles, one pass; validate on a copy with
-    the bundled recipe's 256 examples: slow, tests/validate/test_openvino_configs.py is its fast sibling)."""
+    the bundled recipe's 256 examples: slow, tests/validate/test_openvino_configs.py is its fast sibling); the int8
+    artefact's on the tests' copy with an int8_weight_only variant."""
     from edgekit.cli import app
 
     assert any(re.match(p, cmd) for p in DOCS_COMMANDS), cmd
     if ("bf16" in cmd or _validates(cmd)) and not _cpu_has("BF16"):
         pytest.skip("this CPU has no bf16 inference in OpenVINO")
-    art = trm_artefact
+    if "int8" in cmd and not _cpu_has("INT8"):
+        pytest.skip("this CPU has no INT8 inference in OpenVINO")
+    art = w8_artefact if INT8_ARTEFACT in cmd else trm_artefact
     if _validates(cmd):
         art = tmp_path / "art"
         shutil.copytree(trm_artefact, art)
     root = Path(__file__).resolve().parents[2]
-    args = [str(art) if a == "artefacts/trm-sudoku" else a for a in shlex.split(cmd)[1:]]
+    args = [str(art) if a in ("artefacts/trm-sudoku", INT8_ARTEFACT) else a for a in shlex.split(cmd)[1:]]
     args = [str(root / a) if a.startswith("recipes/") else a for a in args]
     if args[0] == "bench":
         args += ["--n", "8", "--repeats", "1", "--json"]
@@ -408,6 +415,8 @@ def test_docs_commands_on_the_demo_artefact(cmd, trm_artefact, reference, tmp_pa
     else:
         rows = json.loads(res.output[res.output.index("{") :])["results"]
         assert {r["batch"] for r in rows} == {1, 64}
+        if INT8_ARTEFACT in cmd:
+            assert {r.get("graphs") for r in rows if r["config"] == "openvino-int8"} == {"int8_weight_only"}
 
 
 @needs_ov

@@ -43,3 +43,12 @@ def test_an_openvino_choice_is_not_applied_but_said_as_device_flags(tmp_path):
     with pytest.raises(RecipeError) as e:
         apply_defaults(tmp_path, result)
     assert "--backend openvino --ov-precision bf16 --max-steps 12 --threshold 0.5" in str(e.value)
+
+
+@pytest.mark.skipif(not HAVE_OV, reason='openvino is not installed (pip install "edgekit[openvino]")')
+def test_int8_on_an_artefact_without_its_graphs_is_one_line(small_trm_recipe, trm_artefact):
+    from edgekit.tune import TuneSettings, run_tune
+
+    with pytest.raises(RecipeError, match="int8_weight_only in quantize.modes") as e:
+        run_tune(small_trm_recipe, trm_artefact, TuneSettings(100000.0, openvino=["int8"]), log=lambda m: None)
+    assert "drop that --ov-precision" in e.value.fix
