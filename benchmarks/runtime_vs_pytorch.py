@@ -14,7 +14,8 @@ CPU without AVX512-BF16 that is ~15x slower than float32 (so float32 is the defa
 with AVX512-BF16 or AMX it may be the faster one. Each baseline's precision, time and exact accuracy are reported;
 with several, speedups are against the FASTER reference baseline at each batch size (the repo's eval loop when
 --trm-repo is given, else the eager model with torch's default threads). `--openvino` adds the runtime's OpenVINO
-backend (host loop, f32 and bf16 where the CPU offers it) to the edgekit configurations.
+backend (host loop, f32 and bf16 where the CPU offers it, int8 where the artefact has the int8_weight_only variant)
+to the edgekit configurations.
 
 Configurations: every precision variant in the artefact x the runtime modes (host loop with batch compaction,
 host loop without compaction, the ONNX Loop form, the unrolled 16-step graph), with the default halting
@@ -64,7 +65,7 @@ from benchmarks.export_forms import table  # noqa: E402
 
 SHORT = {"float32": "fp32", "bfloat16": "bf16"}  # torch dtypes as the labels spell them
 REFERENCE_PRECISIONS = {"float32": ["float32"], "bfloat16": ["bfloat16"], "both": ["float32", "bfloat16"]}
-OV_PRECISIONS = ("f32", "bf16")
+OV_PRECISIONS = ("f32", "bf16", "int8")
 GOAL_SPEEDUP, GOAL_ACCURACY_PTS = 10.0, 0.5
 
 
@@ -293,9 +294,9 @@ def openvino_configs(
     artefact: Path, threads: int | None, calibrated: float, cache_dir: Path, log: Callable[[str], None]
 ) -> list[Config]:
     """The runtime's OpenVINO backend on the CPU, host loop with compaction, at each precision this CPU offers
-    (f32; bf16 with AVX512-BF16 or AMX), at the default and the calibrated halting threshold. A precision the
-    CPU lacks is one log line, not an error."""
-    from edgekit.runtime import RuntimeInputError, open_runner
+    (f32; bf16 with AVX512-BF16 or AMX; int8 on an artefact with the int8_weight_only variant), at the default and
+    the calibrated halting threshold. A precision the CPU or the artefact lacks is one log line, not an error."""
+    from edgekit.runtime import ArtefactError, RuntimeInputError, open_runner
 
     out = []
     for p in OV_PRECISIONS:
@@ -303,7 +304,7 @@ def openvino_configs(
             r = open_runner(
                 artefact, backend="openvino", device="CPU", precision=p, threads=threads, cache_dir=cache_dir
             )
-        except RuntimeInputError as e:
+        except (ArtefactError, RuntimeInputError) as e:
             log(f"openvino {p} skipped: {e}")
             continue
         for thr in (None, calibrated) if calibrated else (None,):
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads for the baselines (default: torch's own; on an oversubscribed CPU 1 can be far faster)",
     )
     ap.add_argument(
-        "--openvino", action="store_true", help="also the runtime's OpenVINO backend (host loop, f32 and bf16)"
+        "--openvino", action="store_true", help="also the runtime's OpenVINO backend (host loop, f32, bf16, int8)"
     )
     a = ap.parse_args(argv)
     if a.openvino:

@@ -262,6 +262,27 @@ def test_bench_compares_openvino_int8_with_onnxruntime_float32(w8_artefact):
     assert table.exit_code == 0, table.output  # (its cells wrap with the terminal's width: not read here)
 
 
+@needs_ov
+@pytest.mark.skipif(not _cpu_has("INT8"), reason="this CPU has no INT8 inference in OpenVINO")
+def test_halting_agreement_benchmark_scores_openvino_configurations(trm_artefact, w8_artefact, tmp_path):
+    """benchmarks/halting_agreement.py --openvino: rows openvino-<precision> (the deployed host loop on OpenVINO)
+    scored against onnxruntime float32; int8 on an artefact without its graphs is one line, exit 2."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "halting_agreement.py"
+    out = tmp_path / "a.json"
+    args = [sys.executable, str(script), str(w8_artefact), "--n", "16", "--variants", "float32", "--openvino", "int8"]
+    r = subprocess.run([*args, "--full-budget", "4", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"float32", "openvino-int8"}
+    lo, hi = rows["openvino-int8"]["halting_agreement_ci"]
+    assert 0 <= lo <= rows["openvino-int8"]["halting_agreement"] <= hi <= 1 and rows["openvino-int8"]["exact_full"] >= 0
+    args[2] = str(trm_artefact)
+    bad = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "int8_weight_only" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
 # -- bad input --------------------------------------------------------------------------------------------------
 
 
