@@ -30,6 +30,6 @@ def add_int8_weight_only(artefact: Path) -> Path:
     m["sha256"][key] = sha256_file(path)
     m["bytes"][key] = path.stat().st_size
     m["variants"][VARIANT] = {"encode": "encode", "step": key, "readout": "readout"}
-    m.setdefault("quantization", {})[VARIANT] = {"method": "nncf.compress_weights INT8_SYM"}
+    m.setdefault("quantization", {})[VARIANT] = {"method": "nncf.compress_weights INT8_SYM", "form": "weight_only"}
     write_json(artefact / "manifest.json", m)
     return artefact

@@ -41,14 +41,18 @@ class DeviceOptions:
     ov_precision: str | None = None  # --backend openvino: f32, bf16, f16 or int8 (runtime/openvino_backend.py)
     tf32: bool | None = None  # CUDA provider: TF32 matmuls on/off; None: onnxruntime's default (on)
 
-    def own_variant(self) -> str | None:
-        """The variant these settings always run (OpenVINO int8: int8_weight_only's INT8-weight graphs); None: any."""
+    def own_variant(self, artefact: Path) -> str | None:
+        """The variant of `artefact` these settings always run (OpenVINO int8: the one with INT8 weights); None:
+        any. ArtefactError where the artefact has none."""
         if self.ov_precision is None:
             return None
-        from ..runtime.openvino_backend import PRECISIONS
+        from ..runtime.manifest import load_manifest
+        from ..runtime.openvino_backend import PRECISIONS, precision_variant
 
         p = PRECISIONS.get(self.ov_precision)
-        return p.variant if p is not None else None
+        if p is None or p.graphs_form is None:
+            return None
+        return precision_variant(load_manifest(artefact), self.ov_precision)
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:
         """variant None: the artefact's runtime default (`edgekit tune --apply`), else float32. With `engines`,
@@ -284,7 +288,9 @@ def bench(
             if configs is None:
                 run = bench_variants(lambda v: opts.runner(artefact, v), plan, x, y)
             else:
-                side = [Configuration(c, functools.partial(o.runner, artefact), o.own_variant()) for c, o in configs]
+                side = [
+                    Configuration(c, functools.partial(o.runner, artefact), o.own_variant(artefact)) for c, o in configs
+                ]
                 run = bench_configurations(side, plan, x, y)
         if graph_times is not None:
             _write_graph_times(graph_times, list(first.providers), run.graph_times)

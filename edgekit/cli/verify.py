@@ -123,7 +123,7 @@ def verify(
         target = _out_file(out, artefact) if out is not None else None
         if engines is not None and variant is None:
             raise InputError("--engines runs the engines of one variant", "name it with --variant")
-        variant = variant or opts.own_variant()  # OpenVINO int8 checks the graphs it runs
+        variant = variant or opts.own_variant(artefact)  # OpenVINO int8 checks the graphs it runs
         with progress.reporting(progress.for_stream(sys.stdout, console, quiet=json_out)):
             rep = run_verify(artefact, runner=opts.runner, variants=[variant] if variant else None, full=full)
     except EdgekitError as e:  # ReferencesChanged: exit 3

@@ -132,6 +132,7 @@ def run_quantize(job: QuantizeJob) -> tuple[dict[str, str], dict[str, dict[str, 
                 variants[mode][form] = f"{mode}/{form}"
         infos[mode] = {
             **out.info,
+            "form": spec.form,  # what the graph is, for runtimes that pick a variant by it (OpenVINO's int8)
             "backends": spec.backends,
             "quantize_linear_nodes": count_qdq(out.step),
             "seconds": round(time.time() - t0, 1),

@@ -47,7 +47,7 @@ from ..artefact import make_private_levels, private_folder_problem
 from ..errors import InputError, first_line
 from .base import DEFAULT_CHUNK, HostRunner
 from .errors import ArtefactError, RuntimeInputError
-from .manifest import load_manifest
+from .manifest import Manifest, load_manifest
 from .providers import ProviderSettings, artefact_key, cache_root
 
 INSTALL = 'pip install "edgekit[openvino]"'
@@ -62,26 +62,42 @@ LIMIT_INPUTS = ("max_steps", "halt_threshold", "tol")  # the Loop form's inputs 
 class Precision:
     """An inference precision: OpenVINO's hint value, the capability a device lists for it, the activations'
     dynamic quantization group (OpenVINO's `DYNAMIC_QUANTIZATION_GROUP_SIZE`; 0: activations stay in the hint's
-    float type) and, where the precision needs graphs of its own, the artefact variant it runs."""
+    float type) and, where the precision needs graphs of its own, the quantization form of the variant it runs (the
+    manifest records each quantized variant's form)."""
 
     hint: str
     capability: str
     activation_group: int = 0
-    variant: str | None = None
+    graphs_form: str | None = None
 
 
-# int8: the int8_weight_only variant's graphs (NNCF INT8_SYM weights, one scale per output channel, behind
-# DequantizeLinear), which OpenVINO's CPU plugin runs as INT8-weight FullyConnected layers, with each token's
-# activations quantized to INT8 at run time in groups of 32 channels (the CPU plugin's own default group). The
-# float precisions set the group to 0: OpenVINO's CPU default (32) would otherwise quantize the activations of any
-# weight-compressed variant run as "f32" without saying so.
-INT8_VARIANT = "int8_weight_only"
+# int8: the variant of form weight_only (the int8_weight_only mode: NNCF INT8_SYM weights, one scale per output
+# channel, behind DequantizeLinear), which OpenVINO's CPU plugin runs as INT8-weight FullyConnected layers, with
+# each token's activations quantized to INT8 at run time in groups of 32 channels (the CPU plugin's own default
+# group). The float precisions set the group to 0: OpenVINO's CPU default (32) would otherwise quantize the
+# activations of any weight-compressed variant run as "f32" without saying so.
 PRECISIONS: dict[str, Precision] = {
     "f32": Precision("f32", "FP32"),
     "bf16": Precision("bf16", "BF16"),
     "f16": Precision("f16", "FP16"),
-    "int8": Precision("f32", "INT8", activation_group=32, variant=INT8_VARIANT),
+    "int8": Precision("f32", "INT8", activation_group=32, graphs_form="weight_only"),
 }
+
+
+def precision_variant(manifest: Manifest, precision: str) -> str | None:
+    """The artefact variant an OpenVINO precision runs whatever variant is asked for (int8: the one with INT8
+    weights), None where the precision runs any; one line where the artefact has none."""
+    p = PRECISIONS.get(precision)
+    if p is None or p.graphs_form is None:
+        return None
+    have = [v for v in manifest.variants if manifest.quantization_of(v).get("form") == p.graphs_form]
+    if not have:
+        raise ArtefactError(
+            f"OpenVINO {precision} runs an artefact variant with INT8 weights (quantize mode int8_weight_only), "
+            "which this artefact does not have: export it with int8_weight_only in quantize.modes, or use "
+            "--ov-precision f32/bf16"
+        )
+    return have[0]
 
 
 @dataclass(frozen=True)
@@ -270,16 +286,12 @@ class OpenVINORunner(HostRunner):
     ) -> None:
         if precision not in PRECISIONS:
             raise RuntimeInputError(f"unknown OpenVINO precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        own = PRECISIONS[precision].variant
-        if own is not None:
+        own = None
+        if PRECISIONS[precision].graphs_form is not None:
+            own = precision_variant(load_manifest(Path(artefact), complete=complete), precision)
             if variant not in (None, own):
                 raise RuntimeInputError(
                     f"OpenVINO {precision} runs the artefact's {own} graphs, not variant {variant!r}: drop --variant"
-                )
-            if own not in load_manifest(Path(artefact), complete=complete).variants:
-                raise ArtefactError(
-                    f"OpenVINO {precision} runs the artefact's {own} graphs, which it does not have: export it with "
-                    f"{own} in quantize.modes, or use --ov-precision f32/bf16"
                 )
         super().__init__(artefact, variant or own, chunk_size, complete)
         ov = import_openvino()

@@ -71,12 +71,14 @@ def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
             "--ov-precision measures OpenVINO on this machine; --latency-from predicts another device's latency",
             "tune OpenVINO configurations without --latency-from (on the machine that runs them)",
         )
+    from ..runtime.manifest import load_manifest
     from ..runtime.openvino_backend import OpenVINORunner
 
     out = {}
     for p in dict.fromkeys(s.openvino):
         try:
-            out[config_name(p)] = OpenVINORunner(folder, variant=graphs_of(p), device=DEVICE, precision=p)
+            graphs = graphs_of(load_manifest(folder), p)
+            out[config_name(p)] = OpenVINORunner(folder, variant=graphs, device=DEVICE, precision=p)
         except (ArtefactError, RuntimeInputError) as e:
             raise RecipeError(str(e), "drop that --ov-precision") from None
     return out

@@ -66,14 +66,16 @@ def check_openvino(recipe: Recipe) -> None:
         caps = list(ov.Core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
     except RuntimeError:
         caps = []
-    graphs = {p: PRECISIONS[p].variant for p in precisions if PRECISIONS[p].variant is not None}
-    missing = {p: v for p, v in graphs.items() if v not in recipe.quantize.modes}
-    if missing:
-        p, v = next(iter(missing.items()))
-        raise RecipeError(
-            f"validate.openvino lists {p}, which runs the {v} variant's graphs; quantize.modes does not make them",
-            f"add {v} to quantize.modes, or remove {p} from validate.openvino",
-        )
+    from ..quantize.modes import MODES
+
+    for p in precisions:
+        form = PRECISIONS[p].graphs_form
+        if form is not None and not any(MODES[m].form == form for m in recipe.quantize.modes if m in MODES):
+            makers = " or ".join(n for n, m in MODES.items() if m.form == form)
+            raise RecipeError(
+                f"validate.openvino lists {p}, which runs a variant of form {form}; quantize.modes makes none",
+                f"add {makers} to quantize.modes, or remove {p} from validate.openvino",
+            )
     lacking = [p for p in precisions if PRECISIONS[p].capability not in caps]
     if lacking:
         raise RecipeError(
@@ -83,11 +85,12 @@ def check_openvino(recipe: Recipe) -> None:
         )
 
 
-def graphs_of(precision: str) -> str:
-    """The artefact variant whose graphs an OpenVINO precision runs: float32, or the precision's own (int8)."""
-    from ..runtime.openvino_backend import PRECISIONS
+def graphs_of(manifest: Any, precision: str) -> str:
+    """The artefact variant whose graphs an OpenVINO precision runs: float32, or the precision's own (int8: the
+    variant with INT8 weights)."""
+    from ..runtime.openvino_backend import precision_variant
 
-    return PRECISIONS[precision].variant or BASE_VARIANT
+    return precision_variant(manifest, precision) or BASE_VARIANT
 
 
 def validate_openvino(run: _Run, onnx: list[_Onnx]) -> list[dict]:
@@ -120,7 +123,7 @@ def _configuration(run: _Run, precision: str, onnx: list[_Onnx]) -> dict:
     from ..runtime.openvino_backend import OpenVINORunner
     from .stage import _entry
 
-    graphs = graphs_of(precision)
+    graphs = graphs_of(run.manifest, precision)
     # complete=False: the manifest's hashes are written at the end of validation; nothing is cached outside the
     # artefact for graphs that are still being validated
     runner = OpenVINORunner(run.tmp, variant=graphs, device=DEVICE, precision=precision, complete=False,

@@ -308,6 +308,12 @@ def test_export_pipeline_writes_int8_and_mixed_variants(quant_artefact):
         assert manifest["variants"][mode]["loop"] == f"{mode}/loop"
         assert (folder / mode / "loop.onnx").is_file()
         assert manifest["quantization"][mode]["smooth"]["alpha"] == 0.75
+    from edgekit.quantize import MODES
+
+    # each quantized variant's form is recorded: a runtime picks a variant by it (OpenVINO's int8: weight_only)
+    assert {v: q["form"] for v, q in manifest["quantization"].items()} == {
+        v: MODES[v].form for v in manifest["quantization"]
+    }
     assert sum(line.startswith("smoothing ") for line in lines) == 1
     names = [v["name"] for v in results["variants"]]
     assert any("int8" in n for n in names) and any("mixed" in n for n in names)

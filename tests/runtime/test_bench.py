@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from torch_blocker import TORCH_BLOCKER
+from import_blocker import TORCH_BLOCKER
 
 from edgekit.runtime import Runner
 from edgekit.runtime.bench import SessionTimer, benchmark, make_batches, profile_ops

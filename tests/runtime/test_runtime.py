@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 from bound_loop import runs_bound_like_plain, sudoku_mix
-from torch_blocker import TORCH_BLOCKER
+from import_blocker import TORCH_BLOCKER
 
 from edgekit.runtime import Runner
 from edgekit.runtime.runner import RuntimeInputError

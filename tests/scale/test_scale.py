@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from import_blocker import blocker
 
 from edgekit.scale import ScaleError, plan_shards
 from edgekit.scale.plan import SHARD_BATCHES
@@ -89,16 +90,13 @@ def test_report_line_says_where_the_rollouts_ran():
 
 
 # -- bad input: one line, exit 2 --------------------------------------------------------------------------------------
-RAY_BLOCKER = """
-import sys
-class _BlockRay:
-    def find_spec(self, name, path=None, target=None):
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError("ray is blocked in this test")
-sys.meta_path.insert(0, _BlockRay())
+RAY_BLOCKER = (
+    blocker("ray")
+    + """
 import runpy
 runpy.run_module("edgekit.cli", run_name="__main__")
 """
+)
 
 
 def _cli(*args, env=None, timeout=300):

@@ -47,3 +47,13 @@ def test_test_folders_never_shadow_an_optional_package():
     root = Path(__file__).resolve().parents[1]
     optional = {"tensorrt", "ray", "openvino", "onnxruntime", "torch", "onnx", "nncf", "cuda", "matplotlib", "pycuda"}
     assert not {p.name for p in root.iterdir() if p.is_dir()} & optional
+
+
+def test_no_test_imports_conftest():
+    """Several test folders have a conftest.py; `from conftest import X` gets whichever one pytest imported first
+    under that name, which differs between a clean clone and a cached run (it broke CI's collection once)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    bare = re.compile(r"^\s*(from conftest import|import conftest\b)", re.M)
+    assert not [str(p.relative_to(root)) for p in root.rglob("*.py") if bare.search(p.read_text())]
