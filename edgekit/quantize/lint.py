@@ -81,6 +81,12 @@ def count_qdq(model: onnx.ModelProto) -> int:
     return sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
 
 
+def static_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul / Gemm nodes with an input from a DequantizeLinear: the ones static Q/DQ INT8 reached, in graph order."""
+    fed_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & fed_by_dq]
+
+
 # the Q/DQ rules of each quantized type a TensorRT form declares
 QDQ_RULES: dict[str, Callable[[onnx.ModelProto], list[str]]] = {"int8": qdq_violations}
 

@@ -12,6 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
+from qdq_facts import activation_scales, dq_fed
 
 from edgekit.quantize import MODES, QuantizeError
 from edgekit.quantize.calibration import trajectory_items
@@ -28,11 +29,6 @@ def variant(trm_job):
 @pytest.fixture(scope="module")
 def static(trm_job):
     return MODES["int8"].handler(trm_job).step
-
-
-def _dq_fed(m: onnx.ModelProto) -> set[str]:
-    dq = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return {n.name for n in m.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & dq}
 
 
 def _float16_matmuls(m: onnx.ModelProto) -> set[str]:
@@ -75,9 +71,9 @@ def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(trm_
         assert _cast_to(cast) == TensorProto.FLOAT16 and producer[cast.input[0]].op_type != "DequantizeLinear"
         (back,) = consumers[n.output[0]]
         assert _cast_to(back) == TensorProto.FLOAT
-    assert _dq_fed(q) == _dq_fed(static) - downs and downs <= _dq_fed(static)
-    assert not any("q_head" in n for n in _dq_fed(q))
-    assert variant.info["float16_matmuls"] == len(downs) and variant.info["static_matmuls"] == len(_dq_fed(q))
+    assert dq_fed(q) == dq_fed(static) - downs and downs <= dq_fed(static)
+    assert not any("q_head" in n for n in dq_fed(q))
+    assert variant.info["float16_matmuls"] == len(downs) and variant.info["static_matmuls"] == len(dq_fed(q))
     assert variant.info["float16"] == [DOWN] and variant.info["smooth"]["alpha"] == 0.75
     # one float16 copy per down-projection weight, however often the recursion calls it; no float32 copy left
     from edgekit.quantize.nncf_backend import prepare
@@ -88,15 +84,7 @@ def test_float16_exactly_where_the_patterns_match_and_static_int8_elsewhere(trm_
                for w in weights)  # fmt: skip
     assert form_violations(q, FORMS[MODES["int8_fp16"].form]) == []
 
-    def act_scales(m: onnx.ModelProto) -> dict[str, float]:
-        inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-        return {
-            n.name: float(inits[n.input[1]])
-            for n in m.graph.node
-            if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1
-        }
-
-    mine, theirs = act_scales(q), act_scales(static)
+    mine, theirs = activation_scales(q), activation_scales(static)
     assert mine and all(theirs[k] == v for k, v in mine.items())
 
 
@@ -156,11 +144,11 @@ def test_debug_sees_the_float16_layers_and_rebuilds_them_its_way(trm_job, varian
     from edgekit.quantize.nncf_backend import layer_groups
 
     step = trm_job.step()
-    assert set(quantized_nodes(step, variant.step)) == set(quantized_nodes(step, static)) == _dq_fed(static)
+    assert set(quantized_nodes(step, variant.step)) == set(quantized_nodes(step, static)) == dq_fed(static)
     groups = layer_groups(step, by="layer")
     downs, ups = groups["/L_level/layers.0/mlp/down_proj"], groups["/L_level/layers.0/mlp/gate_up_proj"]
     q = PARTIAL["int8_fp16"](step, trm_job.items(), {"float16": [DOWN]}, downs + ups)
-    assert _float16_matmuls(q) == set(downs) and _dq_fed(q) == set(ups)
+    assert _float16_matmuls(q) == set(downs) and dq_fed(q) == set(ups)
 
 
 def test_bad_patterns_are_one_line_and_tensorrt_targets_take_the_mode(trm_job, tmp_path, root):
@@ -211,7 +199,7 @@ def test_a_layer_beyond_float16_range_is_refused_in_one_line():
     )  # fmt: skip
     items = [{"x": rng.standard_normal((4, 16)).astype(np.float32)} for _ in range(4)]
     q, info = int8_fp16(m, items, [], [], [DOWN])
-    assert _float16_matmuls(q) == {"/mlp/down_proj/MatMul"} and _dq_fed(q) == {"/mlp/up_proj/MatMul"}
+    assert _float16_matmuls(q) == {"/mlp/down_proj/MatMul"} and dq_fed(q) == {"/mlp/up_proj/MatMul"}
     assert 1 < info["float16_max_abs"] < 1000
     big = [{"x": 1e4 * v["x"]} for v in items]
     assert largest_values(m, big, ["/mlp/down_proj/MatMul"]) > 65504

@@ -6,6 +6,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from qdq_facts import activation_scales, dq_fed
 
 from edgekit.quantize import QuantizeJob, QuantizeSection
 from edgekit.quantize.calibration import cached_items, trajectory_items
@@ -682,25 +683,13 @@ def test_hybrid_is_static_int8_with_per_row_down_projections(trm_job):
     assert downs and out.info["per_row_matmuls"] == len(downs) and sorted(out.info["per_row_nodes"]) == sorted(downs)
     assert out.info["per_row"] == [".*down_proj.*"] and out.info["smooth"]["alpha"] == 0.75
 
-    def dq_fed(m: onnx.ModelProto) -> set[str]:
-        dq = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-        return {n.name for n in m.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & dq}
-
     assert dq_fed(out.step) == dq_fed(static) - set(downs) and len(dq_fed(out.step)) == out.info["static_matmuls"]
     assert not any("down_proj" in n for n in dq_fed(out.step)) and any("down_proj" in n for n in dq_fed(static))
     fused = [n for n in out.step.graph.node if n.op_type == "MatMulIntegerToFloat"]
     assert len(fused) == len(downs) and all("down_proj" in n.name for n in fused)
     assert out.info["kept_float"] == ["/q_head/Gemm"]
 
-    def act_scales(m: onnx.ModelProto) -> dict[str, float]:
-        inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-        return {
-            n.name: float(inits[n.input[1]])
-            for n in m.graph.node
-            if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1
-        }
-
-    mine, theirs = act_scales(out.step), act_scales(static)
+    mine, theirs = activation_scales(out.step), activation_scales(static)
     assert mine and all(theirs[k] == v for k, v in mine.items())
 
 

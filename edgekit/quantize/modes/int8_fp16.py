@@ -131,6 +131,7 @@ def int8_fp16(
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Static INT8 on every MatMul but those matching `float16` (and those `keep_*` keeps float32), float16 on
     those. Returns the graph and what went where."""
+    from ..lint import static_matmuls
     from ..nncf_backend import QuantizeError, prepare, quantize_int8
 
     names, skipped = float16_matmuls(prepare(step), float16, keep_patterns, keep_types)
@@ -150,8 +151,7 @@ def int8_fp16(
             "keep them float32 (quantize.keep_float) or narrow quantize.int8_fp16.float16",
         )
     q = to_float16(static, names)
-    fed_by_dq = {o for n in q.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    static_mm = [n.name for n in q.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & fed_by_dq]
+    static_mm = static_matmuls(q)
     return q, {
         "static_matmuls": len(static_mm),
         "float16_matmuls": len(names),

@@ -60,6 +60,7 @@ def hybrid_int8(
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Static INT8 on every MatMul but those matching `per_row` (and those `keep_*` keeps float), per-row dynamic
     INT8 on those. Returns the graph and what went where."""
+    from ..lint import static_matmuls
     from ..nncf_backend import QuantizeError, quantize_int8
     from ..per_row import per_row_int8
 
@@ -71,8 +72,7 @@ def hybrid_int8(
             "not kept float by quantize.keep_float)",
             "set quantize.hybrid.per_row to node-name patterns of the step graph's MatMuls",
         )
-    fed_by_dq = {o for n in q.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    static_mm = [n.name for n in q.graph.node if n.op_type in ("MatMul", "Gemm") and set(n.input) & fed_by_dq]
+    static_mm = static_matmuls(q)
     kept = sorted(k for k in report.skipped if k not in static_mm)
     return q, {
         "static_matmuls": len(static_mm),
