@@ -63,7 +63,7 @@ def main() -> int:
         print("error: --full-budget and --invariance must be between 0 and --n", file=sys.stderr)
         return 2
 
-    from edgekit.runtime import ArtefactError, Runner
+    from edgekit.runtime import ArtefactError, Runner, RuntimeInputError, open_runner
     from edgekit.tasks import sudoku
 
     try:
@@ -85,8 +85,6 @@ def main() -> int:
         names = [v for v in names if v in a.variants.split(",")]
     runners.update({v: Runner(a.artefact, variant=v, threads=a.threads) for v in names})
     for p in a.openvino.split(",") if a.openvino else []:
-        from edgekit.runtime import RuntimeInputError, open_runner
-
         try:
             runners[f"openvino-{p}"] = open_runner(a.artefact, backend="openvino", precision=p, threads=a.threads)
         except (ArtefactError, RuntimeInputError) as e:

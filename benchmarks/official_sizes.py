@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,14 +74,19 @@ def _dataset(folder: Path, seq: int, vocab: int, n: int) -> None:
     write_reference_layout(folder, splits, vocab_size=vocab)
 
 
+def _step_feed(r: Any, batch: int, seq: int, vocab: int) -> dict[str, np.ndarray]:
+    """The step graph's inputs at `batch`: states as the encode graph and the initial state give them."""
+    x_in = np.random.default_rng(1).integers(1, vocab, (batch, seq))
+    x = r._call("encode", {"inputs": x_in})[0]
+    return {**dict(zip(r.state_names, r.initial_state(x))), "x": x}
+
+
 def _step_ms(folder: Path, variant: str, batch: int, seq: int, vocab: int, repeats: int = 5) -> float:
-    """Median ms of one step-graph call at `batch` (states as the encode graph and initial state give them)."""
+    """Median ms of one step-graph call at `batch`."""
     from edgekit.runtime import Runner
 
     r = Runner(folder, variant=variant)
-    x_in = np.random.default_rng(1).integers(1, vocab, (batch, seq))
-    x = r._call("encode", {"inputs": x_in})[0]
-    feed = {**dict(zip(r.state_names, r.initial_state(x))), "x": x}
+    feed = _step_feed(r, batch, seq, vocab)
     r._call("step", feed)
     times = []
     for _ in range(repeats):
@@ -100,10 +106,7 @@ def _openvino_step(folder: Path, precisions: list[str], seq: int, vocab: int, ba
     runners |= {f"openvino {p}": open_runner(folder, backend="openvino", precision=p) for p in precisions}
     out: dict = {}
     for batch in batches:
-        x_in = np.random.default_rng(1).integers(1, vocab, (batch, seq))
-        base = runners["onnxruntime f32"]
-        x = base._call("encode", {"inputs": x_in})[0]
-        feed = {**dict(zip(base.state_names, base.initial_state(x))), "x": x}
+        feed = _step_feed(runners["onnxruntime f32"], batch, seq, vocab)
         times: dict[str, list[float]] = {k: [] for k in runners}
         for r in runners.values():
             r._call("step", feed)  # compile, first-shape costs

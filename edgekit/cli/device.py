@@ -47,11 +47,8 @@ class DeviceOptions:
         if self.ov_precision is None:
             return None
         from ..runtime.manifest import load_manifest
-        from ..runtime.openvino_backend import PRECISIONS, precision_variant
+        from ..runtime.openvino_backend import precision_variant
 
-        p = PRECISIONS.get(self.ov_precision)
-        if p is None or p.graphs_form is None:
-            return None
         return precision_variant(load_manifest(artefact), self.ov_precision)
 
     def runner(self, artefact: Path, variant: str | None = None) -> Any:

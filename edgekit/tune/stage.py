@@ -59,7 +59,7 @@ def _rollout(runner, data, name: str, batch: int, log, steps: int | None = None)
     return np.stack(v.preds), np.stack(v.halt)
 
 
-def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
+def _openvino_runners(folder: Path, manifest: Manifest, s: TuneSettings) -> dict[str, Any]:
     """`--ov-precision`'s configurations: openvino-<precision> runs its graphs (float32's; int8: int8_weight_only's)
     on OpenVINO's CPU plugin (scored at float32's validated threshold, measured one at a time like a variant).
     OpenVINO missing, a precision this CPU lacks, or int8 on an artefact without its graphs, is one line."""
@@ -71,13 +71,12 @@ def _openvino_runners(folder: Path, s: TuneSettings) -> dict[str, Any]:
             "--ov-precision measures OpenVINO on this machine; --latency-from predicts another device's latency",
             "tune OpenVINO configurations without --latency-from (on the machine that runs them)",
         )
-    from ..runtime.manifest import load_manifest
     from ..runtime.openvino_backend import OpenVINORunner
 
     out = {}
     for p in dict.fromkeys(s.openvino):
         try:
-            graphs = graphs_of(load_manifest(folder), p)
+            graphs = graphs_of(manifest, p)
             out[config_name(p)] = OpenVINORunner(folder, variant=graphs, device=DEVICE, precision=p)
         except (ArtefactError, RuntimeInputError) as e:
             raise RecipeError(str(e), "drop that --ov-precision") from None
@@ -132,7 +131,7 @@ def run_tune(recipe_path: str | Path, artefact: str | Path | None, s: TuneSettin
     _check_depth_factor(s.depth_factor)
     recipe, folder, manifest = _open_artefact(recipe_path, artefact, s)
     names = _tuned_variants(manifest, s, folder, log)
-    ov = _openvino_runners(folder, s) if s.openvino else {}
+    ov = _openvino_runners(folder, manifest, s) if s.openvino else {}
     plan = _plan(recipe, folder, manifest, [*names, *ov], s, log)
     runners: dict[str, Any] = {v: Runner(folder, variant=v) for v in names} | ov
     rec = _record(plan, runners, s, log)

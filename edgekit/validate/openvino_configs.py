@@ -34,6 +34,7 @@ from ..schema import Recipe
 from .compare import Variant, agreement
 
 if TYPE_CHECKING:
+    from ..manifest import Manifest
     from .stage import _Onnx, _Run
 
 PREFIX = "openvino-"
@@ -85,7 +86,7 @@ def check_openvino(recipe: Recipe) -> None:
         )
 
 
-def graphs_of(manifest: Any, precision: str) -> str:
+def graphs_of(manifest: Manifest, precision: str) -> str:
     """The artefact variant whose graphs an OpenVINO precision runs: float32, or the precision's own (int8: the
     variant with INT8 weights)."""
     from ..runtime.openvino_backend import precision_variant
